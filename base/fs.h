@@ -1,0 +1,34 @@
+// Small filesystem helpers shared by crid's subsystems.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace crid {
+
+// Creates `path` and any missing parents with `mode`. Existing directories are fine;
+// an existing non-directory is an error.
+absl::Status MakeDirs(const std::string& path, mode_t mode);
+
+absl::StatusOr<std::string> ReadFile(const std::string& path);
+
+// Replaces `path` with `data` so that a crash leaves either the old or the new
+// content: write to a temporary file in the same directory, fsync, rename, fsync
+// the directory.
+absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, mode_t mode);
+
+struct DiskUsage {
+  uint64_t bytes = 0;   // allocated bytes (st_blocks * 512), each inode once
+  uint64_t inodes = 0;  // distinct inodes, the root included
+};
+
+// Walks `path` without following symlinks or crossing mount points.
+absl::StatusOr<DiskUsage> MeasureDiskUsage(const std::string& path);
+
+}  // namespace crid
