@@ -6,14 +6,14 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <string>
 
 namespace crid {
 
 TempDir::TempDir() {
-  const char* base = std::getenv("TEST_TMPDIR");
-  std::string tmpl = std::string(base != nullptr ? base : "/tmp") + "/crid-XXXXXX";
+  // Always under /tmp: Bazel's TEST_TMPDIR is too deep for unix socket paths
+  // (108 bytes at most).
+  std::string tmpl = "/tmp/crid-test-XXXXXX";
   if (::mkdtemp(tmpl.data()) == nullptr) {
     ::perror("mkdtemp");
     std::abort();

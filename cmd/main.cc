@@ -1,0 +1,191 @@
+// crid's entry point: flags and config, logging, the root lock, the metadata
+// store, the CRI gRPC server, systemd readiness, and a graceful stop on SIGTERM.
+#include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/str_cat.h"
+#include "base/errors.h"
+#include "base/fs.h"
+#include "base/lock_file.h"
+#include "base/logging.h"
+#include "cgroups/driver.h"
+#include "config/config.h"
+#include "cri/image_service.h"
+#include "cri/runtime_service.h"
+#include "cri/runtime_state.h"
+#include "cri/server.h"
+#include "cri/version_info.h"
+#include "store/store.h"
+
+ABSL_FLAG(std::string, config, "", "JSON config file (docs/configuration.md); built-in defaults when empty");
+ABSL_FLAG(std::string, root, "", "persistent data directory (default /var/lib/crid)");
+ABSL_FLAG(std::string, state, "", "runtime state directory (default /run/crid)");
+ABSL_FLAG(std::string, listen, "", "gRPC endpoint (default unix:///run/crid/crid.sock)");
+ABSL_FLAG(std::string, log_level, "",
+          "trace, debug, info, warn, error, critical or off (default info)");
+
+namespace crid {
+namespace {
+
+constexpr absl::Duration kShutdownGrace = absl::Seconds(5);
+
+// Exit codes: 1 = runtime failure, 2 = bad flags or configuration.
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+absl::StatusOr<config::Config> BuildConfig() {
+  config::Config config = DefaultConfig();
+  if (std::string path = absl::GetFlag(FLAGS_config); !path.empty()) {
+    CRID_ASSIGN_OR_RETURN(config, LoadConfigFile(path));
+  }
+  // Flags win over the file.
+  if (std::string v = absl::GetFlag(FLAGS_root); !v.empty()) {
+    config.set_root(v);
+  }
+  if (std::string v = absl::GetFlag(FLAGS_state); !v.empty()) {
+    config.set_state(v);
+  }
+  if (std::string v = absl::GetFlag(FLAGS_listen); !v.empty()) {
+    config.set_listen(v);
+  }
+  if (std::string v = absl::GetFlag(FLAGS_log_level); !v.empty()) {
+    config.set_log_level(v);
+  }
+  CRID_RETURN_IF_ERROR(ValidateConfig(config));
+  return config;
+}
+
+// crid's flags are written with dashes (--log-level), as kubelet's are; Abseil
+// flag names use underscores. Rewrites the name part of each "--a-b[=v]".
+std::vector<std::string> NormalizeFlagNames(int argc, char** argv) {
+  std::vector<std::string> args(argv, argv + argc);
+  for (size_t i = 1; i < args.size(); ++i) {
+    std::string& arg = args[i];
+    if (arg == "--") {
+      break;
+    }
+    if (arg.size() > 2 && arg[0] == '-') {
+      size_t start = arg[1] == '-' ? 2 : 1;
+      size_t end = std::min(arg.find('='), arg.size());
+      std::replace(arg.begin() + start, arg.begin() + end, '-', '_');
+    }
+  }
+  return args;
+}
+
+// Blocks until SIGTERM or SIGINT (blocked in every thread) arrives.
+int WaitForStopSignal(const sigset_t& signals) {
+  int sig = 0;
+  while (sigwait(&signals, &sig) != 0) {
+  }
+  return sig;
+}
+
+int Run(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "crid: a Kubernetes CRI runtime.\nUsage: crid [--config FILE] [--root DIR] [--state DIR] "
+      "[--listen unix:///PATH] [--log-level LEVEL]");
+  absl::FlagsUsageConfig usage;
+  usage.version_string = [] { return absl::StrCat("crid ", kCridVersion, "\n"); };
+  absl::SetFlagsUsageConfig(usage);
+  std::vector<std::string> args = NormalizeFlagNames(argc, argv);
+  std::vector<char*> arg_ptrs;
+  for (std::string& arg : args) {
+    arg_ptrs.push_back(arg.data());
+  }
+  std::vector<char*> positional =
+      absl::ParseCommandLine(static_cast<int>(arg_ptrs.size()), arg_ptrs.data());
+  if (positional.size() > 1) {
+    std::fprintf(stderr, "crid: unexpected argument \"%s\" (see crid --help)\n", positional[1]);
+    return kExitUsage;
+  }
+
+  // Stop signals are taken by sigwait in this thread only; every thread started
+  // from here on inherits the mask.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  auto logger = spdlog::stderr_color_mt("crid");
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%fZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+  spdlog::set_default_logger(logger);
+
+  absl::StatusOr<config::Config> config = BuildConfig();
+  if (!config.ok()) {
+    spdlog::critical("invalid configuration: {}", config.status().message());
+    return kExitUsage;
+  }
+  spdlog::set_level(spdlog::level::from_str(config->log_level()));
+  absl::StatusOr<CgroupDriver> driver = ResolveCgroupDriver(config->cgroup_driver());
+  if (!driver.ok()) {
+    spdlog::critical("invalid configuration: {}", driver.status().message());
+    return kExitUsage;
+  }
+
+  for (const std::string& dir : {config->root(), config->state()}) {
+    if (absl::Status st = MakeDirs(dir, 0711); !st.ok()) {
+      spdlog::critical("{}", st.message());
+      return kExitFailure;
+    }
+  }
+  // One crid per root: two daemons sharing a store would corrupt each other's view.
+  absl::StatusOr<LockFile> lock = LockFile::Acquire(config->root() + "/crid.lock");
+  if (!lock.ok()) {
+    spdlog::critical("cannot use root {}: {}", config->root(), lock.status().message());
+    return kExitFailure;
+  }
+  absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(config->root() + "/crid.db");
+  if (!store.ok()) {
+    spdlog::critical("{}", store.status().message());
+    return kExitFailure;
+  }
+  absl::StatusOr<std::unique_ptr<RuntimeState>> state =
+      RuntimeState::Load(*config, *driver, store->get());
+  if (!state.ok()) {
+    spdlog::critical("loading runtime state: {}", state.status().message());
+    return kExitFailure;
+  }
+
+  RuntimeService runtime_service(state->get());
+  ImageService image_service;
+  ServerOptions options;
+  options.socket_path = SocketPath(config->listen());
+  options.socket_group = config->socket_group();
+  options.max_message_bytes = static_cast<int>(config->max_message_bytes());
+  absl::StatusOr<std::unique_ptr<CriServer>> server =
+      CriServer::Start(options, {&runtime_service, &image_service});
+  if (!server.ok()) {
+    spdlog::critical("{}", server.status().message());
+    return kExitFailure;
+  }
+  spdlog::info("crid {} serving CRI runtime.v1 on {} (root {}, state {}, cgroup driver {})",
+               kCridVersion, config->listen(), config->root(), config->state(),
+               CgroupDriverName(*driver));
+  sd_notify(0, "READY=1\nSTATUS=serving CRI runtime.v1");
+
+  int sig = WaitForStopSignal(stop_signals);
+  spdlog::info("received {}, shutting down", strsignal(sig));
+  sd_notify(0, "STOPPING=1");
+  (*server)->Shutdown(kShutdownGrace);
+  spdlog::info("crid stopped");
+  return 0;
+}
+
+}  // namespace
+}  // namespace crid
+
+int main(int argc, char** argv) { return crid::Run(argc, argv); }

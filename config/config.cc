@@ -1,0 +1,133 @@
+#include "config/config.h"
+
+#include <spdlog/spdlog.h>
+
+#include <memory>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "base/errors.h"
+#include "base/logging.h"
+#include "base/fs.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace crid {
+
+namespace {
+
+constexpr char kUnixScheme[] = "unix://";
+constexpr uint32_t kMinMessageBytes = 4 * 1024 * 1024;
+
+// Copies from `defaults` every field `config` leaves unset: empty strings, zero
+// numbers, empty lists, absent optional fields. Recurses into sub-messages.
+void FillDefaults(const google::protobuf::Message& defaults, google::protobuf::Message* config) {
+  const google::protobuf::Descriptor* descriptor = config->GetDescriptor();
+  const google::protobuf::Reflection* reflection = config->GetReflection();
+  std::vector<const google::protobuf::FieldDescriptor*> missing;
+  for (int i = 0; i < descriptor->field_count(); ++i) {
+    const google::protobuf::FieldDescriptor* field = descriptor->field(i);
+    if (!field->is_repeated() &&
+        field->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE) {
+      FillDefaults(reflection->GetMessage(defaults, field),
+                   reflection->MutableMessage(config, field));
+    } else if (field->is_repeated() ? reflection->FieldSize(*config, field) == 0
+                                    : !reflection->HasField(*config, field)) {
+      missing.push_back(field);
+    }
+  }
+  if (!missing.empty()) {
+    std::unique_ptr<google::protobuf::Message> copy(defaults.New());
+    copy->CopyFrom(defaults);
+    reflection->SwapFields(config, copy.get(), missing);
+  }
+}
+
+bool IsAbsolute(const std::string& path) { return !path.empty() && path[0] == '/'; }
+
+}  // namespace
+
+config::Config DefaultConfig() {
+  config::Config c;
+  c.set_root("/var/lib/crid");
+  c.set_state("/run/crid");
+  c.set_listen("unix:///run/crid/crid.sock");
+  c.set_log_level("info");
+  c.set_cgroup_driver("auto");
+  c.set_max_message_bytes(16 * 1024 * 1024);
+  return c;
+}
+
+absl::StatusOr<config::Config> ParseConfig(const std::string& json, const std::string& origin) {
+  config::Config parsed;
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = false;
+  auto st = google::protobuf::util::JsonStringToMessage(json, &parsed, options);
+  if (!st.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config ", origin, ": ", std::string(st.message())));
+  }
+  FillDefaults(DefaultConfig(), &parsed);
+  return parsed;
+}
+
+absl::StatusOr<config::Config> LoadConfigFile(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadFile(path);
+  if (!text.ok()) {
+    return Annotate(text.status(), "reading config");
+  }
+  return ParseConfig(*text, path);
+}
+
+absl::Status ValidateConfig(const config::Config& c) {
+  if (!IsAbsolute(c.root())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("root: must be an absolute path, got \"", c.root(), "\""));
+  }
+  if (!IsAbsolute(c.state())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("state: must be an absolute path, got \"", c.state(), "\""));
+  }
+  if (!absl::StartsWith(c.listen(), kUnixScheme) ||
+      !IsAbsolute(c.listen().substr(sizeof(kUnixScheme) - 1))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "listen: must be unix:// followed by an absolute socket path, got \"", c.listen(), "\""));
+  }
+  if (SocketPath(c.listen()).size() >= 108) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("listen: socket path longer than 107 bytes: ", SocketPath(c.listen())));
+  }
+  if (spdlog::level::from_str(c.log_level()) == spdlog::level::off && c.log_level() != "off") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "log_level: must be one of trace, debug, info, warn, error, critical, off; got \"",
+        c.log_level(), "\""));
+  }
+  if (c.cgroup_driver() != "auto" && c.cgroup_driver() != "systemd" &&
+      c.cgroup_driver() != "cgroupfs") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cgroup_driver: must be auto, systemd or cgroupfs; got \"", c.cgroup_driver(), "\""));
+  }
+  if (c.max_message_bytes() < kMinMessageBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("max_message_bytes: must be at least ",
+                                                   kMinMessageBytes, ", got ",
+                                                   c.max_message_bytes()));
+  }
+  return absl::OkStatus();
+}
+
+std::string SocketPath(const std::string& listen) {
+  return listen.substr(sizeof(kUnixScheme) - 1);
+}
+
+std::string ConfigToJson(const config::Config& config) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions options;
+  options.always_print_primitive_fields = true;
+  options.preserve_proto_field_names = true;
+  // Printing a well-formed message cannot fail.
+  (void)google::protobuf::util::MessageToJsonString(config, &out, options);
+  return out;
+}
+
+}  // namespace crid

@@ -1,0 +1,97 @@
+// Config files: defaults fill what a file leaves out, and every bad value is
+// refused with the name of its field.
+#include "config/config.h"
+
+#include <fstream>
+
+#include "base/temp_dir.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace crid {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(Config, DefaultsAreValid) {
+  config::Config c = DefaultConfig();
+  EXPECT_TRUE(ValidateConfig(c).ok()) << ValidateConfig(c);
+  EXPECT_EQ(c.root(), "/var/lib/crid");
+  EXPECT_EQ(c.state(), "/run/crid");
+  EXPECT_EQ(c.listen(), "unix:///run/crid/crid.sock");
+  EXPECT_EQ(SocketPath(c.listen()), "/run/crid/crid.sock");
+  EXPECT_EQ(c.max_message_bytes(), 16u * 1024 * 1024);
+}
+
+TEST(Config, EmptyFileMeansDefaults) {
+  auto c = ParseConfig("{}", "test");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->SerializeAsString(), DefaultConfig().SerializeAsString());
+}
+
+TEST(Config, FileOverridesOnlyWhatItSets) {
+  auto c = ParseConfig(R"({"root": "/srv/crid", "logLevel": "debug",
+                           "max_message_bytes": 33554432})",
+                       "test");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->root(), "/srv/crid");
+  EXPECT_EQ(c->log_level(), "debug");
+  EXPECT_EQ(c->max_message_bytes(), 33554432u);
+  EXPECT_EQ(c->state(), "/run/crid");
+  EXPECT_EQ(c->cgroup_driver(), "auto");
+}
+
+TEST(Config, UnknownFieldIsRefusedByName) {
+  auto c = ParseConfig(R"({"rooot": "/x"})", "crid.json");
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(c.status().message()), HasSubstr("rooot"));
+  EXPECT_THAT(std::string(c.status().message()), HasSubstr("crid.json"));
+}
+
+TEST(Config, WrongTypeAndBadJsonAreRefused) {
+  EXPECT_FALSE(ParseConfig(R"({"root": 5})", "t").ok());
+  EXPECT_FALSE(ParseConfig(R"({"root": )", "t").ok());
+}
+
+TEST(Config, ValidationNamesTheField) {
+  struct Case {
+    const char* json;
+    const char* field;
+  } cases[] = {
+      {R"({"root": "relative"})", "root"},
+      {R"({"state": "run"})", "state"},
+      {R"({"listen": "tcp://127.0.0.1:1"})", "listen"},
+      {R"({"listen": "unix://relative.sock"})", "listen"},
+      {R"({"logLevel": "loud"})", "log_level"},
+      {R"({"cgroupDriver": "cgroupv3"})", "cgroup_driver"},
+      {R"({"maxMessageBytes": 1024})", "max_message_bytes"},
+  };
+  for (const Case& tc : cases) {
+    auto c = ParseConfig(tc.json, "t");
+    ASSERT_TRUE(c.ok()) << tc.json << ": " << c.status();
+    absl::Status st = ValidateConfig(*c);
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << tc.json;
+    EXPECT_THAT(std::string(st.message()), HasSubstr(tc.field)) << tc.json;
+  }
+}
+
+TEST(Config, LoadConfigFileReadsAndNamesMissingFile) {
+  TempDir tmp;
+  std::ofstream(tmp.Sub("crid.json")) << R"({"cgroupDriver": "cgroupfs"})";
+  auto c = LoadConfigFile(tmp.Sub("crid.json"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->cgroup_driver(), "cgroupfs");
+  auto missing = LoadConfigFile(tmp.Sub("nope.json"));
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(missing.status().message()), HasSubstr("nope.json"));
+}
+
+TEST(Config, JsonShowsEveryField) {
+  std::string json = ConfigToJson(DefaultConfig());
+  EXPECT_THAT(json, HasSubstr("\"cgroup_driver\":\"auto\""));
+  EXPECT_THAT(json, HasSubstr("\"socket_group\":\"\""));
+}
+
+}  // namespace
+}  // namespace crid

@@ -1,0 +1,46 @@
+// Status: kubelet polls it every 5 s and marks the node NotReady unless both
+// RuntimeReady and NetworkReady are reported true.
+#include "absl/time/time.h"
+#include "base/json.h"
+#include "config/config.h"
+#include "cri/runtime_service.h"
+#include "cri/version_info.h"
+
+namespace crid {
+
+namespace {
+
+runtime::v1::RuntimeCondition* AddCondition(runtime::v1::RuntimeStatus* status,
+                                            const char* type, bool ok) {
+  runtime::v1::RuntimeCondition* condition = status->add_conditions();
+  condition->set_type(type);
+  condition->set_status(ok);
+  return condition;
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* RuntimeService::Status(grpc::CallbackServerContext* context,
+                                                 const runtime::v1::StatusRequest* request,
+                                                 runtime::v1::StatusResponse* response) {
+  runtime::v1::RuntimeStatus* status = response->mutable_status();
+  // crid answering at all means it can serve the runtime API.
+  AddCondition(status, "RuntimeReady", true);
+  // Pod networking (CNI) is not wired in yet, so no pod network can be set up.
+  runtime::v1::RuntimeCondition* network = AddCondition(status, "NetworkReady", false);
+  network->set_reason("NetworkPluginNotReady");
+  network->set_message("Network plugin returns error: cni plugin not initialized");
+
+  if (request->verbose()) {
+    auto& info = *response->mutable_info();
+    info["config"] = ConfigToJson(state_->config());
+    info["version"] = JsonQuote(kCridVersion);
+    info["cgroupDriver"] = JsonQuote(CgroupDriverName(state_->cgroup_driver()));
+    info["podCIDR"] = JsonQuote(state_->pod_cidr());
+    info["startedAt"] =
+        JsonQuote(absl::FormatTime(absl::RFC3339_full, state_->started_at(), absl::UTCTimeZone()));
+  }
+  return FinishUnary(context, absl::OkStatus());
+}
+
+}  // namespace crid
