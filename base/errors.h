@@ -17,8 +17,7 @@ absl::StatusCode ErrnoToCode(int err);
 // ErrnoError(errno, "open ", path) -> "open /x: No such file or directory".
 template <typename... Args>
 absl::Status ErrnoError(int err, const Args&... context) {
-  return absl::Status(ErrnoToCode(err),
-                      absl::StrCat(context..., ": ", std::strerror(err)));
+  return absl::Status(ErrnoToCode(err), absl::StrCat(context..., ": ", std::strerror(err)));
 }
 
 // Prefixes a status message with context, keeping its code.
@@ -27,11 +26,11 @@ absl::Status Annotate(const absl::Status& status, absl::string_view context);
 }  // namespace crid
 
 // Returns early with the status of an expression that yields absl::Status.
-#define CRID_RETURN_IF_ERROR(expr)               \
-  do {                                           \
-    if (absl::Status _st = (expr); !_st.ok()) {  \
-      return _st;                                \
-    }                                            \
+#define CRID_RETURN_IF_ERROR(expr)              \
+  do {                                          \
+    if (absl::Status _st = (expr); !_st.ok()) { \
+      return _st;                               \
+    }                                           \
   } while (0)
 
 #define CRID_CONCAT_INNER(a, b) a##b

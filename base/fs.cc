@@ -125,8 +125,7 @@ struct UsageWalker {
   std::set<std::pair<dev_t, ino_t>> linked;  // inodes with several names, counted once
 
   void Count(const struct stat& st) {
-    if (st.st_nlink > 1 && !S_ISDIR(st.st_mode) &&
-        !linked.insert({st.st_dev, st.st_ino}).second) {
+    if (st.st_nlink > 1 && !S_ISDIR(st.st_mode) && !linked.insert({st.st_dev, st.st_ino}).second) {
       return;
     }
     usage.bytes += static_cast<uint64_t>(st.st_blocks) * 512;
@@ -160,8 +159,8 @@ struct UsageWalker {
       }
       Count(st);
       if (S_ISDIR(st.st_mode)) {
-        int child = ::openat(::dirfd(dir), entry->d_name,
-                             O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        int child =
+            ::openat(::dirfd(dir), entry->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (child < 0) {
           if (errno == ENOENT) {
             continue;

@@ -69,7 +69,7 @@ TEST(ReadFile, MissingFileIsNotFound) {
 TEST(MeasureDiskUsage, CountsInodesAndHardLinksOnce) {
   TempDir tmp;
   ASSERT_TRUE(MakeDirs(tmp.Sub("d/e"), 0755).ok());
-  std::string big(64 * 1024, 'x');
+  std::string big(size_t{64} * 1024, 'x');
   ASSERT_TRUE(WriteFileAtomic(tmp.Sub("d/big"), big, 0644).ok());
   ASSERT_EQ(::link(tmp.Sub("d/big").c_str(), tmp.Sub("d/e/big2").c_str()), 0);
   ASSERT_EQ(::symlink("big", tmp.Sub("d/link").c_str()), 0);

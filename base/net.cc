@@ -12,7 +12,8 @@ namespace crid {
 absl::Status ValidateCidr(absl::string_view cidr) {
   auto slash = cidr.find('/');
   if (slash == absl::string_view::npos) {
-    return absl::InvalidArgumentError(absl::StrCat("\"", cidr, "\" is not a CIDR: missing /prefix"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("\"", cidr, "\" is not a CIDR: missing /prefix"));
   }
   std::string address(cidr.substr(0, slash));
   int prefix = -1;

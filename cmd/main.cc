@@ -28,7 +28,8 @@
 #include "cri/version_info.h"
 #include "store/store.h"
 
-ABSL_FLAG(std::string, config, "", "JSON config file (docs/configuration.md); built-in defaults when empty");
+ABSL_FLAG(std::string, config, "",
+          "JSON config file (docs/configuration.md); built-in defaults when empty");
 ABSL_FLAG(std::string, root, "", "persistent data directory (default /var/lib/crid)");
 ABSL_FLAG(std::string, state, "", "runtime state directory (default /run/crid)");
 ABSL_FLAG(std::string, listen, "", "gRPC endpoint (default unix:///run/crid/crid.sock)");
@@ -101,6 +102,7 @@ int Run(int argc, char** argv) {
   absl::SetFlagsUsageConfig(usage);
   std::vector<std::string> args = NormalizeFlagNames(argc, argv);
   std::vector<char*> arg_ptrs;
+  arg_ptrs.reserve(args.size());
   for (std::string& arg : args) {
     arg_ptrs.push_back(arg.data());
   }

@@ -9,8 +9,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "base/errors.h"
-#include "base/logging.h"
 #include "base/fs.h"
+#include "base/logging.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace crid {
@@ -109,16 +109,13 @@ absl::Status ValidateConfig(const config::Config& c) {
         "cgroup_driver: must be auto, systemd or cgroupfs; got \"", c.cgroup_driver(), "\""));
   }
   if (c.max_message_bytes() < kMinMessageBytes) {
-    return absl::InvalidArgumentError(absl::StrCat("max_message_bytes: must be at least ",
-                                                   kMinMessageBytes, ", got ",
-                                                   c.max_message_bytes()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_message_bytes: must be at least ", kMinMessageBytes, ", got ", c.max_message_bytes()));
   }
   return absl::OkStatus();
 }
 
-std::string SocketPath(const std::string& listen) {
-  return listen.substr(sizeof(kUnixScheme) - 1);
-}
+std::string SocketPath(const std::string& listen) { return listen.substr(sizeof(kUnixScheme) - 1); }
 
 std::string ConfigToJson(const config::Config& config) {
   std::string out;

@@ -12,8 +12,7 @@ namespace crid {
 class ImageService final : public runtime::v1::ImageService::CallbackService {
  public:
   CRID_UNIMPLEMENTED_UNARY(ImageService, ListImages)
-  CRID_UNIMPLEMENTED_STREAM(ImageService, StreamImages, StreamImagesRequest,
-                            StreamImagesResponse)
+  CRID_UNIMPLEMENTED_STREAM(ImageService, StreamImages, StreamImagesRequest, StreamImagesResponse)
   CRID_UNIMPLEMENTED_UNARY(ImageService, ImageStatus)
   CRID_UNIMPLEMENTED_UNARY(ImageService, PullImage)
   CRID_UNIMPLEMENTED_UNARY(ImageService, RemoveImage)

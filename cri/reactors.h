@@ -13,8 +13,7 @@ namespace crid {
 
 // absl::Status -> grpc::Status (the canonical codes are the same numbers).
 inline grpc::Status ToGrpcStatus(const absl::Status& status) {
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      std::string(status.message()));
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
 }
 
 inline grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* context,
@@ -41,18 +40,17 @@ inline absl::Status UnimplementedRpc(const char* service, const char* rpc) {
 
 // Declares an override of a unary RPC `Rpc` (messages RpcRequest/RpcResponse)
 // that answers UNIMPLEMENTED with the RPC's name.
-#define CRID_UNIMPLEMENTED_UNARY(Service, Rpc)                                          \
-  grpc::ServerUnaryReactor* Rpc(grpc::CallbackServerContext* context,                   \
-                                const runtime::v1::Rpc##Request*,                       \
-                                runtime::v1::Rpc##Response*) override {                 \
-    return ::crid::FinishUnary(context, ::crid::UnimplementedRpc(#Service, #Rpc));      \
+#define CRID_UNIMPLEMENTED_UNARY(Service, Rpc)                                                 \
+  grpc::ServerUnaryReactor* Rpc(grpc::CallbackServerContext* context,                          \
+                                const runtime::v1::Rpc##Request*, runtime::v1::Rpc##Response*) \
+      override {                                                                               \
+    return ::crid::FinishUnary(context, ::crid::UnimplementedRpc(#Service, #Rpc));             \
   }
 
 // The same for a server-streaming RPC.
-#define CRID_UNIMPLEMENTED_STREAM(Service, Rpc, Request, Response)                      \
-  grpc::ServerWriteReactor<runtime::v1::Response>* Rpc(grpc::CallbackServerContext*,    \
-                                                       const runtime::v1::Request*)     \
-      override {                                                                        \
-    return new ::crid::FinishedWriteReactor<runtime::v1::Response>(                     \
-        ::crid::ToGrpcStatus(::crid::UnimplementedRpc(#Service, #Rpc)));                \
+#define CRID_UNIMPLEMENTED_STREAM(Service, Rpc, Request, Response)                             \
+  grpc::ServerWriteReactor<runtime::v1::Response>* Rpc(grpc::CallbackServerContext*,           \
+                                                       const runtime::v1::Request*) override { \
+    return new ::crid::FinishedWriteReactor<runtime::v1::Response>(                            \
+        ::crid::ToGrpcStatus(::crid::UnimplementedRpc(#Service, #Rpc)));                       \
   }

@@ -4,8 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "base/net.h"
 #include "base/logging.h"
+#include "base/net.h"
 #include "cri/runtime_service.h"
 
 namespace crid {

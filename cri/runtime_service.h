@@ -33,8 +33,7 @@ class RuntimeService final : public runtime::v1::RuntimeService::CallbackService
                                           const runtime::v1::RuntimeConfigRequest* request,
                                           runtime::v1::RuntimeConfigResponse* response) override;
   grpc::ServerUnaryReactor* UpdateRuntimeConfig(
-      grpc::CallbackServerContext* context,
-      const runtime::v1::UpdateRuntimeConfigRequest* request,
+      grpc::CallbackServerContext* context, const runtime::v1::UpdateRuntimeConfigRequest* request,
       runtime::v1::UpdateRuntimeConfigResponse* response) override;
 
   // Pod sandboxes.
@@ -79,8 +78,8 @@ class RuntimeService final : public runtime::v1::RuntimeService::CallbackService
                             StreamPodSandboxStatsResponse)
   CRID_UNIMPLEMENTED_UNARY(RuntimeService, ListMetricDescriptors)
   CRID_UNIMPLEMENTED_UNARY(RuntimeService, ListPodSandboxMetrics)
-  CRID_UNIMPLEMENTED_STREAM(RuntimeService, StreamPodSandboxMetrics,
-                            StreamPodSandboxMetricsRequest, StreamPodSandboxMetricsResponse)
+  CRID_UNIMPLEMENTED_STREAM(RuntimeService, StreamPodSandboxMetrics, StreamPodSandboxMetricsRequest,
+                            StreamPodSandboxMetricsResponse)
 
  private:
   RuntimeState* const state_;

@@ -147,7 +147,7 @@ TEST(Server, AcceptsMessagesUpToSixteenMebibytes) {
   TestCriServer server;
   grpc::ClientContext ctx;
   v1::VersionRequest req;
-  req.set_version(std::string(12 * 1024 * 1024, 'v'));
+  req.set_version(std::string(size_t{12} * 1024 * 1024, 'v'));
   v1::VersionResponse resp;
   grpc::Status st = server.runtime().Version(&ctx, req, &resp);
   EXPECT_TRUE(st.ok()) << st.error_message();

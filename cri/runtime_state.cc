@@ -10,10 +10,9 @@ constexpr char kPodCidrKey[] = "pod_cidr";
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<RuntimeState>> RuntimeState::Load(config::Config config,
-                                                                  CgroupDriver cgroup_driver,
-                                                                  Store* store) {
-  std::unique_ptr<RuntimeState> state(
-      new RuntimeState(std::move(config), cgroup_driver, store));
+                                                                 CgroupDriver cgroup_driver,
+                                                                 Store* store) {
+  std::unique_ptr<RuntimeState> state(new RuntimeState(std::move(config), cgroup_driver, store));
   CRID_ASSIGN_OR_RETURN(std::optional<std::string> cidr, store->Get(kBucket, kPodCidrKey));
   if (cidr.has_value()) {
     absl::MutexLock lock(&state->mu_);

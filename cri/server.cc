@@ -13,8 +13,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "base/errors.h"
-#include "base/logging.h"
 #include "base/fs.h"
+#include "base/logging.h"
 #include "base/unique_fd.h"
 
 namespace crid {
@@ -46,9 +46,8 @@ absl::StatusOr<gid_t> ResolveGroup(const std::string& group) {
 
 absl::Status PrepareSocketPath(const std::string& path) {
   if (path.size() >= sizeof(sockaddr_un::sun_path)) {
-    return absl::InvalidArgumentError(absl::StrCat("socket path longer than ",
-                                                   sizeof(sockaddr_un::sun_path) - 1,
-                                                   " bytes: ", path));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "socket path longer than ", sizeof(sockaddr_un::sun_path) - 1, " bytes: ", path));
   }
   CRID_RETURN_IF_ERROR(MakeDirs(DirName(path), 0711));
   struct stat st;
@@ -70,8 +69,8 @@ absl::Status PrepareSocketPath(const std::string& path) {
   addr.sun_family = AF_UNIX;
   std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
   if (::connect(fd.get(), reinterpret_cast<struct sockaddr*>(&addr), sizeof(addr)) == 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "another process is serving on ", path, " (is another crid running?)"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("another process is serving on ", path, " (is another crid running?)"));
   }
   if (errno != ECONNREFUSED) {
     return ErrnoError(errno, "connect to existing socket ", path);
@@ -85,7 +84,7 @@ absl::Status PrepareSocketPath(const std::string& path) {
 }
 
 absl::StatusOr<std::unique_ptr<CriServer>> CriServer::Start(
-    const ServerOptions& options, std::vector<grpc::Service*> services) {
+    const ServerOptions& options, const std::vector<grpc::Service*>& services) {
   std::optional<gid_t> gid;
   if (!options.socket_group.empty()) {
     CRID_ASSIGN_OR_RETURN(gid, ResolveGroup(options.socket_group));
@@ -105,8 +104,8 @@ absl::StatusOr<std::unique_ptr<CriServer>> CriServer::Start(
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   ::umask(old_umask);
   if (server == nullptr) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.socket_path,
-                                               " (see the gRPC error above)"));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.socket_path, " (see the gRPC error above)"));
   }
   auto cri = std::unique_ptr<CriServer>(new CriServer(options.socket_path, std::move(server)));
   if (::chmod(options.socket_path.c_str(), kSocketMode) != 0) {

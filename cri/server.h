@@ -24,8 +24,8 @@ struct ServerOptions {
 class CriServer {
  public:
   // Starts serving `services` (not owned; they must outlive the server).
-  static absl::StatusOr<std::unique_ptr<CriServer>> Start(const ServerOptions& options,
-                                                          std::vector<grpc::Service*> services);
+  static absl::StatusOr<std::unique_ptr<CriServer>> Start(
+      const ServerOptions& options, const std::vector<grpc::Service*>& services);
   ~CriServer();
 
   // Stops accepting calls, lets running ones finish within `grace`, then cancels

@@ -10,8 +10,8 @@ namespace crid {
 
 namespace {
 
-runtime::v1::RuntimeCondition* AddCondition(runtime::v1::RuntimeStatus* status,
-                                            const char* type, bool ok) {
+runtime::v1::RuntimeCondition* AddCondition(runtime::v1::RuntimeStatus* status, const char* type,
+                                            bool ok) {
   runtime::v1::RuntimeCondition* condition = status->add_conditions();
   condition->set_type(type);
   condition->set_status(ok);

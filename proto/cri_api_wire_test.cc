@@ -41,8 +41,7 @@ namespace cri = ::runtime::v1;
 // further down construct exactly the messages that were encoded, field for field.
 
 // protoc --encode=runtime.v1.VersionResponse
-constexpr char kVersionResponseHex[] =
-    "0a05302e312e301204637269641a05302e332e3122027631";
+constexpr char kVersionResponseHex[] = "0a05302e312e301204637269641a05302e332e3122027631";
 
 // protoc --encode=runtime.v1.StatusResponse
 constexpr char kStatusResponseHex[] =
@@ -53,8 +52,7 @@ constexpr char kStatusResponseHex[] =
     "01";
 
 // protoc --encode=runtime.v1.RuntimeConfigResponse
-constexpr char kRuntimeConfigResponseHex[] =
-    "0a020801";
+constexpr char kRuntimeConfigResponseHex[] = "0a020801";
 
 // protoc --encode=runtime.v1.RunPodSandboxRequest
 constexpr char kRunPodSandboxRequestHex[] =
@@ -116,16 +114,13 @@ constexpr char kExecRequestHex[] =
     "0a08336634653564366312072f62696e2f736812022d6312076563686f206869180120012801";
 
 // protoc --encode=runtime.v1.AttachRequest
-constexpr char kAttachRequestHex[] =
-    "0a083366346535643663100120012801";
+constexpr char kAttachRequestHex[] = "0a083366346535643663100120012801";
 
 // protoc --encode=runtime.v1.PortForwardRequest
-constexpr char kPortForwardRequestHex[] =
-    "0a083861316630633264120650bb03ffff03";
+constexpr char kPortForwardRequestHex[] = "0a083861316630633264120650bb03ffff03";
 
 // protoc --encode=runtime.v1.ExecSyncResponse
-constexpr char kExecSyncResponseHex[] =
-    "0a0568690a00ff12057761726e0a1802";
+constexpr char kExecSyncResponseHex[] = "0a0568690a00ff12057761726e0a1802";
 
 // protoc --encode=runtime.v1.ContainerStatsResponse
 constexpr char kContainerStatsResponseHex[] =
@@ -183,8 +178,12 @@ constexpr char kUpdatePodSandboxResourcesRequestHex[] =
 
 std::string HexToBytes(std::string_view hex) {
   auto nibble = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= '0' && c <= '9') {
+      return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+      return c - 'a' + 10;
+    }
     ADD_FAILURE() << "bad hex digit '" << c << "'";
     return 0;
   };
@@ -215,7 +214,9 @@ void ExpectNoUnknownFields(const google::protobuf::Message& msg) {
   std::vector<const google::protobuf::FieldDescriptor*> fields;
   reflection->ListFields(msg, &fields);
   for (const google::protobuf::FieldDescriptor* field : fields) {
-    if (field->cpp_type() != google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE) continue;
+    if (field->cpp_type() != google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE) {
+      continue;
+    }
     if (field->is_repeated()) {
       for (int i = 0; i < reflection->FieldSize(msg, field); ++i) {
         ExpectNoUnknownFields(reflection->GetRepeatedMessage(msg, field, i));

@@ -40,10 +40,10 @@ std::string ColumnBytes(sqlite3_stmt* stmt, int column) {
 
 absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX |
-                               SQLITE_OPEN_NOFOLLOW,
-                           nullptr);
+  int rc = sqlite3_open_v2(
+      path.c_str(), &db,
+      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_NOFOLLOW,
+      nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
     sqlite3_close(db);
@@ -55,8 +55,8 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   // WAL: a commit appends to a checksummed log, so a torn write is detected and
   // dropped on recovery. synchronous=FULL fsyncs the log on every commit, so an
   // acknowledged commit survives power loss, not just a process crash.
-  for (const char* pragma : {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL",
-                             "PRAGMA foreign_keys=ON"}) {
+  for (const char* pragma :
+       {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON"}) {
     if (absl::Status st = store->Exec(pragma); !st.ok()) {
       return st;
     }
@@ -64,8 +64,7 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
   if (absl::Status st = store->Exec(kSchema); !st.ok()) {
     return st;
   }
-  if (absl::Status st = store->Exec(
-          absl::StrCat("PRAGMA user_version=", kSchemaVersion).c_str());
+  if (absl::Status st = store->Exec(absl::StrCat("PRAGMA user_version=", kSchemaVersion).c_str());
       !st.ok()) {
     return st;
   }
@@ -138,8 +137,8 @@ absl::Status Store::PutLocked(absl::string_view bucket, absl::string_view key,
     sqlite3_clear_bindings(stmt);
   };
   if (!BindText(stmt, 1, bucket).ok() || !BindText(stmt, 2, key).ok() ||
-      sqlite3_bind_blob(stmt, 3, value.data(), static_cast<int>(value.size()),
-                        SQLITE_TRANSIENT) != SQLITE_OK) {
+      sqlite3_bind_blob(stmt, 3, value.data(), static_cast<int>(value.size()), SQLITE_TRANSIENT) !=
+          SQLITE_OK) {
     return Error("bind put");
   }
   if (sqlite3_step(stmt) != SQLITE_DONE) {
@@ -201,8 +200,7 @@ absl::Status Store::Update(absl::FunctionRef<absl::Status(Transaction&)> fn) {
   return st;
 }
 
-absl::Status Store::Put(absl::string_view bucket, absl::string_view key,
-                        absl::string_view value) {
+absl::Status Store::Put(absl::string_view bucket, absl::string_view key, absl::string_view value) {
   return Update([&](Transaction& txn) { return txn.Put(bucket, key, value); });
 }
 

@@ -35,8 +35,7 @@ class Transaction {
   absl::Status Put(absl::string_view bucket, absl::string_view key, absl::string_view value);
   // Deleting a missing key is not an error.
   absl::Status Delete(absl::string_view bucket, absl::string_view key);
-  absl::StatusOr<std::optional<std::string>> Get(absl::string_view bucket,
-                                                 absl::string_view key);
+  absl::StatusOr<std::optional<std::string>> Get(absl::string_view bucket, absl::string_view key);
 
  private:
   friend class Store;
@@ -58,11 +57,9 @@ class Store {
   // Single-key conveniences, each its own transaction.
   absl::Status Put(absl::string_view bucket, absl::string_view key, absl::string_view value);
   absl::Status Delete(absl::string_view bucket, absl::string_view key);
-  absl::StatusOr<std::optional<std::string>> Get(absl::string_view bucket,
-                                                 absl::string_view key);
+  absl::StatusOr<std::optional<std::string>> Get(absl::string_view bucket, absl::string_view key);
   // Every (key, value) of a bucket, ordered by key.
-  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> List(
-      absl::string_view bucket);
+  absl::StatusOr<std::vector<std::pair<std::string, std::string>>> List(absl::string_view bucket);
 
  private:
   friend class Transaction;
@@ -79,8 +76,8 @@ class Store {
   absl::Status Prepare() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Error(const char* what) const;
-  absl::Status PutLocked(absl::string_view bucket, absl::string_view key,
-                         absl::string_view value) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status PutLocked(absl::string_view bucket, absl::string_view key, absl::string_view value)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status DeleteLocked(absl::string_view bucket, absl::string_view key)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::optional<std::string>> GetLocked(absl::string_view bucket,

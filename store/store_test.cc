@@ -111,8 +111,7 @@ TEST(Store, RefusesAFileThatIsNotAStore) {
   std::ofstream(tmp.Sub("db")) << std::string(8192, 'g');
   absl::StatusOr<std::unique_ptr<Store>> store = Store::Open(tmp.Sub("db"));
   ASSERT_FALSE(store.ok());
-  EXPECT_NE(store.status().message().find(tmp.Sub("db")), std::string_view::npos)
-      << store.status();
+  EXPECT_NE(store.status().message().find(tmp.Sub("db")), std::string_view::npos) << store.status();
 }
 
 constexpr int kKeysPerCommit = 10;

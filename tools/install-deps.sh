@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs the Debian packages crid builds, runs and tests with, when missing.
+# Usage: tools/install-deps.sh [build|test]   (test adds the test-only tools)
+set -euo pipefail
+
+build_packages=(
+  bazel-bootstrap bazel-rules-java g++ pkg-config git ca-certificates
+  protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev
+  libabsl-dev libspdlog-dev libfmt-dev libseccomp-dev libsystemd-dev libsqlite3-dev
+  libgtest-dev libgmock-dev
+)
+test_packages=(python3 clang-format clang-tidy)
+
+wanted=("${build_packages[@]}")
+if [[ "${1:-build}" == "test" ]]; then
+  wanted+=("${test_packages[@]}")
+fi
+
+missing=()
+for pkg in "${wanted[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$pkg")
+  fi
+done
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+if [[ $(id -u) -ne 0 ]]; then
+  echo "install-deps: missing packages: ${missing[*]} (run as root to install them)" >&2
+  exit 1
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
