@@ -8,8 +8,9 @@ build_packages=(
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev
   libabsl-dev libspdlog-dev libfmt-dev libseccomp-dev libsystemd-dev libsqlite3-dev
   libgtest-dev libgmock-dev
+  libcurl4-openssl-dev libssl-dev zlib1g-dev libzstd-dev
 )
-test_packages=(python3 clang-format clang-tidy)
+test_packages=(python3 clang-format clang-tidy docker-registry apache2-utils busybox-static)
 
 wanted=("${build_packages[@]}")
 if [[ "${1:-build}" == "test" ]]; then
