@@ -81,8 +81,8 @@ absl::Status CreatePinnedNamespace(NamespaceType type, const std::string& path,
     if (init) {
       CRID_RETURN_IF_ERROR(init());
     }
-    std::string self = absl::StrCat("/proc/self/task/", syscall(SYS_gettid), "/ns/",
-                                    NamespaceName(type));
+    std::string self =
+        absl::StrCat("/proc/self/task/", syscall(SYS_gettid), "/ns/", NamespaceName(type));
     if (mount(self.c_str(), path.c_str(), nullptr, MS_BIND, nullptr) != 0) {
       return ErrnoError(errno, "bind mount ", self, " on ", path);
     }

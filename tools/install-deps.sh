@@ -10,7 +10,8 @@ build_packages=(
   libgtest-dev libgmock-dev
   libcurl4-openssl-dev libssl-dev zlib1g-dev libzstd-dev
 )
-test_packages=(python3 clang-format clang-tidy docker-registry apache2-utils busybox-static)
+test_packages=(python3 clang-format clang-tidy docker-registry apache2-utils busybox-static
+  containernetworking-plugins iproute2 iptables)
 
 wanted=("${build_packages[@]}")
 if [[ "${1:-build}" == "test" ]]; then

@@ -1,0 +1,355 @@
+#include "cni/network.h"
+
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
+#include "base/errors.h"
+#include "base/fs.h"
+#include "base/logging.h"
+#include "cni/exec.h"
+
+namespace crid::cni {
+
+namespace {
+
+constexpr char kCacheKind[] = "cniCacheV1";
+
+// DEL receives the cached result only from cniVersion 0.4.0 on.
+bool SupportsPrevResultOnDel(const std::string& version) {
+  return !(version.empty() || version.rfind("0.1", 0) == 0 || version.rfind("0.2", 0) == 0 ||
+           version.rfind("0.3", 0) == 0);
+}
+
+}  // namespace
+
+absl::StatusOr<NetworkResult> ParseResult(absl::string_view json) {
+  CRID_ASSIGN_OR_RETURN(JsonValue doc, ParseJson(json));
+  if (doc.kind_case() != JsonValue::kStructValue) {
+    return absl::InternalError("CNI result is not a JSON object");
+  }
+  const JsonObject& top = doc.struct_value();
+  NetworkResult result;
+  result.json = std::string(json);
+  if (const JsonValue* ifs = Field(top, "interfaces");
+      ifs != nullptr && ifs->kind_case() == JsonValue::kListValue) {
+    for (const JsonValue& v : ifs->list_value().values()) {
+      if (v.kind_case() != JsonValue::kStructValue) {
+        continue;
+      }
+      result.interfaces.push_back({StringField(v.struct_value(), "name"),
+                                   StringField(v.struct_value(), "mac"),
+                                   StringField(v.struct_value(), "sandbox")});
+    }
+  }
+  if (const JsonValue* ips = Field(top, "ips");
+      ips != nullptr && ips->kind_case() == JsonValue::kListValue) {
+    for (const JsonValue& v : ips->list_value().values()) {
+      if (v.kind_case() != JsonValue::kStructValue) {
+        continue;
+      }
+      IpInfo ip;
+      ip.address = StringField(v.struct_value(), "address");
+      ip.gateway = StringField(v.struct_value(), "gateway");
+      if (const JsonValue* idx = Field(v.struct_value(), "interface");
+          idx != nullptr && idx->kind_case() == JsonValue::kNumberValue) {
+        ip.interface = static_cast<int>(idx->number_value());
+      }
+      if (ip.address.empty()) {
+        return absl::InternalError("CNI result has an IP entry without an address");
+      }
+      result.ips.push_back(std::move(ip));
+    }
+  }
+  return result;
+}
+
+JsonObject BuildPluginConfig(const NetworkConfigList& list, const JsonObject& plugin,
+                             const JsonObject& capability_args, const JsonValue* prev_result) {
+  JsonObject config = plugin;
+  (*config.mutable_fields())["name"] = StringValue(list.name);
+  (*config.mutable_fields())["cniVersion"] = StringValue(list.cni_version);
+  JsonObject runtime_config;
+  if (const JsonValue* caps = Field(plugin, "capabilities");
+      caps != nullptr && caps->kind_case() == JsonValue::kStructValue) {
+    for (const auto& [name, enabled] : caps->struct_value().fields()) {
+      if (enabled.kind_case() != JsonValue::kBoolValue || !enabled.bool_value()) {
+        continue;
+      }
+      if (const JsonValue* arg = Field(capability_args, name); arg != nullptr) {
+        (*runtime_config.mutable_fields())[name] = *arg;
+      }
+    }
+  }
+  if (runtime_config.fields_size() > 0) {
+    (*config.mutable_fields())["runtimeConfig"] = ObjectValue(std::move(runtime_config));
+  } else {
+    config.mutable_fields()->erase("runtimeConfig");
+  }
+  if (prev_result != nullptr) {
+    (*config.mutable_fields())["prevResult"] = *prev_result;
+  } else {
+    config.mutable_fields()->erase("prevResult");
+  }
+  return config;
+}
+
+absl::StatusOr<std::unique_ptr<CniManager>> CniManager::Create(CniOptions options) {
+  if (options.cache_dir.empty()) {
+    return absl::InvalidArgumentError("CNI result cache directory not set");
+  }
+  CRID_RETURN_IF_ERROR(MakeDirs(options.cache_dir, 0700));
+  CRID_RETURN_IF_ERROR(MakeDirs(options.conf_dir, 0755));
+  std::unique_ptr<CniManager> manager(new CniManager(std::move(options)));
+  manager->inotify_fd_ = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+  if (manager->inotify_fd_ < 0) {
+    return ErrnoError(errno, "inotify_init1");
+  }
+  if (inotify_add_watch(manager->inotify_fd_, manager->options_.conf_dir.c_str(),
+                        IN_CREATE | IN_DELETE | IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM |
+                            IN_MODIFY | IN_ATTRIB) < 0) {
+    return ErrnoError(errno, "watch ", manager->options_.conf_dir);
+  }
+  manager->Reload();
+  CniManager* self = manager.get();
+  manager->watcher_ = std::thread([self] { self->Watch(); });
+  return manager;
+}
+
+CniManager::~CniManager() {
+  stopping_ = true;
+  if (watcher_.joinable()) {
+    watcher_.join();
+  }
+  if (inotify_fd_ >= 0) {
+    close(inotify_fd_);
+  }
+}
+
+void CniManager::Watch() {
+  while (!stopping_) {
+    struct pollfd pfd = {inotify_fd_, POLLIN, 0};
+    int r = poll(&pfd, 1, 200);
+    if (r <= 0) {
+      continue;
+    }
+    char buf[4096];
+    bool changed = false;
+    while (read(inotify_fd_, buf, sizeof(buf)) > 0) {
+      changed = true;
+    }
+    if (changed) {
+      Reload();
+    }
+  }
+}
+
+void CniManager::Reload() {
+  absl::StatusOr<NetworkConfigList> list = LoadFirstNetworkConfig(options_.conf_dir);
+  absl::MutexLock lock(&mu_);
+  if (list.ok()) {
+    if (!config_.has_value() || config_->text != list->text || config_->source != list->source) {
+      spdlog::info("CNI network \"{}\" loaded from {}", list->name, list->source);
+    }
+    config_ = *std::move(list);
+    load_error_ = absl::OkStatus();
+  } else {
+    if (config_.has_value()) {
+      spdlog::warn("CNI network config gone: {}", list.status().message());
+    }
+    config_.reset();
+    load_error_ = list.status();
+  }
+}
+
+absl::Status CniManager::Ready() const {
+  absl::MutexLock lock(&mu_);
+  if (config_.has_value()) {
+    return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError(
+      absl::StrCat("cni config uninitialized: ", load_error_.message()));
+}
+
+std::string CniManager::NetworkName() const {
+  absl::MutexLock lock(&mu_);
+  return config_.has_value() ? config_->name : "";
+}
+
+std::string CniManager::CachePath(const std::string& container_id,
+                                  const std::string& ifname) const {
+  return absl::StrCat(options_.cache_dir, "/", container_id, "-", ifname, ".json");
+}
+
+absl::StatusOr<std::string> CniManager::RunPlugin(const std::string& command,
+                                                  const NetworkConfigList& list,
+                                                  const JsonObject& plugin,
+                                                  const Attachment& attachment,
+                                                  const JsonValue* prev_result) const {
+  std::string type = StringField(plugin, "type");
+  CRID_ASSIGN_OR_RETURN(std::string binary, FindPlugin(type, options_.bin_dirs));
+  PluginInvocation inv;
+  inv.command = command;
+  inv.container_id = attachment.container_id;
+  inv.netns = attachment.netns;
+  inv.ifname = attachment.ifname;
+  inv.args = attachment.args;
+  inv.bin_dirs = options_.bin_dirs;
+  JsonObject config = BuildPluginConfig(list, plugin, attachment.capability_args, prev_result);
+  absl::StatusOr<std::string> out =
+      ExecPlugin(binary, inv, ToJson(config), options_.plugin_timeout);
+  if (!out.ok()) {
+    return Annotate(out.status(), absl::StrCat("network \"", list.name, "\": plugin type=\"", type,
+                                               "\" ", command));
+  }
+  return out;
+}
+
+absl::Status CniManager::DeleteAll(const NetworkConfigList& list, const Attachment& attachment,
+                                   const JsonValue* prev_result) const {
+  if (!SupportsPrevResultOnDel(list.cni_version)) {
+    prev_result = nullptr;
+  }
+  absl::Status first_error;
+  for (auto it = list.plugins.rbegin(); it != list.plugins.rend(); ++it) {
+    absl::StatusOr<std::string> out = RunPlugin("DEL", list, *it, attachment, prev_result);
+    if (!out.ok() && first_error.ok()) {
+      first_error = out.status();
+    }
+  }
+  return first_error;
+}
+
+absl::StatusOr<NetworkResult> CniManager::Setup(const Attachment& attachment) {
+  NetworkConfigList list;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!config_.has_value()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("network not ready: cni config uninitialized: ", load_error_.message()));
+    }
+    list = *config_;
+  }
+  std::optional<JsonValue> prev;
+  for (const JsonObject& plugin : list.plugins) {
+    absl::StatusOr<std::string> out =
+        RunPlugin("ADD", list, plugin, attachment, prev.has_value() ? &*prev : nullptr);
+    absl::StatusOr<JsonValue> parsed =
+        out.ok() ? ParseJson(*out) : absl::StatusOr<JsonValue>(out.status());
+    if (out.ok() && !parsed.ok()) {
+      parsed = Annotate(parsed.status(), absl::StrCat("result of plugin type=\"",
+                                                      StringField(plugin, "type"), "\""));
+    }
+    if (!parsed.ok()) {
+      if (absl::Status del = DeleteAll(list, attachment, prev.has_value() ? &*prev : nullptr);
+          !del.ok()) {
+        spdlog::warn("cleaning up after failed CNI ADD for {}: {}", attachment.container_id,
+                     del.message());
+      }
+      return parsed.status();
+    }
+    prev = *std::move(parsed);
+  }
+  std::string result_json = prev.has_value() ? ToJson(*prev) : "{}";
+  absl::StatusOr<NetworkResult> result = ParseResult(result_json);
+  absl::Status st = result.status();
+  if (result.ok()) {
+    result->network_name = list.name;
+    JsonObject cache;
+    auto& f = *cache.mutable_fields();
+    f["kind"] = StringValue(kCacheKind);
+    f["containerId"] = StringValue(attachment.container_id);
+    f["ifName"] = StringValue(attachment.ifname);
+    f["networkName"] = StringValue(list.name);
+    f["netns"] = StringValue(attachment.netns);
+    f["config"] = StringValue(list.text);
+    f["configSource"] = StringValue(list.source);
+    f["configIsList"].set_bool_value(list.is_list);
+    f["capabilityArgs"] = ObjectValue(attachment.capability_args);
+    JsonObject args;
+    for (const auto& [k, v] : attachment.args) {
+      (*args.mutable_fields())[k] = StringValue(v);
+    }
+    f["cniArgs"] = ObjectValue(std::move(args));
+    f["result"] = prev.has_value() ? *prev : ObjectValue({});
+    st =
+        WriteFileAtomic(CachePath(attachment.container_id, attachment.ifname), ToJson(cache), 0600);
+  }
+  if (!st.ok()) {
+    (void)DeleteAll(list, attachment, prev.has_value() ? &*prev : nullptr);
+    return st;
+  }
+  return result;
+}
+
+absl::Status CniManager::Teardown(const Attachment& attachment) {
+  const std::string cache_path = CachePath(attachment.container_id, attachment.ifname);
+  std::optional<NetworkConfigList> list;
+  std::optional<JsonValue> prev;
+  Attachment effective = attachment;
+  if (absl::StatusOr<std::string> text = ReadFile(cache_path); text.ok()) {
+    absl::StatusOr<JsonValue> cache = ParseJson(*text);
+    if (cache.ok() && cache->kind_case() == JsonValue::kStructValue) {
+      const JsonObject& c = cache->struct_value();
+      std::string config_text = StringField(c, "config");
+      const JsonValue* is_list = Field(c, "configIsList");
+      absl::StatusOr<NetworkConfigList> cached = ParseNetworkConfig(
+          config_text, is_list != nullptr && is_list->bool_value(), StringField(c, "configSource"));
+      if (cached.ok()) {
+        list = *std::move(cached);
+      }
+      if (const JsonValue* r = Field(c, "result"); r != nullptr) {
+        prev = *r;
+      }
+      if (const JsonValue* a = Field(c, "capabilityArgs");
+          a != nullptr && a->kind_case() == JsonValue::kStructValue &&
+          effective.capability_args.fields_size() == 0) {
+        effective.capability_args = a->struct_value();
+      }
+    } else {
+      spdlog::warn("ignoring unreadable CNI cache {}", cache_path);
+    }
+  }
+  if (!list.has_value()) {
+    absl::MutexLock lock(&mu_);
+    if (!config_.has_value()) {
+      // Nothing was ever set up through a config we know: nothing to delete.
+      spdlog::warn("no CNI config and no cached result for {}; skipping CNI DEL",
+                   attachment.container_id);
+      unlink(cache_path.c_str());
+      return absl::OkStatus();
+    }
+    list = *config_;
+  }
+  CRID_RETURN_IF_ERROR(DeleteAll(*list, effective, prev.has_value() ? &*prev : nullptr));
+  if (unlink(cache_path.c_str()) != 0 && errno != ENOENT) {
+    return ErrnoError(errno, "remove ", cache_path);
+  }
+  return absl::OkStatus();
+}
+
+std::optional<NetworkResult> CniManager::CachedResult(const std::string& container_id,
+                                                      const std::string& ifname) const {
+  absl::StatusOr<std::string> text = ReadFile(CachePath(container_id, ifname));
+  if (!text.ok()) {
+    return std::nullopt;
+  }
+  absl::StatusOr<JsonValue> cache = ParseJson(*text);
+  if (!cache.ok() || cache->kind_case() != JsonValue::kStructValue) {
+    return std::nullopt;
+  }
+  const JsonValue* r = Field(cache->struct_value(), "result");
+  if (r == nullptr) {
+    return std::nullopt;
+  }
+  absl::StatusOr<NetworkResult> result = ParseResult(ToJson(*r));
+  if (!result.ok()) {
+    return std::nullopt;
+  }
+  result->network_name = StringField(cache->struct_value(), "networkName");
+  return *std::move(result);
+}
+
+}  // namespace crid::cni

@@ -1,0 +1,117 @@
+// Pod networking through CNI: the active network (first valid config in the
+// conf dir, reloaded when the dir changes), ADD/DEL of a whole plugin chain with
+// prevResult, capability args for the plugins that declare them, and an on-disk
+// cache of every ADD result so DEL works after a restart or a config change.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "cni/config.h"
+#include "cni/json.h"
+
+namespace crid::cni {
+
+struct CniOptions {
+  std::string conf_dir = "/etc/cni/net.d";
+  std::vector<std::string> bin_dirs = {"/opt/cni/bin", "/usr/lib/cni"};
+  // ADD results, one file per attachment.
+  std::string cache_dir;
+  absl::Duration plugin_timeout = absl::Seconds(60);
+};
+
+// One pod's interface on the network.
+struct Attachment {
+  std::string container_id;  // the sandbox ID
+  std::string netns;         // path of the pinned network namespace
+  std::string ifname = "eth0";
+  std::vector<std::pair<std::string, std::string>> args;  // CNI_ARGS
+  // runtimeConfig values by capability name (portMappings, bandwidth, dns, ips,
+  // cgroupPath, ...); each plugin gets only those it declares.
+  JsonObject capability_args;
+};
+
+struct InterfaceInfo {
+  std::string name;
+  std::string mac;
+  std::string sandbox;
+};
+
+struct IpInfo {
+  std::string address;  // CIDR notation, as in the result
+  std::string gateway;
+  int interface = -1;  // index into interfaces, -1 when absent
+  // The address without its prefix length.
+  std::string ip() const { return address.substr(0, address.find('/')); }
+};
+
+struct NetworkResult {
+  std::string network_name;
+  std::vector<InterfaceInfo> interfaces;
+  std::vector<IpInfo> ips;
+  std::string json;  // the final result as the last plugin returned it
+};
+
+// Reads interfaces and IPs from a CNI result (0.3.x, 0.4.0, 1.x shapes).
+absl::StatusOr<NetworkResult> ParseResult(absl::string_view json);
+
+// The plugin config for one step of a chain: the plugin object plus name,
+// cniVersion, the declared subset of `capability_args` as runtimeConfig, and
+// prevResult when given.
+JsonObject BuildPluginConfig(const NetworkConfigList& list, const JsonObject& plugin,
+                             const JsonObject& capability_args, const JsonValue* prev_result);
+
+class CniManager {
+ public:
+  // Loads the current config (none is fine: NetworkReady is false until one
+  // appears) and starts watching the conf dir, which is created if missing.
+  static absl::StatusOr<std::unique_ptr<CniManager>> Create(CniOptions options);
+  ~CniManager();
+
+  // OK when a network config is loaded; otherwise why not (for Status).
+  absl::Status Ready() const;
+  // Name of the loaded network, empty when none.
+  std::string NetworkName() const;
+  // Re-reads the conf dir now (the watcher does this on every change).
+  void Reload();
+
+  // Runs ADD of every plugin in order. On failure every plugin is deleted again
+  // (reverse order) and nothing is cached; the error carries the plugin's message.
+  absl::StatusOr<NetworkResult> Setup(const Attachment& attachment);
+  // Runs DEL of every plugin in reverse order with the cached config and result
+  // of the ADD (the current config when nothing is cached), then drops the cache.
+  // `attachment.netns` may be empty when the namespace is already gone.
+  absl::Status Teardown(const Attachment& attachment);
+  // The cached ADD result, if any.
+  std::optional<NetworkResult> CachedResult(const std::string& container_id,
+                                            const std::string& ifname) const;
+
+ private:
+  explicit CniManager(CniOptions options) : options_(std::move(options)) {}
+  void Watch();
+  std::string CachePath(const std::string& container_id, const std::string& ifname) const;
+  absl::StatusOr<std::string> RunPlugin(const std::string& command, const NetworkConfigList& list,
+                                        const JsonObject& plugin, const Attachment& attachment,
+                                        const JsonValue* prev_result) const;
+  absl::Status DeleteAll(const NetworkConfigList& list, const Attachment& attachment,
+                         const JsonValue* prev_result) const;
+
+  const CniOptions options_;
+  mutable absl::Mutex mu_;
+  std::optional<NetworkConfigList> config_ ABSL_GUARDED_BY(mu_);
+  absl::Status load_error_ ABSL_GUARDED_BY(mu_);
+  int inotify_fd_ = -1;
+  std::atomic<bool> stopping_{false};
+  std::thread watcher_;
+};
+
+}  // namespace crid::cni
