@@ -56,6 +56,9 @@ config::Config DefaultConfig() {
   c.set_log_level("info");
   c.set_cgroup_driver("auto");
   c.set_max_message_bytes(16 * 1024 * 1024);
+  c.mutable_image()->set_certs_dir("/etc/crid/certs.d");
+  c.mutable_image()->set_max_concurrent_downloads(3);
+  c.mutable_image()->set_pull_attempts(4);
   return c;
 }
 
@@ -111,6 +114,28 @@ absl::Status ValidateConfig(const config::Config& c) {
   if (c.max_message_bytes() < kMinMessageBytes) {
     return absl::InvalidArgumentError(absl::StrCat(
         "max_message_bytes: must be at least ", kMinMessageBytes, ", got ", c.max_message_bytes()));
+  }
+  if (!IsAbsolute(c.image().certs_dir())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "image.certs_dir: must be an absolute path, got \"", c.image().certs_dir(), "\""));
+  }
+  if (c.image().max_concurrent_downloads() < 1 || c.image().max_concurrent_downloads() > 64) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("image.max_concurrent_downloads: must be 1..64, got ",
+                     c.image().max_concurrent_downloads()));
+  }
+  if (c.image().pull_attempts() < 1 || c.image().pull_attempts() > 20) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("image.pull_attempts: must be 1..20, got ", c.image().pull_attempts()));
+  }
+  for (const auto& [host, registry] : c.image().registries()) {
+    for (const std::string& mirror : registry.mirrors()) {
+      if (!absl::StartsWith(mirror, "http://") && !absl::StartsWith(mirror, "https://")) {
+        return absl::InvalidArgumentError(absl::StrCat("image.registries[\"", host,
+                                                       "\"].mirrors: \"", mirror,
+                                                       "\" must start with http:// or https://"));
+      }
+    }
   }
   return absl::OkStatus();
 }

@@ -1,0 +1,242 @@
+#include "image/manifest.h"
+
+#include <sys/utsname.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "image/digest.h"
+#include "image/json_value.h"
+
+namespace crid {
+namespace {
+
+constexpr size_t kMaxLayers = 256;
+
+absl::StatusOr<Descriptor> ParseDescriptor(const google::protobuf::Value& value,
+                                           absl::string_view where) {
+  if (value.kind_case() != google::protobuf::Value::kStructValue) {
+    return absl::InvalidArgumentError(absl::StrCat(where, ": descriptor is not an object"));
+  }
+  const google::protobuf::Struct& obj = value.struct_value();
+  Descriptor d;
+  d.media_type = JsonString(obj, "mediaType");
+  d.digest = JsonString(obj, "digest");
+  d.size = JsonInt(obj, "size");
+  if (absl::Status st = ValidateDigest(d.digest); !st.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(where, ": ", st.message()));
+  }
+  if (d.size < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(where, ": missing or invalid size"));
+  }
+  if (const google::protobuf::Struct* p = JsonObject(obj, "platform")) {
+    d.platform.os = JsonString(*p, "os");
+    d.platform.architecture = JsonString(*p, "architecture");
+    d.platform.variant = JsonString(*p, "variant");
+  }
+  return d;
+}
+
+std::string NormalizeVariant(const std::string& arch, const std::string& variant) {
+  if (arch == "amd64" && variant.empty()) {
+    return "v1";
+  }
+  if (arch == "arm64" && variant.empty()) {
+    return "v8";
+  }
+  if (arch == "arm" && variant.empty()) {
+    return "v7";
+  }
+  return variant;
+}
+
+}  // namespace
+
+absl::StatusOr<ManifestKind> ClassifyManifest(absl::string_view content_type,
+                                              absl::string_view body) {
+  std::string type(content_type);
+  if (type.empty() || type == "application/json" || type == "text/plain") {
+    absl::StatusOr<google::protobuf::Struct> obj = ParseJsonObject(body, "manifest");
+    if (!obj.ok()) {
+      return obj.status();
+    }
+    type = JsonString(*obj, "mediaType");
+    if (type.empty()) {
+      if (JsonInt(*obj, "schemaVersion") == 1) {
+        type = "application/vnd.docker.distribution.manifest.v1+json";
+      } else if (JsonList(*obj, "manifests") != nullptr) {
+        type = kMediaTypeOciIndex;
+      } else if (JsonList(*obj, "layers") != nullptr) {
+        type = kMediaTypeOciManifest;
+      }
+    }
+  }
+  if (type == kMediaTypeOciIndex || type == kMediaTypeDockerList) {
+    return ManifestKind::kIndex;
+  }
+  if (type == kMediaTypeOciManifest || type == kMediaTypeDockerManifest) {
+    return ManifestKind::kImage;
+  }
+  if (absl::StartsWith(type, "application/vnd.docker.distribution.manifest.v1")) {
+    return absl::FailedPreconditionError(
+        "Docker image manifest schema 1 is not supported (deprecated and removed from "
+        "Docker and containerd); push the image again with a current client to get schema 2");
+  }
+  return absl::FailedPreconditionError(
+      absl::StrCat("unsupported manifest media type \"", type, "\""));
+}
+
+absl::StatusOr<std::vector<Descriptor>> ParseIndex(absl::string_view body) {
+  absl::StatusOr<google::protobuf::Struct> obj = ParseJsonObject(body, "image index");
+  if (!obj.ok()) {
+    return obj.status();
+  }
+  const google::protobuf::ListValue* list = JsonList(*obj, "manifests");
+  if (list == nullptr) {
+    return absl::InvalidArgumentError("image index has no \"manifests\" list");
+  }
+  std::vector<Descriptor> out;
+  for (int i = 0; i < list->values_size(); ++i) {
+    absl::StatusOr<Descriptor> d =
+        ParseDescriptor(list->values(i), absl::StrCat("image index manifests[", i, "]"));
+    if (!d.ok()) {
+      return d.status();
+    }
+    out.push_back(*std::move(d));
+  }
+  return out;
+}
+
+Platform HostPlatform() {
+  Platform p;
+  p.os = "linux";
+  utsname u{};
+  uname(&u);
+  std::string machine = u.machine;
+  if (machine == "x86_64") {
+    p.architecture = "amd64";
+  } else if (machine == "aarch64") {
+    p.architecture = "arm64";
+    p.variant = "v8";
+  } else if (absl::StartsWith(machine, "armv7")) {
+    p.architecture = "arm";
+    p.variant = "v7";
+  } else if (machine == "i686" || machine == "i386") {
+    p.architecture = "386";
+  } else {
+    p.architecture = machine;
+  }
+  return p;
+}
+
+absl::StatusOr<Descriptor> SelectPlatform(const std::vector<Descriptor>& entries,
+                                          const Platform& want) {
+  const Descriptor* best = nullptr;
+  std::string best_variant;
+  std::string want_variant = NormalizeVariant(want.architecture, want.variant);
+  std::vector<std::string> offered;
+  for (const Descriptor& d : entries) {
+    const Platform& p = d.platform;
+    offered.push_back(
+        absl::StrCat(p.os, "/", p.architecture, p.variant.empty() ? "" : "/", p.variant));
+    if (p.os != want.os || p.architecture != want.architecture) {
+      continue;
+    }
+    std::string variant = NormalizeVariant(p.architecture, p.variant);
+    if (variant == want_variant) {
+      return d;  // exact match wins
+    }
+    // Older variants run on newer CPUs (arm v6 on v7, amd64 v2 on v3): take the
+    // newest one that is not above what the host supports.
+    if (variant.size() == want_variant.size() && variant < want_variant &&
+        (best == nullptr || variant > best_variant)) {
+      best = &d;
+      best_variant = variant;
+    }
+  }
+  if (best != nullptr) {
+    return *best;
+  }
+  return absl::NotFoundError(absl::StrCat(
+      "no image for platform ", want.os, "/", want.architecture, want.variant.empty() ? "" : "/",
+      want.variant,
+      " in the index (it has: ", offered.empty() ? "nothing" : absl::StrJoin(offered, ", "), ")"));
+}
+
+absl::StatusOr<ImageManifest> ParseImageManifest(absl::string_view body) {
+  absl::StatusOr<google::protobuf::Struct> obj = ParseJsonObject(body, "image manifest");
+  if (!obj.ok()) {
+    return obj.status();
+  }
+  if (JsonInt(*obj, "schemaVersion") != 2) {
+    return absl::FailedPreconditionError("image manifest: schemaVersion must be 2");
+  }
+  auto config_it = obj->fields().find("config");
+  if (config_it == obj->fields().end()) {
+    return absl::InvalidArgumentError("image manifest has no config descriptor");
+  }
+  ImageManifest m;
+  absl::StatusOr<Descriptor> config = ParseDescriptor(config_it->second, "image manifest config");
+  if (!config.ok()) {
+    return config.status();
+  }
+  m.config = *std::move(config);
+  const google::protobuf::ListValue* layers = JsonList(*obj, "layers");
+  if (layers == nullptr) {
+    return absl::InvalidArgumentError("image manifest has no \"layers\" list");
+  }
+  if (static_cast<size_t>(layers->values_size()) > kMaxLayers) {
+    return absl::FailedPreconditionError(absl::StrCat("image manifest has ", layers->values_size(),
+                                                      " layers, more than ", kMaxLayers));
+  }
+  for (int i = 0; i < layers->values_size(); ++i) {
+    absl::StatusOr<Descriptor> d =
+        ParseDescriptor(layers->values(i), absl::StrCat("image manifest layers[", i, "]"));
+    if (!d.ok()) {
+      return d.status();
+    }
+    m.layers.push_back(*std::move(d));
+  }
+  return m;
+}
+
+absl::StatusOr<ImageConfigInfo> ParseImageConfig(absl::string_view body) {
+  absl::StatusOr<google::protobuf::Struct> obj = ParseJsonObject(body, "image config");
+  if (!obj.ok()) {
+    return obj.status();
+  }
+  ImageConfigInfo info;
+  info.platform.os = JsonString(*obj, "os");
+  info.platform.architecture = JsonString(*obj, "architecture");
+  info.platform.variant = JsonString(*obj, "variant");
+  if (const google::protobuf::Struct* c = JsonObject(*obj, "config")) {
+    info.user = JsonString(*c, "User");
+  }
+  const google::protobuf::Struct* rootfs = JsonObject(*obj, "rootfs");
+  const google::protobuf::ListValue* diffs =
+      rootfs == nullptr ? nullptr : JsonList(*rootfs, "diff_ids");
+  if (diffs == nullptr) {
+    return absl::InvalidArgumentError("image config has no rootfs.diff_ids");
+  }
+  for (const google::protobuf::Value& v : diffs->values()) {
+    if (v.kind_case() != google::protobuf::Value::kStringValue) {
+      return absl::InvalidArgumentError("image config rootfs.diff_ids holds a non-string");
+    }
+    if (absl::Status st = ValidateDigest(v.string_value()); !st.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("image config rootfs.diff_ids: ", st.message()));
+    }
+    info.diff_ids.push_back(v.string_value());
+  }
+  return info;
+}
+
+std::vector<std::string> ChainIds(const std::vector<std::string>& diff_ids) {
+  std::vector<std::string> out;
+  for (const std::string& diff : diff_ids) {
+    out.push_back(out.empty() ? diff : DigestOf(absl::StrCat(out.back(), " ", diff)));
+  }
+  return out;
+}
+
+}  // namespace crid

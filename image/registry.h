@@ -1,0 +1,116 @@
+// A client for the OCI distribution API over libcurl: endpoint selection
+// (mirrors first, then the registry), TLS with system and per-registry CAs,
+// anonymous, Basic and Bearer-token authentication, redirects, and retries with
+// backoff on transient errors. Blobs stream into the content store and are
+// verified on the way.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "image/content_store.h"
+#include "image/reference.h"
+#include "proto/config.pb.h"
+
+namespace crid {
+
+class RegistryBody;
+
+// Credentials for one pull, as CRI's AuthConfig carries them.
+struct RegistryAuth {
+  std::string username;
+  std::string password;
+  std::string auth;            // base64("username:password")
+  std::string identity_token;  // OAuth2 refresh token for the token endpoint
+  std::string registry_token;  // a bearer token to send as is
+  bool empty() const {
+    return username.empty() && password.empty() && auth.empty() && identity_token.empty() &&
+           registry_token.empty();
+  }
+};
+
+struct FetchedManifest {
+  std::string body;
+  std::string media_type;  // from Content-Type
+  std::string digest;      // sha256 of body
+  std::string endpoint;    // the base URL that answered
+};
+
+// One place to reach a registry's API: "http://127.0.0.1:5000", "https://registry-1.docker.io".
+struct RegistryEndpoint {
+  std::string base_url;
+  bool skip_verify = false;
+  std::string host;  // host[:port] of base_url, for the certs directory
+};
+
+class RegistryClient {
+ public:
+  explicit RegistryClient(config::ImageConfig config);
+
+  // Endpoints for a registry host, in the order they are tried.
+  std::vector<RegistryEndpoint> Endpoints(const std::string& domain) const;
+
+  // GETs the manifest `tag_or_digest` of `ref`'s repository. When it is a digest,
+  // the body must hash to it.
+  absl::StatusOr<FetchedManifest> FetchManifest(const Reference& ref,
+                                                const std::string& tag_or_digest,
+                                                const RegistryAuth& auth, uint64_t max_size);
+
+  // Downloads blob `digest` of `size` bytes into `store` (verified). `progress`
+  // counts bytes received, when not null.
+  absl::Status FetchBlob(const Reference& ref, const std::string& digest, int64_t size,
+                         const RegistryAuth& auth, ContentStore* store,
+                         std::atomic<uint64_t>* progress);
+
+  // Small blobs (image configs) into memory, verified.
+  absl::StatusOr<std::string> FetchSmallBlob(const Reference& ref, const std::string& digest,
+                                             const RegistryAuth& auth, uint64_t max_size);
+
+  // Overrides the backoff between attempts (tests).
+  void set_initial_backoff(absl::Duration d) { initial_backoff_ = d; }
+
+ private:
+  struct Response;
+  class Request;
+
+  // Runs `attempt` on every endpoint with retries, authentication and fallback.
+  absl::Status Run(const Reference& ref, const std::string& what,
+                   const std::function<absl::Status(const RegistryEndpoint&, Request&)>& attempt);
+  // GET with authentication: the credentials that worked last for this endpoint
+  // and scope, then the registry's challenge (Bearer token or Basic) once.
+  absl::StatusOr<Response> GetWithAuth(const RegistryEndpoint& endpoint, Request& request,
+                                       const Reference& ref, const std::string& url,
+                                       std::vector<std::string> headers, const RegistryAuth& auth,
+                                       RegistryBody* body);
+  absl::StatusOr<std::string> FetchToken(const RegistryEndpoint& endpoint,
+                                         const std::map<std::string, std::string>& challenge,
+                                         const std::string& scope, const RegistryAuth& auth);
+  std::string CaBundleFor(const std::string& host) const;
+
+  const config::ImageConfig config_;
+  absl::Duration initial_backoff_ = absl::Milliseconds(500);
+
+  struct CachedToken {
+    std::string token;
+    absl::Time expires;
+  };
+  absl::Mutex mu_;
+  std::map<std::string, CachedToken> tokens_ ABSL_GUARDED_BY(mu_);
+  // "base_url|scope" -> Authorization header that worked last.
+  std::map<std::string, std::string> endpoint_auth_ ABSL_GUARDED_BY(mu_);
+};
+
+// Parses a WWW-Authenticate header: scheme ("bearer"/"basic", lower case) and params.
+std::pair<std::string, std::map<std::string, std::string>> ParseAuthChallenge(
+    const std::string& header);
+
+}  // namespace crid

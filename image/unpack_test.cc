@@ -1,0 +1,218 @@
+#include "image/unpack.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "base/fs.h"
+#include "base/temp_dir.h"
+#include "image/digest.h"
+#include "image/test_layers.h"
+
+namespace crid {
+namespace {
+
+class UnpackTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(MakeDirs(tmp_.Sub("layer"), 0755).ok());
+    ASSERT_TRUE(MakeDirs(tmp_.Sub("outside"), 0755).ok());
+    ASSERT_TRUE(WriteFileAtomic(tmp_.Sub("outside/victim"), "original", 0644).ok());
+  }
+
+  absl::StatusOr<UnpackResult> Unpack(const std::string& blob, const UnpackLimits& limits = {}) {
+    EXPECT_TRUE(WriteFileAtomic(tmp_.Sub("blob"), blob, 0600).ok());
+    return UnpackLayer(tmp_.Sub("blob"), tmp_.Sub("layer"), limits);
+  }
+
+  std::string Layer(const std::string& rel) const { return tmp_.Sub("layer/" + rel); }
+
+  void ExpectRefused(const std::string& tar, const std::string& reason) {
+    absl::StatusOr<UnpackResult> r = Unpack(tar);
+    ASSERT_FALSE(r.ok()) << "hostile layer was accepted";
+    EXPECT_NE(r.status().message().find(reason), absl::string_view::npos) << r.status();
+    absl::StatusOr<std::string> victim = ReadFile(tmp_.Sub("outside/victim"));
+    ASSERT_TRUE(victim.ok());
+    EXPECT_EQ(*victim, "original");
+    struct stat st {};
+    EXPECT_NE(lstat(tmp_.Sub("outside/pwned").c_str(), &st), 0);
+  }
+
+  TempDir tmp_;
+};
+
+TEST_F(UnpackTest, KeepsFilesLinksModesOwnersTimesAndXattrs) {
+  TarMember owned;
+  owned.name = "etc/owned";
+  owned.data = "secret";
+  owned.mode = 04750;
+  owned.uid = 1234;
+  owned.gid = 5678;
+  owned.mtime = 1600000000;
+  owned.xattrs = {{"trusted.crid-test", "v1"}};
+  TarMember fifo;
+  fifo.name = "run/fifo";
+  fifo.type = '6';
+  TarMember dev;
+  dev.name = "dev/null";
+  dev.type = '3';
+  dev.devmajor = 1;
+  dev.devminor = 3;
+  dev.mode = 0666;
+  std::string long_name = "deep/" + std::string(150, 'n');
+  std::string tar = TarBuilder()
+                        .Dir("bin")
+                        .File("bin/busybox", "#!binary", 0755)
+                        .HardLink("bin/sh", "bin/busybox")
+                        .Symlink("bin/ls", "/bin/busybox")
+                        .Add(owned)
+                        .Add(fifo)
+                        .Add(dev)
+                        .File(long_name, "long")
+                        .Finish();
+  absl::StatusOr<UnpackResult> r = Unpack(GzipCompress(tar));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->diff_id, DigestOf(tar));
+  EXPECT_EQ(r->bytes, tar.size());
+
+  struct stat a {
+  }, b{};
+  ASSERT_EQ(stat(Layer("bin/busybox").c_str(), &a), 0);
+  ASSERT_EQ(stat(Layer("bin/sh").c_str(), &b), 0);
+  EXPECT_EQ(a.st_ino, b.st_ino);
+  EXPECT_EQ(a.st_mode & 07777, 0755u);
+  char target[64] = {};
+  ASSERT_GT(readlink(Layer("bin/ls").c_str(), target, sizeof(target)), 0);
+  EXPECT_STREQ(target, "/bin/busybox");
+  ASSERT_EQ(lstat(Layer("etc/owned").c_str(), &a), 0);
+  EXPECT_EQ(a.st_mode & 07777, 04750u);
+  EXPECT_EQ(a.st_uid, 1234u);
+  EXPECT_EQ(a.st_gid, 5678u);
+  EXPECT_EQ(a.st_mtime, 1600000000);
+  char value[8] = {};
+  EXPECT_EQ(getxattr(Layer("etc/owned").c_str(), "trusted.crid-test", value, sizeof(value)), 2);
+  EXPECT_STREQ(value, "v1");
+  ASSERT_EQ(lstat(Layer("run/fifo").c_str(), &a), 0);
+  EXPECT_TRUE(S_ISFIFO(a.st_mode));
+  ASSERT_EQ(lstat(Layer("dev/null").c_str(), &a), 0);
+  EXPECT_TRUE(S_ISCHR(a.st_mode));
+  EXPECT_EQ(a.st_rdev, makedev(1, 3));
+  ASSERT_EQ(lstat(Layer("bin").c_str(), &a), 0);
+  EXPECT_EQ(a.st_mtime, 1700000000);  // directory time set after its children
+  EXPECT_EQ(*ReadFile(Layer(long_name)), "long");
+}
+
+TEST_F(UnpackTest, ZstdAndPlainTarGiveTheSameDiffId) {
+  std::string tar = TarBuilder().File("a", "hello").Finish();
+  absl::StatusOr<UnpackResult> z = Unpack(ZstdCompress(tar));
+  ASSERT_TRUE(z.ok()) << z.status();
+  EXPECT_EQ(z->diff_id, DigestOf(tar));
+  EXPECT_EQ(*ReadFile(Layer("a")), "hello");
+  ASSERT_TRUE(RemoveTreeAt(tmp_.Sub("layer")).ok());
+  ASSERT_TRUE(MakeDirs(tmp_.Sub("layer"), 0755).ok());
+  absl::StatusOr<UnpackResult> plain = Unpack(tar);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_EQ(plain->diff_id, z->diff_id);
+}
+
+TEST_F(UnpackTest, WhiteoutsBecomeOverlayWhiteouts) {
+  std::string tar = TarBuilder()
+                        .Dir("etc")
+                        .File("etc/.wh.removed", "")
+                        .Dir("var/cache")
+                        .File("var/cache/.wh..wh..opq", "")
+                        .File("var/cache/kept", "new")
+                        .Finish();
+  absl::StatusOr<UnpackResult> r = Unpack(tar);
+  ASSERT_TRUE(r.ok()) << r.status();
+  struct stat st {};
+  ASSERT_EQ(lstat(Layer("etc/removed").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISCHR(st.st_mode));
+  EXPECT_EQ(st.st_rdev, makedev(0, 0));
+  EXPECT_NE(lstat(Layer("etc/.wh.removed").c_str(), &st), 0);
+  char value[4] = {};
+  EXPECT_EQ(getxattr(Layer("var/cache").c_str(), "trusted.overlay.opaque", value, sizeof(value)),
+            1);
+  EXPECT_EQ(value[0], 'y');
+  EXPECT_NE(lstat(Layer("var/cache/.wh..wh..opq").c_str(), &st), 0);
+  EXPECT_EQ(*ReadFile(Layer("var/cache/kept")), "new");
+}
+
+TEST_F(UnpackTest, RefusesDotDot) {
+  ExpectRefused(TarBuilder().File("a/../../outside/pwned", "x").Finish(), "\"..\"");
+}
+
+TEST_F(UnpackTest, RefusesAbsolutePaths) {
+  ExpectRefused(TarBuilder().File(tmp_.Sub("outside/pwned"), "x").Finish(), "absolute");
+}
+
+TEST_F(UnpackTest, RefusesWritingThroughSymlinkedDirectory) {
+  ExpectRefused(
+      TarBuilder().Symlink("escape", tmp_.Sub("outside")).File("escape/pwned", "x").Finish(),
+      "symlink");
+  ExpectRefused(
+      TarBuilder().Symlink("escape", tmp_.Sub("outside")).File("escape/victim", "x").Finish(),
+      "symlink");
+}
+
+TEST_F(UnpackTest, FileOverSymlinkReplacesTheLinkNotItsTarget) {
+  std::string tar =
+      TarBuilder().Symlink("link", tmp_.Sub("outside/victim")).File("link", "replaced").Finish();
+  absl::StatusOr<UnpackResult> r = Unpack(tar);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*ReadFile(tmp_.Sub("outside/victim")), "original");
+  EXPECT_EQ(*ReadFile(Layer("link")), "replaced");
+}
+
+TEST_F(UnpackTest, RefusesHardLinksLeavingTheLayer) {
+  ExpectRefused(TarBuilder().HardLink("h", "../outside/victim").Finish(), "outside the layer");
+  ExpectRefused(TarBuilder().HardLink("h", tmp_.Sub("outside/victim")).Finish(),
+                "outside the layer");
+  ExpectRefused(TarBuilder().HardLink("h", "not/here").Finish(), "not in this layer");
+  // Through a symlinked directory inside the layer.
+  ExpectRefused(
+      TarBuilder().Symlink("out", tmp_.Sub("outside")).HardLink("h", "out/victim").Finish(),
+      "not in this layer");
+}
+
+TEST_F(UnpackTest, RefusesAbsurdSizes) {
+  TarMember huge;
+  huge.name = "huge";
+  huge.claimed_size = uint64_t{1} << 42;
+  ExpectRefused(TarBuilder().Add(huge).Finish(), "limit");
+  UnpackLimits small;
+  small.max_bytes = 4096;
+  absl::StatusOr<UnpackResult> r =
+      Unpack(GzipCompress(TarBuilder().File("big", std::string(100000, 'z')).Finish()), small);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted) << r.status();
+}
+
+TEST_F(UnpackTest, RefusesTruncatedAndCorruptLayers) {
+  std::string tar = TarBuilder().File("a", std::string(5000, 'a')).Finish();
+  EXPECT_FALSE(Unpack(tar.substr(0, 1500)).ok());
+  std::string gz = GzipCompress(tar);
+  EXPECT_FALSE(Unpack(gz.substr(0, gz.size() / 2)).ok());
+  std::string bad = tar;
+  bad[10] ^= 1;  // name changes, checksum does not
+  absl::StatusOr<UnpackResult> r = Unpack(bad);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("checksum"), absl::string_view::npos) << r.status();
+}
+
+TEST_F(UnpackTest, RemoveTreeAtDoesNotFollowSymlinks) {
+  std::string tar = TarBuilder().Symlink("out", tmp_.Sub("outside")).File("d/f", "x").Finish();
+  ASSERT_TRUE(Unpack(tar).ok());
+  ASSERT_TRUE(RemoveTreeAt(tmp_.Sub("layer")).ok());
+  struct stat st {};
+  EXPECT_NE(lstat(tmp_.Sub("layer").c_str(), &st), 0);
+  EXPECT_EQ(*ReadFile(tmp_.Sub("outside/victim")), "original");
+}
+
+}  // namespace
+}  // namespace crid
