@@ -6,7 +6,7 @@ set -euo pipefail
 build_packages=(
   bazel-bootstrap bazel-rules-java g++ pkg-config git ca-certificates
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev
-  libabsl-dev libspdlog-dev libfmt-dev libseccomp-dev libsystemd-dev libsqlite3-dev
+  libabsl-dev libspdlog-dev libfmt-dev libseccomp-dev libsystemd-dev libsqlite3-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev
   libcurl4-openssl-dev libssl-dev zlib1g-dev libzstd-dev
 )
