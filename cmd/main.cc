@@ -26,6 +26,7 @@
 #include "cri/runtime_state.h"
 #include "cri/server.h"
 #include "cri/version_info.h"
+#include "image/image_store.h"
 #include "store/store.h"
 
 ABSL_FLAG(std::string, config, "",
@@ -163,7 +164,13 @@ int Run(int argc, char** argv) {
   }
 
   RuntimeService runtime_service(state->get());
-  ImageService image_service;
+  absl::StatusOr<std::unique_ptr<ImageStore>> images =
+      ImageStore::Open(config->root() + "/images", config->image(), store->get());
+  if (!images.ok()) {
+    spdlog::critical("opening the image store: {}", images.status().message());
+    return kExitFailure;
+  }
+  ImageService image_service(images->get());
   ServerOptions options;
   options.socket_path = SocketPath(config->listen());
   options.socket_group = config->socket_group();

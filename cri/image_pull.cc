@@ -1,0 +1,39 @@
+// PullImage: runs on the image executor (kubelet sets no deadline on pulls);
+// answers with the image ID, which ListImages and ImageStatus report as Image.id.
+#include "absl/strings/str_cat.h"
+#include "cri/image_service.h"
+
+namespace crid {
+
+grpc::ServerUnaryReactor* ImageService::PullImage(grpc::CallbackServerContext* context,
+                                                  const runtime::v1::PullImageRequest* request,
+                                                  runtime::v1::PullImageResponse* response) {
+  if (images_ == nullptr) {
+    return FinishUnary(context, UnimplementedRpc("ImageService", "PullImage"));
+  }
+  const std::string& name = request->image().image();
+  if (name.empty()) {
+    return FinishUnary(context, absl::InvalidArgumentError("image.image: must not be empty"));
+  }
+  RegistryAuth auth;
+  auth.username = request->auth().username();
+  auth.password = request->auth().password();
+  auth.auth = request->auth().auth();
+  auth.identity_token = request->auth().identity_token();
+  auth.registry_token = request->auth().registry_token();
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  executor_.Run([this, name, auth, reactor, response] {
+    absl::StatusOr<std::string> id = images_->Pull(name, auth);
+    if (!id.ok()) {
+      reactor->Finish(ToGrpcStatus(
+          absl::Status(id.status().code(),
+                       absl::StrCat("pulling image \"", name, "\": ", id.status().message()))));
+      return;
+    }
+    response->set_image_ref(*id);
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
+}
+
+}  // namespace crid

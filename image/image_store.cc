@@ -1,0 +1,469 @@
+#include "image/image_store.h"
+
+#include <dirent.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <thread>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "base/errors.h"
+#include "base/logging.h"
+#include "image/digest.h"
+#include "image/manifest.h"
+#include "image/reference.h"
+#include "image/unpack.h"
+
+namespace crid {
+namespace {
+
+constexpr char kBucket[] = "images";
+constexpr absl::Duration kProgressEvery = absl::Seconds(5);
+
+std::atomic<uint64_t> g_temp_counter{0};
+
+template <typename C, typename V>
+bool Contains(const C& c, const V& v) {
+  return std::find(c.begin(), c.end(), v) != c.end();
+}
+
+template <typename C, typename V>
+void EraseValue(C* c, const V& v) {
+  c->erase(std::remove(c->begin(), c->end(), v), c->end());
+}
+
+bool Exists(const std::string& path) {
+  struct stat st {};
+  return lstat(path.c_str(), &st) == 0;
+}
+
+}  // namespace
+
+ImageUser ParseImageUser(const std::string& user) {
+  ImageUser out;
+  std::string name = user.substr(0, user.find(':'));
+  int64_t uid = 0;
+  if (name.empty()) {
+    return out;
+  }
+  if (absl::SimpleAtoi(name, &uid) && uid >= 0) {
+    out.uid = uid;
+  } else {
+    out.username = name;
+  }
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<ImageStore>> ImageStore::Open(const std::string& dir,
+                                                             const config::ImageConfig& config,
+                                                             Store* store) {
+  CRID_ASSIGN_OR_RETURN(std::unique_ptr<ContentStore> content, ContentStore::Open(dir));
+  CRID_RETURN_IF_ERROR(MakeDirs(dir + "/layers", 0700));
+  // Unpacks that never finished.
+  if (DIR* d = opendir((dir + "/layers").c_str()); d != nullptr) {
+    std::vector<std::string> stale;
+    while (dirent* e = readdir(d)) {
+      if (absl::StartsWith(e->d_name, ".tmp-")) {
+        stale.push_back(absl::StrCat(dir, "/layers/", e->d_name));
+      }
+    }
+    closedir(d);
+    for (const std::string& path : stale) {
+      if (absl::Status st = RemoveTreeAt(path); !st.ok()) {
+        spdlog::warn("removing unfinished layer {}: {}", path, st);
+      }
+    }
+  }
+  return std::unique_ptr<ImageStore>(new ImageStore(dir, config, store, std::move(content)));
+}
+
+std::string ImageStore::LayerDir(const std::string& chain_id) const {
+  return absl::StrCat(dir_, "/layers/", DigestHex(chain_id), "/fs");
+}
+
+absl::StatusOr<std::string> ImageStore::ConfigJson(const std::string& id) const {
+  return content_->ReadBlob(id, kMaxConfigBytes);
+}
+
+absl::StatusOr<std::string> ImageStore::Pull(const std::string& image, const RegistryAuth& auth) {
+  CRID_ASSIGN_OR_RETURN(Reference ref, ParseReference(image));
+  std::string key = ref.String();
+  std::shared_ptr<InFlight> flight;
+  bool leader = false;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = in_flight_.find(key);
+    if (it == in_flight_.end()) {
+      flight = std::make_shared<InFlight>();
+      in_flight_[key] = flight;
+      leader = true;
+    } else {
+      flight = it->second;
+    }
+  }
+  if (!leader) {
+    spdlog::info("pull of {} already running, waiting for it", key);
+    flight->done.WaitForNotification();
+    return flight->result;
+  }
+  flight->result = DoPull(image, auth);
+  {
+    absl::MutexLock lock(&mu_);
+    in_flight_.erase(key);
+  }
+  flight->done.Notify();
+  return flight->result;
+}
+
+absl::Status ImageStore::EnsureLayer(const Reference& ref, const std::string& blob_digest,
+                                     int64_t size, const std::string& diff_id,
+                                     const std::string& chain_id, const RegistryAuth& auth,
+                                     std::atomic<uint64_t>* progress) {
+  std::string final_dir = absl::StrCat(dir_, "/layers/", DigestHex(chain_id));
+  std::shared_ptr<absl::Mutex> layer_mu;
+  {
+    absl::MutexLock lock(&mu_);
+    std::shared_ptr<absl::Mutex>& slot = layer_locks_[chain_id];
+    if (slot == nullptr) {
+      slot = std::make_shared<absl::Mutex>();
+    }
+    layer_mu = slot;
+  }
+  // Two images sharing a layer unpack it once.
+  absl::MutexLock layer_lock(layer_mu.get());
+  if (Exists(final_dir)) {
+    if (progress != nullptr) {
+      progress->fetch_add(static_cast<uint64_t>(std::max<int64_t>(size, 0)));
+    }
+    return absl::OkStatus();
+  }
+  if (!content_->Has(blob_digest)) {
+    CRID_RETURN_IF_ERROR(
+        registry_.FetchBlob(ref, blob_digest, size, auth, content_.get(), progress));
+  } else if (progress != nullptr) {
+    progress->fetch_add(static_cast<uint64_t>(std::max<int64_t>(size, 0)));
+  }
+  std::string temp = absl::StrCat(dir_, "/layers/.tmp-", DigestHex(chain_id).substr(0, 12), "-",
+                                  getpid(), "-", g_temp_counter.fetch_add(1));
+  CRID_RETURN_IF_ERROR(MakeDirs(temp + "/fs", 0755));
+  absl::Cleanup remove_temp = [&temp] { (void)RemoveTreeAt(temp); };
+  absl::Time start = absl::Now();
+  absl::StatusOr<UnpackResult> result = UnpackLayer(content_->BlobPath(blob_digest), temp + "/fs");
+  if (!result.ok()) {
+    return Annotate(result.status(),
+                    absl::StrCat("unpacking layer ", blob_digest, " of ", ref.Name()));
+  }
+  if (result->diff_id != diff_id) {
+    return absl::DataLossError(absl::StrCat("layer ", blob_digest, " of ", ref.Name(),
+                                            " unpacks to diff ID ", result->diff_id,
+                                            " but the image config says ", diff_id));
+  }
+  if (rename(temp.c_str(), final_dir.c_str()) != 0) {
+    return ErrnoError(errno, "rename ", temp, " to ", final_dir);
+  }
+  std::move(remove_temp).Cancel();
+  spdlog::debug("unpacked layer {} ({} bytes, {} entries) in {}", blob_digest, result->bytes,
+                result->entries, absl::FormatDuration(absl::Now() - start));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ImageStore::DoPull(const std::string& image, const RegistryAuth& auth) {
+  CRID_ASSIGN_OR_RETURN(Reference ref, ParseReference(image));
+  absl::Time start = absl::Now();
+  spdlog::info("pulling image {}", ref.String());
+  CRID_ASSIGN_OR_RETURN(FetchedManifest top,
+                        registry_.FetchManifest(ref, ref.ManifestRef(), auth, kMaxManifestBytes));
+  CRID_ASSIGN_OR_RETURN(ManifestKind kind, ClassifyManifest(top.media_type, top.body));
+  FetchedManifest manifest = top;
+  if (kind == ManifestKind::kIndex) {
+    CRID_ASSIGN_OR_RETURN(std::vector<Descriptor> entries, ParseIndex(top.body));
+    absl::StatusOr<Descriptor> chosen = SelectPlatform(entries, HostPlatform());
+    if (!chosen.ok()) {
+      return Annotate(chosen.status(), ref.String());
+    }
+    CRID_ASSIGN_OR_RETURN(manifest,
+                          registry_.FetchManifest(ref, chosen->digest, auth, kMaxManifestBytes));
+    CRID_ASSIGN_OR_RETURN(ManifestKind inner, ClassifyManifest(manifest.media_type, manifest.body));
+    if (inner != ManifestKind::kImage) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          ref.String(), ": index entry ", chosen->digest, " is not an image manifest"));
+    }
+  }
+  absl::StatusOr<ImageManifest> parsed = ParseImageManifest(manifest.body);
+  if (!parsed.ok()) {
+    return Annotate(parsed.status(), ref.String());
+  }
+  const std::string& id = parsed->config.digest;
+  std::string config_text;
+  if (content_->Has(id)) {
+    CRID_ASSIGN_OR_RETURN(config_text, content_->ReadBlob(id, kMaxConfigBytes));
+  } else {
+    CRID_ASSIGN_OR_RETURN(config_text, registry_.FetchSmallBlob(ref, id, auth, kMaxConfigBytes));
+  }
+  absl::StatusOr<ImageConfigInfo> config = ParseImageConfig(config_text);
+  if (!config.ok()) {
+    return Annotate(config.status(), ref.String());
+  }
+  if (config->diff_ids.size() != parsed->layers.size()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(ref.String(), ": manifest has ", parsed->layers.size(),
+                     " layers but the config lists ", config->diff_ids.size(), " diff IDs"));
+  }
+  std::vector<std::string> chains = ChainIds(config->diff_ids);
+
+  // Keep what this pull uses away from garbage collection until it is recorded.
+  std::vector<std::string> active = chains;
+  active.push_back(id);
+  active.push_back(top.digest);
+  active.push_back(manifest.digest);
+  for (const Descriptor& d : parsed->layers) {
+    active.push_back(d.digest);
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    active_.insert(active.begin(), active.end());
+  }
+  absl::Cleanup release = [this, &active] {
+    absl::MutexLock lock(&mu_);
+    for (const std::string& a : active) {
+      active_.erase(active_.find(a));
+    }
+  };
+
+  for (const FetchedManifest* m : {&top, &manifest}) {
+    if (!content_->Has(m->digest)) {
+      CRID_RETURN_IF_ERROR(content_->Put(m->digest, m->body));
+    }
+  }
+  if (!content_->Has(id)) {
+    CRID_RETURN_IF_ERROR(content_->Put(id, config_text));
+  }
+
+  // Layers: downloaded and unpacked in parallel, each as soon as it arrives.
+  uint64_t total_bytes = 0;
+  for (const Descriptor& d : parsed->layers) {
+    total_bytes += static_cast<uint64_t>(d.size);
+  }
+  std::atomic<uint64_t> progress{0};
+  std::atomic<size_t> next{0};
+  absl::Mutex done_mu;
+  size_t done = 0;
+  absl::Status first_error;
+  size_t workers = std::min<size_t>(config_.max_concurrent_downloads(), parsed->layers.size());
+  std::vector<std::thread> threads;
+  for (size_t w = 0; w < workers; ++w) {
+    threads.emplace_back([&] {
+      while (true) {
+        size_t i = next.fetch_add(1);
+        if (i >= parsed->layers.size()) {
+          return;
+        }
+        {
+          absl::MutexLock lock(&done_mu);
+          if (!first_error.ok()) {
+            return;
+          }
+        }
+        const Descriptor& d = parsed->layers[i];
+        absl::Status st =
+            EnsureLayer(ref, d.digest, d.size, config->diff_ids[i], chains[i], auth, &progress);
+        absl::MutexLock lock(&done_mu);
+        ++done;
+        if (!st.ok() && first_error.ok()) {
+          first_error = st;
+        }
+      }
+    });
+  }
+  {
+    absl::MutexLock lock(&done_mu);
+    auto finished = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(done_mu) {
+      return done == parsed->layers.size() || !first_error.ok();
+    };
+    while (!done_mu.AwaitWithTimeout(absl::Condition(&finished), kProgressEvery)) {
+      double secs = absl::ToDoubleSeconds(absl::Now() - start);
+      uint64_t got = progress.load();
+      spdlog::info("pulling {}: {} of {} layers, {} of {} bytes, {:.1f} MB/s", ref.String(), done,
+                   parsed->layers.size(), got, total_bytes, secs > 0 ? got / secs / 1e6 : 0.0);
+    }
+  }
+  for (std::thread& t : threads) {
+    t.join();
+  }
+  CRID_RETURN_IF_ERROR(first_error);
+
+  // Record the image; the tag leaves whatever image had it before.
+  std::string tag = ref.TaggedName();
+  std::string repo_digest = absl::StrCat(ref.Name(), "@", top.digest);
+  {
+    absl::MutexLock lock(&meta_mu_);
+    CRID_ASSIGN_OR_RETURN(std::vector<image::ImageRecord> records, ListLocked());
+    image::ImageRecord record;
+    record.set_id(id);
+    record.set_created(absl::ToUnixSeconds(absl::Now()));
+    for (const image::ImageRecord& r : records) {
+      if (r.id() == id) {
+        record = r;
+      }
+    }
+    uint64_t size = manifest.body.size() + config_text.size() + total_bytes;
+    record.set_size(size);
+    record.set_user(config->user);
+    record.set_manifest_digest(manifest.digest);
+    record.clear_layer_digests();
+    for (const Descriptor& d : parsed->layers) {
+      record.add_layer_digests(d.digest);
+    }
+    record.clear_diff_ids();
+    for (const std::string& d : config->diff_ids) {
+      record.add_diff_ids(d);
+    }
+    record.clear_chain_ids();
+    for (const std::string& c : chains) {
+      record.add_chain_ids(c);
+    }
+    if (!tag.empty() && !Contains(record.repo_tags(), tag)) {
+      record.add_repo_tags(tag);
+    }
+    if (!Contains(record.repo_digests(), repo_digest)) {
+      record.add_repo_digests(repo_digest);
+    }
+    CRID_RETURN_IF_ERROR(store_->Update([&](Transaction& tx) -> absl::Status {
+      for (image::ImageRecord r : records) {
+        if (r.id() != id && !tag.empty() && Contains(r.repo_tags(), tag)) {
+          EraseValue(r.mutable_repo_tags(), tag);
+          CRID_RETURN_IF_ERROR(tx.Put(kBucket, r.id(), r.SerializeAsString()));
+        }
+      }
+      return tx.Put(kBucket, id, record.SerializeAsString());
+    }));
+  }
+  double secs = absl::ToDoubleSeconds(absl::Now() - start);
+  spdlog::info("pulled {} as {} ({} layers, {} bytes) in {:.2f}s", ref.String(), id,
+               parsed->layers.size(), total_bytes, secs);
+  return id;
+}
+
+absl::StatusOr<std::vector<image::ImageRecord>> ImageStore::ListLocked() {
+  CRID_ASSIGN_OR_RETURN(auto rows, store_->List(kBucket));
+  std::vector<image::ImageRecord> out;
+  for (const auto& [key, value] : rows) {
+    image::ImageRecord r;
+    if (!r.ParseFromString(value)) {
+      return absl::DataLossError(absl::StrCat("image record ", key, " is corrupt"));
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<image::ImageRecord>> ImageStore::List() {
+  absl::MutexLock lock(&meta_mu_);
+  return ListLocked();
+}
+
+absl::StatusOr<std::optional<image::ImageRecord>> ImageStore::Resolve(const std::string& image) {
+  if (image.empty()) {
+    return absl::InvalidArgumentError("image reference is empty");
+  }
+  CRID_ASSIGN_OR_RETURN(std::vector<image::ImageRecord> records, List());
+  if (LooksLikeImageId(image)) {
+    std::string id = absl::StartsWith(image, "sha256:") ? image : "sha256:" + image;
+    for (image::ImageRecord& r : records) {
+      if (r.id() == id) {
+        return std::optional<image::ImageRecord>(std::move(r));
+      }
+    }
+    return std::optional<image::ImageRecord>();
+  }
+  CRID_ASSIGN_OR_RETURN(Reference ref, ParseReference(image));
+  for (image::ImageRecord& r : records) {
+    bool match = ref.digest.empty()
+                     ? Contains(r.repo_tags(), ref.TaggedName())
+                     : Contains(r.repo_digests(), ref.String()) ||
+                           (ref.digest == r.manifest_digest() &&
+                            std::any_of(r.repo_digests().begin(), r.repo_digests().end(),
+                                        [&](const std::string& d) {
+                                          return absl::StartsWith(d, ref.Name() + "@");
+                                        }));
+    if (match) {
+      return std::optional<image::ImageRecord>(std::move(r));
+    }
+  }
+  return std::optional<image::ImageRecord>();
+}
+
+absl::Status ImageStore::Remove(const std::string& image) {
+  CRID_ASSIGN_OR_RETURN(std::optional<image::ImageRecord> record, Resolve(image));
+  if (!record.has_value()) {
+    return absl::OkStatus();
+  }
+  absl::MutexLock lock(&meta_mu_);
+  CRID_RETURN_IF_ERROR(store_->Delete(kBucket, record->id()));
+  spdlog::info("removed image {} ({})", record->id(),
+               record->repo_tags().empty() ? "untagged" : record->repo_tags(0));
+  return CollectGarbage();
+}
+
+absl::Status ImageStore::CollectGarbage() {
+  CRID_ASSIGN_OR_RETURN(std::vector<image::ImageRecord> records, ListLocked());
+  std::set<std::string> keep;
+  for (const image::ImageRecord& r : records) {
+    keep.insert(r.id());
+    keep.insert(r.manifest_digest());
+    keep.insert(r.layer_digests().begin(), r.layer_digests().end());
+    keep.insert(r.chain_ids().begin(), r.chain_ids().end());
+    for (const std::string& d : r.repo_digests()) {
+      keep.insert(d.substr(d.find('@') + 1));
+    }
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    keep.insert(active_.begin(), active_.end());
+  }
+  absl::Status result;
+  CRID_ASSIGN_OR_RETURN(std::vector<std::string> blobs, content_->List());
+  for (const std::string& blob : blobs) {
+    if (!keep.count(blob)) {
+      result.Update(content_->Remove(blob));
+    }
+  }
+  std::string layers = dir_ + "/layers";
+  std::vector<std::string> unused;
+  if (DIR* d = opendir(layers.c_str()); d != nullptr) {
+    while (dirent* e = readdir(d)) {
+      std::string chain = absl::StrCat("sha256:", e->d_name);
+      if (e->d_name[0] != '.' && ValidateDigest(chain).ok() && !keep.count(chain)) {
+        unused.push_back(e->d_name);
+      }
+    }
+    closedir(d);
+  }
+  for (const std::string& name : unused) {
+    // Layers currently being unpacked for another image are locked.
+    std::shared_ptr<absl::Mutex> layer_mu;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = layer_locks_.find("sha256:" + name);
+      if (it != layer_locks_.end()) {
+        layer_mu = it->second;
+      }
+    }
+    if (layer_mu != nullptr) {
+      layer_mu->Lock();
+    }
+    result.Update(RemoveTreeAt(absl::StrCat(layers, "/", name)));
+    if (layer_mu != nullptr) {
+      layer_mu->Unlock();
+    }
+  }
+  return result;
+}
+
+}  // namespace crid

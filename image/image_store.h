@@ -1,0 +1,107 @@
+// crid's images: pulls (manifest -> config -> layers, deduplicated and in
+// parallel), metadata in the metadata store (image ID = config digest, tags that
+// move between images), unpacked layers under DIR/layers/<chain ID>/fs ready to be
+// overlayfs lower directories, and garbage collection of what no image uses.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "base/fs.h"
+#include "image/content_store.h"
+#include "image/image_record.pb.h"
+#include "image/registry.h"
+#include "proto/config.pb.h"
+#include "store/store.h"
+
+namespace crid {
+
+class ImageStore {
+ public:
+  // `dir` is ROOT/images. Metadata goes to `store` (bucket "images").
+  static absl::StatusOr<std::unique_ptr<ImageStore>> Open(const std::string& dir,
+                                                          const config::ImageConfig& config,
+                                                          Store* store);
+
+  // Pulls `image` (any reference form) and returns its ID. Concurrent pulls of
+  // the same reference share one download.
+  absl::StatusOr<std::string> Pull(const std::string& image, const RegistryAuth& auth);
+
+  // The image named by ID ("sha256:<hex>" or bare hex), any tag or any digest
+  // reference; nullopt when absent. INVALID_ARGUMENT for a malformed reference.
+  absl::StatusOr<std::optional<image::ImageRecord>> Resolve(const std::string& image);
+
+  absl::StatusOr<std::vector<image::ImageRecord>> List();
+
+  // Removes the image `image` names with all its tags and digests. Absent is OK.
+  // Blobs and layers no other image uses are deleted.
+  absl::Status Remove(const std::string& image);
+
+  // Bytes and inodes used under DIR.
+  absl::StatusOr<DiskUsage> Usage() const { return MeasureDiskUsage(dir_); }
+
+  // The image config JSON of image `id`.
+  absl::StatusOr<std::string> ConfigJson(const std::string& id) const;
+
+  // Overlay lower directory of a layer.
+  std::string LayerDir(const std::string& chain_id) const;
+
+  const std::string& dir() const { return dir_; }
+  RegistryClient* registry() { return &registry_; }
+
+ private:
+  struct InFlight {
+    absl::Notification done;
+    absl::StatusOr<std::string> result;
+  };
+
+  ImageStore(std::string dir, const config::ImageConfig& config, Store* store,
+             std::unique_ptr<ContentStore> content)
+      : dir_(std::move(dir)),
+        config_(config),
+        store_(store),
+        content_(std::move(content)),
+        registry_(config) {}
+
+  absl::StatusOr<std::string> DoPull(const std::string& image, const RegistryAuth& auth);
+  absl::Status EnsureLayer(const Reference& ref, const std::string& blob_digest, int64_t size,
+                           const std::string& diff_id, const std::string& chain_id,
+                           const RegistryAuth& auth, std::atomic<uint64_t>* progress);
+  absl::StatusOr<std::vector<image::ImageRecord>> ListLocked()
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(meta_mu_);
+  absl::Status CollectGarbage() ABSL_EXCLUSIVE_LOCKS_REQUIRED(meta_mu_);
+
+  const std::string dir_;
+  const config::ImageConfig config_;
+  Store* const store_;
+  std::unique_ptr<ContentStore> content_;
+  RegistryClient registry_;
+
+  absl::Mutex mu_;
+  std::map<std::string, std::shared_ptr<InFlight>> in_flight_ ABSL_GUARDED_BY(mu_);
+  // Blobs and chain IDs that running pulls use: garbage collection keeps them.
+  std::multiset<std::string> active_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::shared_ptr<absl::Mutex>> layer_locks_ ABSL_GUARDED_BY(mu_);
+
+  // Serialises metadata changes (tags moving, removals, GC).
+  absl::Mutex meta_mu_;
+};
+
+// Splits a config User ("1000", "1000:50", "www-data", "www-data:50") into a
+// numeric uid or a user name.
+struct ImageUser {
+  std::optional<int64_t> uid;
+  std::string username;
+};
+ImageUser ParseImageUser(const std::string& user);
+
+}  // namespace crid
