@@ -1,0 +1,144 @@
+#include "container/capabilities.h"
+
+#include <algorithm>
+#include <fstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace crid {
+
+namespace {
+
+// Capability names by number (linux/capability.h).
+constexpr const char* kCapabilityNames[] = {
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+};
+constexpr int kKnownCapabilities = sizeof(kCapabilityNames) / sizeof(kCapabilityNames[0]);
+
+int LastCapability() {
+  static const int last = [] {
+    std::ifstream in("/proc/sys/kernel/cap_last_cap");
+    int value = kKnownCapabilities - 1;
+    if (in >> value) {
+      value = std::min(value, kKnownCapabilities - 1);
+    }
+    return value;
+  }();
+  return last;
+}
+
+void Remove(std::vector<std::string>& caps, const std::string& cap) {
+  caps.erase(std::remove(caps.begin(), caps.end(), cap), caps.end());
+}
+
+void Add(std::vector<std::string>& caps, const std::string& cap) {
+  if (std::find(caps.begin(), caps.end(), cap) == caps.end()) {
+    caps.push_back(cap);
+  }
+}
+
+bool IsAll(const std::string& name) { return absl::AsciiStrToUpper(name) == "ALL"; }
+
+}  // namespace
+
+std::vector<std::string> AllCapabilities() {
+  return std::vector<std::string>(kCapabilityNames, kCapabilityNames + LastCapability() + 1);
+}
+
+std::vector<std::string> DefaultCapabilities() {
+  return {"CAP_CHOWN",   "CAP_DAC_OVERRIDE", "CAP_FSETID",           "CAP_FOWNER",
+          "CAP_MKNOD",   "CAP_NET_RAW",      "CAP_SETGID",           "CAP_SETUID",
+          "CAP_SETFCAP", "CAP_SETPCAP",      "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
+          "CAP_KILL",    "CAP_AUDIT_WRITE"};
+}
+
+absl::StatusOr<std::string> NormalizeCapability(const std::string& name) {
+  std::string upper = absl::AsciiStrToUpper(name);
+  if (!absl::StartsWith(upper, "CAP_")) {
+    upper = absl::StrCat("CAP_", upper);
+  }
+  for (const char* known : kCapabilityNames) {
+    if (upper == known) {
+      return upper;
+    }
+  }
+  return absl::InvalidArgumentError(absl::StrCat("unknown capability \"", name, "\""));
+}
+
+absl::StatusOr<std::vector<std::string>> ApplyCapabilityChanges(
+    std::vector<std::string> base, const std::vector<std::string>& add,
+    const std::vector<std::string>& drop) {
+  if (std::any_of(add.begin(), add.end(), IsAll)) {
+    base = AllCapabilities();
+  }
+  if (std::any_of(drop.begin(), drop.end(), IsAll)) {
+    base.clear();
+  }
+  for (const std::string& name : add) {
+    if (IsAll(name)) {
+      continue;
+    }
+    absl::StatusOr<std::string> cap = NormalizeCapability(name);
+    if (!cap.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("capabilities.add_capabilities: ", cap.status().message()));
+    }
+    Add(base, *cap);
+  }
+  for (const std::string& name : drop) {
+    if (IsAll(name)) {
+      continue;
+    }
+    absl::StatusOr<std::string> cap = NormalizeCapability(name);
+    if (!cap.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("capabilities.drop_capabilities: ", cap.status().message()));
+    }
+    Remove(base, *cap);
+  }
+  return base;
+}
+
+}  // namespace crid
