@@ -11,7 +11,7 @@ build_packages=(
   libcurl4-openssl-dev libssl-dev zlib1g-dev libzstd-dev
 )
 test_packages=(python3 clang-format clang-tidy docker-registry apache2-utils busybox-static
-  containernetworking-plugins iproute2 iptables)
+  containernetworking-plugins iproute2 iptables runc)
 
 wanted=("${build_packages[@]}")
 if [[ "${1:-build}" == "test" ]]; then
