@@ -1,0 +1,337 @@
+// Pulls from a real registry (docker-registry on 127.0.0.1) through the image
+// store: image formats, compression, multi-platform indexes, whiteouts, Basic
+// auth, mirrors, concurrent pulls, tags moving, removal, restart persistence.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+
+#include <memory>
+#include <thread>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "base/fs.h"
+#include "base/temp_dir.h"
+#include "config/config.h"
+#include "image/image_store.h"
+#include "image/manifest.h"
+#include "image/test_layers.h"
+#include "store/store.h"
+#include "tests/image_registry_fixture.h"
+
+namespace crid {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+class ImagePullTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(registry_.Start().ok());
+    image_config_ = DefaultConfig().image();
+    OpenStore();
+  }
+
+  void OpenStore() {
+    images_.reset();
+    store_.reset();
+    auto store = Store::Open(tmp_.Sub("crid.db"));
+    ASSERT_TRUE(store.ok()) << store.status();
+    store_ = std::move(*store);
+    auto images = ImageStore::Open(tmp_.Sub("images"), image_config_, store_.get());
+    ASSERT_TRUE(images.ok()) << images.status();
+    images_ = std::move(*images);
+    images_->registry()->set_initial_backoff(absl::Milliseconds(10));
+  }
+
+  std::string Ref(const std::string& repo_tag) const {
+    return absl::StrCat(registry_.host(), "/", repo_tag);
+  }
+
+  image::ImageRecord MustResolve(const std::string& name) {
+    auto r = images_->Resolve(name);
+    EXPECT_TRUE(r.ok()) << r.status();
+    EXPECT_TRUE(r.ok() && r->has_value()) << name << " not found";
+    return r.ok() && r->has_value() ? **r : image::ImageRecord();
+  }
+
+  TempDir tmp_;
+  TestRegistry registry_;
+  config::ImageConfig image_config_;
+  std::unique_ptr<Store> store_;
+  std::unique_ptr<ImageStore> images_;
+};
+
+TEST_F(ImagePullTest, PullsGzipZstdAndPlainLayersIntoOverlayLowerDirs) {
+  TestImageSpec spec;
+  spec.layers = {{BusyboxLayerTar(), LayerCompression::kGzip},
+                 {TarBuilder().File("etc/zstd", "z").Finish(), LayerCompression::kZstd},
+                 {TarBuilder().File("etc/plain", "p").Finish(), LayerCompression::kNone}};
+  spec.user = "1002";
+  auto pushed = registry_.PushImage("test/multi-layer", "v1", spec);
+  ASSERT_TRUE(pushed.ok()) << pushed.status();
+
+  auto id = images_->Pull(Ref("test/multi-layer:v1"), {});
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_EQ(*id, pushed->config_digest);
+
+  image::ImageRecord r = MustResolve(*id);
+  EXPECT_THAT(r.repo_tags(), ElementsAre(Ref("test/multi-layer:v1")));
+  EXPECT_THAT(r.repo_digests(), ElementsAre(Ref("test/multi-layer@" + pushed->manifest_digest)));
+  EXPECT_EQ(r.user(), "1002");
+  ASSERT_EQ(r.chain_ids_size(), 3);
+  EXPECT_EQ(r.chain_ids(0), pushed->diff_ids[0]);
+  EXPECT_GT(r.size(), 1000000u);
+  auto busybox = ReadFile(images_->LayerDir(r.chain_ids(0)) + "/bin/busybox");
+  ASSERT_TRUE(busybox.ok());
+  EXPECT_EQ(*busybox, *ReadFile("/bin/busybox"));
+  struct stat a {
+  }, b{};
+  ASSERT_EQ(stat((images_->LayerDir(r.chain_ids(0)) + "/bin/sh").c_str(), &a), 0);
+  ASSERT_EQ(stat((images_->LayerDir(r.chain_ids(0)) + "/bin/busybox").c_str(), &b), 0);
+  EXPECT_EQ(a.st_ino, b.st_ino);
+  EXPECT_EQ(*ReadFile(images_->LayerDir(r.chain_ids(1)) + "/etc/zstd"), "z");
+  EXPECT_EQ(*ReadFile(images_->LayerDir(r.chain_ids(2)) + "/etc/plain"), "p");
+
+  // The same image by digest reference and by bare ID.
+  EXPECT_EQ(MustResolve(Ref("test/multi-layer@" + pushed->manifest_digest)).id(), *id);
+  EXPECT_EQ(MustResolve(id->substr(7)).id(), *id);
+  auto absent = images_->Resolve(Ref("test/multi-layer:other"));
+  ASSERT_TRUE(absent.ok());
+  EXPECT_FALSE(absent->has_value());
+}
+
+TEST_F(ImagePullTest, DockerSchema2AndPullByDigestHaveNoTag) {
+  TestImageSpec spec;
+  spec.docker_media_types = true;
+  spec.layers = {{BusyboxLayerTar()}};
+  auto pushed = registry_.PushImage("test/docker", "", spec);
+  ASSERT_TRUE(pushed.ok()) << pushed.status();
+  std::string by_digest = Ref("test/docker@" + pushed->manifest_digest);
+  auto id = images_->Pull(by_digest, {});
+  ASSERT_TRUE(id.ok()) << id.status();
+  image::ImageRecord r = MustResolve(by_digest);
+  EXPECT_EQ(r.id(), pushed->config_digest);
+  EXPECT_THAT(r.repo_tags(), IsEmpty());
+  EXPECT_THAT(r.repo_digests(), ElementsAre(by_digest));
+}
+
+TEST_F(ImagePullTest, IndexPicksTheHostPlatform) {
+  TestImageSpec arm;
+  arm.architecture = "arm64";
+  arm.variant = "v8";
+  arm.layers = {{TarBuilder().File("arch", "arm64").Finish()}};
+  TestImageSpec amd;
+  amd.layers = {{TarBuilder().File("arch", "amd64").Finish()}};
+  auto pushed_arm = registry_.PushImage("test/multiarch", "", arm);
+  auto pushed_amd = registry_.PushImage("test/multiarch", "", amd);
+  ASSERT_TRUE(pushed_arm.ok() && pushed_amd.ok());
+  auto index = registry_.PushIndex("test/multiarch", "1", {{*pushed_arm, arm}, {*pushed_amd, amd}});
+  ASSERT_TRUE(index.ok()) << index.status();
+  auto id = images_->Pull(Ref("test/multiarch:1"), {});
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_EQ(*id, HostPlatform().architecture == "amd64" ? pushed_amd->config_digest
+                                                        : pushed_arm->config_digest);
+  image::ImageRecord r = MustResolve(Ref("test/multiarch:1"));
+  // RepoDigests name the index, as the tag points to it.
+  EXPECT_THAT(r.repo_digests(), ElementsAre(Ref("test/multiarch@" + *index)));
+  EXPECT_EQ(MustResolve(Ref("test/multiarch@" + *index)).id(), *id);
+}
+
+TEST_F(ImagePullTest, IndexWithoutTheHostPlatformIsRefusedNamingWhatItHas) {
+  TestImageSpec s390;
+  s390.architecture = "s390x";
+  s390.layers = {{TarBuilder().File("a", "b").Finish()}};
+  auto pushed = registry_.PushImage("test/foreign", "", s390);
+  ASSERT_TRUE(pushed.ok());
+  ASSERT_TRUE(registry_.PushIndex("test/foreign", "1", {{*pushed, s390}}).ok());
+  auto id = images_->Pull(Ref("test/foreign:1"), {});
+  ASSERT_FALSE(id.ok());
+  EXPECT_EQ(id.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(id.status().message()), HasSubstr("linux/s390x"));
+}
+
+TEST_F(ImagePullTest, WhiteoutAndOpaqueLayerBecomeOverlayMarkers) {
+  TestImageSpec spec;
+  spec.layers = {{TarBuilder().File("etc/gone", "x").File("var/lib/old", "y").Finish()},
+                 {TarBuilder()
+                      .File("etc/.wh.gone", "")
+                      .Dir("var/lib")
+                      .File("var/lib/.wh..wh..opq", "")
+                      .File("var/lib/new", "n")
+                      .Finish()}};
+  ASSERT_TRUE(registry_.PushImage("test/whiteout", "1", spec).ok());
+  auto id = images_->Pull(Ref("test/whiteout:1"), {});
+  ASSERT_TRUE(id.ok()) << id.status();
+  std::string upper = images_->LayerDir(MustResolve(*id).chain_ids(1));
+  struct stat st {};
+  ASSERT_EQ(lstat((upper + "/etc/gone").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISCHR(st.st_mode));
+  EXPECT_EQ(st.st_rdev, makedev(0, 0));
+  char v = 0;
+  EXPECT_EQ(getxattr((upper + "/var/lib").c_str(), "trusted.overlay.opaque", &v, 1), 1);
+  EXPECT_EQ(v, 'y');
+}
+
+TEST_F(ImagePullTest, MissingImageIsNotFoundNamingRegistryAndRepository) {
+  auto id = images_->Pull(Ref("test/absent:1"), {});
+  ASSERT_FALSE(id.ok());
+  EXPECT_EQ(id.status().code(), absl::StatusCode::kNotFound) << id.status();
+  EXPECT_THAT(std::string(id.status().message()), HasSubstr(registry_.host()));
+  EXPECT_THAT(std::string(id.status().message()), HasSubstr("test/absent"));
+}
+
+TEST_F(ImagePullTest, ConcurrentPullsOfOneImageShareTheWork) {
+  TestImageSpec spec;
+  spec.layers = {{BusyboxLayerTar()}, {TarBuilder().File("x", std::string(3 << 20, 'x')).Finish()}};
+  auto pushed = registry_.PushImage("test/concurrent", "1", spec);
+  ASSERT_TRUE(pushed.ok());
+  std::vector<absl::StatusOr<std::string>> results(6);
+  std::vector<std::thread> threads;
+  for (auto& result : results) {
+    threads.emplace_back([&] { result = images_->Pull(Ref("test/concurrent:1"), {}); });
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  for (const auto& result : results) {
+    ASSERT_TRUE(result.ok()) << result.status();
+    EXPECT_EQ(*result, pushed->config_digest);
+  }
+  auto list = images_->List();
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(list->size(), 1u);
+}
+
+TEST_F(ImagePullTest, TagMovesToTheNewImageAndRemoveTakesAllTags) {
+  TestImageSpec first;
+  first.layers = {{TarBuilder().File("v", "1").Finish()}};
+  TestImageSpec second;
+  second.layers = {{TarBuilder().File("v", "2").Finish()}};
+  auto a = registry_.PushImage("test/moving", "latest", first);
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(registry_.PushImage("test/moving", "stable", first).ok());
+  ASSERT_TRUE(images_->Pull(Ref("test/moving:latest"), {}).ok());
+  ASSERT_TRUE(images_->Pull(Ref("test/moving:stable"), {}).ok());
+  auto b = registry_.PushImage("test/moving", "latest", second);
+  ASSERT_TRUE(b.ok());
+  ASSERT_TRUE(images_->Pull(Ref("test/moving"), {}).ok());
+
+  EXPECT_THAT(MustResolve(a->config_digest).repo_tags(), ElementsAre(Ref("test/moving:stable")));
+  EXPECT_THAT(MustResolve(b->config_digest).repo_tags(), ElementsAre(Ref("test/moving:latest")));
+  std::string old_layer = images_->LayerDir(MustResolve(a->config_digest).chain_ids(0));
+  struct stat st {};
+  ASSERT_EQ(stat(old_layer.c_str(), &st), 0);
+
+  ASSERT_TRUE(images_->Remove(Ref("test/moving:stable")).ok());
+  auto gone = images_->Resolve(a->config_digest);
+  ASSERT_TRUE(gone.ok());
+  EXPECT_FALSE(gone->has_value());
+  EXPECT_NE(stat(old_layer.c_str(), &st), 0) << "unused layer was not collected";
+  EXPECT_TRUE(MustResolve(Ref("test/moving:latest")).id() == b->config_digest);
+  // Idempotent.
+  EXPECT_TRUE(images_->Remove(Ref("test/moving:stable")).ok());
+  EXPECT_TRUE(images_->Remove(a->config_digest).ok());
+}
+
+TEST_F(ImagePullTest, ImagesSurviveRestart) {
+  TestImageSpec spec;
+  spec.layers = {{BusyboxLayerTar()}};
+  spec.user = "www-data:50";
+  auto pushed = registry_.PushImage("test/persist", "1", spec);
+  ASSERT_TRUE(pushed.ok());
+  ASSERT_TRUE(images_->Pull(Ref("test/persist:1"), {}).ok());
+  OpenStore();
+  image::ImageRecord r = MustResolve(Ref("test/persist:1"));
+  EXPECT_EQ(r.id(), pushed->config_digest);
+  EXPECT_EQ(ParseImageUser(r.user()).username, "www-data");
+  EXPECT_TRUE(ReadFile(images_->LayerDir(r.chain_ids(0)) + "/bin/busybox").ok());
+  auto config = images_->ConfigJson(r.id());
+  ASSERT_TRUE(config.ok());
+  EXPECT_THAT(*config, HasSubstr("www-data:50"));
+}
+
+TEST_F(ImagePullTest, MirrorIsTriedFirstAndTheRegistryIsTheFallback) {
+  TestImageSpec spec;
+  spec.layers = {{TarBuilder().File("m", "1").Finish()}};
+  auto pushed = registry_.PushImage("test/mirrored", "1", spec);
+  ASSERT_TRUE(pushed.ok());
+  // A registry name that only exists through its mirror ("localhost:1" refuses
+  // connections, so a wrong fallback fails fast and stays on this machine).
+  config::RegistryHost& only_mirror = (*image_config_.mutable_registries())["localhost:1"];
+  only_mirror.add_mirrors("http://" + registry_.host());
+  // The real registry behind a dead mirror.
+  config::RegistryHost& dead_mirror = (*image_config_.mutable_registries())[registry_.host()];
+  dead_mirror.add_mirrors("http://127.0.0.1:1");
+  image_config_.set_pull_attempts(1);
+  OpenStore();
+
+  auto id = images_->Pull("localhost:1/test/mirrored:1", {});
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_EQ(*id, pushed->config_digest);
+  EXPECT_THAT(MustResolve("localhost:1/test/mirrored:1").repo_tags(),
+              ElementsAre("localhost:1/test/mirrored:1"));
+
+  ASSERT_TRUE(images_->Remove(*id).ok());
+  id = images_->Pull(Ref("test/mirrored:1"), {});
+  ASSERT_TRUE(id.ok()) << id.status();
+}
+
+TEST_F(ImagePullTest, DockerHubNamesGoToTheirMirrorBeforeTheOrigin) {
+  config::RegistryHost& hub = (*image_config_.mutable_registries())["docker.io"];
+  hub.add_mirrors("http://127.0.0.1:5000/");
+  RegistryClient client(image_config_);
+  std::vector<RegistryEndpoint> endpoints = client.Endpoints("docker.io");
+  ASSERT_EQ(endpoints.size(), 2u);
+  EXPECT_EQ(endpoints[0].base_url, "http://127.0.0.1:5000");
+  EXPECT_EQ(endpoints[1].base_url, "https://registry-1.docker.io");
+  EXPECT_EQ(client.Endpoints("127.0.0.1:5000")[0].base_url, "http://127.0.0.1:5000");
+  EXPECT_EQ(client.Endpoints("registry.k8s.io")[0].base_url, "https://registry.k8s.io");
+}
+
+TEST(ImageAuthTest, BasicAuthRegistryNeedsCredentials) {
+  TestRegistry registry("crid", "s3cret");
+  ASSERT_TRUE(registry.Start().ok());
+  TestImageSpec spec;
+  spec.layers = {{TarBuilder().File("secret", "1").Finish()}};
+  auto pushed = registry.PushImage("private/app", "1", spec);
+  ASSERT_TRUE(pushed.ok()) << pushed.status();
+
+  TempDir tmp;
+  auto store = Store::Open(tmp.Sub("crid.db"));
+  ASSERT_TRUE(store.ok());
+  config::ImageConfig config = DefaultConfig().image();
+  config.set_pull_attempts(1);
+  auto images = ImageStore::Open(tmp.Sub("images"), config, store->get());
+  ASSERT_TRUE(images.ok());
+  std::string ref = registry.host() + "/private/app:1";
+
+  auto anonymous = (*images)->Pull(ref, {});
+  ASSERT_FALSE(anonymous.ok());
+  EXPECT_EQ(anonymous.status().code(), absl::StatusCode::kUnauthenticated) << anonymous.status();
+  EXPECT_THAT(std::string(anonymous.status().message()), HasSubstr("private/app"));
+
+  RegistryAuth wrong;
+  wrong.username = "crid";
+  wrong.password = "wrong";
+  EXPECT_EQ((*images)->Pull(ref, wrong).status().code(), absl::StatusCode::kUnauthenticated);
+
+  RegistryAuth auth;
+  auth.auth = absl::Base64Escape("crid:s3cret");
+  auto id = (*images)->Pull(ref, auth);
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_EQ(*id, pushed->config_digest);
+
+  RegistryAuth user_pass;
+  user_pass.username = "crid";
+  user_pass.password = "s3cret";
+  ASSERT_TRUE((*images)->Remove(*id).ok());
+  EXPECT_TRUE((*images)->Pull(ref, user_pass).ok());
+}
+
+}  // namespace
+}  // namespace crid
