@@ -440,7 +440,7 @@ absl::Status ImageStore::CollectGarbage() {
     while (dirent* e = readdir(d)) {
       std::string chain = absl::StrCat("sha256:", e->d_name);
       if (e->d_name[0] != '.' && ValidateDigest(chain).ok() && !keep.count(chain)) {
-        unused.push_back(e->d_name);
+        unused.emplace_back(e->d_name);
       }
     }
     closedir(d);

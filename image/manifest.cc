@@ -233,6 +233,7 @@ absl::StatusOr<ImageConfigInfo> ParseImageConfig(absl::string_view body) {
 
 std::vector<std::string> ChainIds(const std::vector<std::string>& diff_ids) {
   std::vector<std::string> out;
+  out.reserve(diff_ids.size());
   for (const std::string& diff : diff_ids) {
     out.push_back(out.empty() ? diff : DigestOf(absl::StrCat(out.back(), " ", diff)));
   }

@@ -34,8 +34,8 @@ class RegistryBody {
 
 namespace {
 
-constexpr uint64_t kMaxErrorBody = 64 * 1024;
-constexpr uint64_t kMaxTokenBody = 1024 * 1024;
+constexpr uint64_t kMaxErrorBody = uint64_t{64} << 10;
+constexpr uint64_t kMaxTokenBody = uint64_t{1} << 20;
 constexpr char kUserAgent[] = "crid";
 constexpr char kManifestAccept[] =
     "Accept: application/vnd.oci.image.index.v1+json, "
@@ -352,7 +352,7 @@ absl::StatusOr<std::string> RegistryClient::FetchToken(
   std::string pass = auth.password;
   if (!auth.auth.empty()) {
     std::string decoded;
-    if (absl::Base64Unescape(auth.auth, &decoded) && decoded.find(':') != std::string::npos) {
+    if (absl::Base64Unescape(auth.auth, &decoded) && absl::StrContains(decoded, ':')) {
       user = decoded.substr(0, decoded.find(':'));
       pass = decoded.substr(decoded.find(':') + 1);
     }
@@ -368,7 +368,7 @@ absl::StatusOr<std::string> RegistryClient::FetchToken(
     std::string form =
         absl::StrCat("grant_type=refresh_token&client_id=crid&service=", escape(service),
                      "&scope=", escape(scope), "&refresh_token=", escape(auth.identity_token));
-    headers.push_back("Content-Type: application/x-www-form-urlencoded");
+    headers.emplace_back("Content-Type: application/x-www-form-urlencoded");
     resp = request.Perform(realm, headers, &form, &body);
   } else {
     std::string url = realm;

@@ -64,7 +64,7 @@ std::string PaxRecord(const std::string& key, const std::string& value) {
 
 }  // namespace
 
-TarBuilder& TarBuilder::Add(TarMember m) {
+TarBuilder& TarBuilder::Add(const TarMember& m) {
   std::string pax;
   for (const auto& [k, v] : m.xattrs) {
     pax += PaxRecord("SCHILY.xattr." + k, v);

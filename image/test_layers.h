@@ -27,7 +27,7 @@ struct TarMember {
 
 class TarBuilder {
  public:
-  TarBuilder& Add(TarMember m);
+  TarBuilder& Add(const TarMember& m);
   TarBuilder& File(const std::string& name, const std::string& data, uint32_t mode = 0644);
   TarBuilder& Dir(const std::string& name, uint32_t mode = 0755);
   TarBuilder& Symlink(const std::string& name, const std::string& target);

@@ -28,7 +28,7 @@ namespace crid {
 namespace {
 
 constexpr size_t kBlock = 512;
-constexpr size_t kChunk = 256 * 1024;
+constexpr size_t kChunk = size_t{256} << 10;
 constexpr uint64_t kMaxMetaEntry = 1 << 20;  // PAX headers, GNU long names
 constexpr char kWhiteoutPrefix[] = ".wh.";
 constexpr char kOpaqueWhiteout[] = ".wh..wh..opq";

@@ -192,6 +192,7 @@ TEST_F(ImagePullTest, ConcurrentPullsOfOneImageShareTheWork) {
   ASSERT_TRUE(pushed.ok());
   std::vector<absl::StatusOr<std::string>> results(6);
   std::vector<std::thread> threads;
+  threads.reserve(results.size());
   for (auto& result : results) {
     threads.emplace_back([&] { result = images_->Pull(Ref("test/concurrent:1"), {}); });
   }

@@ -303,6 +303,7 @@ absl::StatusOr<std::string> TestRegistry::PushIndex(
     const std::string& repo, const std::string& tag,
     const std::vector<std::pair<PushedImage, TestImageSpec>>& entries) {
   std::vector<std::string> manifests;
+  manifests.reserve(entries.size());
   for (const auto& [image, spec] : entries) {
     manifests.push_back(absl::StrCat(
         "{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"",
