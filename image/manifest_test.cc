@@ -1,0 +1,121 @@
+#include "image/manifest.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "image/digest.h"
+#include "image/registry.h"
+
+namespace crid {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string Entry(const std::string& arch, const std::string& variant, const std::string& id) {
+  return "{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\",\"digest\":\"" +
+         DigestOf(id) + "\",\"size\":10,\"platform\":{\"os\":\"linux\",\"architecture\":\"" + arch +
+         "\"" + (variant.empty() ? "" : ",\"variant\":\"" + variant + "\"") + "}}";
+}
+
+std::vector<Descriptor> Index(const std::vector<std::string>& entries) {
+  std::string body = "{\"schemaVersion\":2,\"manifests\":[";
+  for (size_t i = 0; i < entries.size(); ++i) {
+    body += (i ? "," : "") + entries[i];
+  }
+  body += "]}";
+  auto parsed = ParseIndex(body);
+  EXPECT_TRUE(parsed.ok()) << parsed.status();
+  return parsed.ok() ? *parsed : std::vector<Descriptor>();
+}
+
+TEST(ManifestTest, PlatformSelectionFollowsVariantRules) {
+  auto index = Index({Entry("arm", "v6", "armv6"), Entry("arm", "v7", "armv7"),
+                      Entry("arm64", "v8", "arm64"), Entry("amd64", "", "amd64"),
+                      Entry("amd64", "v3", "amd64v3")});
+  auto pick = [&](Platform p) {
+    auto d = SelectPlatform(index, p);
+    EXPECT_TRUE(d.ok()) << d.status();
+    return d.ok() ? d->digest : "";
+  };
+  EXPECT_EQ(pick({"linux", "amd64", ""}), DigestOf("amd64"));
+  EXPECT_EQ(pick({"linux", "amd64", "v1"}), DigestOf("amd64"));
+  EXPECT_EQ(pick({"linux", "arm64", ""}), DigestOf("arm64"));
+  EXPECT_EQ(pick({"linux", "arm", "v7"}), DigestOf("armv7"));
+  EXPECT_EQ(pick({"linux", "arm", "v8"}), DigestOf("armv7"));  // newest not above the host
+  auto none = SelectPlatform(index, {"linux", "riscv64", ""});
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(none.status().message()), HasSubstr("linux/arm/v6"));
+  EXPECT_EQ(SelectPlatform(index, {"windows", "amd64", ""}).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST(ManifestTest, ArmV6HostDoesNotTakeV7) {
+  auto index = Index({Entry("arm", "v7", "armv7")});
+  EXPECT_FALSE(SelectPlatform(index, {"linux", "arm", "v6"}).ok());
+}
+
+TEST(ManifestTest, ClassifiesByContentTypeOrBody) {
+  EXPECT_EQ(*ClassifyManifest(kMediaTypeDockerList, "{}"), ManifestKind::kIndex);
+  EXPECT_EQ(*ClassifyManifest(kMediaTypeOciManifest, "{}"), ManifestKind::kImage);
+  EXPECT_EQ(*ClassifyManifest("", "{\"schemaVersion\":2,\"manifests\":[]}"), ManifestKind::kIndex);
+  EXPECT_EQ(
+      *ClassifyManifest("application/json", "{\"schemaVersion\":2,\"mediaType\":\"" +
+                                                std::string(kMediaTypeDockerManifest) + "\"}"),
+      ManifestKind::kImage);
+  auto schema1 = ClassifyManifest("application/vnd.docker.distribution.manifest.v1+prettyjws", "");
+  ASSERT_FALSE(schema1.ok());
+  EXPECT_THAT(std::string(schema1.status().message()), HasSubstr("schema 1"));
+  EXPECT_THAT(
+      std::string(ClassifyManifest("", "{\"schemaVersion\":1,\"fsLayers\":[]}").status().message()),
+      HasSubstr("schema 1"));
+  EXPECT_FALSE(ClassifyManifest("text/html", "<html>").ok());
+}
+
+TEST(ManifestTest, ImageManifestAndConfig) {
+  std::string manifest = "{\"schemaVersion\":2,\"config\":{\"mediaType\":\"x\",\"digest\":\"" +
+                         DigestOf("c") +
+                         "\",\"size\":1},\"layers\":[{\"mediaType\":\"y\","
+                         "\"digest\":\"" +
+                         DigestOf("l") + "\",\"size\":123}]}";
+  auto m = ParseImageManifest(manifest);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->config.digest, DigestOf("c"));
+  ASSERT_EQ(m->layers.size(), 1u);
+  EXPECT_EQ(m->layers[0].size, 123);
+  EXPECT_FALSE(ParseImageManifest("{\"schemaVersion\":2,\"config\":{\"digest\":\"md5:x\","
+                                  "\"size\":1},\"layers\":[]}")
+                   .ok());
+  EXPECT_FALSE(ParseImageManifest("{\"schemaVersion\":2,\"config\":{\"digest\":\"" + DigestOf("c") +
+                                  "\",\"size\":-5},\"layers\":[]}")
+                   .ok());
+  EXPECT_FALSE(ParseImageManifest("not json").ok());
+
+  auto config = ParseImageConfig(
+      "{\"config\":{\"User\":\"www-data:50\"},\"rootfs\":{\"type\":"
+      "\"layers\",\"diff_ids\":[\"" +
+      DigestOf("a") + "\",\"" + DigestOf("b") + "\"]}}");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->user, "www-data:50");
+  std::vector<std::string> chain = ChainIds(config->diff_ids);
+  ASSERT_EQ(chain.size(), 2u);
+  EXPECT_EQ(chain[0], DigestOf("a"));
+  EXPECT_EQ(chain[1], DigestOf(DigestOf("a") + " " + DigestOf("b")));
+  EXPECT_FALSE(ParseImageConfig("{\"rootfs\":{\"diff_ids\":[\"bad\"]}}").ok());
+  EXPECT_FALSE(ParseImageConfig("{}").ok());
+}
+
+TEST(ManifestTest, AuthChallengeParsing) {
+  auto [scheme, params] = ParseAuthChallenge(
+      "Bearer realm=\"https://auth.example/token\",service=\"registry.example\","
+      "scope=\"repository:library/busybox:pull\"");
+  EXPECT_EQ(scheme, "bearer");
+  EXPECT_EQ(params["realm"], "https://auth.example/token");
+  EXPECT_EQ(params["service"], "registry.example");
+  EXPECT_EQ(params["scope"], "repository:library/busybox:pull");
+  auto basic = ParseAuthChallenge("Basic realm=\"crid-test\"");
+  EXPECT_EQ(basic.first, "basic");
+  EXPECT_EQ(basic.second["realm"], "crid-test");
+}
+
+}  // namespace
+}  // namespace crid
