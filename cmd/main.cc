@@ -20,6 +20,7 @@
 #include "base/lock_file.h"
 #include "base/logging.h"
 #include "cgroups/driver.h"
+#include "cni/network.h"
 #include "config/config.h"
 #include "cri/image_service.h"
 #include "cri/runtime_service.h"
@@ -27,6 +28,7 @@
 #include "cri/server.h"
 #include "cri/version_info.h"
 #include "image/image_store.h"
+#include "sandbox/manager.h"
 #include "store/store.h"
 
 ABSL_FLAG(std::string, config, "",
@@ -66,6 +68,46 @@ absl::StatusOr<config::Config> BuildConfig() {
   }
   CRID_RETURN_IF_ERROR(ValidateConfig(config));
   return config;
+}
+
+absl::StatusOr<std::unique_ptr<cni::CniManager>> StartCni(const config::Config& config) {
+  cni::CniOptions options;
+  options.conf_dir = config.cni().conf_dir();
+  options.bin_dirs.assign(config.cni().bin_dirs().begin(), config.cni().bin_dirs().end());
+  options.cache_dir = config.root() + "/cni/results";
+  options.plugin_timeout = absl::Seconds(config.cni().plugin_timeout_seconds());
+  return cni::CniManager::Create(std::move(options));
+}
+
+// crid-pause ships next to crid (bazel-bin/pause/ in a build tree).
+std::string FindPauseBinary(const config::Config& config) {
+  if (!config.pod().pause_binary().empty()) {
+    return config.pod().pause_binary();
+  }
+  char exe[4096] = {};
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  std::string dir = n > 0 ? std::string(exe, static_cast<size_t>(n)) : "";
+  dir = dir.substr(0, dir.rfind('/'));
+  for (const std::string& path :
+       {dir + "/crid-pause", dir + "/pause/crid-pause", std::string("/usr/local/bin/crid-pause"),
+        std::string("/usr/bin/crid-pause")}) {
+    if (access(path.c_str(), X_OK) == 0) {
+      return path;
+    }
+  }
+  spdlog::warn("crid-pause not found: pods with a shared PID namespace will be refused");
+  return "";
+}
+
+absl::StatusOr<std::unique_ptr<sandbox::SandboxManager>> StartSandboxes(
+    const config::Config& config, Store* store, cni::CniManager* cni) {
+  sandbox::SandboxOptions options;
+  options.state_dir = config.state();
+  options.netns_dir = config.pod().netns_dir();
+  options.pause_binary = FindPauseBinary(config);
+  options.shm_size_bytes = config.pod().shm_size_bytes();
+  options.workers = config.pod().workers();
+  return sandbox::SandboxManager::Create(std::move(options), store, cni);
 }
 
 // crid's flags are written with dashes (--log-level), as kubelet's are; Abseil
@@ -163,7 +205,18 @@ int Run(int argc, char** argv) {
     return kExitFailure;
   }
 
-  RuntimeService runtime_service(state->get());
+  absl::StatusOr<std::unique_ptr<cni::CniManager>> cni = StartCni(*config);
+  if (!cni.ok()) {
+    spdlog::critical("starting CNI: {}", cni.status().message());
+    return kExitFailure;
+  }
+  absl::StatusOr<std::unique_ptr<sandbox::SandboxManager>> sandboxes =
+      StartSandboxes(*config, store->get(), cni->get());
+  if (!sandboxes.ok()) {
+    spdlog::critical("recovering pod sandboxes: {}", sandboxes.status().message());
+    return kExitFailure;
+  }
+  RuntimeService runtime_service(state->get(), sandboxes->get());
   absl::StatusOr<std::unique_ptr<ImageStore>> images =
       ImageStore::Open(config->root() + "/images", config->image(), store->get());
   if (!images.ok()) {

@@ -7,11 +7,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "base/errors.h"
 #include "base/unique_fd.h"
 #include "cni/json.h"
@@ -65,10 +67,29 @@ absl::StatusOr<std::string> ExecPlugin(const std::string& binary, const PluginIn
                                        const std::string& stdin_data, absl::Duration timeout) {
   // Everything the child needs is built before fork: it only calls dup2/execve.
   std::vector<std::string> env;
+  bool has_path = false;
   for (char** e = environ; *e != nullptr; ++e) {
-    if (!absl::StartsWith(*e, "CNI_")) {
-      env.emplace_back(*e);
+    if (absl::StartsWith(*e, "CNI_")) {
+      continue;
     }
+    if (absl::StartsWith(*e, "PATH=")) {
+      // Plugins run iptables, ip and friends from the sbin directories, which
+      // service managers and build tools often leave out.
+      has_path = true;
+      std::string path = *e;
+      for (const char* dir : {"/usr/sbin", "/sbin"}) {
+        std::vector<absl::string_view> parts = absl::StrSplit(path.substr(5), ':');
+        if (std::find(parts.begin(), parts.end(), dir) == parts.end()) {
+          absl::StrAppend(&path, ":", dir);
+        }
+      }
+      env.push_back(std::move(path));
+      continue;
+    }
+    env.emplace_back(*e);
+  }
+  if (!has_path) {
+    env.emplace_back("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
   }
   std::vector<std::string> args;
   for (const auto& [k, v] : inv.args) {

@@ -59,6 +59,13 @@ config::Config DefaultConfig() {
   c.mutable_image()->set_certs_dir("/etc/crid/certs.d");
   c.mutable_image()->set_max_concurrent_downloads(3);
   c.mutable_image()->set_pull_attempts(4);
+  c.mutable_cni()->set_conf_dir("/etc/cni/net.d");
+  c.mutable_cni()->add_bin_dirs("/opt/cni/bin");
+  c.mutable_cni()->add_bin_dirs("/usr/lib/cni");
+  c.mutable_cni()->set_plugin_timeout_seconds(60);
+  c.mutable_pod()->set_shm_size_bytes(64ull << 20);
+  c.mutable_pod()->set_netns_dir("/run/netns");
+  c.mutable_pod()->set_workers(4);
   return c;
 }
 
@@ -136,6 +143,36 @@ absl::Status ValidateConfig(const config::Config& c) {
                                                        "\" must start with http:// or https://"));
       }
     }
+  }
+  if (!IsAbsolute(c.cni().conf_dir())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cni.conf_dir: must be an absolute path, got \"", c.cni().conf_dir(), "\""));
+  }
+  for (const std::string& dir : c.cni().bin_dirs()) {
+    if (!IsAbsolute(dir) || absl::StrContains(dir, ':')) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cni.bin_dirs: must be absolute paths without ':', got \"", dir, "\""));
+    }
+  }
+  if (c.cni().plugin_timeout_seconds() < 1 || c.cni().plugin_timeout_seconds() > 3600) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cni.plugin_timeout_seconds: must be 1..3600, got ", c.cni().plugin_timeout_seconds()));
+  }
+  if (c.pod().shm_size_bytes() < 4096) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("pod.shm_size_bytes: must be at least 4096, got ", c.pod().shm_size_bytes()));
+  }
+  if (!c.pod().pause_binary().empty() && !IsAbsolute(c.pod().pause_binary())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "pod.pause_binary: must be an absolute path, got \"", c.pod().pause_binary(), "\""));
+  }
+  if (!IsAbsolute(c.pod().netns_dir())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("pod.netns_dir: must be an absolute path, got \"", c.pod().netns_dir(), "\""));
+  }
+  if (c.pod().workers() < 1 || c.pod().workers() > 64) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("pod.workers: must be 1..64, got ", c.pod().workers()));
   }
   return absl::OkStatus();
 }

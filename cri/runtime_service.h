@@ -5,9 +5,11 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "absl/functional/any_invocable.h"
 #include "cri/reactors.h"
 #include "cri/runtime_state.h"
 #include "proto/cri_api.grpc.pb.h"
+#include "sandbox/manager.h"
 
 namespace crid {
 
@@ -18,7 +20,8 @@ inline constexpr char kRuntimeApiVersion[] = "v1";
 
 class RuntimeService final : public runtime::v1::RuntimeService::CallbackService {
  public:
-  explicit RuntimeService(RuntimeState* state) : state_(state) {}
+  explicit RuntimeService(RuntimeState* state, sandbox::SandboxManager* sandboxes = nullptr)
+      : state_(state), sandboxes_(sandboxes) {}
 
   // version.cc
   grpc::ServerUnaryReactor* Version(grpc::CallbackServerContext* context,
@@ -36,12 +39,24 @@ class RuntimeService final : public runtime::v1::RuntimeService::CallbackService
       grpc::CallbackServerContext* context, const runtime::v1::UpdateRuntimeConfigRequest* request,
       runtime::v1::UpdateRuntimeConfigResponse* response) override;
 
-  // Pod sandboxes.
-  CRID_UNIMPLEMENTED_UNARY(RuntimeService, RunPodSandbox)
-  CRID_UNIMPLEMENTED_UNARY(RuntimeService, StopPodSandbox)
-  CRID_UNIMPLEMENTED_UNARY(RuntimeService, RemovePodSandbox)
-  CRID_UNIMPLEMENTED_UNARY(RuntimeService, PodSandboxStatus)
-  CRID_UNIMPLEMENTED_UNARY(RuntimeService, ListPodSandbox)
+  // Pod sandboxes (sandbox_run.cc, sandbox_stop.cc, sandbox_remove.cc,
+  // sandbox_status.cc for Status and List). Without a sandbox manager they answer
+  // UNAVAILABLE.
+  grpc::ServerUnaryReactor* RunPodSandbox(grpc::CallbackServerContext* context,
+                                          const runtime::v1::RunPodSandboxRequest* request,
+                                          runtime::v1::RunPodSandboxResponse* response) override;
+  grpc::ServerUnaryReactor* StopPodSandbox(grpc::CallbackServerContext* context,
+                                           const runtime::v1::StopPodSandboxRequest* request,
+                                           runtime::v1::StopPodSandboxResponse* response) override;
+  grpc::ServerUnaryReactor* RemovePodSandbox(
+      grpc::CallbackServerContext* context, const runtime::v1::RemovePodSandboxRequest* request,
+      runtime::v1::RemovePodSandboxResponse* response) override;
+  grpc::ServerUnaryReactor* PodSandboxStatus(
+      grpc::CallbackServerContext* context, const runtime::v1::PodSandboxStatusRequest* request,
+      runtime::v1::PodSandboxStatusResponse* response) override;
+  grpc::ServerUnaryReactor* ListPodSandbox(grpc::CallbackServerContext* context,
+                                           const runtime::v1::ListPodSandboxRequest* request,
+                                           runtime::v1::ListPodSandboxResponse* response) override;
   CRID_UNIMPLEMENTED_STREAM(RuntimeService, StreamPodSandboxes, StreamPodSandboxesRequest,
                             StreamPodSandboxesResponse)
   CRID_UNIMPLEMENTED_UNARY(RuntimeService, UpdatePodSandboxResources)
@@ -82,7 +97,12 @@ class RuntimeService final : public runtime::v1::RuntimeService::CallbackService
                             StreamPodSandboxMetricsResponse)
 
  private:
+  // Runs `work` on the sandbox worker pool; it must Finish `reactor`.
+  grpc::ServerUnaryReactor* RunBlocking(grpc::CallbackServerContext* context,
+                                        absl::AnyInvocable<absl::Status() &&> work);
+
   RuntimeState* const state_;
+  sandbox::SandboxManager* const sandboxes_;
 };
 
 }  // namespace crid

@@ -1,5 +1,6 @@
 // Status: kubelet polls it every 5 s and marks the node NotReady unless both
 // RuntimeReady and NetworkReady are reported true.
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "base/json.h"
 #include "config/config.h"
@@ -26,10 +27,16 @@ grpc::ServerUnaryReactor* RuntimeService::Status(grpc::CallbackServerContext* co
   runtime::v1::RuntimeStatus* status = response->mutable_status();
   // crid answering at all means it can serve the runtime API.
   AddCondition(status, "RuntimeReady", true);
-  // Pod networking (CNI) is not wired in yet, so no pod network can be set up.
-  runtime::v1::RuntimeCondition* network = AddCondition(status, "NetworkReady", false);
-  network->set_reason("NetworkPluginNotReady");
-  network->set_message("Network plugin returns error: cni plugin not initialized");
+  // Pod networking is ready once a CNI network config is loaded (the conf dir
+  // is watched, so this flips without a restart).
+  absl::Status network_ready = sandboxes_ == nullptr || sandboxes_->cni() == nullptr
+                                   ? absl::FailedPreconditionError("cni plugin not initialized")
+                                   : sandboxes_->cni()->Ready();
+  runtime::v1::RuntimeCondition* network = AddCondition(status, "NetworkReady", network_ready.ok());
+  if (!network_ready.ok()) {
+    network->set_reason("NetworkPluginNotReady");
+    network->set_message(absl::StrCat("Network plugin returns error: ", network_ready.message()));
+  }
 
   if (request->verbose()) {
     auto& info = *response->mutable_info();

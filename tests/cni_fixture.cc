@@ -28,7 +28,7 @@ TestCniNetwork::TestCniNetwork(bool with_portmap) {
   mkdir(conf_dir_.c_str(), 0755);
   std::string plugins =
       absl::StrCat(R"({"type":"bridge","bridge":")", bridge_,
-                   R"(","isGateway":true,"ipMasq":false,"ipam":{"type":"host-local","dataDir":")",
+                   R"(","isGateway":false,"ipMasq":false,"ipam":{"type":"host-local","dataDir":")",
                    tmp_.Sub("ipam"), R"(","ranges":[[{"subnet":")", subnet_, R"("}]]}})");
   if (with_portmap) {
     plugins += R"(,{"type":"portmap","capabilities":{"portMappings":true},"snat":false})";
@@ -36,11 +36,23 @@ TestCniNetwork::TestCniNetwork(bool with_portmap) {
   conflist_ =
       absl::StrCat(R"({"cniVersion":"1.0.0","name":")", name_, R"(","plugins":[)", plugins, "]}");
   std::ofstream(conf_dir_ + "/10-test.conflist") << conflist_;
+  with_portmap_ = with_portmap;
+  had_hostport_chains_ = RunShell("iptables -t nat -S CNI-HOSTPORT-DNAT >/dev/null 2>&1") == 0;
 }
 
 TestCniNetwork::~TestCniNetwork() {
   if (LinkExists(bridge_)) {
     RunShell(absl::StrCat("ip link del ", bridge_, " >/dev/null 2>&1"));
+  }
+  // portmap leaves its top-level chains and their jumps behind; remove them if
+  // this test created them.
+  if (with_portmap_ && !had_hostport_chains_) {
+    RunShell(
+        "iptables -t nat -S 2>/dev/null | grep -e '-j CNI-HOSTPORT-' | sed 's/^-A /-D /' | "
+        "while read -r rule; do eval iptables -t nat $rule; done; "
+        "for c in $(iptables -t nat -S 2>/dev/null | sed -n 's/^-N "
+        "\\(CNI-HOSTPORT-[A-Z]*\\)$/\\1/p'); "
+        "do iptables -t nat -F $c; iptables -t nat -X $c; done");
   }
 }
 
@@ -71,6 +83,9 @@ int BridgePortCount(const std::string& bridge) {
   return n;
 }
 
-int RunShell(const std::string& command) { return std::system(command.c_str()); }
+int RunShell(const std::string& command) {
+  // iptables and ip live in the sbin directories, which test environments drop.
+  return std::system(("PATH=/usr/sbin:/sbin:$PATH; " + command).c_str());
+}
 
 }  // namespace crid

@@ -38,6 +38,8 @@ class TestCniNetwork {
   std::string subnet_;
   std::string prefix_;
   std::string conflist_;
+  bool with_portmap_ = false;
+  bool had_hostport_chains_ = false;
 };
 
 // True when `ifname` exists in the calling thread's network namespace.

@@ -1,0 +1,22 @@
+// RemovePodSandbox: removes everything the pod owns; OK for unknown IDs.
+#include "cri/runtime_service.h"
+
+namespace crid {
+
+grpc::ServerUnaryReactor* RuntimeService::RemovePodSandbox(
+    grpc::CallbackServerContext* context, const runtime::v1::RemovePodSandboxRequest* request,
+    runtime::v1::RemovePodSandboxResponse* response) {
+  if (request->pod_sandbox_id().empty()) {
+    return FinishUnary(context, absl::InvalidArgumentError("pod_sandbox_id: must not be empty"));
+  }
+  return RunBlocking(context, [this, request]() -> absl::Status {
+    absl::StatusOr<sandbox::SandboxRecord> record = sandboxes_->Get(request->pod_sandbox_id());
+    if (!record.ok()) {
+      return record.status().code() == absl::StatusCode::kNotFound ? absl::OkStatus()
+                                                                   : record.status();
+    }
+    return sandboxes_->Remove(record->id());
+  });
+}
+
+}  // namespace crid

@@ -1,0 +1,98 @@
+// PodSandboxStatus and ListPodSandbox: answered from the in-memory index on the
+// callback thread, never waiting for sandbox operations in progress.
+#include "absl/time/clock.h"
+#include "base/json.h"
+#include "cni/json.h"
+#include "cri/runtime_service.h"
+
+namespace crid {
+
+namespace {
+
+runtime::v1::PodSandboxState ToCriState(const sandbox::SandboxRecord& record) {
+  return record.state() == sandbox::SandboxRecord::READY ? runtime::v1::SANDBOX_READY
+                                                         : runtime::v1::SANDBOX_NOTREADY;
+}
+
+// The verbose "info" entry: where the pod's namespaces, files and processes are.
+std::string VerboseInfo(const sandbox::SandboxRecord& r) {
+  cni::JsonObject info;
+  auto& f = *info.mutable_fields();
+  f["netnsPath"] = cni::StringValue(r.netns_path());
+  f["ipcNamespacePath"] = cni::StringValue(r.ipc_ns_path());
+  f["utsNamespacePath"] = cni::StringValue(r.uts_ns_path());
+  f["podDir"] = cni::StringValue(r.pod_dir());
+  f["shmPath"] = cni::StringValue(r.shm_path());
+  f["networkName"] = cni::StringValue(r.network_name());
+  f["networkAttached"].set_bool_value(r.network_attached());
+  f["pid"].set_number_value(r.pause_pid());
+  f["runtimeHandler"] = cni::StringValue(r.runtime_handler());
+  cni::JsonValue sysctls;
+  for (const auto& [k, v] : r.config().linux().sysctls()) {
+    (*sysctls.mutable_struct_value()->mutable_fields())[k] = cni::StringValue(v);
+  }
+  f["sysctls"] = sysctls.has_struct_value() ? sysctls : cni::ObjectValue({});
+  return cni::ToJson(info);
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* RuntimeService::PodSandboxStatus(
+    grpc::CallbackServerContext* context, const runtime::v1::PodSandboxStatusRequest* request,
+    runtime::v1::PodSandboxStatusResponse* response) {
+  if (sandboxes_ == nullptr) {
+    return FinishUnary(context, absl::UnavailableError("pod sandboxes are not available"));
+  }
+  if (request->pod_sandbox_id().empty()) {
+    return FinishUnary(context, absl::InvalidArgumentError("pod_sandbox_id: must not be empty"));
+  }
+  absl::StatusOr<sandbox::SandboxRecord> r = sandboxes_->Get(request->pod_sandbox_id());
+  if (!r.ok()) {
+    return FinishUnary(context, r.status());
+  }
+  runtime::v1::PodSandboxStatus* status = response->mutable_status();
+  status->set_id(r->id());
+  *status->mutable_metadata() = r->config().metadata();
+  status->set_state(ToCriState(*r));
+  status->set_created_at(r->created_at_ns());
+  if (r->ips_size() > 0) {
+    status->mutable_network()->set_ip(r->ips(0));
+    for (int i = 1; i < r->ips_size(); ++i) {
+      status->mutable_network()->add_additional_ips()->set_ip(r->ips(i));
+    }
+  }
+  const auto& ns = r->config().linux().security_context().namespace_options();
+  auto* options = status->mutable_linux()->mutable_namespaces()->mutable_options();
+  options->set_network(ns.network());
+  options->set_pid(ns.pid());
+  options->set_ipc(ns.ipc());
+  *status->mutable_labels() = r->config().labels();
+  *status->mutable_annotations() = r->config().annotations();
+  status->set_runtime_handler(r->runtime_handler());
+  response->set_timestamp(absl::ToUnixNanos(absl::Now()));
+  if (request->verbose()) {
+    (*response->mutable_info())["info"] = VerboseInfo(*r);
+  }
+  return FinishUnary(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* RuntimeService::ListPodSandbox(
+    grpc::CallbackServerContext* context, const runtime::v1::ListPodSandboxRequest* request,
+    runtime::v1::ListPodSandboxResponse* response) {
+  if (sandboxes_ == nullptr) {
+    return FinishUnary(context, absl::UnavailableError("pod sandboxes are not available"));
+  }
+  for (const sandbox::SandboxRecord& r : sandboxes_->List(request->filter())) {
+    runtime::v1::PodSandbox* item = response->add_items();
+    item->set_id(r.id());
+    *item->mutable_metadata() = r.config().metadata();
+    item->set_state(ToCriState(r));
+    item->set_created_at(r.created_at_ns());
+    *item->mutable_labels() = r.config().labels();
+    *item->mutable_annotations() = r.config().annotations();
+    item->set_runtime_handler(r.runtime_handler());
+  }
+  return FinishUnary(context, absl::OkStatus());
+}
+
+}  // namespace crid

@@ -1,0 +1,600 @@
+#include "sandbox/manager.h"
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstring>
+#include <random>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "base/errors.h"
+#include "base/fs.h"
+#include "base/logging.h"
+#include "netns/namespace.h"
+#include "sandbox/files.h"
+#include "sandbox/pause_process.h"
+#include "sandbox/validate.h"
+
+namespace crid::sandbox {
+
+namespace {
+
+using runtime::v1::NamespaceMode;
+using JsonValue = cni::JsonValue;
+using JsonObject = cni::JsonObject;
+
+std::string NewSandboxId() {
+  std::random_device rd;
+  std::string id;
+  static const char kHex[] = "0123456789abcdef";
+  for (int i = 0; i < 64; ++i) {
+    id.push_back(kHex[rd() & 0xf]);
+  }
+  return id;
+}
+
+JsonValue Number(double n) {
+  JsonValue v;
+  v.set_number_value(n);
+  return v;
+}
+
+JsonValue StringList(const google::protobuf::RepeatedPtrField<std::string>& items) {
+  JsonValue v;
+  auto* list = v.mutable_list_value();
+  for (const std::string& s : items) {
+    *list->add_values() = cni::StringValue(s);
+  }
+  return v;
+}
+
+// runtimeConfig values for the capabilities CNI plugins may declare.
+JsonObject CapabilityArgs(const runtime::v1::PodSandboxConfig& config) {
+  JsonObject args;
+  auto& f = *args.mutable_fields();
+  JsonValue ports;
+  auto* list = ports.mutable_list_value();
+  for (const auto& pm : config.port_mappings()) {
+    if (pm.host_port() <= 0) {
+      continue;
+    }
+    JsonObject entry;
+    auto& e = *entry.mutable_fields();
+    e["hostPort"] = Number(pm.host_port());
+    e["containerPort"] = Number(pm.container_port());
+    e["protocol"] =
+        cni::StringValue(absl::AsciiStrToLower(runtime::v1::Protocol_Name(pm.protocol())));
+    if (!pm.host_ip().empty()) {
+      e["hostIP"] = cni::StringValue(pm.host_ip());
+    }
+    *list->add_values() = cni::ObjectValue(std::move(entry));
+  }
+  if (list->values_size() > 0) {
+    f["portMappings"] = ports;
+  }
+  JsonObject bandwidth;
+  struct BandwidthKey {
+    const char* annotation;
+    const char* rate;
+    const char* burst;
+  };
+  static constexpr BandwidthKey kBandwidthKeys[] = {
+      {"kubernetes.io/ingress-bandwidth", "ingressRate", "ingressBurst"},
+      {"kubernetes.io/egress-bandwidth", "egressRate", "egressBurst"},
+  };
+  for (const auto& [annotation, rate, burst] : kBandwidthKeys) {
+    auto it = config.annotations().find(annotation);
+    if (it == config.annotations().end()) {
+      continue;
+    }
+    absl::StatusOr<uint64_t> bits = ParseBandwidth(it->second);
+    if (bits.ok()) {
+      (*bandwidth.mutable_fields())[rate] = Number(static_cast<double>(*bits));
+      // As containerd: no burst limit to speak of.
+      (*bandwidth.mutable_fields())[burst] = Number(static_cast<double>(UINT32_MAX));
+    }
+  }
+  if (bandwidth.fields_size() > 0) {
+    f["bandwidth"] = cni::ObjectValue(std::move(bandwidth));
+  }
+  if (config.has_dns_config()) {
+    JsonObject dns;
+    (*dns.mutable_fields())["servers"] = StringList(config.dns_config().servers());
+    (*dns.mutable_fields())["searches"] = StringList(config.dns_config().searches());
+    (*dns.mutable_fields())["options"] = StringList(config.dns_config().options());
+    f["dns"] = cni::ObjectValue(std::move(dns));
+  }
+  if (!config.linux().cgroup_parent().empty()) {
+    f["cgroupPath"] = cni::StringValue(config.linux().cgroup_parent());
+  }
+  JsonObject annotations;
+  for (const auto& [k, v] : config.annotations()) {
+    (*annotations.mutable_fields())[k] = cni::StringValue(v);
+  }
+  f["io.kubernetes.cri.pod-annotations"] = cni::ObjectValue(std::move(annotations));
+  return args;
+}
+
+cni::Attachment AttachmentFor(const SandboxRecord& record) {
+  cni::Attachment a;
+  a.container_id = record.id();
+  a.netns = IsPinnedNamespace(record.netns_path()) ? record.netns_path() : "";
+  a.ifname = record.ifname();
+  const auto& md = record.config().metadata();
+  a.args = {{"IgnoreUnknown", "1"},
+            {"K8S_POD_NAMESPACE", md.namespace_()},
+            {"K8S_POD_NAME", md.name()},
+            {"K8S_POD_INFRA_CONTAINER_ID", record.id()},
+            {"K8S_POD_UID", md.uid()}};
+  a.capability_args = CapabilityArgs(record.config());
+  return a;
+}
+
+absl::Status WriteSysctl(const std::string& path, const std::string& value) {
+  int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return ErrnoError(errno, "open ", path);
+  }
+  ssize_t n = write(fd, value.data(), value.size());
+  int err = errno;
+  close(fd);
+  if (n != static_cast<ssize_t>(value.size())) {
+    return absl::InvalidArgumentError(absl::StrCat("config.linux.sysctls: setting ", path, " to \"",
+                                                   value, "\": ", std::strerror(err)));
+  }
+  return absl::OkStatus();
+}
+
+std::string HostHostname() {
+  char buf[HOST_NAME_MAX + 1] = {};
+  gethostname(buf, sizeof(buf) - 1);
+  return buf;
+}
+
+void RemoveIfEmptyDir(const std::string& path) { rmdir(path.c_str()); }
+
+bool Matches(const SandboxRecord& r, const runtime::v1::PodSandboxFilter& filter) {
+  if (!filter.id().empty() && !absl::StartsWith(r.id(), filter.id())) {
+    return false;
+  }
+  if (filter.has_state()) {
+    bool ready = r.state() == SandboxRecord::READY;
+    if ((filter.state().state() == runtime::v1::SANDBOX_READY) != ready) {
+      return false;
+    }
+  }
+  for (const auto& [k, v] : filter.label_selector()) {
+    auto it = r.config().labels().find(k);
+    if (it == r.config().labels().end() || it->second != v) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+std::string MetadataKey(const runtime::v1::PodSandboxMetadata& md) {
+  return absl::StrCat(md.name(), "_", md.namespace_(), "_", md.uid(), "_", md.attempt());
+}
+
+absl::StatusOr<std::unique_ptr<SandboxManager>> SandboxManager::Create(SandboxOptions options,
+                                                                       Store* store,
+                                                                       cni::CniManager* cni) {
+  CRID_RETURN_IF_ERROR(MakeDirs(options.state_dir + "/pods", 0711));
+  CRID_RETURN_IF_ERROR(MakeDirs(options.state_dir + "/ns", 0711));
+  CRID_RETURN_IF_ERROR(MakeDirs(options.netns_dir, 0755));
+  std::unique_ptr<SandboxManager> m(new SandboxManager(std::move(options), store, cni));
+  m->pool_ = std::make_unique<WorkerPool>(std::max<size_t>(m->options_.workers, 1),
+                                          m->options_.max_queued);
+  CRID_ASSIGN_OR_RETURN(auto rows, store->List(kSandboxBucket));
+  for (const auto& [id, value] : rows) {
+    SandboxRecord record;
+    if (!record.ParseFromString(value)) {
+      spdlog::error("sandbox record {} is unreadable; dropping it", id);
+      (void)store->Delete(kSandboxBucket, id);
+      continue;
+    }
+    if (record.state() == SandboxRecord::CREATING) {
+      // crid stopped in the middle of RunPodSandbox: kubelet has no ID for it.
+      spdlog::warn("sandbox {} was being created when crid stopped; removing it", id);
+      (void)m->StopResources(&record, /*best_effort=*/true);
+      (void)m->RemoveResources(record);
+      (void)store->Delete(kSandboxBucket, id);
+      continue;
+    }
+    if (record.state() == SandboxRecord::READY) {
+      bool pause_gone =
+          record.pause_pid() > 0 && !PauseAlive({record.pause_pid(), record.pause_start_time()});
+      bool netns_gone = !record.netns_path().empty() && !IsPinnedNamespace(record.netns_path());
+      if (pause_gone || netns_gone) {
+        spdlog::warn("sandbox {} lost its {}; marking it NOTREADY", id,
+                     pause_gone ? "pause process" : "network namespace");
+        record.set_state(SandboxRecord::NOTREADY);
+        (void)m->Persist(record);
+      }
+    }
+    absl::MutexLock lock(&m->mu_);
+    auto run = std::make_shared<InFlight>();
+    run->result = record.id();
+    run->done.Notify();
+    m->runs_[MetadataKey(record.config().metadata())] = run;
+    m->pods_[id] = std::move(record);
+  }
+  return m;
+}
+
+absl::Status SandboxManager::Persist(const SandboxRecord& record) {
+  return store_->Put(kSandboxBucket, record.id(), record.SerializeAsString());
+}
+
+void SandboxManager::Publish(const SandboxRecord& record) {
+  absl::MutexLock lock(&mu_);
+  pods_[record.id()] = record;
+}
+
+std::shared_ptr<absl::Mutex> SandboxManager::OpLock(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  auto& l = op_locks_[id];
+  if (!l) {
+    l = std::make_shared<absl::Mutex>();
+  }
+  return l;
+}
+
+absl::StatusOr<std::string> SandboxManager::Run(const runtime::v1::PodSandboxConfig& config,
+                                                const std::string& runtime_handler) {
+  const std::string key = MetadataKey(config.metadata());
+  std::shared_ptr<InFlight> run;
+  bool owner = false;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = runs_.find(key);
+    if (it != runs_.end()) {
+      run = it->second;
+    } else {
+      run = std::make_shared<InFlight>();
+      runs_[key] = run;
+      owner = true;
+    }
+  }
+  if (!owner) {
+    // kubelet's retry of a call still running (or already done).
+    run->done.WaitForNotification();
+    return run->result;
+  }
+  absl::StatusOr<std::string> result = RunLocked(config, runtime_handler);
+  {
+    absl::MutexLock lock(&mu_);
+    run->result = result;
+    if (!result.ok()) {
+      runs_.erase(key);
+    }
+  }
+  run->done.Notify();
+  return result;
+}
+
+absl::StatusOr<std::string> SandboxManager::RunLocked(const runtime::v1::PodSandboxConfig& config,
+                                                      const std::string& runtime_handler) {
+  const auto& ns = config.linux().security_context().namespace_options();
+  const bool own_net = ns.network() == NamespaceMode::POD;
+  const bool own_ipc = ns.ipc() == NamespaceMode::POD;
+  const bool own_pid = ns.pid() == NamespaceMode::POD;
+  if (own_net) {
+    if (absl::Status ready =
+            cni_ == nullptr ? absl::FailedPreconditionError("no CNI manager") : cni_->Ready();
+        !ready.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("pod network not ready: ", ready.message()));
+    }
+  }
+  if (own_pid && options_.pause_binary.empty()) {
+    return absl::FailedPreconditionError(
+        "config.linux.security_context.namespace_options.pid: POD needs crid-pause, which was "
+        "not found");
+  }
+
+  SandboxRecord record;
+  record.set_id(NewSandboxId());
+  *record.mutable_config() = config;
+  record.set_runtime_handler(runtime_handler);
+  record.set_created_at_ns(absl::ToUnixNanos(absl::Now()));
+  record.set_state(SandboxRecord::CREATING);
+  record.set_ifname(options_.ifname);
+  const std::string& id = record.id();
+  const std::string pod_dir = absl::StrCat(options_.state_dir, "/pods/", id);
+  const std::string ns_dir = absl::StrCat(options_.state_dir, "/ns/", id);
+  record.set_pod_dir(pod_dir);
+
+  bool committed = false;
+  // Undo whatever was made, in reverse, unless the run completes.
+  absl::Cleanup undo = [&] {
+    if (committed) {
+      return;
+    }
+    (void)StopResources(&record, /*best_effort=*/true);
+    (void)RemoveResources(record);
+    (void)store_->Delete(kSandboxBucket, id);
+  };
+
+  // Persisted first: a crash from here on is cleaned up on the next start.
+  CRID_RETURN_IF_ERROR(Persist(record));
+  CRID_RETURN_IF_ERROR(MakeDirs(pod_dir, 0755));
+  CRID_RETURN_IF_ERROR(MakeDirs(ns_dir, 0711));
+
+  std::string hostname = config.hostname();
+  if (hostname.empty()) {
+    hostname = HostHostname();
+  }
+  if (own_net) {
+    // A pod with its own network also gets its own UTS namespace (hostname).
+    record.set_uts_ns_path(ns_dir + "/uts");
+    CRID_RETURN_IF_ERROR(Persist(record));
+    CRID_RETURN_IF_ERROR(
+        CreatePinnedNamespace(NamespaceType::kUts, record.uts_ns_path(), [&]() -> absl::Status {
+          if (sethostname(hostname.data(), hostname.size()) != 0) {
+            return ErrnoError(errno, "sethostname ", hostname);
+          }
+          return absl::OkStatus();
+        }));
+  }
+  if (own_ipc) {
+    record.set_ipc_ns_path(ns_dir + "/ipc");
+    record.set_shm_path(pod_dir + "/shm");
+    CRID_RETURN_IF_ERROR(Persist(record));
+    CRID_RETURN_IF_ERROR(CreatePinnedNamespace(NamespaceType::kIpc, record.ipc_ns_path()));
+    CRID_RETURN_IF_ERROR(MakeDirs(record.shm_path(), 0755));
+    std::string opts = absl::StrCat("mode=1777,size=", options_.shm_size_bytes);
+    if (mount("shm", record.shm_path().c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              opts.c_str()) != 0) {
+      return ErrnoError(errno, "mount tmpfs on ", record.shm_path());
+    }
+  }
+  if (own_net) {
+    record.set_netns_path(absl::StrCat(options_.netns_dir, "/crid-", id.substr(0, 32)));
+    CRID_RETURN_IF_ERROR(Persist(record));
+    CRID_RETURN_IF_ERROR(
+        CreatePinnedNamespace(NamespaceType::kNet, record.netns_path(), BringUpLoopback));
+  }
+
+  // Namespaced sysctls, written from inside the pod's namespaces.
+  if (!config.linux().sysctls().empty()) {
+    std::vector<NamespacePath> join;
+    if (own_net) {
+      join.push_back({NamespaceType::kNet, record.netns_path()});
+    }
+    if (own_ipc) {
+      join.push_back({NamespaceType::kIpc, record.ipc_ns_path()});
+    }
+    CRID_RETURN_IF_ERROR(RunInNamespaces(join, [&]() -> absl::Status {
+      for (const auto& [name, value] : config.linux().sysctls()) {
+        CRID_ASSIGN_OR_RETURN(std::string path, SysctlPath(name, own_net, own_ipc));
+        CRID_RETURN_IF_ERROR(WriteSysctl(path, value));
+      }
+      return absl::OkStatus();
+    }));
+  }
+
+  CRID_RETURN_IF_ERROR(WriteFileAtomic(pod_dir + "/hostname", hostname + "\n", 0644));
+  std::string host_resolv = ReadFile(options_.host_resolv_conf).value_or("");
+  CRID_RETURN_IF_ERROR(
+      WriteFileAtomic(pod_dir + "/resolv.conf", BuildResolvConf(config, host_resolv), 0644));
+
+  if (own_net) {
+    record.set_network_name(cni_->NetworkName());
+    record.set_network_attached(true);
+    CRID_RETURN_IF_ERROR(Persist(record));
+    absl::StatusOr<cni::NetworkResult> net = cni_->Setup(AttachmentFor(record));
+    if (!net.ok()) {
+      // Setup already deleted what it added.
+      record.set_network_attached(false);
+      return Annotate(net.status(), "setting up pod network");
+    }
+    record.set_network_name(net->network_name);
+    for (const cni::IpInfo& ip : net->ips) {
+      // Only addresses on the pod's interface (or not tied to one).
+      if (ip.interface >= 0 && ip.interface < static_cast<int>(net->interfaces.size()) &&
+          net->interfaces[ip.interface].sandbox.empty()) {
+        continue;
+      }
+      record.add_ips(ip.ip());
+    }
+  }
+  std::vector<std::string> ips(record.ips().begin(), record.ips().end());
+  std::string hosts = own_net ? BuildHosts(hostname, ips) : ReadFile("/etc/hosts").value_or("");
+  CRID_RETURN_IF_ERROR(WriteFileAtomic(pod_dir + "/hosts", hosts, 0644));
+
+  if (own_pid) {
+    std::vector<NamespacePath> join;
+    if (own_net) {
+      join.push_back({NamespaceType::kNet, record.netns_path()});
+      join.push_back({NamespaceType::kUts, record.uts_ns_path()});
+    }
+    if (own_ipc) {
+      join.push_back({NamespaceType::kIpc, record.ipc_ns_path()});
+    }
+    CRID_ASSIGN_OR_RETURN(PauseProcess pause, StartPause(options_.pause_binary, join));
+    record.set_pause_pid(pause.pid);
+    record.set_pause_start_time(pause.start_time);
+  }
+
+  record.set_state(SandboxRecord::READY);
+  CRID_RETURN_IF_ERROR(Persist(record));
+  committed = true;
+  Publish(record);
+  spdlog::info("pod sandbox {} ({}/{}) ready{}", id, config.metadata().namespace_(),
+               config.metadata().name(),
+               record.ips().empty() ? "" : absl::StrCat(", IP ", record.ips(0)));
+  return id;
+}
+
+absl::Status SandboxManager::StopResources(SandboxRecord* record, bool best_effort) {
+  absl::Status first;
+  auto note = [&](absl::Status st) {
+    if (!st.ok()) {
+      spdlog::warn("sandbox {}: {}", record->id(), st.message());
+      if (first.ok()) {
+        first = st;
+      }
+    }
+  };
+  if (record->pause_pid() > 0) {
+    absl::Status st = StopPause({record->pause_pid(), record->pause_start_time()});
+    note(st);
+    if (st.ok()) {
+      record->set_pause_pid(0);
+      record->set_pause_start_time(0);
+    } else if (!best_effort) {
+      return first;
+    }
+  }
+  if (record->network_attached()) {
+    absl::Status st =
+        cni_ == nullptr ? absl::FailedPreconditionError("no CNI manager")
+                        : Annotate(cni_->Teardown(AttachmentFor(*record)), "tearing down network");
+    note(st);
+    if (st.ok()) {
+      record->set_network_attached(false);
+    } else if (!best_effort) {
+      return first;
+    }
+  }
+  if (!record->netns_path().empty()) {
+    note(RemovePinnedNamespace(record->netns_path()));
+  }
+  return first;
+}
+
+absl::Status SandboxManager::RemoveResources(const SandboxRecord& record) {
+  absl::Status first;
+  auto note = [&](absl::Status st) {
+    if (!st.ok() && first.ok()) {
+      first = st;
+    }
+  };
+  if (!record.shm_path().empty()) {
+    if (umount2(record.shm_path().c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT) {
+      note(ErrnoError(errno, "unmount ", record.shm_path()));
+    }
+    RemoveIfEmptyDir(record.shm_path());
+  }
+  if (!record.ipc_ns_path().empty()) {
+    note(RemovePinnedNamespace(record.ipc_ns_path()));
+  }
+  if (!record.uts_ns_path().empty()) {
+    note(RemovePinnedNamespace(record.uts_ns_path()));
+  }
+  const std::string& dir = record.pod_dir();
+  if (!dir.empty()) {
+    for (const char* name : {"hostname", "hosts", "resolv.conf"}) {
+      std::string path = absl::StrCat(dir, "/", name);
+      if (unlink(path.c_str()) != 0 && errno != ENOENT) {
+        note(ErrnoError(errno, "remove ", path));
+      }
+    }
+    if (rmdir(dir.c_str()) != 0 && errno != ENOENT) {
+      note(ErrnoError(errno, "remove ", dir));
+    }
+  }
+  std::string ns_dir = absl::StrCat(options_.state_dir, "/ns/", record.id());
+  if (rmdir(ns_dir.c_str()) != 0 && errno != ENOENT) {
+    note(ErrnoError(errno, "remove ", ns_dir));
+  }
+  return first;
+}
+
+absl::Status SandboxManager::Stop(const std::string& id) {
+  std::shared_ptr<absl::Mutex> op = OpLock(id);
+  absl::MutexLock op_lock(op.get());
+  SandboxRecord record;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = pods_.find(id);
+    if (it == pods_.end()) {
+      return absl::OkStatus();
+    }
+    record = it->second;
+  }
+  if (record.state() == SandboxRecord::NOTREADY && record.pause_pid() == 0 &&
+      !record.network_attached() && !IsPinnedNamespace(record.netns_path())) {
+    return absl::OkStatus();
+  }
+  absl::Status st = StopResources(&record, /*best_effort=*/false);
+  record.set_state(SandboxRecord::NOTREADY);
+  CRID_RETURN_IF_ERROR(Persist(record));
+  Publish(record);
+  if (st.ok()) {
+    spdlog::info("pod sandbox {} stopped", id);
+  }
+  return st;
+}
+
+absl::Status SandboxManager::Remove(const std::string& id) {
+  CRID_RETURN_IF_ERROR(Stop(id));
+  std::shared_ptr<absl::Mutex> op = OpLock(id);
+  absl::MutexLock op_lock(op.get());
+  SandboxRecord record;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = pods_.find(id);
+    if (it == pods_.end()) {
+      return absl::OkStatus();
+    }
+    record = it->second;
+  }
+  CRID_RETURN_IF_ERROR(RemoveResources(record));
+  CRID_RETURN_IF_ERROR(store_->Delete(kSandboxBucket, id));
+  {
+    absl::MutexLock lock(&mu_);
+    pods_.erase(id);
+    auto it = runs_.find(MetadataKey(record.config().metadata()));
+    if (it != runs_.end() && it->second->done.HasBeenNotified() && it->second->result.ok() &&
+        *it->second->result == id) {
+      runs_.erase(it);
+    }
+  }
+  spdlog::info("pod sandbox {} removed", id);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<SandboxRecord> SandboxManager::Get(const std::string& id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = pods_.find(id);
+  if (it != pods_.end()) {
+    return it->second;
+  }
+  if (!id.empty()) {
+    auto first = pods_.lower_bound(id);
+    if (first != pods_.end() && absl::StartsWith(first->first, id)) {
+      auto next = std::next(first);
+      if (next == pods_.end() || !absl::StartsWith(next->first, id)) {
+        return first->second;
+      }
+      return absl::InvalidArgumentError(
+          absl::StrCat("pod_sandbox_id: prefix \"", id, "\" matches more than one sandbox"));
+    }
+  }
+  return absl::NotFoundError(absl::StrCat("pod sandbox \"", id, "\" not found"));
+}
+
+std::vector<SandboxRecord> SandboxManager::List(const runtime::v1::PodSandboxFilter& filter) const {
+  std::vector<SandboxRecord> out;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [id, record] : pods_) {
+    if (Matches(record, filter)) {
+      out.push_back(record);
+    }
+  }
+  return out;
+}
+
+}  // namespace crid::sandbox

@@ -1,0 +1,112 @@
+// Pod sandboxes: the namespaces, files, network and (for PID mode POD) the
+// crid-pause process that make a pod, with their lifecycle:
+//
+//   Run:  CREATING --(namespaces, files, sysctls, CNI ADD, pause)--> READY
+//         any failure undoes every earlier step; a crash while CREATING is
+//         undone on the next start.
+//   Stop: READY -> NOTREADY (pause stopped, CNI DEL, netns removed); idempotent.
+//   Remove: everything gone, record deleted; unknown IDs are fine.
+//
+// Every state change is persisted in the store before it is published; Status
+// and List read an in-memory index and never touch the disk.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "cni/network.h"
+#include "proto/cri_api.pb.h"
+#include "sandbox/sandbox.pb.h"
+#include "sandbox/worker_pool.h"
+#include "store/store.h"
+
+namespace crid::sandbox {
+
+struct SandboxOptions {
+  // Per-pod files under STATE/pods/<id>, IPC/UTS namespaces under STATE/ns/<id>.
+  std::string state_dir;
+  // Network namespaces, where `ip netns` finds them.
+  std::string netns_dir = "/run/netns";
+  // crid-pause; empty means PID mode POD is refused.
+  std::string pause_binary;
+  uint64_t shm_size_bytes = 64ull << 20;
+  std::string host_resolv_conf = "/etc/resolv.conf";
+  // Interface name inside the pod.
+  std::string ifname = "eth0";
+  // Threads for Run/Stop/Remove, and how many requests may wait for one.
+  size_t workers = 4;
+  size_t max_queued = 256;
+};
+
+// The store bucket of sandbox records (key: sandbox ID).
+inline constexpr char kSandboxBucket[] = "pods";
+
+class SandboxManager {
+ public:
+  // Loads every record; finishes the teardown of pods whose creation was cut
+  // short by a crash; marks pods whose pause process died NOTREADY.
+  static absl::StatusOr<std::unique_ptr<SandboxManager>> Create(SandboxOptions options,
+                                                                Store* store, cni::CniManager* cni);
+
+  // The config must have passed ValidatePodSandboxConfig. A retry with the same
+  // metadata (name, namespace, uid, attempt) while the first call is still
+  // working waits for it; after it finished, it gets the same sandbox ID.
+  absl::StatusOr<std::string> Run(const runtime::v1::PodSandboxConfig& config,
+                                  const std::string& runtime_handler);
+  // OK for unknown IDs and for pods already stopped.
+  absl::Status Stop(const std::string& id);
+  // OK for unknown IDs.
+  absl::Status Remove(const std::string& id);
+
+  // By full ID or unique prefix. NOT_FOUND when absent.
+  absl::StatusOr<SandboxRecord> Get(const std::string& id) const;
+  std::vector<SandboxRecord> List(const runtime::v1::PodSandboxFilter& filter) const;
+
+  cni::CniManager* cni() const { return cni_; }
+  // Where the gRPC layer runs the blocking calls above.
+  WorkerPool* pool() const { return pool_.get(); }
+  const SandboxOptions& options() const { return options_; }
+
+ private:
+  struct InFlight {
+    absl::Notification done;
+    absl::StatusOr<std::string> result;
+  };
+
+  SandboxManager(SandboxOptions options, Store* store, cni::CniManager* cni)
+      : options_(std::move(options)), store_(store), cni_(cni) {}
+
+  absl::StatusOr<std::string> RunLocked(const runtime::v1::PodSandboxConfig& config,
+                                        const std::string& runtime_handler);
+  absl::Status Persist(const SandboxRecord& record);
+  // Stops pause, runs CNI DEL and removes the netns; updates `record`.
+  absl::Status StopResources(SandboxRecord* record, bool best_effort);
+  // Everything else: shm, IPC/UTS namespaces, files, directories.
+  absl::Status RemoveResources(const SandboxRecord& record);
+  std::shared_ptr<absl::Mutex> OpLock(const std::string& id);
+  void Publish(const SandboxRecord& record);
+
+  const SandboxOptions options_;
+  Store* const store_;
+  cni::CniManager* const cni_;
+
+  mutable absl::Mutex mu_;
+  std::map<std::string, SandboxRecord> pods_ ABSL_GUARDED_BY(mu_);
+  // Metadata key -> in-flight or finished Run.
+  std::map<std::string, std::shared_ptr<InFlight>> runs_ ABSL_GUARDED_BY(mu_);
+  // Serializes Stop/Remove of one pod.
+  std::map<std::string, std::shared_ptr<absl::Mutex>> op_locks_ ABSL_GUARDED_BY(mu_);
+  // Declared last: destroyed first, finishing queued work while the rest lives.
+  std::unique_ptr<WorkerPool> pool_;
+};
+
+// "name_namespace_uid_attempt": the identity kubelet retries with.
+std::string MetadataKey(const runtime::v1::PodSandboxMetadata& md);
+
+}  // namespace crid::sandbox
