@@ -16,6 +16,7 @@
 #include "base/errors.h"
 #include "base/fs.h"
 #include "container/capabilities.h"
+#include "container/seccomp.h"
 #include "container/user.h"
 
 namespace crid {
@@ -637,8 +638,9 @@ absl::StatusOr<json> BuildOciSpec(const runtime::v1::ContainerConfig& config,
     }
     linux_spec["sysctl"] = sysctl;
   }
-  if (!options.seccomp.is_null() && !privileged) {
-    linux_spec["seccomp"] = options.seccomp;
+  CRID_ASSIGN_OR_RETURN(json seccomp, SeccompForContainer(sc, caps));
+  if (!seccomp.is_null()) {
+    linux_spec["seccomp"] = std::move(seccomp);
   }
 
   json annotations = json::object();

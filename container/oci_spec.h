@@ -54,8 +54,6 @@ struct SpecOptions {
   int min_oom_score_adj = -1000;
   // For PID mode TARGET: the target container's PID namespace file.
   std::string target_pid_ns_path;
-  // Seccomp profile for the container, already resolved (null: none).
-  nlohmann::json seccomp;
 };
 
 // Builds config.json. Errors are INVALID_ARGUMENT naming the CRI field, or

@@ -35,7 +35,7 @@ void MakeRootfs(const std::string& rootfs) {
   out << in.rdbuf();
   out.close();
   ASSERT_EQ(::chmod(busybox.c_str(), 0755), 0);
-  for (const char* applet : {"sh", "id", "cat", "touch", "grep", "echo", "ls"}) {
+  for (const char* applet : {"sh", "id", "cat", "touch", "grep", "echo", "ls", "hostname"}) {
     ASSERT_EQ(::symlink("busybox", (rootfs + "/bin/" + applet).c_str()), 0);
   }
   std::ofstream(rootfs + "/etc/passwd")
@@ -141,6 +141,21 @@ TEST_F(RuncSpecTest, MemoryLimitLandsInTheCgroup) {
   auto [code, out] = Run("cat /sys/fs/cgroup/memory/memory.limit_in_bytes");
   ASSERT_EQ(code, 0) << out;
   EXPECT_EQ(out, absl::StrCat(64 << 20, "\n"));
+}
+
+TEST_F(RuncSpecTest, RuntimeDefaultSeccompBlocksSethostnameWithoutSysAdmin) {
+  auto* sc = config_.mutable_linux()->mutable_security_context();
+  sc->mutable_seccomp()->set_profile_type(v1::SecurityProfile::RuntimeDefault);
+  // A new UTS namespace, so a successful sethostname would not touch the host.
+  auto* ns = sc->mutable_namespace_options();
+  ns->set_network(v1::POD);
+  sandbox_.netns_path.clear();
+  auto [code, out] = Run("hostname crid-test-name");
+  EXPECT_NE(code, 0) << out;
+  sc->mutable_capabilities()->add_add_capabilities("SYS_ADMIN");
+  auto [admin_code, admin_out] = Run("hostname crid-test-name && hostname");
+  EXPECT_EQ(admin_code, 0) << admin_out;
+  EXPECT_THAT(admin_out, HasSubstr("crid-test-name"));
 }
 
 }  // namespace
