@@ -101,15 +101,13 @@ absl::StatusOr<std::unique_ptr<CniManager>> CniManager::Create(CniOptions option
     return absl::InvalidArgumentError("CNI result cache directory not set");
   }
   CRID_RETURN_IF_ERROR(MakeDirs(options.cache_dir, 0700));
-  CRID_RETURN_IF_ERROR(MakeDirs(options.conf_dir, 0755));
   std::unique_ptr<CniManager> manager(new CniManager(std::move(options)));
   manager->inotify_fd_ = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
   if (manager->inotify_fd_ < 0) {
     return ErrnoError(errno, "inotify_init1");
   }
-  if (inotify_add_watch(manager->inotify_fd_, manager->options_.conf_dir.c_str(),
-                        IN_CREATE | IN_DELETE | IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM |
-                            IN_MODIFY | IN_ATTRIB) < 0) {
+  // A conf dir that does not exist yet is watched as soon as it appears.
+  if (!manager->AddWatch() && errno != ENOENT) {
     return ErrnoError(errno, "watch ", manager->options_.conf_dir);
   }
   manager->Reload();
@@ -128,17 +126,37 @@ CniManager::~CniManager() {
   }
 }
 
+bool CniManager::AddWatch() {
+  watching_ =
+      inotify_add_watch(inotify_fd_, options_.conf_dir.c_str(),
+                        IN_CREATE | IN_DELETE | IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM |
+                            IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF) >= 0;
+  return watching_;
+}
+
 void CniManager::Watch() {
   while (!stopping_) {
+    if (!watching_ && AddWatch()) {
+      Reload();
+    }
     struct pollfd pfd = {inotify_fd_, POLLIN, 0};
     int r = poll(&pfd, 1, 200);
     if (r <= 0) {
       continue;
     }
-    char buf[4096];
+    alignas(struct inotify_event) char buf[4096];
     bool changed = false;
-    while (read(inotify_fd_, buf, sizeof(buf)) > 0) {
+    ssize_t n;
+    while ((n = read(inotify_fd_, buf, sizeof(buf))) > 0) {
       changed = true;
+      for (ssize_t off = 0; off + static_cast<ssize_t>(sizeof(struct inotify_event)) <= n;) {
+        const auto* ev = reinterpret_cast<const struct inotify_event*>(buf + off);
+        if ((ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF)) != 0) {
+          // The directory itself went away: watch again once it is back.
+          watching_ = false;
+        }
+        off += static_cast<ssize_t>(sizeof(struct inotify_event) + ev->len);
+      }
     }
     if (changed) {
       Reload();

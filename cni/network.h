@@ -73,7 +73,7 @@ JsonObject BuildPluginConfig(const NetworkConfigList& list, const JsonObject& pl
 class CniManager {
  public:
   // Loads the current config (none is fine: NetworkReady is false until one
-  // appears) and starts watching the conf dir, which is created if missing.
+  // appears) and starts watching the conf dir, also when it does not exist yet.
   static absl::StatusOr<std::unique_ptr<CniManager>> Create(CniOptions options);
   ~CniManager();
 
@@ -98,6 +98,8 @@ class CniManager {
  private:
   explicit CniManager(CniOptions options) : options_(std::move(options)) {}
   void Watch();
+  // Watches the conf dir; false (errno set) when it cannot, e.g. it is missing.
+  bool AddWatch();
   std::string CachePath(const std::string& container_id, const std::string& ifname) const;
   absl::StatusOr<std::string> RunPlugin(const std::string& command, const NetworkConfigList& list,
                                         const JsonObject& plugin, const Attachment& attachment,
@@ -111,6 +113,8 @@ class CniManager {
   absl::Status load_error_ ABSL_GUARDED_BY(mu_);
   int inotify_fd_ = -1;
   std::atomic<bool> stopping_{false};
+  // Only the watcher thread touches it after Create.
+  bool watching_ = false;
   std::thread watcher_;
 };
 

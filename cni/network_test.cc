@@ -232,9 +232,14 @@ TEST_F(CniNetworkTest, PassesSpecEnvironmentChainsPrevResultAndCapabilities) {
 }
 
 TEST_F(CniNetworkTest, WatchFlipsReadinessWithoutRestart) {
+  // The conf dir does not exist at first and is not created by crid.
   std::string conf_dir = tmp_.Sub("conf");
   auto manager = Manager(conf_dir);
   EXPECT_FALSE(manager->Ready().ok());
+  EXPECT_NE(access(conf_dir.c_str(), F_OK), 0);
+  absl::SleepFor(absl::Milliseconds(300));
+  mkdir(conf_dir.c_str(), 0755);
+  absl::SleepFor(absl::Milliseconds(300));
   std::ofstream(conf_dir + "/.10.conflist.tmp")
       << R"({"cniVersion":"1.0.0","name":"late","plugins":[{"type":"bridge"}]})";
   rename((conf_dir + "/.10.conflist.tmp").c_str(), (conf_dir + "/10.conflist").c_str());

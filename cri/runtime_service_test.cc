@@ -118,10 +118,10 @@ TEST(Unimplemented, UnaryRpcsNameThemselves) {
   TestCriServer server;
   {
     grpc::ClientContext ctx;
-    v1::RunPodSandboxResponse resp;
-    grpc::Status st = server.runtime().RunPodSandbox(&ctx, {}, &resp);
+    v1::CreateContainerResponse resp;
+    grpc::Status st = server.runtime().CreateContainer(&ctx, {}, &resp);
     EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-    EXPECT_THAT(st.error_message(), HasSubstr("runtime.v1.RuntimeService/RunPodSandbox"));
+    EXPECT_THAT(st.error_message(), HasSubstr("runtime.v1.RuntimeService/CreateContainer"));
   }
   {
     grpc::ClientContext ctx;
