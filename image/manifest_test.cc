@@ -32,7 +32,7 @@ TEST(ManifestTest, PlatformSelectionFollowsVariantRules) {
   auto index = Index({Entry("arm", "v6", "armv6"), Entry("arm", "v7", "armv7"),
                       Entry("arm64", "v8", "arm64"), Entry("amd64", "", "amd64"),
                       Entry("amd64", "v3", "amd64v3")});
-  auto pick = [&](Platform p) {
+  auto pick = [&](const Platform& p) {
     auto d = SelectPlatform(index, p);
     EXPECT_TRUE(d.ok()) << d.status();
     return d.ok() ? d->digest : "";
