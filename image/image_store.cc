@@ -87,6 +87,16 @@ std::string ImageStore::LayerDir(const std::string& chain_id) const {
   return absl::StrCat(dir_, "/layers/", DigestHex(chain_id), "/fs");
 }
 
+std::vector<std::string> ImageStore::LowerDirs(const ImageStore& store,
+                                               const image::ImageRecord& record) {
+  std::vector<std::string> out;
+  out.reserve(record.chain_ids_size());
+  for (auto it = record.chain_ids().rbegin(); it != record.chain_ids().rend(); ++it) {
+    out.push_back(store.LayerDir(*it));
+  }
+  return out;
+}
+
 absl::StatusOr<std::string> ImageStore::ConfigJson(const std::string& id) const {
   return content_->ReadBlob(id, kMaxConfigBytes);
 }
@@ -426,6 +436,10 @@ absl::Status ImageStore::CollectGarbage() {
   {
     absl::MutexLock lock(&mu_);
     keep.insert(active_.begin(), active_.end());
+  }
+  if (layers_in_use_) {
+    std::set<std::string> used = layers_in_use_();
+    keep.insert(used.begin(), used.end());
   }
   absl::Status result;
   CRID_ASSIGN_OR_RETURN(std::vector<std::string> blobs, content_->List());

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -55,6 +56,24 @@ class ImageStore {
   // Overlay lower directory of a layer.
   std::string LayerDir(const std::string& chain_id) const;
 
+  // The overlayfs lowerdir list of an image, topmost layer first (the order of
+  // overlayfs' lowerdir= option).
+  static std::vector<std::string> LowerDirs(const ImageStore& store,
+                                            const image::ImageRecord& record);
+
+  // Tells garbage collection which layers containers still use (their chain
+  // IDs); those stay on disk after their image is removed, until a later
+  // collection finds them unused.
+  void SetLayersInUse(std::function<std::set<std::string>()> fn) {
+    absl::MutexLock lock(&meta_mu_);
+    layers_in_use_ = std::move(fn);
+  }
+  // Removes blobs and layers no image (and no container) uses.
+  absl::Status CollectGarbageNow() {
+    absl::MutexLock lock(&meta_mu_);
+    return CollectGarbage();
+  }
+
   const std::string& dir() const { return dir_; }
   RegistryClient* registry() { return &registry_; }
 
@@ -94,6 +113,7 @@ class ImageStore {
 
   // Serialises metadata changes (tags moving, removals, GC).
   absl::Mutex meta_mu_;
+  std::function<std::set<std::string>()> layers_in_use_ ABSL_GUARDED_BY(meta_mu_);
 };
 
 // Splits a config User ("1000", "1000:50", "www-data", "www-data:50") into a

@@ -538,7 +538,9 @@ absl::StatusOr<FetchedManifest> RegistryClient::FetchManifest(const Reference& r
                                                               const RegistryAuth& auth,
                                                               uint64_t max_size) {
   FetchedManifest out;
-  std::string what = absl::StrCat("manifest ", ref.Name(), ":", tag_or_digest);
+  std::string what =
+      absl::StrCat("manifest ", ref.Name(), absl::StartsWith(tag_or_digest, "sha256:") ? "@" : ":",
+                   tag_or_digest);
   absl::Status st = Run(ref, what, [&](const RegistryEndpoint& ep, Request& req) {
     StringBody body(max_size);
     std::string url = absl::StrCat(ep.base_url, "/v2/", ref.path, "/manifests/", tag_or_digest);

@@ -8,6 +8,7 @@
 #include <sys/xattr.h>
 
 #include <memory>
+#include <set>
 #include <thread>
 
 #include "absl/strings/escaping.h"
@@ -237,6 +238,28 @@ TEST_F(ImagePullTest, TagMovesToTheNewImageAndRemoveTakesAllTags) {
   // Idempotent.
   EXPECT_TRUE(images_->Remove(Ref("test/moving:stable")).ok());
   EXPECT_TRUE(images_->Remove(a->config_digest).ok());
+}
+
+TEST_F(ImagePullTest, LayersInUseByContainersOutliveTheirImage) {
+  TestImageSpec spec;
+  spec.layers = {{TarBuilder().File("a", "1").Finish()}, {TarBuilder().File("b", "2").Finish()}};
+  ASSERT_TRUE(registry_.PushImage("test/inuse", "1", spec).ok());
+  auto id = images_->Pull(Ref("test/inuse:1"), {});
+  ASSERT_TRUE(id.ok()) << id.status();
+  image::ImageRecord r = MustResolve(*id);
+  std::vector<std::string> lower = ImageStore::LowerDirs(*images_, r);
+  ASSERT_EQ(lower.size(), 2u);
+  EXPECT_EQ(lower[0], images_->LayerDir(r.chain_ids(1)));  // topmost first
+  std::set<std::string> in_use(r.chain_ids().begin(), r.chain_ids().end());
+  images_->SetLayersInUse([&in_use] { return in_use; });
+  ASSERT_TRUE(images_->Remove(*id).ok());
+  struct stat st {};
+  EXPECT_EQ(stat(lower[0].c_str(), &st), 0);
+  EXPECT_EQ(stat(lower[1].c_str(), &st), 0);
+  in_use.clear();
+  ASSERT_TRUE(images_->CollectGarbageNow().ok());
+  EXPECT_NE(stat(lower[0].c_str(), &st), 0);
+  EXPECT_NE(stat(lower[1].c_str(), &st), 0);
 }
 
 TEST_F(ImagePullTest, ImagesSurviveRestart) {
