@@ -119,6 +119,50 @@ absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, mo
 
 namespace {
 
+// Removes the entry `name` in `parent_fd`; `dev` is the filesystem it must be on.
+absl::Status RemoveEntryAt(int parent_fd, const char* name, dev_t dev, const std::string& path) {
+  struct stat st;
+  if (::fstatat(parent_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    return errno == ENOENT ? absl::OkStatus() : ErrnoError(errno, "stat ", path);
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    if (::unlinkat(parent_fd, name, 0) != 0 && errno != ENOENT) {
+      return ErrnoError(errno, "unlink ", path);
+    }
+    return absl::OkStatus();
+  }
+  if (st.st_dev != dev) {
+    return absl::FailedPreconditionError(absl::StrCat(path, " is a mount point; not removing"));
+  }
+  int fd = ::openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    return errno == ENOENT ? absl::OkStatus() : ErrnoError(errno, "open ", path);
+  }
+  DIR* dir = ::fdopendir(fd);
+  if (dir == nullptr) {
+    int err = errno;
+    ::close(fd);
+    return ErrnoError(err, "opendir ", path);
+  }
+  absl::Status result;
+  while (struct dirent* entry = ::readdir(dir)) {
+    absl::string_view child = entry->d_name;
+    if (child == "." || child == "..") {
+      continue;
+    }
+    result = RemoveEntryAt(::dirfd(dir), entry->d_name, dev, absl::StrCat(path, "/", child));
+    if (!result.ok()) {
+      break;
+    }
+  }
+  ::closedir(dir);
+  CRID_RETURN_IF_ERROR(result);
+  if (::unlinkat(parent_fd, name, AT_REMOVEDIR) != 0 && errno != ENOENT) {
+    return ErrnoError(errno, "rmdir ", path);
+  }
+  return absl::OkStatus();
+}
+
 struct UsageWalker {
   dev_t root_dev;
   DiskUsage usage;
@@ -180,6 +224,20 @@ struct UsageWalker {
 };
 
 }  // namespace
+
+absl::Status RemoveTree(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    return errno == ENOENT ? absl::OkStatus() : ErrnoError(errno, "stat ", path);
+  }
+  std::string parent = DirName(path);
+  UniqueFd parent_fd(::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!parent_fd.valid()) {
+    return ErrnoError(errno, "open ", parent);
+  }
+  std::string name = path.substr(path.find_last_of('/') + 1);
+  return RemoveEntryAt(parent_fd.get(), name.c_str(), st.st_dev, path);
+}
 
 absl::StatusOr<DiskUsage> MeasureDiskUsage(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

@@ -23,6 +23,11 @@ absl::StatusOr<std::string> ReadFile(const std::string& path);
 // the directory.
 absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, mode_t mode);
 
+// rm -rf that never follows a symlink and never descends into another mounted
+// filesystem (a mount below `path` makes it fail with FAILED_PRECONDITION
+// instead of deleting the mounted files). A missing `path` is success.
+absl::Status RemoveTree(const std::string& path);
+
 struct DiskUsage {
   uint64_t bytes = 0;   // allocated bytes (st_blocks * 512), each inode once
   uint64_t inodes = 0;  // distinct inodes, the root included

@@ -81,6 +81,20 @@ TEST(MeasureDiskUsage, CountsInodesAndHardLinksOnce) {
   EXPECT_LT(usage->bytes, 2 * big.size());
 }
 
+TEST(RemoveTree, RemovesEverythingButFollowsNoLink) {
+  TempDir outside;
+  std::ofstream(outside.Sub("keep")) << "precious";
+  TempDir tmp;
+  ASSERT_TRUE(MakeDirs(tmp.Sub("t/a/b"), 0755).ok());
+  std::ofstream(tmp.Sub("t/a/b/f")) << "x";
+  ASSERT_EQ(::symlink(outside.path().c_str(), tmp.Sub("t/a/link").c_str()), 0);
+  ASSERT_TRUE(RemoveTree(tmp.Sub("t")).ok());
+  struct stat st;
+  EXPECT_NE(::lstat(tmp.Sub("t").c_str(), &st), 0);
+  EXPECT_EQ(*ReadFile(outside.Sub("keep")), "precious");
+  EXPECT_TRUE(RemoveTree(tmp.Sub("t")).ok()) << "missing is fine";
+}
+
 TEST(MeasureDiskUsage, MissingRootIsAnError) {
   EXPECT_FALSE(MeasureDiskUsage("/nonexistent-crid-dir").ok());
 }

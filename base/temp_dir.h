@@ -19,7 +19,4 @@ class TempDir {
   std::string path_;
 };
 
-// rm -rf without following symlinks or crossing mounts; errors are ignored.
-void RemoveTree(const std::string& path);
-
 }  // namespace crid

@@ -1,0 +1,94 @@
+// Real overlayfs rootfs: layers stacked in order, writes land in the upper dir,
+// lower layers stay untouched, failures and removal leave nothing behind.
+#include "container/rootfs.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "base/fs.h"
+#include "base/temp_dir.h"
+#include "gtest/gtest.h"
+
+namespace crid {
+namespace {
+
+class RootfsTest : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(MakeDirs(tmp_.Sub("layers/base/etc"), 0755).ok());
+    ASSERT_TRUE(MakeDirs(tmp_.Sub("layers/top/etc"), 0755).ok());
+    std::ofstream(tmp_.Sub("layers/base/etc/os")) << "base";
+    std::ofstream(tmp_.Sub("layers/base/etc/shadowed")) << "base";
+    std::ofstream(tmp_.Sub("layers/top/etc/shadowed")) << "top";
+    lowers_ = {tmp_.Sub("layers/top"), tmp_.Sub("layers/base")};
+    options_.force_mount_api = GetParam();
+  }
+
+  static bool Exists(const std::string& path) {
+    struct stat st;
+    return ::lstat(path.c_str(), &st) == 0;
+  }
+
+  TempDir tmp_;
+  std::vector<std::string> lowers_;
+  OverlayOptions options_;
+};
+
+TEST_P(RootfsTest, StacksLayersAndKeepsThemReadOnly) {
+  std::string dir = tmp_.Sub("containers/c1");
+  auto rootfs = MountOverlayRootfs(dir, lowers_, options_);
+  ASSERT_TRUE(rootfs.ok()) << rootfs.status();
+  EXPECT_EQ(*ReadFile(rootfs->rootfs + "/etc/os"), "base");
+  EXPECT_EQ(*ReadFile(rootfs->rootfs + "/etc/shadowed"), "top");
+  std::ofstream(rootfs->rootfs + "/etc/new") << "container";
+  ASSERT_EQ(::unlink((rootfs->rootfs + "/etc/os").c_str()), 0);
+  EXPECT_EQ(*ReadFile(rootfs->upper + "/etc/new"), "container");
+  EXPECT_TRUE(Exists(tmp_.Sub("layers/base/etc/os"))) << "the layer is untouched";
+  EXPECT_FALSE(Exists(tmp_.Sub("layers/base/etc/new")));
+  auto usage = WritableLayerUsage(dir);
+  ASSERT_TRUE(usage.ok());
+  EXPECT_GE(usage->inodes, 3u);  // upper, etc, new (+ whiteout)
+
+  ASSERT_TRUE(RemoveOverlayRootfs(dir).ok());
+  EXPECT_FALSE(Exists(dir));
+  EXPECT_TRUE(Exists(tmp_.Sub("layers/base/etc/os")));
+  EXPECT_TRUE(RemoveOverlayRootfs(dir).ok()) << "removing twice is fine";
+}
+
+TEST_P(RootfsTest, FailureLeavesNothing) {
+  std::string dir = tmp_.Sub("containers/c2");
+  auto rootfs = MountOverlayRootfs(dir, {tmp_.Sub("layers/missing")}, options_);
+  EXPECT_FALSE(rootfs.ok());
+  EXPECT_FALSE(Exists(dir));
+}
+
+TEST_P(RootfsTest, RefusesLayerPathsOverlayWouldMisread) {
+  auto rootfs = MountOverlayRootfs(tmp_.Sub("c3"), {"/a:b"}, options_);
+  EXPECT_EQ(rootfs.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(MountOverlayRootfs(tmp_.Sub("c3"), {}, options_).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+INSTANTIATE_TEST_SUITE_P(MountApis, RootfsTest, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "fsconfig" : "mount"; });
+
+TEST(Rootfs, ManyLayersBeyondOnePageOfOptions) {
+  TempDir tmp;
+  std::vector<std::string> lowers;
+  for (int i = 0; i < 60; ++i) {
+    std::string dir =
+        tmp.Sub("layers/a-rather-long-layer-directory-name-to-fill-the-page-" + std::to_string(i));
+    ASSERT_TRUE(MakeDirs(dir, 0755).ok());
+    std::ofstream(dir + "/f" + std::to_string(i)) << i;
+    lowers.push_back(dir);
+  }
+  auto rootfs = MountOverlayRootfs(tmp.Sub("c"), lowers);
+  ASSERT_TRUE(rootfs.ok()) << rootfs.status();
+  EXPECT_EQ(*ReadFile(rootfs->rootfs + "/f59"), "59");
+  EXPECT_TRUE(RemoveOverlayRootfs(tmp.Sub("c")).ok());
+}
+
+}  // namespace
+}  // namespace crid
