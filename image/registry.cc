@@ -44,6 +44,7 @@ constexpr char kManifestAccept[] =
     "application/vnd.docker.distribution.manifest.v2+json, "
     "application/vnd.docker.distribution.manifest.v1+prettyjws;q=0.1, "
     "application/vnd.docker.distribution.manifest.v1+json;q=0.1";
+constexpr absl::Duration kEndpointDownFor = absl::Seconds(30);
 constexpr char kSystemCaBundle[] = "/etc/ssl/certs/ca-certificates.crt";
 
 void GlobalInit() {
@@ -208,6 +209,9 @@ class RegistryClient::Request {
           rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_UNSUPPORTED_PROTOCOL ||
           rc == CURLE_TOO_MANY_REDIRECTS) {
         return absl::FailedPreconditionError(msg);
+      }
+      if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST) {
+        return absl::UnavailableError(absl::StrCat(url, ": unreachable: ", curl_easy_strerror(rc)));
       }
       return absl::UnavailableError(msg);
     }
@@ -422,6 +426,15 @@ absl::Status RegistryClient::Run(
   std::vector<RegistryEndpoint> endpoints = Endpoints(ref.domain);
   for (size_t i = 0; i < endpoints.size(); ++i) {
     const RegistryEndpoint& endpoint = endpoints[i];
+    bool is_last = i + 1 == endpoints.size();
+    if (!is_last) {
+      absl::MutexLock lock(&mu_);
+      auto down = down_until_.find(endpoint.base_url);
+      if (down != down_until_.end() && down->second > absl::Now()) {
+        failures.push_back(absl::StrCat(endpoint.base_url, ": skipped, unreachable moments ago"));
+        continue;
+      }
+    }
     std::string ca = CaBundleFor(endpoint.host);
     absl::Duration backoff = initial_backoff_;
     absl::Status st;
@@ -449,6 +462,13 @@ absl::Status RegistryClient::Run(
     }
     if (st.ok()) {
       return st;
+    }
+    if (st.code() == absl::StatusCode::kUnavailable &&
+        absl::StrContains(st.message(), ": unreachable: ")) {
+      // A mirror that refuses connections is skipped for a while instead of
+      // costing every request of the pull its retries.
+      absl::MutexLock lock(&mu_);
+      down_until_[endpoint.base_url] = absl::Now() + kEndpointDownFor;
     }
     if (i + 1 < endpoints.size()) {
       spdlog::info("{}: endpoint {} failed ({}), trying {}", what, endpoint.base_url, st.message(),

@@ -107,6 +107,8 @@ class RegistryClient {
   std::map<std::string, CachedToken> tokens_ ABSL_GUARDED_BY(mu_);
   // "base_url|scope" -> Authorization header that worked last.
   std::map<std::string, std::string> endpoint_auth_ ABSL_GUARDED_BY(mu_);
+  // Mirrors that refused connections, and until when they are skipped.
+  std::map<std::string, absl::Time> down_until_ ABSL_GUARDED_BY(mu_);
 };
 
 // Parses a WWW-Authenticate header: scheme ("bearer"/"basic", lower case) and params.

@@ -305,6 +305,39 @@ TEST_F(ImagePullTest, MirrorIsTriedFirstAndTheRegistryIsTheFallback) {
   ASSERT_TRUE(id.ok()) << id.status();
 }
 
+TEST(ImageTlsTest, HttpsRegistryNeedsItsCaFromTheCertsDir) {
+  TestRegistry registry;
+  ASSERT_TRUE(registry.EnableTls().ok());
+  ASSERT_TRUE(registry.Start().ok());
+  TestImageSpec spec;
+  spec.layers = {{TarBuilder().File("tls", "1").Finish()}};
+  auto pushed = registry.PushImage("secure/app", "1", spec);
+  ASSERT_TRUE(pushed.ok()) << pushed.status();
+
+  TempDir tmp;
+  auto store = Store::Open(tmp.Sub("crid.db"));
+  ASSERT_TRUE(store.ok());
+  config::ImageConfig config = DefaultConfig().image();
+  config.set_pull_attempts(1);
+  config.set_certs_dir(tmp.Sub("certs.d"));
+  // Reached only as a mirror over HTTPS; the fallback (localhost:1) refuses.
+  (*config.mutable_registries())["localhost:1"].add_mirrors("https://" + registry.host());
+  auto images = ImageStore::Open(tmp.Sub("images"), config, store->get());
+  ASSERT_TRUE(images.ok());
+
+  auto untrusted = (*images)->Pull("localhost:1/secure/app:1", {});
+  ASSERT_FALSE(untrusted.ok());
+  EXPECT_THAT(std::string(untrusted.status().message()), HasSubstr("certificate"));
+
+  ASSERT_TRUE(MakeDirs(tmp.Sub("certs.d/" + registry.host()), 0755).ok());
+  ASSERT_TRUE(WriteFileAtomic(tmp.Sub("certs.d/" + registry.host() + "/ca.crt"),
+                              *ReadFile(registry.ca_path()), 0644)
+                  .ok());
+  auto trusted = (*images)->Pull("localhost:1/secure/app:1", {});
+  ASSERT_TRUE(trusted.ok()) << trusted.status();
+  EXPECT_EQ(*trusted, pushed->config_digest);
+}
+
 TEST_F(ImagePullTest, DockerHubNamesGoToTheirMirrorBeforeTheOrigin) {
   config::RegistryHost& hub = (*image_config_.mutable_registries())["docker.io"];
   hub.add_mirrors("http://127.0.0.1:5000/");

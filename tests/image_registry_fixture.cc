@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 
 #include "absl/strings/ascii.h"
@@ -114,6 +115,23 @@ void TestRegistry::Stop() {
   pid_ = -1;
 }
 
+absl::Status TestRegistry::EnableTls() {
+  CRID_RETURN_IF_ERROR(WriteFileAtomic(tmp_.Sub("san.ext"), "subjectAltName=IP:127.0.0.1\n", 0600));
+  std::string cmd =
+      absl::StrCat("cd '", tmp_.path(), "' && ",
+                   "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2 "
+                   "-subj '/CN=crid test CA' 2>/dev/null && ",
+                   "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr "
+                   "-subj '/CN=127.0.0.1' 2>/dev/null && ",
+                   "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
+                   "-out server.crt -days 2 -extfile san.ext 2>/dev/null");
+  if (system(cmd.c_str()) != 0) {
+    return absl::FailedPreconditionError("openssl could not make the test CA");
+  }
+  scheme_ = "https";
+  return absl::OkStatus();
+}
+
 absl::Status TestRegistry::Start() {
   if (access(kRegistryBinary, X_OK) != 0) {
     return absl::FailedPreconditionError(
@@ -125,6 +143,10 @@ absl::Status TestRegistry::Start() {
       "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n"
       "  filesystem:\n    rootdirectory: ",
       tmp_.Sub("data"), "\n  delete:\n    enabled: true\nhttp:\n  addr: ", host_, "\n");
+  if (scheme_ == "https") {
+    absl::StrAppend(&config, "  tls:\n    certificate: ", tmp_.Sub("server.crt"),
+                    "\n    key: ", tmp_.Sub("server.key"), "\n");
+  }
   if (!user_.empty()) {
     std::string cmd = absl::StrCat("htpasswd -Bbn '", user_, "' '", password_, "'");
     FILE* p = popen(cmd.c_str(), "r");
@@ -167,7 +189,7 @@ absl::Status TestRegistry::Start() {
     }
     std::string body;
     absl::StatusOr<long> code =
-        Http("GET", absl::StrCat("http://", host_, "/v2/"), {}, "", &body, nullptr);
+        Http("GET", absl::StrCat(scheme_, "://", host_, "/v2/"), {}, "", &body, nullptr);
     if (code.ok() && (*code == 200 || *code == 401)) {
       return absl::OkStatus();
     }
@@ -196,6 +218,10 @@ absl::StatusOr<long> TestRegistry::Http(const std::string& method, const std::st
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, &CollectHeader);
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, &loc);
   curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);
+  std::string ca = ca_path();
+  if (scheme_ == "https") {
+    curl_easy_setopt(curl, CURLOPT_CAINFO, ca.c_str());
+  }
   if (method == "PUT" || method == "POST") {
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.data());
     curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
@@ -224,13 +250,13 @@ absl::StatusOr<std::string> TestRegistry::PushBlob(const std::string& repo,
   std::string body;
   std::string location;
   CRID_ASSIGN_OR_RETURN(
-      long code, Http("POST", absl::StrCat("http://", host_, "/v2/", repo, "/blobs/uploads/"), {},
-                      "", &body, &location));
+      long code, Http("POST", absl::StrCat(scheme_, "://", host_, "/v2/", repo, "/blobs/uploads/"),
+                      {}, "", &body, &location));
   if (code != 202 || location.empty()) {
     return absl::InternalError(absl::StrCat("start upload: HTTP ", code, " ", body));
   }
   if (absl::StartsWith(location, "/")) {
-    location = absl::StrCat("http://", host_, location);
+    location = absl::StrCat(scheme_, "://", host_, location);
   }
   location += absl::StrContains(location, '?') ? "&" : "?";
   location += "digest=" + digest;
@@ -249,8 +275,9 @@ absl::StatusOr<std::string> TestRegistry::PushManifest(const std::string& repo,
                                                        const std::string& body) {
   std::string answer;
   CRID_ASSIGN_OR_RETURN(
-      long code, Http("PUT", absl::StrCat("http://", host_, "/v2/", repo, "/manifests/", reference),
-                      {"Content-Type: " + media_type}, body, &answer, nullptr));
+      long code,
+      Http("PUT", absl::StrCat(scheme_, "://", host_, "/v2/", repo, "/manifests/", reference),
+           {"Content-Type: " + media_type}, body, &answer, nullptr));
   if (code != 201) {
     return absl::InternalError(absl::StrCat("push manifest: HTTP ", code, " ", answer));
   }

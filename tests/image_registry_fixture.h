@@ -46,6 +46,11 @@ class TestRegistry {
   TestRegistry(const TestRegistry&) = delete;
   TestRegistry& operator=(const TestRegistry&) = delete;
 
+  // Serves HTTPS with a certificate for 127.0.0.1 from a CA made for this
+  // registry (openssl CLI). Call before Start. The CA is at ca_path().
+  absl::Status EnableTls();
+  std::string ca_path() const { return tmp_.Sub("ca.crt"); }
+
   absl::Status Start();
   void Stop();
   // "127.0.0.1:PORT"
@@ -70,6 +75,7 @@ class TestRegistry {
   std::string user_;
   std::string password_;
   std::string host_;
+  std::string scheme_ = "http";
   pid_t pid_ = -1;
 };
 
