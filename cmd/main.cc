@@ -28,6 +28,7 @@
 #include "cri/server.h"
 #include "cri/version_info.h"
 #include "image/image_store.h"
+#include "image/images_command.h"
 #include "sandbox/manager.h"
 #include "store/store.h"
 
@@ -151,7 +152,9 @@ int Run(int argc, char** argv) {
   }
   std::vector<char*> positional =
       absl::ParseCommandLine(static_cast<int>(arg_ptrs.size()), arg_ptrs.data());
-  if (positional.size() > 1) {
+  // `crid images ...` works on the root instead of serving it.
+  bool images_command = positional.size() > 1 && std::string(positional[1]) == "images";
+  if (positional.size() > 1 && !images_command) {
     std::fprintf(stderr, "crid: unexpected argument \"%s\" (see crid --help)\n", positional[1]);
     return kExitUsage;
   }
@@ -175,6 +178,10 @@ int Run(int argc, char** argv) {
     return kExitUsage;
   }
   spdlog::set_level(spdlog::level::from_str(config->log_level()));
+  if (images_command) {
+    return RunImagesCommand(*config,
+                            std::vector<std::string>(positional.begin() + 2, positional.end()));
+  }
   absl::StatusOr<CgroupDriver> driver = ResolveCgroupDriver(config->cgroup_driver());
   if (!driver.ok()) {
     spdlog::critical("invalid configuration: {}", driver.status().message());

@@ -308,56 +308,80 @@ absl::StatusOr<std::string> ImageStore::DoPull(const std::string& image, const R
   }
   CRID_RETURN_IF_ERROR(first_error);
 
-  // Record the image; the tag leaves whatever image had it before.
-  std::string tag = ref.TaggedName();
-  std::string repo_digest = absl::StrCat(ref.Name(), "@", top.digest);
-  {
-    absl::MutexLock lock(&meta_mu_);
-    CRID_ASSIGN_OR_RETURN(std::vector<image::ImageRecord> records, ListLocked());
-    image::ImageRecord record;
-    record.set_id(id);
-    record.set_created(absl::ToUnixSeconds(absl::Now()));
-    for (const image::ImageRecord& r : records) {
-      if (r.id() == id) {
-        record = r;
-      }
-    }
-    uint64_t size = manifest.body.size() + config_text.size() + total_bytes;
-    record.set_size(size);
-    record.set_user(config->user);
-    record.set_manifest_digest(manifest.digest);
-    record.clear_layer_digests();
-    for (const Descriptor& d : parsed->layers) {
-      record.add_layer_digests(d.digest);
-    }
-    record.clear_diff_ids();
-    for (const std::string& d : config->diff_ids) {
-      record.add_diff_ids(d);
-    }
-    record.clear_chain_ids();
-    for (const std::string& c : chains) {
-      record.add_chain_ids(c);
-    }
-    if (!tag.empty() && !Contains(record.repo_tags(), tag)) {
-      record.add_repo_tags(tag);
-    }
-    if (!Contains(record.repo_digests(), repo_digest)) {
-      record.add_repo_digests(repo_digest);
-    }
-    CRID_RETURN_IF_ERROR(store_->Update([&](Transaction& tx) -> absl::Status {
-      for (image::ImageRecord r : records) {
-        if (r.id() != id && !tag.empty() && Contains(r.repo_tags(), tag)) {
-          EraseValue(r.mutable_repo_tags(), tag);
-          CRID_RETURN_IF_ERROR(tx.Put(kBucket, r.id(), r.SerializeAsString()));
-        }
-      }
-      return tx.Put(kBucket, id, record.SerializeAsString());
-    }));
+  image::ImageRecord fresh;
+  fresh.set_id(id);
+  fresh.set_size(manifest.body.size() + config_text.size() + total_bytes);
+  fresh.set_user(config->user);
+  fresh.set_manifest_digest(manifest.digest);
+  for (const Descriptor& d : parsed->layers) {
+    fresh.add_layer_digests(d.digest);
   }
+  for (const std::string& d : config->diff_ids) {
+    fresh.add_diff_ids(d);
+  }
+  for (const std::string& c : chains) {
+    fresh.add_chain_ids(c);
+  }
+  std::vector<std::string> tags;
+  if (!ref.TaggedName().empty()) {
+    tags.push_back(ref.TaggedName());
+  }
+  CRID_RETURN_IF_ERROR(RecordImage(fresh, tags, {absl::StrCat(ref.Name(), "@", top.digest)}));
   double secs = absl::ToDoubleSeconds(absl::Now() - start);
   spdlog::info("pulled {} as {} ({} layers, {} bytes) in {:.2f}s", ref.String(), id,
                parsed->layers.size(), total_bytes, secs);
   return id;
+}
+
+absl::Status ImageStore::RecordImage(const image::ImageRecord& fresh,
+                                     const std::vector<std::string>& tags,
+                                     const std::vector<std::string>& repo_digests) {
+  absl::MutexLock lock(&meta_mu_);
+  CRID_ASSIGN_OR_RETURN(std::vector<image::ImageRecord> records, ListLocked());
+  const std::string& id = fresh.id();
+  image::ImageRecord record;
+  record.set_created(absl::ToUnixSeconds(absl::Now()));
+  for (const image::ImageRecord& r : records) {
+    if (r.id() == id) {
+      record = r;
+    }
+  }
+  // Names and history stay; what the content says is taken from `fresh`.
+  google::protobuf::RepeatedPtrField<std::string> old_tags = record.repo_tags();
+  google::protobuf::RepeatedPtrField<std::string> old_digests = record.repo_digests();
+  int64_t created = record.created();
+  bool pinned = record.pinned();
+  record = fresh;
+  *record.mutable_repo_tags() = old_tags;
+  *record.mutable_repo_digests() = old_digests;
+  record.set_created(created);
+  record.set_pinned(pinned);
+  for (const std::string& tag : tags) {
+    if (!Contains(record.repo_tags(), tag)) {
+      record.add_repo_tags(tag);
+    }
+  }
+  for (const std::string& digest : repo_digests) {
+    if (!Contains(record.repo_digests(), digest)) {
+      record.add_repo_digests(digest);
+    }
+  }
+  return store_->Update([&](Transaction& tx) -> absl::Status {
+    // A tag names one image: it leaves whatever image had it before.
+    for (image::ImageRecord r : records) {
+      bool changed = false;
+      for (const std::string& tag : tags) {
+        if (r.id() != id && Contains(r.repo_tags(), tag)) {
+          EraseValue(r.mutable_repo_tags(), tag);
+          changed = true;
+        }
+      }
+      if (changed) {
+        CRID_RETURN_IF_ERROR(tx.Put(kBucket, r.id(), r.SerializeAsString()));
+      }
+    }
+    return tx.Put(kBucket, id, record.SerializeAsString());
+  });
 }
 
 absl::StatusOr<std::vector<image::ImageRecord>> ImageStore::ListLocked() {

@@ -37,6 +37,11 @@ class ImageStore {
   // the same reference share one download.
   absl::StatusOr<std::string> Pull(const std::string& image, const RegistryAuth& auth);
 
+  // Loads the images of an OCI image-layout tar or a `docker save` tar and
+  // returns their IDs. Names come from the archive (RepoTags, or the
+  // io.containerd.image.name / org.opencontainers.image.ref.name annotations).
+  absl::StatusOr<std::vector<std::string>> Import(const std::string& archive);
+
   // The image named by ID ("sha256:<hex>" or bare hex), any tag or any digest
   // reference; nullopt when absent. INVALID_ARGUMENT for a malformed reference.
   absl::StatusOr<std::optional<image::ImageRecord>> Resolve(const std::string& image);
@@ -95,6 +100,13 @@ class ImageStore {
   absl::Status EnsureLayer(const Reference& ref, const std::string& blob_digest, int64_t size,
                            const std::string& diff_id, const std::string& chain_id,
                            const RegistryAuth& auth, std::atomic<uint64_t>* progress);
+  // Records the image of a manifest whose blobs are all in the content store.
+  absl::StatusOr<std::string> ImportManifest(const std::string& manifest_digest,
+                                             const std::vector<std::string>& names);
+  // Stores `fresh` (content fields) under its ID, keeping the names it had, adding
+  // `tags` (moved away from other images) and `repo_digests`.
+  absl::Status RecordImage(const image::ImageRecord& fresh, const std::vector<std::string>& tags,
+                           const std::vector<std::string>& repo_digests);
   absl::StatusOr<std::vector<image::ImageRecord>> ListLocked()
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(meta_mu_);
   absl::Status CollectGarbage() ABSL_EXCLUSIVE_LOCKS_REQUIRED(meta_mu_);

@@ -10,6 +10,7 @@
 #include "base/temp_dir.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "image/digest.h"
 #include "image/test_layers.h"
 #include "proto/cri_api.grpc.pb.h"
 #include "tests/crid_process.h"
@@ -168,6 +169,40 @@ TEST_F(ImageE2eTest, PullListStatusRemoveThroughTheSocket) {
   EXPECT_FALSE(after.has_image());
   EXPECT_TRUE(Remove("registry.k8s.io/e2e/busybox:1.0").ok());
   EXPECT_TRUE(Remove(pulled.image_ref()).ok());
+}
+
+TEST_F(ImageE2eTest, ImagesImportLoadsADockerSaveArchiveForTheDaemon) {
+  std::string layer = TarBuilder().File("bin/tool", "imported").Finish();
+  std::string config = absl::StrCat(
+      "{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{\"User\":\"www-data\"},"
+      "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"",
+      DigestOf(layer), "\"]}}");
+  std::string archive = TarBuilder()
+                            .File("manifest.json",
+                                  "[{\"Config\":\"c.json\",\"RepoTags\":[\"airgap/app:1\"],"
+                                  "\"Layers\":[\"l/layer.tar\"]}]")
+                            .File("c.json", config)
+                            .File("l/layer.tar", layer)
+                            .Finish();
+  std::ofstream(tmp_.Sub("app.tar")) << archive;
+  std::vector<std::string> import_args = {
+      "--root", tmp_.Sub("root"), "--state=" + tmp_.Sub("state"),
+      "images", "import",         tmp_.Sub("app.tar")};
+  auto [code, output] = RunCridToExit(import_args, tmp_.path());
+  ASSERT_EQ(code, 0) << output;
+  EXPECT_THAT(output, HasSubstr(DigestOf(config)));
+
+  StartCrid();
+  v1::ImageStatusResponse status;
+  ASSERT_TRUE(Status("airgap/app:1", &status).ok());
+  ASSERT_TRUE(status.has_image());
+  EXPECT_EQ(status.image().id(), DigestOf(config));
+  EXPECT_EQ(status.image().username(), "www-data");
+
+  // While the daemon owns the root, the command refuses to touch it.
+  auto [busy_code, busy_output] = RunCridToExit(import_args, tmp_.path());
+  EXPECT_EQ(busy_code, 1);
+  EXPECT_THAT(busy_output, HasSubstr("in use"));
 }
 
 TEST_F(ImageE2eTest, BadRequestsNameTheProblem) {
