@@ -102,6 +102,7 @@ absl::StatusOr<std::string> ExecPlugin(const std::string& binary, const PluginIn
   env.push_back("CNI_ARGS=" + absl::StrJoin(args, ";"));
   env.push_back("CNI_PATH=" + absl::StrJoin(inv.bin_dirs, ":"));
   std::vector<char*> envp;
+  envp.reserve(env.size() + 1);
   for (std::string& e : env) {
     envp.push_back(e.data());
   }
@@ -189,9 +190,8 @@ absl::StatusOr<std::string> ExecPlugin(const std::string& binary, const PluginIn
       if (put > 0) {
         written += static_cast<size_t>(put);
       }
-      if (put < 0 && errno != EAGAIN && errno != EINTR) {
-        in_w.reset();
-      } else if (written == stdin_data.size()) {
+      bool failed = put < 0 && errno != EAGAIN && errno != EINTR;
+      if (failed || written == stdin_data.size()) {
         in_w.reset();
       }
     }

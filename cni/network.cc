@@ -5,6 +5,7 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "base/errors.h"
 #include "base/fs.h"
@@ -19,8 +20,8 @@ constexpr char kCacheKind[] = "cniCacheV1";
 
 // DEL receives the cached result only from cniVersion 0.4.0 on.
 bool SupportsPrevResultOnDel(const std::string& version) {
-  return !(version.empty() || version.rfind("0.1", 0) == 0 || version.rfind("0.2", 0) == 0 ||
-           version.rfind("0.3", 0) == 0);
+  return !(version.empty() || absl::StartsWith(version, "0.1") ||
+           absl::StartsWith(version, "0.2") || absl::StartsWith(version, "0.3"));
 }
 
 }  // namespace

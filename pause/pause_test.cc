@@ -10,6 +10,7 @@
 #include <fstream>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "gtest/gtest.h"
 
 namespace {
@@ -52,8 +53,8 @@ TEST(PauseTest, RunsAsPidOneAndExitsOnSigterm) {
   for (int i = 0; i < 200; ++i) {
     std::ifstream in("/proc/" + std::to_string(pid) + "/status");
     status.assign((std::istreambuf_iterator<char>(in)), {});
-    if (status.find("crid-pause") != std::string::npos &&
-        status.find("SigBlk:\t0000000000014002") != std::string::npos) {
+    if (absl::StrContains(status, "crid-pause") &&
+        absl::StrContains(status, "SigBlk:\t0000000000014002")) {
       break;
     }
     usleep(10000);

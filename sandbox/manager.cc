@@ -439,7 +439,7 @@ absl::StatusOr<std::string> SandboxManager::RunLocked(const runtime::v1::PodSand
 
 absl::Status SandboxManager::StopResources(SandboxRecord* record, bool best_effort) {
   absl::Status first;
-  auto note = [&](absl::Status st) {
+  auto note = [&](const absl::Status& st) {
     if (!st.ok()) {
       spdlog::warn("sandbox {}: {}", record->id(), st.message());
       if (first.ok()) {
@@ -476,7 +476,7 @@ absl::Status SandboxManager::StopResources(SandboxRecord* record, bool best_effo
 
 absl::Status SandboxManager::RemoveResources(const SandboxRecord& record) {
   absl::Status first;
-  auto note = [&](absl::Status st) {
+  auto note = [&](const absl::Status& st) {
     if (!st.ok() && first.ok()) {
       first = st;
     }
