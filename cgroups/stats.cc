@@ -4,6 +4,7 @@
 
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -175,7 +176,7 @@ absl::StatusOr<CgroupLayout> CgroupLayout::Detect() {
 }
 
 absl::StatusOr<CgroupStats> ReadCgroupStats(const CgroupLayout& layout, const std::string& path) {
-  if (path.empty() || path[0] != '/' || path.find("..") != std::string::npos) {
+  if (path.empty() || path[0] != '/' || absl::StrContains(path, "..")) {
     return absl::InvalidArgumentError(absl::StrCat("bad cgroup path \"", path, "\""));
   }
   if (layout.unified) {

@@ -265,7 +265,7 @@ void AddHostDevices(const std::string& dir, json& devices) {
     if (name == "." || name == "..") {
       continue;
     }
-    std::string path = dir + "/" + name;
+    std::string path = absl::StrCat(dir, "/", name);
     if (dir == "/dev" &&
         (name == "pts" || name == "shm" || name == "mqueue" || name == "console" || name == "fd")) {
       continue;
@@ -342,7 +342,7 @@ absl::StatusOr<json> Resources(const v1::LinuxContainerResources& r) {
   if (!r.unified().empty()) {
     json unified = json::object();
     for (const auto& [key, value] : r.unified()) {
-      if (key.find('/') != std::string::npos || absl::StartsWith(key, ".")) {
+      if (absl::StrContains(key, '/') || absl::StartsWith(key, ".")) {
         return absl::InvalidArgumentError(
             absl::StrCat("linux.resources.unified: bad cgroup file name \"", key, "\""));
       }

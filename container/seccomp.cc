@@ -423,7 +423,7 @@ std::vector<std::string> ArchitecturesFromArchMap(const json& arch_map) {
   std::vector<std::string> out;
   for (const json& entry : arch_map) {
     if (entry.value("architecture", "") == "SCMP_ARCH_X86_64") {
-      out.push_back("SCMP_ARCH_X86_64");
+      out.emplace_back("SCMP_ARCH_X86_64");
       for (const json& sub : entry.value("subArchitectures", json::array())) {
         out.push_back(sub.get<std::string>());
       }

@@ -25,7 +25,7 @@ absl::StatusOr<nlohmann::json> ConvertSeccompProfile(const std::string& text,
 // The profile a container gets from its security context: null for Unconfined
 // (and for privileged containers, which run unconfined as in containerd).
 absl::StatusOr<nlohmann::json> SeccompForContainer(
-    const runtime::v1::LinuxContainerSecurityContext& security_context,
+    const runtime::v1::LinuxContainerSecurityContext& sc,
     const std::vector<std::string>& capabilities);
 
 }  // namespace crid

@@ -17,7 +17,7 @@ namespace crid {
 
 namespace {
 
-constexpr size_t kMaxDatabaseBytes = 4 * 1024 * 1024;
+constexpr size_t kMaxDatabaseBytes = size_t{4} * 1024 * 1024;
 
 // Reads `path` (relative to `root_fd`) as if `root_fd` were "/".
 absl::StatusOr<std::optional<std::string>> ReadInRoot(int root_fd, const char* path,

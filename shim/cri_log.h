@@ -25,7 +25,7 @@ class CriLogWriter {
  public:
   struct Options {
     // Longest content of one record; longer lines are split (containerd's default).
-    size_t max_line_bytes = 16 * 1024;
+    size_t max_line_bytes = size_t{16} * 1024;
     // Time source, replaceable in tests.
     std::function<absl::Time()> now = absl::Now;
   };

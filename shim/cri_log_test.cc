@@ -18,7 +18,7 @@ using ::testing::ElementsAre;
 
 class CriLogTest : public ::testing::Test {
  protected:
-  std::unique_ptr<CriLogWriter> Open(size_t max_line = 16 * 1024) {
+  std::unique_ptr<CriLogWriter> Open(size_t max_line = size_t{16} * 1024) {
     CriLogWriter::Options options;
     options.max_line_bytes = max_line;
     options.now = [] { return absl::FromUnixNanos(1475712229669794202LL); };

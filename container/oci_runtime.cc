@@ -1,0 +1,259 @@
+#include "container/oci_runtime.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "base/errors.h"
+#include "base/fs.h"
+#include "base/unique_fd.h"
+#include "nlohmann/json.hpp"
+
+namespace crid {
+
+namespace {
+
+constexpr size_t kMaxOutput = 1 << 20;
+
+// Reads both pipes until EOF (or the deadline), then reaps the child.
+struct ChildOutput {
+  std::string out;
+  std::string err;
+  bool timed_out = false;
+};
+
+ChildOutput Drain(int out_fd, int err_fd, absl::Time deadline) {
+  ChildOutput result;
+  struct pollfd fds[2] = {{out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}};
+  int open = 2;
+  char buf[8192];
+  while (open > 0) {
+    int timeout_ms =
+        static_cast<int>(std::max<int64_t>(0, absl::ToInt64Milliseconds(deadline - absl::Now())));
+    int n = ::poll(fds, 2, timeout_ms);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      result.timed_out = n == 0;
+      break;
+    }
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || fds[i].revents == 0) {
+        continue;
+      }
+      ssize_t r = ::read(fds[i].fd, buf, sizeof(buf));
+      if (r <= 0) {
+        fds[i].fd = -1;
+        --open;
+        continue;
+      }
+      std::string& dst = i == 0 ? result.out : result.err;
+      if (dst.size() < kMaxOutput) {
+        dst.append(buf, static_cast<size_t>(r));
+      }
+    }
+  }
+  return result;
+}
+
+}  // namespace
+
+std::string RuntimeErrorMessage(const std::string& stderr_text) {
+  std::string message;
+  for (absl::string_view line : absl::StrSplit(stderr_text, '\n', absl::SkipEmpty())) {
+    nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_object() && j.contains("msg")) {
+      std::string level = j.value("level", "");
+      if (level == "error" || level == "fatal" || message.empty()) {
+        message = j["msg"].is_string() ? j["msg"].get<std::string>() : j["msg"].dump();
+      }
+    } else {
+      message = std::string(absl::StripAsciiWhitespace(line));
+    }
+  }
+  return message;
+}
+
+absl::StatusOr<OciRuntime::Result> OciRuntime::Run(const std::vector<std::string>& args,
+                                                   const OciStdio& stdio,
+                                                   const std::string& stdin_data) const {
+  std::vector<std::string> argv = {config_.binary, "--root", config_.root};
+  if (config_.systemd_cgroup) {
+    argv.emplace_back("--systemd-cgroup");
+  }
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<char*> cargv;
+  cargv.reserve(argv.size() + 1);
+  for (std::string& a : argv) {
+    cargv.push_back(a.data());
+  }
+  cargv.push_back(nullptr);
+
+  int out_pipe[2];
+  int err_pipe[2];
+  int in_pipe[2] = {-1, -1};
+  if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0) {
+    return ErrnoError(errno, "pipe");
+  }
+  UniqueFd out_read(out_pipe[0]), out_write(out_pipe[1]);
+  UniqueFd err_read(err_pipe[0]), err_write(err_pipe[1]);
+  UniqueFd in_read, in_write;
+  if (!stdin_data.empty()) {
+    if (::pipe2(in_pipe, O_CLOEXEC) != 0) {
+      return ErrnoError(errno, "pipe");
+    }
+    in_read.reset(in_pipe[0]);
+    in_write.reset(in_pipe[1]);
+  }
+  // For create, the container inherits the runtime's stdio, so it gets what the
+  // caller passed (never our pipes, which would stay open as long as the
+  // container runs); the runtime's own messages come back through --log.
+  bool container_stdio = stdio.for_container;
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    return ErrnoError(errno, "fork ", config_.binary);
+  }
+  if (pid == 0) {
+    int devnull = ::open("/dev/null", O_RDWR);
+    int in = in_read.valid() ? in_read.get() : (stdio.in >= 0 ? stdio.in : devnull);
+    int out = container_stdio ? (stdio.out >= 0 ? stdio.out : devnull) : out_write.get();
+    int err = container_stdio ? (stdio.err >= 0 ? stdio.err : devnull) : err_write.get();
+    ::dup2(in, 0);
+    ::dup2(out, 1);
+    ::dup2(err, 2);
+    ::execv(cargv[0], cargv.data());
+    ::_exit(127);
+  }
+  out_write.reset();
+  err_write.reset();
+  in_read.reset();
+  if (in_write.valid()) {
+    absl::string_view rest = stdin_data;
+    while (!rest.empty()) {
+      ssize_t n = ::write(in_write.get(), rest.data(), rest.size());
+      if (n <= 0) {
+        break;
+      }
+      rest.remove_prefix(static_cast<size_t>(n));
+    }
+    in_write.reset();
+  }
+  ChildOutput output = Drain(out_read.get(), err_read.get(), absl::Now() + config_.timeout);
+  if (output.timed_out) {
+    ::kill(pid, SIGKILL);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (output.timed_out) {
+    return absl::DeadlineExceededError(absl::StrCat(config_.name, " ", args.empty() ? "" : args[0],
+                                                    " did not finish within ",
+                                                    absl::FormatDuration(config_.timeout)));
+  }
+  Result result;
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  result.out = std::move(output.out);
+  result.err = std::move(output.err);
+  if (result.exit_code == 127 && result.err.empty()) {
+    result.err = absl::StrCat("cannot execute ", config_.binary);
+  }
+  return result;
+}
+
+absl::Status OciRuntime::RunOk(const std::string& what, const std::string& id,
+                               const std::vector<std::string>& args,
+                               const std::string& stdin_data) const {
+  CRID_ASSIGN_OR_RETURN(Result r, Run(args, {}, stdin_data));
+  if (r.exit_code != 0) {
+    return absl::InternalError(
+        absl::StrCat(config_.name, " ", what, " ", id, ": ", RuntimeErrorMessage(r.err + r.out)));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<pid_t> OciRuntime::Create(const std::string& id, const std::string& bundle,
+                                         const OciStdio& stdio) const {
+  std::string pid_file = bundle + "/init.pid";
+  std::string log_file = bundle + "/runtime.log";
+  ::unlink(log_file.c_str());
+  OciStdio container_stdio = stdio;
+  container_stdio.for_container = true;
+  CRID_ASSIGN_OR_RETURN(Result r, Run({"--log", log_file, "--log-format", "json", "create",
+                                       "--bundle", bundle, "--pid-file", pid_file, id},
+                                      container_stdio));
+  if (r.exit_code != 0) {
+    std::string log = ReadFile(log_file).value_or("");
+    return absl::InternalError(
+        absl::StrCat(config_.name, " create ", id, ": ", RuntimeErrorMessage(log + r.err)));
+  }
+  CRID_ASSIGN_OR_RETURN(std::string pid_text, ReadFile(pid_file));
+  pid_t pid = 0;
+  if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(pid_text), &pid) || pid <= 0) {
+    return absl::InternalError(absl::StrCat(config_.name, " create ", id, ": bad pid file"));
+  }
+  return pid;
+}
+
+absl::Status OciRuntime::Start(const std::string& id) const {
+  return RunOk("start", id, {"start", id});
+}
+
+absl::StatusOr<OciState> OciRuntime::State(const std::string& id) const {
+  CRID_ASSIGN_OR_RETURN(Result r, Run({"state", id}, {}));
+  if (r.exit_code != 0) {
+    std::string message = RuntimeErrorMessage(r.err);
+    if (absl::StrContains(message, "does not exist")) {
+      return absl::NotFoundError(absl::StrCat(config_.name, ": container ", id, " does not exist"));
+    }
+    return absl::InternalError(absl::StrCat(config_.name, " state ", id, ": ", message));
+  }
+  nlohmann::json j = nlohmann::json::parse(r.out, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) {
+    return absl::InternalError(absl::StrCat(config_.name, " state ", id, ": unreadable answer"));
+  }
+  OciState state;
+  state.status = j.value("status", "");
+  state.pid = j.value("pid", 0);
+  return state;
+}
+
+absl::Status OciRuntime::Kill(const std::string& id, int signal, bool all) const {
+  std::vector<std::string> args = {"kill"};
+  if (all) {
+    args.emplace_back("--all");
+  }
+  args.push_back(id);
+  args.push_back(absl::StrCat(signal));
+  return RunOk("kill", id, args);
+}
+
+absl::Status OciRuntime::Delete(const std::string& id, bool force) const {
+  std::vector<std::string> args = {"delete"};
+  if (force) {
+    args.emplace_back("--force");
+  }
+  args.push_back(id);
+  CRID_ASSIGN_OR_RETURN(Result r, Run(args, {}));
+  if (r.exit_code != 0) {
+    std::string message = RuntimeErrorMessage(r.err);
+    if (absl::StrContains(message, "does not exist") || absl::StrContains(message, "not found")) {
+      return absl::OkStatus();
+    }
+    return absl::InternalError(absl::StrCat(config_.name, " delete ", id, ": ", message));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status OciRuntime::Update(const std::string& id, const std::string& resources_json) const {
+  return RunOk("update", id, {"update", "--resources", "-", id}, resources_json);
+}
+
+}  // namespace crid

@@ -1,0 +1,78 @@
+// Runs an OCI runtime binary (runc, crun) for one container operation at a time:
+// create, start, state, kill, delete, update. Each call is a child process; its
+// error output becomes the status message, so a runtime failure reaches kubelet
+// with the runtime's own words.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace crid {
+
+struct OciRuntimeConfig {
+  std::string name;    // handler name, for messages ("runc")
+  std::string binary;  // absolute path
+  std::string root;    // the runtime's state directory (--root)
+  bool systemd_cgroup = false;
+  absl::Duration timeout = absl::Minutes(2);
+};
+
+struct OciState {
+  std::string status;  // "created", "running", "paused", "stopped"
+  pid_t pid = 0;
+};
+
+// The stdio of a container's first process, as file descriptors the caller
+// keeps open (pipes held by the shim); -1 means /dev/null.
+struct OciStdio {
+  int in = -1;
+  int out = -1;
+  int err = -1;
+  // Set for create: these fds (or /dev/null) become the container's stdio.
+  bool for_container = false;
+};
+
+class OciRuntime {
+ public:
+  explicit OciRuntime(OciRuntimeConfig config) : config_(std::move(config)) {}
+
+  // `runc create`: the container's process waits for Start. Its pid is returned.
+  absl::StatusOr<pid_t> Create(const std::string& id, const std::string& bundle,
+                               const OciStdio& stdio) const;
+  absl::Status Start(const std::string& id) const;
+  absl::StatusOr<OciState> State(const std::string& id) const;
+  // Signals the container's init (or every process with `all`).
+  absl::Status Kill(const std::string& id, int signal, bool all = false) const;
+  // Removes the runtime's record; `force` kills a running container first.
+  // A container the runtime does not know is success.
+  absl::Status Delete(const std::string& id, bool force) const;
+  // Applies new resources (a linux.resources JSON object) to a running container.
+  absl::Status Update(const std::string& id, const std::string& resources_json) const;
+
+  const OciRuntimeConfig& config() const { return config_; }
+
+ private:
+  struct Result {
+    int exit_code = -1;
+    std::string out;
+    std::string err;
+  };
+  absl::StatusOr<Result> Run(const std::vector<std::string>& args, const OciStdio& stdio,
+                             const std::string& stdin_data = "") const;
+  absl::Status RunOk(const std::string& what, const std::string& id,
+                     const std::vector<std::string>& args,
+                     const std::string& stdin_data = "") const;
+
+  OciRuntimeConfig config_;
+};
+
+// The runtime's message from its error output: runc/crun print either plain text
+// or JSON log lines ({"level":"error","msg":"..."}); the last error wins.
+std::string RuntimeErrorMessage(const std::string& stderr_text);
+
+}  // namespace crid

@@ -1,0 +1,162 @@
+// The real runc drives a container through create, start, state, kill, update
+// and delete; the test process is a subreaper, as the shim will be, so it reaps
+// the container's init and sees its exit code; runtime errors keep their words.
+#include "container/oci_runtime.h"
+
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "base/fs.h"
+#include "base/temp_dir.h"
+#include "container/oci_spec.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace crid {
+namespace {
+
+using ::testing::HasSubstr;
+namespace v1 = ::runtime::v1;
+
+TEST(RuntimeErrorMessage, JsonAndPlainText) {
+  EXPECT_EQ(RuntimeErrorMessage("{\"level\":\"info\",\"msg\":\"ok\"}\n"
+                                "{\"level\":\"error\",\"msg\":\"exec failed\"}\n"),
+            "exec failed");
+  EXPECT_EQ(RuntimeErrorMessage("plain failure\n"), "plain failure");
+  EXPECT_EQ(RuntimeErrorMessage(""), "");
+}
+
+class OciRuntimeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::access("/usr/sbin/runc", X_OK) != 0 || ::access("/bin/busybox", R_OK) != 0) {
+      GTEST_SKIP() << "needs runc and busybox-static";
+    }
+    ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    std::string rootfs = tmp_.Sub("bundle/rootfs");
+    ASSERT_TRUE(MakeDirs(rootfs + "/bin", 0755).ok());
+    ASSERT_TRUE(MakeDirs(rootfs + "/etc", 0755).ok());
+    std::ifstream in("/bin/busybox", std::ios::binary);
+    std::ofstream out(rootfs + "/bin/busybox", std::ios::binary);
+    out << in.rdbuf();
+    out.close();
+    ASSERT_EQ(::chmod((rootfs + "/bin/busybox").c_str(), 0755), 0);
+    for (const char* applet : {"sh", "sleep", "cat", "echo"}) {
+      ASSERT_EQ(::symlink("busybox", (rootfs + "/bin/" + applet).c_str()), 0);
+    }
+    id_ = absl::StrCat("oci-runtime-test-", ::getpid());
+    OciRuntimeConfig config;
+    config.name = "runc";
+    config.binary = "/usr/sbin/runc";
+    config.root = tmp_.Sub("runc-root");
+    runtime_ = std::make_unique<OciRuntime>(config);
+  }
+
+  void TearDown() override {
+    if (runtime_ != nullptr) {
+      (void)runtime_->Delete(id_, /*force=*/true);
+    }
+    for (const char* c :
+         {"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "systemd"}) {
+      ::rmdir(absl::StrCat("/sys/fs/cgroup/", c, "/crid-runtime-test").c_str());
+    }
+  }
+
+  void WriteSpec(const std::string& script) {
+    v1::ContainerConfig config;
+    config.mutable_metadata()->set_name("t");
+    config.add_command("/bin/sh");
+    config.add_command("-c");
+    config.add_command(script);
+    auto* ns = config.mutable_linux()->mutable_security_context()->mutable_namespace_options();
+    ns->set_network(v1::NODE);
+    ns->set_ipc(v1::NODE);
+    ns->set_pid(v1::CONTAINER);
+    SandboxSpecInfo sandbox;
+    sandbox.cgroup_parent = "/crid-runtime-test";
+    SpecOptions options;
+    options.container_id = id_;
+    options.rootfs = tmp_.Sub("bundle/rootfs");
+    auto spec = BuildOciSpec(config, {}, sandbox, options);
+    ASSERT_TRUE(spec.ok()) << spec.status();
+    ASSERT_TRUE(WriteFileAtomic(tmp_.Sub("bundle/config.json"), spec->dump(), 0644).ok());
+  }
+
+  // Waits for the container's init (our descendant, reparented to us).
+  int WaitExit(pid_t pid) {
+    int status = 0;
+    EXPECT_EQ(::waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+
+  TempDir tmp_;
+  std::string id_;
+  std::unique_ptr<OciRuntime> runtime_;
+};
+
+TEST_F(OciRuntimeTest, CreateStartExitCodeAndOutput) {
+  WriteSpec("echo to-stdout; echo to-stderr >&2; exit 3");
+  int out[2];
+  int err[2];
+  ASSERT_EQ(::pipe(out), 0);
+  ASSERT_EQ(::pipe(err), 0);
+  auto pid = runtime_->Create(id_, tmp_.Sub("bundle"), {-1, out[1], err[1]});
+  ::close(out[1]);
+  ::close(err[1]);
+  ASSERT_TRUE(pid.ok()) << pid.status();
+  auto state = runtime_->State(id_);
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(state->status, "created");
+  EXPECT_EQ(state->pid, *pid);
+  ASSERT_TRUE(runtime_->Start(id_).ok());
+  EXPECT_EQ(WaitExit(*pid), 3);
+  char buf[256] = {};
+  EXPECT_EQ(std::string(buf, ::read(out[0], buf, sizeof(buf))), "to-stdout\n");
+  EXPECT_EQ(std::string(buf, ::read(err[0], buf, sizeof(buf))), "to-stderr\n");
+  ::close(out[0]);
+  ::close(err[0]);
+  EXPECT_EQ(runtime_->State(id_)->status, "stopped");
+  ASSERT_TRUE(runtime_->Delete(id_, false).ok());
+  EXPECT_EQ(runtime_->State(id_).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(runtime_->Delete(id_, false).ok()) << "deleting an unknown container is fine";
+}
+
+TEST_F(OciRuntimeTest, KillAndUpdateARunningContainer) {
+  WriteSpec("sleep 1000");
+  auto pid = runtime_->Create(id_, tmp_.Sub("bundle"), {});
+  ASSERT_TRUE(pid.ok()) << pid.status();
+  ASSERT_TRUE(runtime_->Start(id_).ok());
+  EXPECT_EQ(runtime_->State(id_)->status, "running");
+  ASSERT_TRUE(runtime_->Update(id_, R"({"memory": {"limit": 33554432}})").ok());
+  std::string limit = ReadFile(absl::StrCat("/sys/fs/cgroup/memory/crid-runtime-test/crid-", id_,
+                                            "/memory.limit_in_bytes"))
+                          .value_or("");
+  EXPECT_EQ(limit, "33554432\n");
+  ASSERT_TRUE(runtime_->Kill(id_, SIGKILL).ok());
+  EXPECT_EQ(WaitExit(*pid), 128 + SIGKILL);
+}
+
+TEST_F(OciRuntimeTest, StartFailureCarriesTheRuntimeMessage) {
+  WriteSpec("true");
+  // Point the process at a binary the image does not have.
+  std::string spec = *ReadFile(tmp_.Sub("bundle/config.json"));
+  size_t at = spec.find("\"/bin/sh\"");
+  ASSERT_NE(at, std::string::npos);
+  spec.replace(at, 9, "\"/nonexistent-binary\"");
+  ASSERT_TRUE(WriteFileAtomic(tmp_.Sub("bundle/config.json"), spec, 0644).ok());
+  absl::Status st = runtime_->Create(id_, tmp_.Sub("bundle"), {}).status();
+  if (st.ok()) {
+    st = runtime_->Start(id_);
+  }
+  ASSERT_FALSE(st.ok());
+  EXPECT_THAT(std::string(st.message()), HasSubstr("nonexistent-binary"));
+}
+
+}  // namespace
+}  // namespace crid
