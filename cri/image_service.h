@@ -27,7 +27,9 @@ class ImageService final : public runtime::v1::ImageService::CallbackService {
   grpc::ServerUnaryReactor* ListImages(grpc::CallbackServerContext* context,
                                        const runtime::v1::ListImagesRequest* request,
                                        runtime::v1::ListImagesResponse* response) override;
-  CRID_UNIMPLEMENTED_STREAM(ImageService, StreamImages, StreamImagesRequest, StreamImagesResponse)
+  grpc::ServerWriteReactor<runtime::v1::StreamImagesResponse>* StreamImages(
+      grpc::CallbackServerContext* context,
+      const runtime::v1::StreamImagesRequest* request) override;
   // image_status.cc
   grpc::ServerUnaryReactor* ImageStatus(grpc::CallbackServerContext* context,
                                         const runtime::v1::ImageStatusRequest* request,

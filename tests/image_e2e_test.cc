@@ -123,6 +123,18 @@ TEST_F(ImageE2eTest, PullListStatusRemoveThroughTheSocket) {
     EXPECT_GT(image.size(), 0u);
   }
 
+  {
+    grpc::ClientContext ctx;
+    auto reader = stub_->StreamImages(&ctx, {});
+    v1::StreamImagesResponse batch;
+    int images = 0;
+    while (reader->Read(&batch)) {
+      images += batch.images_size();
+    }
+    ASSERT_TRUE(reader->Finish().ok());
+    EXPECT_EQ(images, 1);
+  }
+
   // Same Image by ID, by each tag and by digest.
   v1::ImageStatusResponse by_id;
   ASSERT_TRUE(Status(pulled.image_ref(), &by_id, /*verbose=*/true).ok());
