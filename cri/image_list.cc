@@ -27,7 +27,8 @@ constexpr int kStreamBatch = 100;
 // Sends prepared batches one after the other, then finishes.
 class ImageBatchWriter final : public grpc::ServerWriteReactor<runtime::v1::StreamImagesResponse> {
  public:
-  ImageBatchWriter(std::vector<runtime::v1::StreamImagesResponse> batches, absl::Status status)
+  ImageBatchWriter(std::vector<runtime::v1::StreamImagesResponse> batches,
+                   const absl::Status& status)
       : batches_(std::move(batches)) {
     if (!status.ok()) {
       Finish(ToGrpcStatus(status));
