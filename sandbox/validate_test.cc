@@ -1,0 +1,75 @@
+#include "sandbox/validate.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace crid::sandbox {
+namespace {
+
+using ::testing::HasSubstr;
+
+runtime::v1::PodSandboxConfig Valid() {
+  runtime::v1::PodSandboxConfig c;
+  c.mutable_metadata()->set_name("web");
+  c.mutable_metadata()->set_namespace_("default");
+  c.mutable_metadata()->set_uid("0b8e");
+  c.set_hostname("web-0");
+  return c;
+}
+
+TEST(ValidateTest, AcceptsAKubeletStylePod) {
+  runtime::v1::PodSandboxConfig c = Valid();
+  c.set_log_directory("/var/log/pods/default_web_0b8e");
+  c.mutable_linux()->set_cgroup_parent("/kubepods.slice/kubepods-besteffort.slice");
+  c.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_pid(
+      runtime::v1::CONTAINER);
+  (*c.mutable_linux()->mutable_sysctls())["net.ipv4.ip_local_port_range"] = "1024 65000";
+  (*c.mutable_linux()->mutable_sysctls())["kernel.shm_rmid_forced"] = "1";
+  (*c.mutable_annotations())["kubernetes.io/ingress-bandwidth"] = "10M";
+  auto* pm = c.add_port_mappings();
+  pm->set_container_port(80);
+  pm->set_host_port(8080);
+  pm->set_host_ip("127.0.0.1");
+  EXPECT_TRUE(ValidatePodSandboxConfig(c).ok()) << ValidatePodSandboxConfig(c);
+}
+
+TEST(ValidateTest, RefusesIpcSysctlsWithHostIpc) {
+  runtime::v1::PodSandboxConfig c = Valid();
+  c.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_ipc(
+      runtime::v1::NODE);
+  (*c.mutable_linux()->mutable_sysctls())["kernel.msgmax"] = "10000";
+  absl::Status st = ValidatePodSandboxConfig(c);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(st.message()), HasSubstr("IPC namespace"));
+}
+
+TEST(ValidateTest, RefusesPathTricksInSysctlNames) {
+  EXPECT_FALSE(SysctlPath("net/../kernel/panic", true, true).ok());
+  EXPECT_FALSE(SysctlPath("/net/ipv4/ip_forward", true, true).ok());
+  EXPECT_TRUE(SysctlPath("net/ipv4/ip_forward", true, true).ok());
+  EXPECT_EQ(*SysctlPath("net.ipv4.ip_forward", true, true), "/proc/sys/net/ipv4/ip_forward");
+}
+
+TEST(ValidateTest, UserNamespacesAreNotSupportedYet) {
+  runtime::v1::PodSandboxConfig c = Valid();
+  c.mutable_linux()
+      ->mutable_security_context()
+      ->mutable_namespace_options()
+      ->mutable_userns_options()
+      ->set_mode(runtime::v1::POD);
+  EXPECT_EQ(ValidatePodSandboxConfig(c).code(), absl::StatusCode::kUnimplemented);
+}
+
+TEST(BandwidthTest, ParsesKubernetesQuantities) {
+  EXPECT_EQ(*ParseBandwidth("10M"), 10000000u);
+  EXPECT_EQ(*ParseBandwidth("1Gi"), 1073741824u);
+  EXPECT_EQ(*ParseBandwidth("500k"), 500000u);
+  EXPECT_EQ(*ParseBandwidth("1234"), 1234u);
+  EXPECT_FALSE(ParseBandwidth("").ok());
+  EXPECT_FALSE(ParseBandwidth("M").ok());
+  EXPECT_FALSE(ParseBandwidth("-5M").ok());
+  EXPECT_FALSE(ParseBandwidth("1.5G").ok());
+}
+
+}  // namespace
+}  // namespace crid::sandbox
