@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/errors.h"
+#include "base/fs.h"
 #include "base/logging.h"
 #include "image/digest.h"
 #include "image/manifest.h"
@@ -75,7 +76,7 @@ absl::StatusOr<std::unique_ptr<ImageStore>> ImageStore::Open(const std::string& 
     }
     closedir(d);
     for (const std::string& path : stale) {
-      if (absl::Status st = RemoveTreeAt(path); !st.ok()) {
+      if (absl::Status st = RemoveTree(path); !st.ok()) {
         spdlog::warn("removing unfinished layer {}: {}", path, st);
       }
     }
@@ -162,7 +163,7 @@ absl::Status ImageStore::EnsureLayer(const Reference& ref, const std::string& bl
   std::string temp = absl::StrCat(dir_, "/layers/.tmp-", DigestHex(chain_id).substr(0, 12), "-",
                                   getpid(), "-", g_temp_counter.fetch_add(1));
   CRID_RETURN_IF_ERROR(MakeDirs(temp + "/fs", 0755));
-  absl::Cleanup remove_temp = [&temp] { (void)RemoveTreeAt(temp); };
+  absl::Cleanup remove_temp = [&temp] { (void)RemoveTree(temp); };
   absl::Time start = absl::Now();
   absl::StatusOr<UnpackResult> result = UnpackLayer(content_->BlobPath(blob_digest), temp + "/fs");
   if (!result.ok()) {
@@ -496,7 +497,7 @@ absl::Status ImageStore::CollectGarbage() {
     if (layer_mu != nullptr) {
       layer_mu->Lock();
     }
-    result.Update(RemoveTreeAt(absl::StrCat(layers, "/", name)));
+    result.Update(RemoveTree(absl::StrCat(layers, "/", name)));
     if (layer_mu != nullptr) {
       layer_mu->Unlock();
     }

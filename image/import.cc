@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "base/errors.h"
+#include "base/fs.h"
 #include "base/logging.h"
 #include "base/unique_fd.h"
 #include "image/digest.h"
@@ -160,7 +161,7 @@ absl::StatusOr<std::string> ImageStore::ImportManifest(const std::string& manife
 absl::StatusOr<std::vector<std::string>> ImageStore::Import(const std::string& archive) {
   std::string dir = absl::StrCat(dir_, "/import-", getpid(), "-", g_import_counter.fetch_add(1));
   CRID_RETURN_IF_ERROR(MakeDirs(dir, 0700));
-  absl::Cleanup remove = [&dir] { (void)RemoveTreeAt(dir); };
+  absl::Cleanup remove = [&dir] { (void)RemoveTree(dir); };
   absl::StatusOr<UnpackResult> unpacked = UnpackLayer(archive, dir);
   if (!unpacked.ok()) {
     return Annotate(unpacked.status(), absl::StrCat("reading archive ", archive));

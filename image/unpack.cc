@@ -788,14 +788,4 @@ absl::StatusOr<UnpackResult> UnpackLayer(const std::string& blob_path, const std
   return result;
 }
 
-absl::Status RemoveTreeAt(const std::string& path) {
-  size_t slash = path.rfind('/');
-  std::string dir = slash == 0 ? "/" : path.substr(0, slash);
-  UniqueFd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd.valid()) {
-    return errno == ENOENT ? absl::OkStatus() : ErrnoError(errno, "open ", dir);
-  }
-  return RemoveAllAt(fd.get(), path.substr(slash + 1));
-}
-
 }  // namespace crid

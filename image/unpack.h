@@ -29,11 +29,8 @@ struct UnpackResult {
 
 // Unpacks blob file `blob_path` into `dest`, which must be an existing empty
 // directory. On error `dest` may hold part of the layer: callers unpack into a
-// temporary directory and remove it (RemoveTreeAt) on failure.
+// temporary directory and remove it (base/fs.h RemoveTree) on failure.
 absl::StatusOr<UnpackResult> UnpackLayer(const std::string& blob_path, const std::string& dest,
                                          const UnpackLimits& limits = {});
-
-// Removes `path` and everything below it, never following symlinks. Missing is fine.
-absl::Status RemoveTreeAt(const std::string& path);
 
 }  // namespace crid

@@ -113,7 +113,7 @@ TEST_F(UnpackTest, ZstdAndPlainTarGiveTheSameDiffId) {
   ASSERT_TRUE(z.ok()) << z.status();
   EXPECT_EQ(z->diff_id, DigestOf(tar));
   EXPECT_EQ(*ReadFile(Layer("a")), "hello");
-  ASSERT_TRUE(RemoveTreeAt(tmp_.Sub("layer")).ok());
+  ASSERT_TRUE(RemoveTree(tmp_.Sub("layer")).ok());
   ASSERT_TRUE(MakeDirs(tmp_.Sub("layer"), 0755).ok());
   absl::StatusOr<UnpackResult> plain = Unpack(tar);
   ASSERT_TRUE(plain.ok()) << plain.status();
@@ -205,10 +205,10 @@ TEST_F(UnpackTest, RefusesTruncatedAndCorruptLayers) {
   EXPECT_NE(r.status().message().find("checksum"), absl::string_view::npos) << r.status();
 }
 
-TEST_F(UnpackTest, RemoveTreeAtDoesNotFollowSymlinks) {
+TEST_F(UnpackTest, RemoveTreeDoesNotFollowSymlinks) {
   std::string tar = TarBuilder().Symlink("out", tmp_.Sub("outside")).File("d/f", "x").Finish();
   ASSERT_TRUE(Unpack(tar).ok());
-  ASSERT_TRUE(RemoveTreeAt(tmp_.Sub("layer")).ok());
+  ASSERT_TRUE(RemoveTree(tmp_.Sub("layer")).ok());
   struct stat st {};
   EXPECT_NE(lstat(tmp_.Sub("layer").c_str(), &st), 0);
   EXPECT_EQ(*ReadFile(tmp_.Sub("outside/victim")), "original");
