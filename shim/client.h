@@ -1,0 +1,70 @@
+// crid's side of the shim protocol (proto/shim.proto): starts a pod's crid-shim
+// detached from crid, finds it again after a restart, and makes calls on it.
+// Every call opens its own connection, so calls may run concurrently.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "proto/shim.pb.h"
+
+namespace crid::shim {
+
+struct LaunchOptions {
+  // The crid-shim binary (absolute path).
+  std::string binary;
+  std::string pod_id;
+  // The shim's directory: its socket (shim.sock), pid file (shim.pid), exit
+  // records and log. Created if missing.
+  std::string dir;
+  // How long to wait for the new shim to answer.
+  absl::Duration start_timeout = absl::Seconds(10);
+};
+
+class ShimClient {
+ public:
+  // Connects to the pod's shim when one answers on DIR/shim.sock; otherwise
+  // starts a new one (double fork + setsid, so it outlives crid) and waits for
+  // it to answer.
+  static absl::StatusOr<std::unique_ptr<ShimClient>> Launch(const LaunchOptions& options);
+  // Connects to a running shim; UNAVAILABLE when none answers.
+  static absl::StatusOr<std::unique_ptr<ShimClient>> Connect(const std::string& dir);
+
+  absl::StatusOr<pid_t> Create(const CreateRequest& request);
+  absl::Status Start(const std::string& id);
+  absl::Status Kill(const std::string& id, int signal, bool all = false);
+  // The state once the container has exited; DEADLINE_EXCEEDED if it still
+  // runs after `timeout`.
+  absl::StatusOr<ContainerState> Wait(const std::string& id, absl::Duration timeout);
+  absl::Status Delete(const std::string& id);
+  absl::StatusOr<ContainerState> State(const std::string& id);
+  absl::StatusOr<std::vector<ContainerState>> List();
+  absl::StatusOr<ExecResponse> Exec(const ExecRequest& request);
+  absl::Status ReopenLog(const std::string& id);
+  absl::Status Update(const std::string& id, const std::string& resources_json);
+  // Asks the shim to delete its remaining containers and exit; waits for it to
+  // be gone. A shim that is already gone is success.
+  absl::Status Shutdown();
+  absl::StatusOr<PingResponse> Ping();
+
+  // The shim's process ID (from its pid file or Ping).
+  pid_t pid() const { return pid_; }
+  const std::string& dir() const { return dir_; }
+
+  // One round trip; a non-OK Response.code becomes that status.
+  absl::StatusOr<Response> Call(const Request& request,
+                                absl::Duration timeout = absl::Minutes(5));
+
+ private:
+  ShimClient(std::string dir, pid_t pid) : dir_(std::move(dir)), pid_(pid) {}
+
+  const std::string dir_;
+  pid_t pid_;
+};
+
+}  // namespace crid::shim
