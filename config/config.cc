@@ -66,6 +66,9 @@ config::Config DefaultConfig() {
   c.mutable_pod()->set_shm_size_bytes(64ull << 20);
   c.mutable_pod()->set_netns_dir("/run/netns");
   c.mutable_pod()->set_workers(4);
+  c.mutable_container()->set_default_handler("runc");
+  c.mutable_container()->set_workers(16);
+  c.mutable_container()->set_exec_output_limit_bytes(8u << 20);
   return c;
 }
 
@@ -173,6 +176,41 @@ absl::Status ValidateConfig(const config::Config& c) {
   if (c.pod().workers() < 1 || c.pod().workers() > 64) {
     return absl::InvalidArgumentError(
         absl::StrCat("pod.workers: must be 1..64, got ", c.pod().workers()));
+  }
+  const config::ContainerConfig& ctr = c.container();
+  for (const auto& [name, handler] : ctr.handlers()) {
+    if (name.empty()) {
+      return absl::InvalidArgumentError("container.handlers: a handler name must not be empty");
+    }
+    if (!IsAbsolute(handler.binary())) {
+      return absl::InvalidArgumentError(absl::StrCat("container.handlers[", name,
+                                                     "].binary: must be an absolute path, got \"",
+                                                     handler.binary(), "\""));
+    }
+    if (!handler.root().empty() && !IsAbsolute(handler.root())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "container.handlers[", name, "].root: must be an absolute path, got \"", handler.root(),
+          "\""));
+    }
+  }
+  if (ctr.default_handler() != "runc" && ctr.default_handler() != "crun" &&
+      ctr.handlers().count(ctr.default_handler()) == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("container.default_handler: \"",
+                                                   ctr.default_handler(),
+                                                   "\" is neither built in nor in handlers"));
+  }
+  if (!ctr.shim_binary().empty() && !IsAbsolute(ctr.shim_binary())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "container.shim_binary: must be an absolute path, got \"", ctr.shim_binary(), "\""));
+  }
+  if (ctr.workers() < 1 || ctr.workers() > 256) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("container.workers: must be 1..256, got ", ctr.workers()));
+  }
+  if (ctr.exec_output_limit_bytes() < 1024 || ctr.exec_output_limit_bytes() > (8u << 20)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("container.exec_output_limit_bytes: must be 1024..8388608, got ",
+                     ctr.exec_output_limit_bytes()));
   }
   return absl::OkStatus();
 }
