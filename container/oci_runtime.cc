@@ -64,6 +64,16 @@ ChildOutput Drain(int out_fd, int err_fd, absl::Time deadline) {
   return result;
 }
 
+absl::StatusOr<pid_t> ReadPidFile(const std::string& runtime, const char* what,
+                                  const std::string& id, const std::string& path) {
+  CRID_ASSIGN_OR_RETURN(std::string pid_text, ReadFile(path));
+  pid_t pid = 0;
+  if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(pid_text), &pid) || pid <= 0) {
+    return absl::InternalError(absl::StrCat(runtime, " ", what, " ", id, ": bad pid file"));
+  }
+  return pid;
+}
+
 }  // namespace
 
 std::string RuntimeErrorMessage(const std::string& stderr_text) {
@@ -122,6 +132,12 @@ absl::StatusOr<OciRuntime::Result> OciRuntime::Run(const std::vector<std::string
     return ErrnoError(errno, "fork ", config_.binary);
   }
   if (pid == 0) {
+    // The caller may block signals (a shim reading SIGCHLD from a signalfd) or
+    // ignore SIGPIPE; both would be inherited by the runtime and the container.
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::signal(SIGPIPE, SIG_DFL);
     int devnull = ::open("/dev/null", O_RDWR);
     int in = in_read.valid() ? in_read.get() : (stdio.in >= 0 ? stdio.in : devnull);
     int out = container_stdio ? (stdio.out >= 0 ? stdio.out : devnull) : out_write.get();
@@ -150,9 +166,7 @@ absl::StatusOr<OciRuntime::Result> OciRuntime::Run(const std::vector<std::string
   if (output.timed_out) {
     ::kill(pid, SIGKILL);
   }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
+  int status = WaitChild(pid);
   if (output.timed_out) {
     return absl::DeadlineExceededError(absl::StrCat(config_.name, " ", args.empty() ? "" : args[0],
                                                     " did not finish within ",
@@ -166,6 +180,16 @@ absl::StatusOr<OciRuntime::Result> OciRuntime::Run(const std::vector<std::string
     result.err = absl::StrCat("cannot execute ", config_.binary);
   }
   return result;
+}
+
+int OciRuntime::WaitChild(pid_t pid) const {
+  if (waiter_ != nullptr) {
+    return waiter_->WaitChild(pid);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return status;
 }
 
 absl::Status OciRuntime::RunOk(const std::string& what, const std::string& id,
@@ -184,21 +208,56 @@ absl::StatusOr<pid_t> OciRuntime::Create(const std::string& id, const std::strin
   std::string pid_file = bundle + "/init.pid";
   std::string log_file = bundle + "/runtime.log";
   ::unlink(log_file.c_str());
+  ::unlink(pid_file.c_str());
   OciStdio container_stdio = stdio;
   container_stdio.for_container = true;
-  CRID_ASSIGN_OR_RETURN(Result r, Run({"--log", log_file, "--log-format", "json", "create",
-                                       "--bundle", bundle, "--pid-file", pid_file, id},
-                                      container_stdio));
+  std::vector<std::string> args = {"--log",    log_file, "--log-format", "json",  "create",
+                                   "--bundle", bundle,   "--pid-file",   pid_file};
+  if (!stdio.console_socket.empty()) {
+    args.emplace_back("--console-socket");
+    args.push_back(stdio.console_socket);
+  }
+  args.push_back(id);
+  CRID_ASSIGN_OR_RETURN(Result r, Run(args, container_stdio));
   if (r.exit_code != 0) {
     std::string log = ReadFile(log_file).value_or("");
     return absl::InternalError(
         absl::StrCat(config_.name, " create ", id, ": ", RuntimeErrorMessage(log + r.err)));
   }
-  CRID_ASSIGN_OR_RETURN(std::string pid_text, ReadFile(pid_file));
-  pid_t pid = 0;
-  if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(pid_text), &pid) || pid <= 0) {
-    return absl::InternalError(absl::StrCat(config_.name, " create ", id, ": bad pid file"));
+  return ReadPidFile(config_.name, "create", id, pid_file);
+}
+
+absl::StatusOr<pid_t> OciRuntime::Exec(const std::string& id, const std::vector<std::string>& args,
+                                       bool tty, const OciStdio& stdio,
+                                       const std::string& scratch) const {
+  std::string pid_file = scratch + ".pid";
+  std::string log_file = scratch + ".log";
+  OciStdio process_stdio = stdio;
+  process_stdio.for_container = true;
+  std::vector<std::string> argv = {"--log", log_file,   "--log-format", "json",
+                                   "exec",  "--detach", "--pid-file",   pid_file};
+  if (tty) {
+    argv.emplace_back("--tty");
   }
+  if (!stdio.console_socket.empty()) {
+    argv.emplace_back("--console-socket");
+    argv.push_back(stdio.console_socket);
+  }
+  argv.push_back(id);
+  argv.insert(argv.end(), args.begin(), args.end());
+  absl::StatusOr<Result> r = Run(argv, process_stdio);
+  absl::StatusOr<pid_t> pid;
+  if (!r.ok()) {
+    pid = r.status();
+  } else if (r->exit_code != 0) {
+    std::string log = ReadFile(log_file).value_or("");
+    pid = absl::InternalError(
+        absl::StrCat(config_.name, " exec ", id, ": ", RuntimeErrorMessage(log + r->err)));
+  } else {
+    pid = ReadPidFile(config_.name, "exec", id, pid_file);
+  }
+  ::unlink(pid_file.c_str());
+  ::unlink(log_file.c_str());
   return pid;
 }
 

@@ -1,7 +1,7 @@
 // Runs an OCI runtime binary (runc, crun) for one container operation at a time:
-// create, start, state, kill, delete, update. Each call is a child process; its
-// error output becomes the status message, so a runtime failure reaches kubelet
-// with the runtime's own words.
+// create, start, exec, state, kill, delete, update. Each call is a child
+// process; its error output becomes the status message, so a runtime failure
+// reaches kubelet with the runtime's own words.
 #pragma once
 
 #include <sys/types.h>
@@ -35,15 +35,38 @@ struct OciStdio {
   int err = -1;
   // Set for create: these fds (or /dev/null) become the container's stdio.
   bool for_container = false;
+  // Create/Exec with a terminal: the runtime connects to this unix socket and
+  // sends the pty master over it (SCM_RIGHTS); in/out/err are then unused.
+  std::string console_socket;
+};
+
+// Collects the exit status of the runtime processes OciRuntime starts. By
+// default OciRuntime calls waitpid itself; a process that reaps every child
+// with waitpid(-1) (the shim, a subreaper) must instead hand the status over,
+// or the two would race for it.
+class ChildWaiter {
+ public:
+  virtual ~ChildWaiter() = default;
+  // Blocks until the child `pid` has exited; returns its wait(2) status.
+  virtual int WaitChild(pid_t pid) = 0;
 };
 
 class OciRuntime {
  public:
-  explicit OciRuntime(OciRuntimeConfig config) : config_(std::move(config)) {}
+  // `waiter` (not owned, may be null) must outlive the runtime.
+  explicit OciRuntime(OciRuntimeConfig config, ChildWaiter* waiter = nullptr)
+      : config_(std::move(config)), waiter_(waiter) {}
 
   // `runc create`: the container's process waits for Start. Its pid is returned.
   absl::StatusOr<pid_t> Create(const std::string& id, const std::string& bundle,
                                const OciStdio& stdio) const;
+  // `runc exec --detach`: starts `args` in the running container with the
+  // container's own user, environment, capabilities and working directory and
+  // returns its pid without waiting for it (the caller, a subreaper, reaps
+  // it). `scratch` is a path prefix for the runtime's pid and log files, which
+  // are removed again.
+  absl::StatusOr<pid_t> Exec(const std::string& id, const std::vector<std::string>& args, bool tty,
+                             const OciStdio& stdio, const std::string& scratch) const;
   absl::Status Start(const std::string& id) const;
   absl::StatusOr<OciState> State(const std::string& id) const;
   // Signals the container's init (or every process with `all`).
@@ -68,7 +91,10 @@ class OciRuntime {
                      const std::vector<std::string>& args,
                      const std::string& stdin_data = "") const;
 
+  int WaitChild(pid_t pid) const;
+
   OciRuntimeConfig config_;
+  ChildWaiter* waiter_;
 };
 
 // The runtime's message from its error output: runc/crun print either plain text

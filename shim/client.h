@@ -57,8 +57,7 @@ class ShimClient {
   const std::string& dir() const { return dir_; }
 
   // One round trip; a non-OK Response.code becomes that status.
-  absl::StatusOr<Response> Call(const Request& request,
-                                absl::Duration timeout = absl::Minutes(5));
+  absl::StatusOr<Response> Call(const Request& request, absl::Duration timeout = absl::Minutes(5));
 
  private:
   ShimClient(std::string dir, pid_t pid) : dir_(std::move(dir)), pid_(pid) {}

@@ -1,0 +1,294 @@
+#include "shim/client.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <limits>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "base/errors.h"
+#include "base/fs.h"
+#include "base/unique_fd.h"
+#include "shim/frame.h"
+
+namespace crid::shim {
+
+namespace {
+
+// Ping when connecting, and any call that should be quick.
+constexpr absl::Duration kPingTimeout = absl::Seconds(5);
+// A Wait's connection lives this much longer than the wait itself, so the
+// shim's DEADLINE_EXCEEDED answer arrives rather than a socket timeout.
+constexpr absl::Duration kWaitSlack = absl::Seconds(30);
+// Exec may take its timeout plus the runtime's own start-up.
+constexpr absl::Duration kExecSlack = absl::Minutes(2);
+constexpr absl::Duration kShutdownTimeout = absl::Minutes(2);
+
+std::string SocketPath(const std::string& dir) { return dir + "/shim.sock"; }
+
+absl::StatusOr<UniqueFd> Dial(const std::string& dir) {
+  std::string path = SocketPath(dir);
+  struct sockaddr_un addr = {};
+  if (path.size() >= sizeof(addr.sun_path)) {
+    return absl::InvalidArgumentError(absl::StrCat("shim socket path ", path, " is too long"));
+  }
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) {
+    return ErrnoError(errno, "socket");
+  }
+  if (::connect(fd.get(), reinterpret_cast<struct sockaddr*>(&addr), sizeof(addr)) != 0) {
+    int err = errno;
+    return absl::UnavailableError(
+        absl::StrCat("no shim answers on ", path, ": ", std::strerror(err)));
+  }
+  return fd;
+}
+
+// A pid counts as gone when no process has it or it is a zombie (its parent,
+// init or a subreaper, just has not collected it yet).
+bool ProcessGone(pid_t pid) {
+  if (::kill(pid, 0) != 0) {
+    return errno == ESRCH;
+  }
+  absl::StatusOr<std::string> stat = ReadFile(absl::StrCat("/proc/", pid, "/stat"));
+  if (!stat.ok()) {
+    return true;
+  }
+  size_t paren = stat->rfind(')');
+  return paren != std::string::npos && paren + 2 < stat->size() && (*stat)[paren + 2] == 'Z';
+}
+
+absl::Status StatusOf(const Response& response) {
+  if (response.code() == 0) {
+    return absl::OkStatus();
+  }
+  return absl::Status(static_cast<absl::StatusCode>(response.code()), response.message());
+}
+
+// Starts `binary` in a new session with stdio on /dev/null, as a grandchild
+// that init (or the nearest subreaper) adopts at once, so it never becomes
+// crid's zombie and no signal sent to crid's process group reaches it.
+absl::Status Spawn(const LaunchOptions& options) {
+  std::vector<std::string> args = {options.binary, "--pod-id", options.pod_id, "--dir",
+                                   options.dir};
+  std::vector<char*> argv;
+  for (std::string& a : args) {
+    argv.push_back(a.data());
+  }
+  argv.push_back(nullptr);
+  struct rlimit nofile = {};
+  ::getrlimit(RLIMIT_NOFILE, &nofile);
+  int max_fd = nofile.rlim_cur == RLIM_INFINITY ? 65536 : static_cast<int>(nofile.rlim_cur);
+  // Only async-signal-safe calls between fork and exec: crid has threads.
+  pid_t child = ::fork();
+  if (child < 0) {
+    return ErrnoError(errno, "fork");
+  }
+  if (child == 0) {
+    ::setsid();
+    pid_t grandchild = ::fork();
+    if (grandchild != 0) {
+      ::_exit(grandchild < 0 ? 1 : 0);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    for (int sig = 1; sig < NSIG; ++sig) {
+      ::signal(sig, SIG_DFL);
+    }
+    int devnull = ::open("/dev/null", O_RDWR);
+    ::dup2(devnull, 0);
+    ::dup2(devnull, 1);
+    ::dup2(devnull, 2);
+    if (::syscall(SYS_close_range, 3, ~0U, 0) != 0) {
+      for (int fd = 3; fd < max_fd; ++fd) {
+        ::close(fd);
+      }
+    }
+    ::chdir("/");
+    ::execv(argv[0], argv.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    return absl::InternalError(absl::StrCat("starting ", options.binary, ": fork failed"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ShimClient>> ShimClient::Connect(const std::string& dir) {
+  std::unique_ptr<ShimClient> client(new ShimClient(dir, 0));
+  Request request;
+  request.mutable_ping();
+  CRID_ASSIGN_OR_RETURN(Response response, client->Call(request, kPingTimeout));
+  client->pid_ = response.ping().pid();
+  return client;
+}
+
+absl::StatusOr<std::unique_ptr<ShimClient>> ShimClient::Launch(const LaunchOptions& options) {
+  if (options.binary.empty() || options.binary[0] != '/') {
+    return absl::InvalidArgumentError("binary: must be an absolute path");
+  }
+  if (options.dir.empty() || options.dir[0] != '/') {
+    return absl::InvalidArgumentError("dir: must be an absolute path");
+  }
+  if (options.pod_id.empty()) {
+    return absl::InvalidArgumentError("pod_id: must not be empty");
+  }
+  absl::StatusOr<std::unique_ptr<ShimClient>> client = Connect(options.dir);
+  if (client.ok()) {
+    return client;
+  }
+  CRID_RETURN_IF_ERROR(MakeDirs(options.dir, 0700));
+  CRID_RETURN_IF_ERROR(Spawn(options));
+  absl::Time deadline = absl::Now() + options.start_timeout;
+  while (absl::Now() < deadline) {
+    client = Connect(options.dir);
+    if (client.ok()) {
+      return client;
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  std::string log = ReadFile(options.dir + "/shim.log").value_or("");
+  if (log.size() > 512) {
+    log = log.substr(log.size() - 512);
+  }
+  return absl::UnavailableError(absl::StrCat(
+      "crid-shim for pod ", options.pod_id, " did not answer within ",
+      absl::FormatDuration(options.start_timeout), log.empty() ? "" : "; its log ends: ", log));
+}
+
+absl::StatusOr<Response> ShimClient::Call(const Request& request, absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  CRID_ASSIGN_OR_RETURN(UniqueFd fd, Dial(dir_));
+  CRID_RETURN_IF_ERROR(WriteFrame(fd.get(), request, deadline));
+  Response response;
+  absl::Status st = ReadFrame(fd.get(), &response, deadline);
+  if (!st.ok()) {
+    return Annotate(st, "shim");
+  }
+  CRID_RETURN_IF_ERROR(StatusOf(response));
+  return response;
+}
+
+absl::StatusOr<pid_t> ShimClient::Create(const CreateRequest& request) {
+  Request r;
+  *r.mutable_create() = request;
+  CRID_ASSIGN_OR_RETURN(Response response, Call(r));
+  return response.create().pid();
+}
+
+absl::Status ShimClient::Start(const std::string& id) {
+  Request r;
+  r.mutable_start()->set_id(id);
+  return Call(r).status();
+}
+
+absl::Status ShimClient::Kill(const std::string& id, int signal, bool all) {
+  Request r;
+  r.mutable_kill()->set_id(id);
+  r.mutable_kill()->set_signal(signal);
+  r.mutable_kill()->set_all(all);
+  return Call(r).status();
+}
+
+absl::StatusOr<ContainerState> ShimClient::Wait(const std::string& id, absl::Duration timeout) {
+  Request r;
+  r.mutable_wait()->set_id(id);
+  int64_t ms = timeout == absl::InfiniteDuration() ? std::numeric_limits<int64_t>::max() / 2
+                                                   : absl::ToInt64Milliseconds(timeout);
+  r.mutable_wait()->set_timeout_ms(ms);
+  CRID_ASSIGN_OR_RETURN(Response response, Call(r, timeout + kWaitSlack));
+  return response.state();
+}
+
+absl::Status ShimClient::Delete(const std::string& id) {
+  Request r;
+  r.mutable_delete_()->set_id(id);
+  return Call(r).status();
+}
+
+absl::StatusOr<ContainerState> ShimClient::State(const std::string& id) {
+  Request r;
+  r.mutable_state()->set_id(id);
+  CRID_ASSIGN_OR_RETURN(Response response, Call(r, kPingTimeout));
+  return response.state();
+}
+
+absl::StatusOr<std::vector<ContainerState>> ShimClient::List() {
+  Request r;
+  r.mutable_state();
+  CRID_ASSIGN_OR_RETURN(Response response, Call(r, kPingTimeout));
+  return std::vector<ContainerState>(response.states().containers().begin(),
+                                     response.states().containers().end());
+}
+
+absl::StatusOr<ExecResponse> ShimClient::Exec(const ExecRequest& request) {
+  Request r;
+  *r.mutable_exec() = request;
+  absl::Duration timeout = request.timeout_ms() > 0
+                               ? absl::Milliseconds(request.timeout_ms()) + kExecSlack
+                               : absl::InfiniteDuration();
+  CRID_ASSIGN_OR_RETURN(Response response, Call(r, timeout));
+  return response.exec();
+}
+
+absl::Status ShimClient::ReopenLog(const std::string& id) {
+  Request r;
+  r.mutable_reopen_log()->set_id(id);
+  return Call(r).status();
+}
+
+absl::Status ShimClient::Update(const std::string& id, const std::string& resources_json) {
+  Request r;
+  r.mutable_update()->set_id(id);
+  r.mutable_update()->set_resources_json(resources_json);
+  return Call(r).status();
+}
+
+absl::Status ShimClient::Shutdown() {
+  Request r;
+  r.mutable_shutdown();
+  absl::StatusOr<Response> response = Call(r, kShutdownTimeout);
+  if (!response.ok() && !absl::IsUnavailable(response.status())) {
+    return response.status();
+  }
+  if (pid_ <= 0) {
+    return absl::OkStatus();
+  }
+  absl::Time deadline = absl::Now() + kShutdownTimeout;
+  while (!ProcessGone(pid_)) {
+    if (absl::Now() >= deadline) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("crid-shim (pid ", pid_, ") still runs after shutdown"));
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<PingResponse> ShimClient::Ping() {
+  Request r;
+  r.mutable_ping();
+  CRID_ASSIGN_OR_RETURN(Response response, Call(r, kPingTimeout));
+  pid_ = response.ping().pid();
+  return response.ping();
+}
+
+}  // namespace crid::shim

@@ -1,0 +1,22 @@
+// Message framing on the shim socket (proto/shim.proto): a 4-byte big-endian
+// length, then that many bytes of a serialized message. Both directions use
+// it; every read and write has a deadline so a stuck peer cannot hold a thread.
+#pragma once
+
+#include <cstddef>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "google/protobuf/message_lite.h"
+
+namespace crid::shim {
+
+constexpr size_t kMaxFrameBytes = size_t{16} << 20;
+
+// DEADLINE_EXCEEDED when the deadline passes, UNAVAILABLE when the peer
+// closed the connection.
+absl::Status WriteFrame(int fd, const google::protobuf::MessageLite& message, absl::Time deadline);
+// INVALID_ARGUMENT for an oversized frame or bytes that do not parse.
+absl::Status ReadFrame(int fd, google::protobuf::MessageLite* message, absl::Time deadline);
+
+}  // namespace crid::shim

@@ -1,0 +1,81 @@
+// Copies the output of every container of the pod into its CRI log file from
+// one epoll thread, so a pod with many containers costs one thread, not one
+// per pipe.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "base/unique_fd.h"
+#include "shim/cri_log.h"
+
+namespace crid::shim {
+
+class IoPump {
+ public:
+  struct Source {
+    UniqueFd fd;  // read end of a pipe, or a pty master
+    LogStream stream;
+  };
+
+  static absl::StatusOr<std::unique_ptr<IoPump>> Start();
+  ~IoPump();
+
+  // Starts copying `sources` (made non-blocking here) of container `key` into
+  // `log`; a null log discards the output (it must still be read, or the
+  // container blocks on a full pipe).
+  void Add(const std::string& key, std::vector<Source> sources, std::shared_ptr<CriLogWriter> log);
+  // The container's init has exited: copies what is left, until its sources
+  // reach EOF or `grace` passes (an orphan may hold a pipe open forever; a
+  // pty hands over its last bytes asynchronously), then calls `done` on the
+  // pump thread.
+  void Drain(const std::string& key, absl::Duration grace, std::function<void()> done);
+  // Stops copying and closes `key`'s sources.
+  void Remove(const std::string& key);
+
+ private:
+  struct Open {
+    UniqueFd fd;
+    LogStream stream;
+    std::string key;
+  };
+  struct Container {
+    std::vector<std::unique_ptr<Open>> sources;
+    std::shared_ptr<CriLogWriter> log;
+  };
+  struct PendingDrain {
+    std::string key;
+    absl::Time deadline;
+    std::function<void()> done;
+  };
+
+  IoPump(UniqueFd epoll_fd, UniqueFd wake_fd)
+      : epoll_fd_(std::move(epoll_fd)), wake_fd_(std::move(wake_fd)) {}
+  void Post(std::function<void()> task);
+  void Loop();
+  // Reads `source` until it would block; false once it reached EOF and was closed.
+  bool Pump(Container& container, Open* source);
+  void Close(Container& container, Open* source);
+  // Finishes the drains whose sources are closed or whose grace has passed;
+  // returns the epoll timeout until the next deadline.
+  int FinishDrains();
+
+  UniqueFd epoll_fd_;
+  UniqueFd wake_fd_;  // eventfd: tasks are queued
+  absl::Mutex mu_;
+  std::vector<std::function<void()>> tasks_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Owned by the pump thread alone.
+  std::map<std::string, Container> containers_;
+  std::vector<PendingDrain> drains_;
+  std::thread thread_;
+};
+
+}  // namespace crid::shim

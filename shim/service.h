@@ -1,0 +1,110 @@
+// The shim's containers and the handling of each request of proto/shim.proto.
+// Containers live only in this process's memory; what must outlive it (a
+// container's exit) is also written to <dir>/exits/<id>.json.
+//
+// A container's status moves CREATED -> RUNNING -> EXITED, or CREATED ->
+// EXITED when it is killed before Start. It becomes EXITED once its init has
+// been reaped and the output it wrote has reached the log, so a caller that
+// saw the exit also sees the last log line.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "base/unique_fd.h"
+#include "cgroups/stats.h"
+#include "container/oci_runtime.h"
+#include "proto/shim.pb.h"
+#include "shim/cri_log.h"
+#include "shim/io_pump.h"
+#include "shim/reaper.h"
+
+namespace crid::shim {
+
+// The shim's protocol version, answered by Ping.
+inline constexpr char kShimVersion[] = "1";
+
+class ShimService {
+ public:
+  // `dir` is the shim's directory (exit records, console sockets, scratch files).
+  ShimService(std::string dir, Reaper* reaper, IoPump* pump, CgroupLayout layout);
+
+  Response Handle(const Request& request);
+  // Removes every container from the runtime (Shutdown, or the shim's
+  // directory is gone and nobody can reach them any more).
+  void DeleteAll();
+  bool shutdown_requested() const;
+
+  // The exit record of a container: <dir>/exits/<id>.json, a JSON object with
+  // id, pid, exit_code, oom_killed, created_at_ns, started_at_ns,
+  // finished_at_ns and log_path. Written atomically when the container exits
+  // and removed by Delete, so crid can learn an exit the shim saw before it
+  // died.
+  std::string ExitRecordPath(const std::string& id) const;
+
+ private:
+  struct Container {
+    std::string id;
+    uint64_t generation = 0;  // tells a re-created container from its predecessor
+    OciRuntimeConfig runtime;
+    std::string bundle;
+    std::string log_path;
+    bool tty = false;
+    bool busy = false;  // a create, start or delete is running
+    pid_t pid = 0;
+    ContainerState::Status status = ContainerState::UNKNOWN;
+    int64_t created_ns = 0;
+    int64_t started_ns = 0;
+    int64_t finished_ns = 0;
+    int exit_code = 0;
+    bool oom_killed = false;
+    std::string memory_cgroup;
+    std::optional<uint64_t> oom_kills_at_create;
+    // The write end of the container's stdin, kept for attach.
+    UniqueFd stdin_fd;
+    std::shared_ptr<CriLogWriter> log;
+
+    std::string pump_key() const;
+  };
+
+  absl::Status Create(const CreateRequest& request, CreateResponse* response);
+  absl::Status Start(const StartRequest& request);
+  absl::Status Kill(const KillRequest& request);
+  absl::Status Wait(const WaitRequest& request, ContainerState* state);
+  absl::Status Delete(const std::string& id);
+  absl::Status State(const StateRequest& request, Response* response);
+  absl::Status Exec(const ExecRequest& request, ExecResponse* response);
+  absl::Status ReopenLog(const ReopenLogRequest& request);
+  absl::Status Update(const UpdateRequest& request);
+
+  void OnInitExit(const std::string& id, uint64_t generation, int status);
+  void Finish(const std::string& id, uint64_t generation, bool oom_killed);
+  void WriteExitRecord(const Container& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static void FillState(const Container& c, ContainerState* state);
+  // The container, or NOT_FOUND naming it.
+  absl::StatusOr<Container*> Find(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const std::string dir_;
+  Reaper* const reaper_;
+  IoPump* const pump_;
+  const CgroupLayout layout_;
+
+  mutable absl::Mutex mu_;
+  absl::CondVar changed_;  // a container exited or was removed
+  std::map<std::string, std::unique_ptr<Container>> containers_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_generation_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t next_exec_ ABSL_GUARDED_BY(mu_) = 1;
+  bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// Container IDs name files: 1-128 of [A-Za-z0-9_.-], not "." or "..".
+absl::Status ValidateContainerId(const std::string& id, absl::string_view field);
+
+}  // namespace crid::shim

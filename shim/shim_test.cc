@@ -1,0 +1,496 @@
+// The real crid-shim, launched through ShimClient, runs containers with the
+// real runc: exit codes, CRI log lines, signals, waits, exec, log reopening,
+// OOM kills, detachment from its launcher, shutdown and hostile input.
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <regex>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "base/fs.h"
+#include "base/temp_dir.h"
+#include "base/unique_fd.h"
+#include "container/oci_spec.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "shim/client.h"
+#include "shim/frame.h"
+
+namespace crid::shim {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+namespace v1 = ::runtime::v1;
+
+constexpr char kRunc[] = "/usr/sbin/runc";
+constexpr char kBusybox[] = "/bin/busybox";
+constexpr char kCgroupParent[] = "/crid-shim-test";
+
+std::string ShimBinary() {
+  const char* srcdir = std::getenv("TEST_SRCDIR");
+  const char* workspace = std::getenv("TEST_WORKSPACE");
+  return absl::StrCat(srcdir != nullptr ? srcdir : ".", "/",
+                      workspace != nullptr ? workspace : "crid", "/shim/crid-shim");
+}
+
+// Fields of /proc/<pid>/stat after the command name: state, ppid, pgrp, session.
+std::vector<std::string> ProcStat(pid_t pid) {
+  std::string stat = ReadFile(absl::StrCat("/proc/", pid, "/stat")).value_or("");
+  size_t paren = stat.rfind(')');
+  if (paren == std::string::npos) {
+    return {};
+  }
+  return absl::StrSplit(stat.substr(paren + 2), ' ');
+}
+
+bool Gone(pid_t pid) {
+  std::vector<std::string> stat = ProcStat(pid);
+  return stat.empty() || stat[0] == "Z";
+}
+
+// Polls `path` until it contains `text`.
+bool WaitForFileText(const std::string& path, const std::string& text,
+                     absl::Duration timeout = absl::Seconds(10)) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    if (absl::StrContains(ReadFile(path).value_or(""), text)) {
+      return true;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  return false;
+}
+
+struct Options {
+  bool host_pid = false;
+  bool tty = false;
+  int64_t memory_limit = 0;
+};
+
+class ShimTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::access(kRunc, X_OK) != 0 || ::access(kBusybox, R_OK) != 0) {
+      GTEST_SKIP() << "needs runc and busybox-static (tools/install-deps.sh installs them)";
+    }
+    std::string rootfs = tmp_.Sub("rootfs");
+    ASSERT_TRUE(MakeDirs(rootfs + "/bin", 0755).ok());
+    ASSERT_TRUE(MakeDirs(rootfs + "/etc", 0755).ok());
+    ASSERT_TRUE(MakeDirs(rootfs + "/tmp", 01777).ok());
+    {
+      std::ifstream in(kBusybox, std::ios::binary);
+      std::ofstream out(rootfs + "/bin/busybox", std::ios::binary);
+      out << in.rdbuf();
+    }
+    ASSERT_EQ(::chmod((rootfs + "/bin/busybox").c_str(), 0755), 0);
+    for (const char* applet : {"sh", "sleep", "cat", "echo", "head", "tr", "true", "tty"}) {
+      ASSERT_EQ(::symlink("busybox", (rootfs + "/bin/" + applet).c_str()), 0);
+    }
+    std::ofstream(rootfs + "/etc/passwd") << "root:x:0:0:root:/root:/bin/sh\n";
+    std::ofstream(rootfs + "/etc/group") << "root:x:0:\n";
+
+    LaunchOptions options;
+    options.binary = ShimBinary();
+    options.pod_id = absl::StrCat("pod-", ::getpid());
+    options.dir = tmp_.Sub("shim");
+    absl::StatusOr<std::unique_ptr<ShimClient>> client = ShimClient::Launch(options);
+    ASSERT_TRUE(client.ok()) << client.status();
+    client_ = std::move(*client);
+  }
+
+  void TearDown() override {
+    if (client_ != nullptr) {
+      EXPECT_TRUE(client_->Shutdown().ok());
+    }
+    for (const char* controller : {"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer",
+                                   "blkio", "pids", "systemd", "unified"}) {
+      std::string parent = absl::StrCat("/sys/fs/cgroup/", controller, kCgroupParent);
+      for (const std::string& id : ids_) {
+        ::rmdir(absl::StrCat(parent, "/crid-", id).c_str());
+      }
+      ::rmdir(parent.c_str());
+    }
+  }
+
+  // Writes a bundle running `sh -c script` and returns the CreateRequest for it.
+  CreateRequest Bundle(const std::string& name, const std::string& script, Options opts) {
+    std::string id = absl::StrCat("shim-test-", ::getpid(), "-", name);
+    ids_.push_back(id);
+    v1::ContainerConfig config;
+    config.mutable_metadata()->set_name(name);
+    config.add_command("/bin/sh");
+    config.add_command("-c");
+    config.add_command(script);
+    config.set_tty(opts.tty);
+    auto* ns = config.mutable_linux()->mutable_security_context()->mutable_namespace_options();
+    ns->set_network(v1::NODE);
+    ns->set_ipc(v1::NODE);
+    ns->set_pid(opts.host_pid ? v1::NODE : v1::CONTAINER);
+    if (opts.memory_limit > 0) {
+      config.mutable_linux()->mutable_resources()->set_memory_limit_in_bytes(opts.memory_limit);
+    }
+    SandboxSpecInfo sandbox;
+    sandbox.cgroup_parent = kCgroupParent;
+    SpecOptions spec_options;
+    spec_options.container_id = id;
+    spec_options.rootfs = tmp_.Sub("rootfs");
+    absl::StatusOr<nlohmann::json> spec = BuildOciSpec(config, {}, sandbox, spec_options);
+    EXPECT_TRUE(spec.ok()) << spec.status();
+    std::string bundle = tmp_.Sub("bundle-" + name);
+    EXPECT_TRUE(MakeDirs(bundle, 0700).ok());
+    if (spec.ok()) {
+      EXPECT_TRUE(WriteFileAtomic(bundle + "/config.json", spec->dump(), 0644).ok());
+    }
+    CreateRequest request;
+    request.set_id(id);
+    request.set_bundle(bundle);
+    request.mutable_runtime()->set_name("runc");
+    request.mutable_runtime()->set_binary(kRunc);
+    request.mutable_runtime()->set_root(tmp_.Sub("runc"));
+    request.set_log_path(tmp_.Sub("logs/" + name + ".log"));
+    request.set_tty(opts.tty);
+    return request;
+  }
+
+  // Creates and starts; returns the container's ID ("" on failure).
+  std::string Run(const std::string& name, const std::string& script, Options opts = {}) {
+    CreateRequest request = Bundle(name, script, opts);
+    absl::StatusOr<pid_t> pid = client_->Create(request);
+    EXPECT_TRUE(pid.ok()) << pid.status();
+    if (!pid.ok()) {
+      return "";
+    }
+    absl::Status st = client_->Start(request.id());
+    EXPECT_TRUE(st.ok()) << st;
+    return request.id();
+  }
+
+  TempDir tmp_;
+  std::unique_ptr<ShimClient> client_;
+  std::vector<std::string> ids_;
+};
+
+TEST_F(ShimTest, ExitCodesAndStateAfterExit) {
+  std::string ok = Run("ok", "true");
+  std::string three = Run("three", "exit 3");
+  absl::StatusOr<ContainerState> s0 = client_->Wait(ok, absl::Seconds(20));
+  absl::StatusOr<ContainerState> s3 = client_->Wait(three, absl::Seconds(20));
+  ASSERT_TRUE(s0.ok()) << s0.status();
+  ASSERT_TRUE(s3.ok()) << s3.status();
+  EXPECT_EQ(s0->exit_code(), 0);
+  EXPECT_EQ(s3->exit_code(), 3);
+  EXPECT_EQ(s3->status(), ContainerState::EXITED);
+  EXPECT_FALSE(s3->oom_killed());
+  EXPECT_GT(s3->created_at_ns(), 0);
+  EXPECT_GE(s3->started_at_ns(), s3->created_at_ns());
+  EXPECT_GE(s3->finished_at_ns(), s3->started_at_ns());
+
+  absl::StatusOr<ContainerState> state = client_->State(three);
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(state->status(), ContainerState::EXITED);
+  absl::StatusOr<std::vector<ContainerState>> all = client_->List();
+  ASSERT_TRUE(all.ok()) << all.status();
+  EXPECT_EQ(all->size(), 2u);
+
+  // The exit survives in the shim's directory until Delete.
+  std::string record = ReadFile(client_->dir() + "/exits/" + three + ".json").value_or("");
+  EXPECT_THAT(record, HasSubstr("\"exit_code\":3"));
+  ASSERT_TRUE(client_->Delete(three).ok());
+  EXPECT_FALSE(ReadFile(client_->dir() + "/exits/" + three + ".json").ok());
+  EXPECT_EQ(client_->State(three).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(ShimTest, LogHasCriRecordsForStdoutAndStderr) {
+  std::string id = Run("log", "echo hello; echo oops >&2; printf partial");
+  ASSERT_TRUE(client_->Wait(id, absl::Seconds(20)).ok());
+  std::string log = ReadFile(tmp_.Sub("logs/log.log")).value_or("");
+  const std::regex stamp(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z)");
+  EXPECT_TRUE(std::regex_search(
+      log, std::regex(std::string(R"((^|\n))") + R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z)" +
+                      " stdout F hello\n")))
+      << log;
+  EXPECT_TRUE(std::regex_search(
+      log, std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z stderr F oops\n)")))
+      << log;
+  // What is left without a newline when the stream ends is a partial record.
+  EXPECT_THAT(log, HasSubstr(" stdout P partial\n"));
+}
+
+TEST_F(ShimTest, TerminalOutputIsLoggedAsStdout) {
+  Options opts;
+  opts.tty = true;
+  std::string id = Run("tty", "tty; echo from-terminal", opts);
+  absl::StatusOr<ContainerState> state = client_->Wait(id, absl::Seconds(20));
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(state->exit_code(), 0);
+  std::string log = ReadFile(tmp_.Sub("logs/tty.log")).value_or("");
+  EXPECT_THAT(log, HasSubstr(" stdout F from-terminal\n"));
+  EXPECT_THAT(log, HasSubstr(" stdout F /dev/pts/"));
+}
+
+TEST_F(ShimTest, SigtermKillGives143) {
+  Options opts;
+  // Outside a PID namespace, so sleep is not a PID 1 that ignores SIGTERM.
+  opts.host_pid = true;
+  std::string id = Run("term", "exec sleep 1000", opts);
+  ASSERT_TRUE(client_->Kill(id, SIGTERM).ok());
+  absl::StatusOr<ContainerState> state = client_->Wait(id, absl::Seconds(20));
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(state->exit_code(), 143);
+  // Killing an exited container is fine.
+  EXPECT_TRUE(client_->Kill(id, SIGKILL).ok());
+}
+
+TEST_F(ShimTest, WaitTimesOutWhileRunning) {
+  std::string id = Run("sleeper", "exec sleep 1000");
+  absl::Time start = absl::Now();
+  absl::StatusOr<ContainerState> state = client_->Wait(id, absl::Milliseconds(300));
+  EXPECT_EQ(state.status().code(), absl::StatusCode::kDeadlineExceeded) << state.status();
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(300));
+  absl::StatusOr<ContainerState> running = client_->State(id);
+  ASSERT_TRUE(running.ok());
+  EXPECT_EQ(running->status(), ContainerState::RUNNING);
+  ASSERT_TRUE(client_->Kill(id, SIGKILL).ok());
+  state = client_->Wait(id, absl::Seconds(20));
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(state->exit_code(), 137);
+}
+
+TEST_F(ShimTest, ExecCollectsOutputAndExitCode) {
+  std::string id = Run("exec", "exec sleep 1000");
+  ExecRequest request;
+  request.set_id(id);
+  for (const char* arg : {"sh", "-c", "echo out; echo err >&2; exit 5"}) {
+    request.add_args(arg);
+  }
+  absl::StatusOr<ExecResponse> r = client_->Exec(request);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->exit_code(), 5);
+  EXPECT_EQ(r->stdout(), "out\n");
+  EXPECT_EQ(r->stderr(), "err\n");
+  EXPECT_FALSE(r->timed_out());
+  EXPECT_FALSE(r->truncated());
+
+  ExecRequest with_stdin;
+  with_stdin.set_id(id);
+  with_stdin.add_args("cat");
+  with_stdin.set_stdin("fed through stdin");
+  r = client_->Exec(with_stdin);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->stdout(), "fed through stdin");
+  EXPECT_EQ(r->exit_code(), 0);
+
+  ExecRequest tty;
+  tty.set_id(id);
+  tty.set_tty(true);
+  for (const char* arg : {"sh", "-c", "tty; echo on-terminal"}) {
+    tty.add_args(arg);
+  }
+  r = client_->Exec(tty);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_THAT(r->stdout(), HasSubstr("/dev/pts/"));
+  EXPECT_THAT(r->stdout(), HasSubstr("on-terminal"));
+
+  ExecRequest missing;
+  missing.set_id(id);
+  missing.add_args("/no/such/binary");
+  r = client_->Exec(missing);
+  EXPECT_FALSE(r.ok() && r->exit_code() == 0);
+}
+
+TEST_F(ShimTest, ExecTimeoutKillsTheProcess) {
+  std::string id = Run("exec-timeout", "exec sleep 1000");
+  ExecRequest request;
+  request.set_id(id);
+  request.add_args("sleep");
+  request.add_args("60");
+  request.set_timeout_ms(500);
+  absl::Time start = absl::Now();
+  absl::StatusOr<ExecResponse> r = client_->Exec(request);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->timed_out());
+  EXPECT_EQ(r->exit_code(), 137);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+}
+
+TEST_F(ShimTest, ExecOutputIsTruncatedAtTheLimit) {
+  std::string id = Run("exec-big", "exec sleep 1000");
+  ExecRequest request;
+  request.set_id(id);
+  for (const char* arg : {"sh", "-c", "head -c 300000 /dev/zero; echo done >&2"}) {
+    request.add_args(arg);
+  }
+  request.set_max_output_bytes(1000);
+  absl::StatusOr<ExecResponse> r = client_->Exec(request);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->stdout().size(), 1000u);
+  EXPECT_EQ(r->stderr(), "done\n");
+  EXPECT_TRUE(r->truncated());
+  // The process was not blocked by the dropped output: it finished normally.
+  EXPECT_EQ(r->exit_code(), 0);
+}
+
+TEST_F(ShimTest, ReopenLogWritesToTheNewFile) {
+  std::string id = Run("rotate", "echo before; exec sleep 1000");
+  std::string log = tmp_.Sub("logs/rotate.log");
+  ASSERT_TRUE(WaitForFileText(log, "stdout F before"));
+  ASSERT_EQ(::rename(log.c_str(), (log + ".1").c_str()), 0);
+  ASSERT_TRUE(client_->ReopenLog(id).ok());
+  // Write through the container's own stdout (its init's fd 1).
+  ExecRequest request;
+  request.set_id(id);
+  for (const char* arg : {"sh", "-c", "echo after >/proc/1/fd/1"}) {
+    request.add_args(arg);
+  }
+  absl::StatusOr<ExecResponse> r = client_->Exec(request);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->exit_code(), 0) << r->stderr();
+  EXPECT_TRUE(WaitForFileText(log, "stdout F after"));
+  std::string rotated = ReadFile(log + ".1").value_or("");
+  EXPECT_THAT(rotated, HasSubstr("before"));
+  EXPECT_THAT(rotated, Not(HasSubstr("after")));
+}
+
+TEST_F(ShimTest, OomKillIsReported) {
+  Options opts;
+  opts.memory_limit = 8 << 20;
+  // The shell holds all 64 MB of the command's output in one variable.
+  std::string id = Run("oom", "x=$(head -c 64000000 /dev/zero | tr '\\0' a); echo ${#x}", opts);
+  absl::StatusOr<ContainerState> state = client_->Wait(id, absl::Seconds(60));
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_TRUE(state->oom_killed());
+  EXPECT_EQ(state->exit_code(), 137);
+}
+
+TEST_F(ShimTest, UpdateChangesTheMemoryLimit) {
+  std::string id = Run("update", "exec sleep 1000");
+  ASSERT_TRUE(client_->Update(id, R"({"memory": {"limit": 33554432}})").ok());
+  std::string limit = ReadFile(absl::StrCat("/sys/fs/cgroup/memory", kCgroupParent, "/crid-", id,
+                                            "/memory.limit_in_bytes"))
+                          .value_or("");
+  EXPECT_EQ(limit, "33554432\n");
+  EXPECT_EQ(client_->Update(id, "not json").code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(ShimTest, ShimIsDetachedAndFoundAgain) {
+  pid_t pid = client_->pid();
+  ASSERT_GT(pid, 0);
+  std::vector<std::string> stat = ProcStat(pid);
+  ASSERT_GE(stat.size(), 4u);
+  pid_t ppid = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(stat[1], &ppid));
+  EXPECT_NE(ppid, ::getpid()) << "the launcher is not the shim's parent";
+  EXPECT_NE(stat[2], absl::StrCat(::getpgrp())) << "own process group";
+  EXPECT_NE(stat[3], absl::StrCat(::getsid(0))) << "own session";
+  EXPECT_EQ(ReadFile(client_->dir() + "/shim.pid").value_or(""), absl::StrCat(pid, "\n"));
+  struct stat st = {};
+  ASSERT_EQ(::stat((client_->dir() + "/shim.sock").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+
+  LaunchOptions options;
+  options.binary = ShimBinary();
+  options.pod_id = "again";
+  options.dir = client_->dir();
+  absl::StatusOr<std::unique_ptr<ShimClient>> again = ShimClient::Launch(options);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ((*again)->pid(), pid);
+}
+
+TEST_F(ShimTest, ShutdownDeletesContainersAndExits) {
+  std::string id = Run("shutdown", "exec sleep 1000");
+  absl::StatusOr<ContainerState> state = client_->State(id);
+  ASSERT_TRUE(state.ok());
+  pid_t container_pid = state->pid();
+  pid_t shim_pid = client_->pid();
+  ASSERT_TRUE(client_->Shutdown().ok());
+  EXPECT_TRUE(Gone(shim_pid));
+  EXPECT_TRUE(Gone(container_pid));
+  EXPECT_NE(::access((client_->dir() + "/shim.sock").c_str(), F_OK), 0);
+  EXPECT_NE(::access(tmp_.Sub("runc/" + id).c_str(), F_OK), 0) << "runc's record is gone";
+  EXPECT_EQ(ShimClient::Connect(client_->dir()).status().code(), absl::StatusCode::kUnavailable);
+  // A second shutdown of a shim that is gone is fine.
+  EXPECT_TRUE(client_->Shutdown().ok());
+}
+
+TEST_F(ShimTest, UnknownContainers) {
+  EXPECT_TRUE(client_->Delete("no-such-container").ok());
+  EXPECT_EQ(client_->State("no-such-container").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(client_->Start("no-such-container").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(client_->Kill("no-such-container", SIGKILL).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(client_->Wait("no-such-container", absl::Seconds(1)).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(client_->ReopenLog("no-such-container").code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(ShimTest, InvalidRequestsNameTheField) {
+  CreateRequest request = Bundle("invalid", "true", {});
+  request.set_id("../escape");
+  absl::Status st = client_->Create(request).status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(st.message()), HasSubstr("id"));
+  request = Bundle("invalid2", "true", {});
+  request.mutable_runtime()->set_binary("runc");
+  st = client_->Create(request).status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(st.message()), HasSubstr("runtime.binary"));
+  EXPECT_EQ(client_->Kill("x", 0).code(), absl::StatusCode::kInvalidArgument);
+  // A runtime failure carries the runtime's words and leaves nothing behind.
+  request = Bundle("broken", "true", {});
+  request.set_bundle(tmp_.Sub("no-such-bundle"));
+  st = client_->Create(request).status();
+  EXPECT_FALSE(st.ok());
+  EXPECT_EQ(client_->State(request.id()).status().code(), absl::StatusCode::kNotFound);
+  // The same ID can be created once the first is deleted.
+  std::string id = Run("twice", "true");
+  ASSERT_TRUE(client_->Wait(id, absl::Seconds(20)).ok());
+  EXPECT_EQ(client_->Create(Bundle("twice", "true", {})).status().code(),
+            absl::StatusCode::kAlreadyExists);
+  ASSERT_TRUE(client_->Delete(id).ok());
+  EXPECT_TRUE(client_->Create(Bundle("twice", "exit 4", {})).ok());
+  ASSERT_TRUE(client_->Start(id).ok());
+  absl::StatusOr<ContainerState> state = client_->Wait(id, absl::Seconds(20));
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(state->exit_code(), 4);
+}
+
+// Sends raw bytes to the shim's socket and closes.
+void SendRaw(const std::string& dir, const std::string& bytes) {
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  struct sockaddr_un addr = {};
+  addr.sun_family = AF_UNIX;
+  std::string path = dir + "/shim.sock";
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  ASSERT_EQ(::connect(fd.get(), reinterpret_cast<struct sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::send(fd.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(bytes.size()));
+  ::shutdown(fd.get(), SHUT_WR);
+  // Read whatever answer comes (or EOF), so the shim finished with us.
+  char buf[256];
+  while (::recv(fd.get(), buf, sizeof(buf), 0) > 0) {
+  }
+}
+
+TEST_F(ShimTest, GarbageOnTheSocketDoesNotHurt) {
+  pid_t pid = client_->pid();
+  SendRaw(client_->dir(), std::string("\x00\x00\x00\x08garbage!", 12));
+  SendRaw(client_->dir(), std::string("\x7f\xff\xff\xff", 4));  // 2 GiB announced
+  SendRaw(client_->dir(), std::string("\x00\x00\x00\x00", 4));  // empty request
+  SendRaw(client_->dir(), "xy");                                // half a header
+  absl::StatusOr<PingResponse> ping = client_->Ping();
+  ASSERT_TRUE(ping.ok()) << ping.status();
+  EXPECT_EQ(ping->pid(), pid);
+}
+
+}  // namespace
+}  // namespace crid::shim
