@@ -285,6 +285,7 @@ TEST_F(CgroupfsHost, FailedPlacementLeavesNothing) {
   }
   absl::StatusOr<std::string> path = manager_->PlaceProcess("fails", parent_, child.pid(), r);
   ASSERT_FALSE(path.ok());
+  EXPECT_EQ(path.status().code(), absl::StatusCode::kInvalidArgument) << path.status();
   std::printf("refused as expected: %s\n", path.status().ToString().c_str());
   ExpectGone(parent_ + "/crid-fails");
   ExpectGone(parent_);

@@ -55,7 +55,10 @@ absl::Status WriteCgroupFile(const std::string& file, absl::string_view value) {
   }
   ssize_t n = ::write(fd.get(), value.data(), value.size());
   if (n < 0) {
-    return ErrnoError(errno, "write \"", value, "\" to ", file);
+    // The kernel refusing a value (no such CPU, limit out of range) is the
+    // caller's bad argument.
+    int err = errno == ERANGE ? EINVAL : errno;
+    return ErrnoError(err, "write \"", value, "\" to ", file);
   }
   if (static_cast<size_t>(n) != value.size()) {
     return absl::InternalError(absl::StrCat("short write of \"", value, "\" to ", file));
@@ -99,7 +102,7 @@ absl::Status EnableV2Controllers(const std::string& unified_mount, const std::st
   std::string dir = unified_mount;
   // Every ancestor of the leaf delegates to its children; the leaf itself
   // holds processes and must not (the "no internal processes" rule).
-  for (size_t i = 0; i < parts.size(); ++i) {
+  for (absl::string_view part : parts) {
     CRID_ASSIGN_OR_RETURN(std::string offered, ReadFile(dir + "/cgroup.controllers"));
     std::set<absl::string_view> available = absl::StrSplit(
         absl::StripAsciiWhitespace(offered), absl::ByAnyChar(" \n"), absl::SkipEmpty());
@@ -112,7 +115,7 @@ absl::Status EnableV2Controllers(const std::string& unified_mount, const std::st
     if (!enable.empty()) {
       CRID_RETURN_IF_ERROR(WriteCgroupFile(dir + "/cgroup.subtree_control", enable));
     }
-    absl::StrAppend(&dir, "/", parts[i]);
+    absl::StrAppend(&dir, "/", part);
   }
   return absl::OkStatus();
 }

@@ -1,0 +1,278 @@
+// Runs inside the systemd fixture's namespaces (started by
+// systemd_cgroup_test): crid's systemd cgroup driver against a real systemd,
+// with slices created the way kubelet creates them.
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/strip.h"
+#include "base/fs.h"
+#include "base/temp_dir.h"
+#include "cgroups/manager.h"
+#include "cgroups/systemd_bus.h"
+#include "gtest/gtest.h"
+
+namespace crid {
+namespace {
+
+constexpr char kPodUid[] = "8f3c1a2e-55b0-4f0d-9d7e-1c2b3a4d5e6f";
+constexpr char kPodSlicePath[] =
+    "/kubepods.slice/kubepods-burstable.slice/"
+    "kubepods-burstable-pod8f3c1a2e_55b0_4f0d_9d7e_1c2b3a4d5e6f.slice";
+
+bool IsDir(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+std::string Read(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadFile(path);
+  return text.ok() ? std::string(absl::StripAsciiWhitespace(*text)) : "<" + path + " missing>";
+}
+
+pid_t StartSleep() {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::execl("/bin/sleep", "sleep", "1000", nullptr);
+    ::_exit(127);
+  }
+  return pid;
+}
+
+// Reaps a child the scope stop killed (or kills it).
+int Reap(pid_t pid) {
+  int status = 0;
+  if (::waitpid(pid, &status, WNOHANG) == 0) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+  }
+  return status;
+}
+
+class SystemdDriver : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(::access("/run/systemd/private", F_OK), 0)
+        << "not inside the systemd fixture's mount namespace";
+    auto bus = SystemdBus::Connect(SystemdBus::kPrivateAddress);
+    ASSERT_TRUE(bus.ok()) << bus.status();
+    bus_ = std::move(*bus);
+    auto layout = CgroupLayout::Detect();
+    ASSERT_TRUE(layout.ok()) << layout.status();
+    layout_ = *layout;
+    CgroupManagerOptions options;
+    options.driver = CgroupDriver::kSystemd;
+    options.layout = layout_;
+    options.systemd_bus_address = SystemdBus::kPrivateAddress;
+    auto m = NewCgroupManager(options);
+    ASSERT_TRUE(m.ok()) << m.status();
+    manager_ = std::move(*m);
+    // kubelet creates the QoS and pod slices as transient units, outermost first.
+    std::string pod_slice = absl::StrCat("kubepods-burstable-pod",
+                                         absl::StrReplaceAll(kPodUid, {{"-", "_"}}), ".slice");
+    for (const std::string& slice :
+         {std::string("kubepods.slice"), std::string("kubepods-burstable.slice"), pod_slice}) {
+      absl::Status st = bus_->StartTransientUnit(
+          slice, "replace",
+          {UnitProperty::String("Description", "test " + slice),
+           UnitProperty::Bool("MemoryAccounting", true), UnitProperty::Bool("CPUAccounting", true),
+           UnitProperty::Bool("TasksAccounting", true)},
+          absl::Seconds(30));
+      ASSERT_TRUE(st.ok() || absl::IsAlreadyExists(st)) << st;
+    }
+    auto group = bus_->ControlGroup(pod_slice);
+    ASSERT_TRUE(group.ok()) << group.status();
+    ASSERT_EQ(*group, kPodSlicePath);
+  }
+
+  std::string V1Dir(const char* controller, const std::string& path) {
+    return layout_.controllers.at(controller) + path;
+  }
+
+  std::unique_ptr<SystemdBus> bus_;
+  CgroupLayout layout_;
+  std::unique_ptr<CgroupManager> manager_;
+};
+
+TEST_F(SystemdDriver, OciPathsForKubeletsSlice) {
+  EXPECT_EQ(*manager_->ContainerCgroupsPath(kPodSlicePath, "c1"),
+            "kubepods-burstable-pod8f3c1a2e_55b0_4f0d_9d7e_1c2b3a4d5e6f.slice:crid:c1");
+  EXPECT_EQ(*manager_->ContainerCgroupDir(kPodSlicePath, "c1"),
+            absl::StrCat(kPodSlicePath, "/crid-c1.scope"));
+  EXPECT_EQ(manager_->ContainerCgroupsPath("/kubepods/burstable/pod1", "c1").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(SystemdDriver, PlaceProcessMakesAScopeWithLimitsAndRemoveStopsIt) {
+  pid_t pid = StartSleep();
+  ASSERT_GT(pid, 0);
+  CgroupResources r;
+  r.memory_limit_bytes = 64 << 20;
+  r.cpu_shares = 512;
+  r.cpu_quota_us = 20000;
+  r.cpu_period_us = 100000;
+  r.pids_limit = 30;
+  absl::StatusOr<std::string> path = manager_->PlaceProcess("shim-pod1", kPodSlicePath, pid, r);
+  ASSERT_TRUE(path.ok()) << path.status();
+  EXPECT_EQ(*path, absl::StrCat(kPodSlicePath, "/crid-shim-pod1.scope"));
+  EXPECT_EQ(*bus_->ActiveState("crid-shim-pod1.scope"), "active");
+  EXPECT_EQ(*bus_->ControlGroup("crid-shim-pod1.scope"), *path);
+  if (layout_.unified) {
+    std::string dir = layout_.unified_mount + *path;
+    EXPECT_EQ(Read(dir + "/memory.max"), "67108864");
+    EXPECT_EQ(Read(dir + "/cpu.weight"), "20");
+    EXPECT_EQ(Read(dir + "/pids.max"), "30");
+    EXPECT_TRUE(absl::StrContains(Read(dir + "/cgroup.procs"), absl::StrCat(pid)));
+  } else {
+    EXPECT_EQ(Read(V1Dir("memory", *path) + "/memory.limit_in_bytes"), "67108864");
+    EXPECT_EQ(Read(V1Dir("cpu", *path) + "/cpu.shares"), "512");
+    EXPECT_EQ(Read(V1Dir("cpu", *path) + "/cpu.cfs_quota_us"), "20000");
+    EXPECT_EQ(Read(V1Dir("pids", *path) + "/pids.max"), "30");
+    EXPECT_TRUE(
+        absl::StrContains(Read(V1Dir("memory", *path) + "/cgroup.procs"), absl::StrCat(pid)));
+    EXPECT_TRUE(absl::StrContains(Read("/sys/fs/cgroup/systemd" + *path + "/cgroup.procs"),
+                                  absl::StrCat(pid)));
+  }
+  absl::StatusOr<CgroupUsage> usage = manager_->Stats(*path);
+  ASSERT_TRUE(usage.ok()) << usage.status();
+  EXPECT_EQ(usage->stats.memory_limit_bytes, 64u << 20);
+  EXPECT_GE(usage->stats.pids_current, 1u);
+
+  // Placing a second process under the same name (crid restarted) joins it.
+  pid_t second = StartSleep();
+  absl::StatusOr<std::string> again = manager_->PlaceProcess("shim-pod1", kPodSlicePath, second, r);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*again, *path);
+  std::string procs = Read((layout_.unified ? layout_.unified_mount : V1Dir("memory", "")) + *path +
+                           "/cgroup.procs");
+  EXPECT_TRUE(absl::StrContains(procs, absl::StrCat(second))) << procs;
+
+  ASSERT_TRUE(manager_->RemoveCgroup("shim-pod1", kPodSlicePath).ok());
+  absl::StatusOr<std::string> state = bus_->ActiveState("crid-shim-pod1.scope");
+  EXPECT_TRUE(absl::IsNotFound(state.status()) || *state == "inactive")
+      << (state.ok() ? *state : state.status().ToString());
+  if (layout_.unified) {
+    EXPECT_FALSE(IsDir(layout_.unified_mount + *path));
+  } else {
+    for (const char* c : {"memory", "cpu", "cpuacct", "pids"}) {
+      EXPECT_FALSE(IsDir(V1Dir(c, *path))) << c << " cgroup left";
+    }
+    EXPECT_FALSE(IsDir("/sys/fs/cgroup/systemd" + *path));
+  }
+  // Stopping the scope ended its processes.
+  int status = Reap(pid);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM) << status;
+  Reap(second);
+  // Removing what is gone is fine.
+  EXPECT_TRUE(manager_->RemoveCgroup("shim-pod1", kPodSlicePath).ok());
+}
+
+TEST_F(SystemdDriver, BadParentAndFailedStartLeaveNoUnit) {
+  pid_t pid = StartSleep();
+  absl::StatusOr<std::string> path =
+      manager_->PlaceProcess("bad", "/kubepods/burstable/pod1", pid, CgroupResources());
+  EXPECT_EQ(path.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(path.status().message(), "linux.cgroup_parent")) << path.status();
+  // A pid that does not exist: systemd refuses the unit, nothing stays loaded.
+  path = manager_->PlaceProcess("nopid", kPodSlicePath, 999999, CgroupResources());
+  EXPECT_FALSE(path.ok());
+  absl::StatusOr<std::string> state = bus_->ActiveState("crid-nopid.scope");
+  EXPECT_TRUE(absl::IsNotFound(state.status()) || *state == "inactive")
+      << (state.ok() ? *state : state.status().ToString());
+  Reap(pid);
+}
+
+// Runs a command, returns its exit code and (if `out`) its stdout.
+int RunCommand(const std::string& command, std::string* out = nullptr) {
+  FILE* p = ::popen(command.c_str(), "r");
+  if (p == nullptr) {
+    return -1;
+  }
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) {
+    if (out != nullptr) {
+      out->append(buf, n);
+    }
+  }
+  int status = ::pclose(p);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+// runc with --systemd-cgroup takes the cgroupsPath crid gives it and makes the
+// container's scope where ContainerCgroupDir says it is.
+TEST_F(SystemdDriver, RuncPutsTheContainerWhereTheManagerSays) {
+  ASSERT_EQ(::access("/usr/sbin/runc", X_OK), 0) << "runc is not installed";
+  ASSERT_EQ(::access("/bin/busybox", R_OK), 0) << "busybox-static is not installed";
+  TempDir tmp;
+  std::string rootfs = tmp.Sub("bundle/rootfs");
+  for (const char* d : {"/bin", "/proc", "/dev"}) {
+    ASSERT_TRUE(MakeDirs(rootfs + d, 0755).ok());
+  }
+  ASSERT_EQ(RunCommand(absl::StrCat("cp /bin/busybox ", rootfs, "/bin/busybox")), 0);
+  ASSERT_EQ(::symlink("busybox", (rootfs + "/bin/sleep").c_str()), 0);
+  std::string id = absl::StrCat("runc-", ::getpid());
+  absl::StatusOr<std::string> cgroups_path = manager_->ContainerCgroupsPath(kPodSlicePath, id);
+  ASSERT_TRUE(cgroups_path.ok()) << cgroups_path.status();
+  absl::StatusOr<std::string> dir = manager_->ContainerCgroupDir(kPodSlicePath, id);
+  ASSERT_TRUE(dir.ok()) << dir.status();
+  std::string config = absl::StrCat(R"({
+  "ociVersion": "1.0.2",
+  "process": {"terminal": false, "user": {"uid": 0, "gid": 0},
+              "args": ["/bin/sleep", "1000"], "env": ["PATH=/bin"], "cwd": "/"},
+  "root": {"path": "rootfs", "readonly": true},
+  "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
+             {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+              "options": ["nosuid", "mode=755"]}],
+  "linux": {
+    "namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "ipc"}, {"type": "uts"}],
+    "cgroupsPath": ")",
+                                    *cgroups_path, R"(",
+    "resources": {"memory": {"limit": 33554432}, "cpu": {"shares": 256}}
+  }
+})");
+  ASSERT_TRUE(WriteFileAtomic(tmp.Sub("bundle/config.json"), config, 0644).ok());
+  std::string runc =
+      absl::StrCat("/usr/sbin/runc --root ", tmp.Sub("runc-root"), " --systemd-cgroup ");
+  std::string unit = absl::StrCat("crid-", id, ".scope");
+  ASSERT_EQ(RunCommand(absl::StrCat(runc, "run -d --bundle ", tmp.Sub("bundle"), " ", id,
+                                    " </dev/null >/dev/null 2>", tmp.Sub("runc.err"))),
+            0)
+      << Read(tmp.Sub("runc.err"));
+  std::string state;
+  EXPECT_EQ(RunCommand(absl::StrCat(runc, "state ", id), &state), 0);
+  EXPECT_EQ(*bus_->ActiveState(unit), "active");
+  EXPECT_EQ(*bus_->ControlGroup(unit), *dir);
+  if (layout_.unified) {
+    EXPECT_EQ(Read(layout_.unified_mount + *dir + "/memory.max"), "33554432");
+  } else {
+    EXPECT_EQ(Read(V1Dir("memory", *dir) + "/memory.limit_in_bytes"), "33554432");
+    EXPECT_EQ(Read(V1Dir("cpu", *dir) + "/cpu.shares"), "256");
+  }
+  absl::StatusOr<CgroupUsage> usage = manager_->Stats(*dir);
+  ASSERT_TRUE(usage.ok()) << usage.status();
+  EXPECT_EQ(usage->stats.memory_limit_bytes, 32u << 20);
+  EXPECT_GE(usage->stats.pids_current, 1u) << state;
+
+  // A live update through the manager lands in the container's scope.
+  runtime::v1::LinuxContainerResources update;
+  update.set_memory_limit_in_bytes(48 << 20);
+  ASSERT_TRUE(manager_->ApplyResources(*dir, update).ok());
+  EXPECT_EQ(manager_->Stats(*dir)->stats.memory_limit_bytes, 48u << 20);
+
+  EXPECT_EQ(RunCommand(absl::StrCat(runc, "delete -f ", id)), 0);
+  absl::StatusOr<std::string> after = bus_->ActiveState(unit);
+  EXPECT_TRUE(absl::IsNotFound(after.status()) || *after == "inactive")
+      << (after.ok() ? *after : after.status().ToString());
+  EXPECT_FALSE(IsDir(layout_.unified ? layout_.unified_mount + *dir : V1Dir("memory", *dir)));
+}
+
+}  // namespace
+}  // namespace crid
