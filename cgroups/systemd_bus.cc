@@ -140,10 +140,15 @@ UnitProperty UnitProperty::Bytes(std::string name, std::vector<uint8_t> bytes) {
   return p;
 }
 
-absl::StatusOr<std::unique_ptr<SystemdBus>> SystemdBus::Connect(const std::string& address) {
+absl::Status SystemdBus::Open() {
+  if (bus_ != nullptr) {
+    sd_bus_flush_close_unref(bus_);
+    bus_ = nullptr;
+  }
+  finished_jobs_.clear();
   sd_bus* bus = nullptr;
   int r;
-  if (address.empty()) {
+  if (address_.empty()) {
     r = sd_bus_open_system_with_description(&bus, "crid-cgroups");
     if (r < 0) {
       return ErrnoError(-r, "connect to the D-Bus system bus");
@@ -153,18 +158,18 @@ absl::StatusOr<std::unique_ptr<SystemdBus>> SystemdBus::Connect(const std::strin
     if (r < 0) {
       return ErrnoError(-r, "sd_bus_new");
     }
-    r = sd_bus_set_address(bus, address.c_str());
+    r = sd_bus_set_address(bus, address_.c_str());
     if (r >= 0) {
       r = sd_bus_start(bus);
     }
     if (r < 0) {
       sd_bus_unref(bus);
-      return ErrnoError(-r, "connect to systemd at ", address);
+      return ErrnoError(-r, "connect to systemd at ", address_);
     }
   }
-  std::unique_ptr<SystemdBus> self(new SystemdBus(bus));
+  bus_ = bus;
   r = sd_bus_match_signal(bus, nullptr, kService, kObject, kManager, "JobRemoved", &OnJobRemoved,
-                          self.get());
+                          this);
   if (r < 0) {
     return ErrnoError(-r, "D-Bus: watch systemd's JobRemoved signal");
   }
@@ -174,12 +179,36 @@ absl::StatusOr<std::unique_ptr<SystemdBus>> SystemdBus::Connect(const std::strin
   if (r < 0) {
     return CallError(r, error.error, "systemd Subscribe");
   }
+  return absl::OkStatus();
+}
+
+absl::Status SystemdBus::Reopen() {
+  // systemd re-executing itself (upgrades, daemon-reexec) drops every
+  // connection and takes a moment to listen again.
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  for (;;) {
+    absl::Status st = Open();
+    if (st.ok() || absl::Now() > deadline) {
+      return st;
+    }
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+}
+
+bool SystemdBus::Broken() { return bus_ == nullptr || sd_bus_is_open(bus_) <= 0; }
+
+absl::StatusOr<std::unique_ptr<SystemdBus>> SystemdBus::Connect(const std::string& address) {
+  std::unique_ptr<SystemdBus> self(new SystemdBus(address));
+  absl::MutexLock lock(&self->mu_);
+  CRID_RETURN_IF_ERROR(self->Open());
   return self;
 }
 
 SystemdBus::~SystemdBus() {
   absl::MutexLock lock(&mu_);
-  sd_bus_flush_close_unref(bus_);
+  if (bus_ != nullptr) {
+    sd_bus_flush_close_unref(bus_);
+  }
 }
 
 static int OnJobRemoved(sd_bus_message* m, void* userdata, sd_bus_error* /*error*/) {
@@ -231,100 +260,108 @@ absl::Status SystemdBus::StartTransientUnit(const std::string& unit, const std::
                                             const std::vector<UnitProperty>& properties,
                                             absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
-  std::string what = absl::StrCat("start ", unit);
-  sd_bus_message* raw = nullptr;
-  int r =
-      sd_bus_message_new_method_call(bus_, &raw, kService, kObject, kManager, "StartTransientUnit");
-  if (r < 0) {
-    return ErrnoError(-r, what);
-  }
-  Message m(raw);
-  r = sd_bus_message_append(m.get(), "ss", unit.c_str(), mode.c_str());
-  if (r >= 0) {
-    r = sd_bus_message_open_container(m.get(), 'a', "(sv)");
-  }
-  if (r < 0) {
-    return ErrnoError(-r, what);
-  }
-  for (const UnitProperty& p : properties) {
-    CRID_RETURN_IF_ERROR(AppendProperty(m.get(), p));
-  }
-  r = sd_bus_message_close_container(m.get());
-  if (r >= 0) {
-    r = sd_bus_message_append(m.get(), "a(sa(sv))", 0);
-  }
-  if (r < 0) {
-    return ErrnoError(-r, what);
-  }
-  BusError error;
-  sd_bus_message* reply_raw = nullptr;
-  r = sd_bus_call(bus_, m.get(), 0, &error.error, &reply_raw);
-  if (r < 0) {
-    return CallError(r, error.error, what);
-  }
-  Message reply(reply_raw);
-  const char* job = nullptr;
-  r = sd_bus_message_read(reply.get(), "o", &job);
-  if (r < 0) {
-    return ErrnoError(-r, what, ": reading the job");
-  }
-  return WaitForJob(job, what, timeout);
+  return WithReconnect<absl::Status>([&]() -> absl::Status {
+    std::string what = absl::StrCat("start ", unit);
+    sd_bus_message* raw = nullptr;
+    int r = sd_bus_message_new_method_call(bus_, &raw, kService, kObject, kManager,
+                                           "StartTransientUnit");
+    if (r < 0) {
+      return ErrnoError(-r, what);
+    }
+    Message m(raw);
+    r = sd_bus_message_append(m.get(), "ss", unit.c_str(), mode.c_str());
+    if (r >= 0) {
+      r = sd_bus_message_open_container(m.get(), 'a', "(sv)");
+    }
+    if (r < 0) {
+      return ErrnoError(-r, what);
+    }
+    for (const UnitProperty& p : properties) {
+      CRID_RETURN_IF_ERROR(AppendProperty(m.get(), p));
+    }
+    r = sd_bus_message_close_container(m.get());
+    if (r >= 0) {
+      r = sd_bus_message_append(m.get(), "a(sa(sv))", 0);
+    }
+    if (r < 0) {
+      return ErrnoError(-r, what);
+    }
+    BusError error;
+    sd_bus_message* reply_raw = nullptr;
+    r = sd_bus_call(bus_, m.get(), 0, &error.error, &reply_raw);
+    if (r < 0) {
+      return CallError(r, error.error, what);
+    }
+    Message reply(reply_raw);
+    const char* job = nullptr;
+    r = sd_bus_message_read(reply.get(), "o", &job);
+    if (r < 0) {
+      return ErrnoError(-r, what, ": reading the job");
+    }
+    return WaitForJob(job, what, timeout);
+  });
 }
 
 absl::Status SystemdBus::StopUnit(const std::string& unit, absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
-  std::string what = absl::StrCat("stop ", unit);
-  BusError error;
-  sd_bus_message* reply_raw = nullptr;
-  int r = sd_bus_call_method(bus_, kService, kObject, kManager, "StopUnit", &error.error,
-                             &reply_raw, "ss", unit.c_str(), "replace");
-  if (r < 0) {
-    return CallError(r, error.error, what);
-  }
-  Message reply(reply_raw);
-  const char* job = nullptr;
-  r = sd_bus_message_read(reply.get(), "o", &job);
-  if (r < 0) {
-    return ErrnoError(-r, what, ": reading the job");
-  }
-  return WaitForJob(job, what, timeout);
+  return WithReconnect<absl::Status>([&]() -> absl::Status {
+    std::string what = absl::StrCat("stop ", unit);
+    BusError error;
+    sd_bus_message* reply_raw = nullptr;
+    int r = sd_bus_call_method(bus_, kService, kObject, kManager, "StopUnit", &error.error,
+                               &reply_raw, "ss", unit.c_str(), "replace");
+    if (r < 0) {
+      return CallError(r, error.error, what);
+    }
+    Message reply(reply_raw);
+    const char* job = nullptr;
+    r = sd_bus_message_read(reply.get(), "o", &job);
+    if (r < 0) {
+      return ErrnoError(-r, what, ": reading the job");
+    }
+    return WaitForJob(job, what, timeout);
+  });
 }
 
 absl::Status SystemdBus::AttachProcesses(const std::string& unit,
                                          const std::vector<uint32_t>& pids) {
   absl::MutexLock lock(&mu_);
-  std::string what = absl::StrCat("attach processes to ", unit);
-  sd_bus_message* raw = nullptr;
-  int r = sd_bus_message_new_method_call(bus_, &raw, kService, kObject, kManager,
-                                         "AttachProcessesToUnit");
-  if (r < 0) {
-    return ErrnoError(-r, what);
-  }
-  Message m(raw);
-  r = sd_bus_message_append(m.get(), "ss", unit.c_str(), "");
-  if (r >= 0) {
-    r = sd_bus_message_append_array(m.get(), 'u', pids.data(), pids.size() * sizeof(uint32_t));
-  }
-  if (r < 0) {
-    return ErrnoError(-r, what);
-  }
-  BusError error;
-  r = sd_bus_call(bus_, m.get(), 0, &error.error, nullptr);
-  if (r < 0) {
-    return CallError(r, error.error, what);
-  }
-  return absl::OkStatus();
+  return WithReconnect<absl::Status>([&]() -> absl::Status {
+    std::string what = absl::StrCat("attach processes to ", unit);
+    sd_bus_message* raw = nullptr;
+    int r = sd_bus_message_new_method_call(bus_, &raw, kService, kObject, kManager,
+                                           "AttachProcessesToUnit");
+    if (r < 0) {
+      return ErrnoError(-r, what);
+    }
+    Message m(raw);
+    r = sd_bus_message_append(m.get(), "ss", unit.c_str(), "");
+    if (r >= 0) {
+      r = sd_bus_message_append_array(m.get(), 'u', pids.data(), pids.size() * sizeof(uint32_t));
+    }
+    if (r < 0) {
+      return ErrnoError(-r, what);
+    }
+    BusError error;
+    r = sd_bus_call(bus_, m.get(), 0, &error.error, nullptr);
+    if (r < 0) {
+      return CallError(r, error.error, what);
+    }
+    return absl::OkStatus();
+  });
 }
 
 absl::Status SystemdBus::ResetFailed(const std::string& unit) {
   absl::MutexLock lock(&mu_);
-  BusError error;
-  int r = sd_bus_call_method(bus_, kService, kObject, kManager, "ResetFailedUnit", &error.error,
-                             nullptr, "s", unit.c_str());
-  if (r < 0) {
-    return CallError(r, error.error, absl::StrCat("reset-failed ", unit));
-  }
-  return absl::OkStatus();
+  return WithReconnect<absl::Status>([&]() -> absl::Status {
+    BusError error;
+    int r = sd_bus_call_method(bus_, kService, kObject, kManager, "ResetFailedUnit", &error.error,
+                               nullptr, "s", unit.c_str());
+    if (r < 0) {
+      return CallError(r, error.error, absl::StrCat("reset-failed ", unit));
+    }
+    return absl::OkStatus();
+  });
 }
 
 absl::StatusOr<std::string> SystemdBus::UnitPath(const std::string& unit) {
@@ -348,17 +385,19 @@ absl::StatusOr<std::string> SystemdBus::UnitStringProperty(const std::string& un
                                                            const std::string& interface,
                                                            const std::string& property) {
   absl::MutexLock lock(&mu_);
-  CRID_ASSIGN_OR_RETURN(std::string path, UnitPath(unit));
-  BusError error;
-  char* value = nullptr;
-  int r = sd_bus_get_property_string(bus_, kService, path.c_str(), interface.c_str(),
-                                     property.c_str(), &error.error, &value);
-  if (r < 0) {
-    return CallError(r, error.error, absl::StrCat("read ", property, " of ", unit));
-  }
-  std::string out(value);
-  free(value);  // NOLINT(cppcoreguidelines-no-malloc): allocated by sd-bus
-  return out;
+  return WithReconnect<absl::StatusOr<std::string>>([&]() -> absl::StatusOr<std::string> {
+    CRID_ASSIGN_OR_RETURN(std::string path, UnitPath(unit));
+    BusError error;
+    char* value = nullptr;
+    int r = sd_bus_get_property_string(bus_, kService, path.c_str(), interface.c_str(),
+                                       property.c_str(), &error.error, &value);
+    if (r < 0) {
+      return CallError(r, error.error, absl::StrCat("read ", property, " of ", unit));
+    }
+    std::string out(value);
+    free(value);  // NOLINT(cppcoreguidelines-no-malloc): allocated by sd-bus
+    return out;
+  });
 }
 
 absl::StatusOr<std::string> SystemdBus::ControlGroup(const std::string& unit) {

@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -84,7 +85,31 @@ class SystemdBus {
   }
 
  private:
-  explicit SystemdBus(sd_bus* bus) : bus_(bus) {}
+  explicit SystemdBus(std::string address) : address_(std::move(address)) {}
+
+  // (Re)connects, watching JobRemoved.
+  absl::Status Open() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status Reopen() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool Broken() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Runs `call`; when it failed because the connection is gone, connects
+  // again and runs it once more.
+  template <typename T, typename F>
+  T WithReconnect(F call) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (Broken()) {
+      if (absl::Status st = Reopen(); !st.ok()) {
+        return st;
+      }
+    }
+    T result = call();
+    if (!result.ok() && Broken()) {
+      if (absl::Status st = Reopen(); !st.ok()) {
+        return st;
+      }
+      result = call();
+    }
+    return result;
+  }
 
   absl::Status WaitForJob(const std::string& job, const std::string& what, absl::Duration timeout)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -93,8 +118,9 @@ class SystemdBus {
                                                  const std::string& interface,
                                                  const std::string& property);
 
+  const std::string address_;
   absl::Mutex mu_;
-  sd_bus* bus_ ABSL_GUARDED_BY(mu_);
+  sd_bus* bus_ ABSL_GUARDED_BY(mu_) = nullptr;
   // job object path -> result, filled by the JobRemoved signal.
   std::map<std::string, std::string> finished_jobs_ ABSL_GUARDED_BY(mu_);
 };

@@ -56,6 +56,23 @@ int Reap(pid_t pid) {
   return status;
 }
 
+// Runs a command, returns its exit code and (if `out`) its stdout.
+int RunCommand(const std::string& command, std::string* out = nullptr) {
+  FILE* p = ::popen(command.c_str(), "r");
+  if (p == nullptr) {
+    return -1;
+  }
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) {
+    if (out != nullptr) {
+      out->append(buf, n);
+    }
+  }
+  int status = ::pclose(p);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 class SystemdDriver : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -189,23 +206,6 @@ TEST_F(SystemdDriver, BadParentAndFailedStartLeaveNoUnit) {
   Reap(pid);
 }
 
-// Runs a command, returns its exit code and (if `out`) its stdout.
-int RunCommand(const std::string& command, std::string* out = nullptr) {
-  FILE* p = ::popen(command.c_str(), "r");
-  if (p == nullptr) {
-    return -1;
-  }
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) {
-    if (out != nullptr) {
-      out->append(buf, n);
-    }
-  }
-  int status = ::pclose(p);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 // runc with --systemd-cgroup takes the cgroupsPath crid gives it and makes the
 // container's scope where ContainerCgroupDir says it is.
 TEST_F(SystemdDriver, RuncPutsTheContainerWhereTheManagerSays) {
@@ -272,6 +272,43 @@ TEST_F(SystemdDriver, RuncPutsTheContainerWhereTheManagerSays) {
   EXPECT_TRUE(absl::IsNotFound(after.status()) || *after == "inactive")
       << (after.ok() ? *after : after.status().ToString());
   EXPECT_FALSE(IsDir(layout_.unified ? layout_.unified_mount + *dir : V1Dir("memory", *dir)));
+}
+
+// systemd re-executing itself (as on upgrades) drops every D-Bus connection;
+// the manager connects again instead of failing from then on.
+TEST_F(SystemdDriver, KeepsWorkingAfterSystemdReexecutes) {
+  pid_t first = StartSleep();
+  absl::StatusOr<std::string> path =
+      manager_->PlaceProcess("before-reexec", kPodSlicePath, first, CgroupResources());
+  ASSERT_TRUE(path.ok()) << path.status();
+  ASSERT_EQ(RunCommand("systemctl daemon-reexec"), 0);
+  pid_t second = StartSleep();
+  absl::StatusOr<std::string> again =
+      manager_->PlaceProcess("after-reexec", kPodSlicePath, second, CgroupResources());
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*bus_->ActiveState("crid-after-reexec.scope"), "active");
+  EXPECT_TRUE(manager_->RemoveCgroup("before-reexec", kPodSlicePath).ok());
+  EXPECT_TRUE(manager_->RemoveCgroup("after-reexec", kPodSlicePath).ok());
+  Reap(first);
+  Reap(second);
+}
+
+// systemd leaves cpuset alone on v1; the manager makes and removes that
+// cgroup itself, as runc does.
+TEST_F(SystemdDriver, CpusetOnV1IsWrittenBesideTheScope) {
+  pid_t pid = StartSleep();
+  CgroupResources r;
+  r.cpuset_cpus = "0";
+  absl::StatusOr<std::string> path = manager_->PlaceProcess("cpuset", kPodSlicePath, pid, r);
+  ASSERT_TRUE(path.ok()) << path.status();
+  std::string dir = layout_.unified ? layout_.unified_mount + *path : V1Dir("cpuset", *path);
+  EXPECT_EQ(Read(dir + "/cpuset.cpus"), "0");
+  EXPECT_TRUE(absl::StrContains(Read(dir + "/cgroup.procs"), absl::StrCat(pid)));
+  EXPECT_TRUE(
+      absl::StrContains(Read(absl::StrCat("/proc/", pid, "/status")), "Cpus_allowed_list:\t0\n"));
+  ASSERT_TRUE(manager_->RemoveCgroup("cpuset", kPodSlicePath).ok());
+  EXPECT_FALSE(IsDir(dir));
+  Reap(pid);
 }
 
 }  // namespace
