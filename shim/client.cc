@@ -19,6 +19,7 @@
 #include "base/errors.h"
 #include "base/fs.h"
 #include "base/unique_fd.h"
+#include "nlohmann/json.hpp"
 #include "shim/frame.h"
 
 namespace crid::shim {
@@ -84,6 +85,7 @@ absl::Status Spawn(const LaunchOptions& options) {
   std::vector<std::string> args = {options.binary, "--pod-id", options.pod_id, "--dir",
                                    options.dir};
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (std::string& a : args) {
     argv.push_back(a.data());
   }
@@ -281,6 +283,30 @@ absl::Status ShimClient::Shutdown() {
     absl::SleepFor(absl::Milliseconds(10));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<ContainerState> ShimClient::ReadExitRecord(const std::string& dir,
+                                                          const std::string& id) {
+  if (id.empty() || id.find('/') != std::string::npos || id == "." || id == "..") {
+    return absl::InvalidArgumentError(absl::StrCat("id: \"", id, "\" is not a container ID"));
+  }
+  std::string path = absl::StrCat(dir, "/exits/", id, ".json");
+  CRID_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  nlohmann::json record = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!record.is_object() || !record.contains("exit_code")) {
+    return absl::DataLossError(absl::StrCat(path, ": not an exit record"));
+  }
+  ContainerState state;
+  state.set_id(id);
+  state.set_status(ContainerState::EXITED);
+  state.set_pid(record.value("pid", 0));
+  state.set_exit_code(record.value("exit_code", 0));
+  state.set_oom_killed(record.value("oom_killed", false));
+  state.set_created_at_ns(record.value("created_at_ns", int64_t{0}));
+  state.set_started_at_ns(record.value("started_at_ns", int64_t{0}));
+  state.set_finished_at_ns(record.value("finished_at_ns", int64_t{0}));
+  state.set_log_path(record.value("log_path", ""));
+  return state;
 }
 
 absl::StatusOr<PingResponse> ShimClient::Ping() {

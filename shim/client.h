@@ -52,6 +52,12 @@ class ShimClient {
   absl::Status Shutdown();
   absl::StatusOr<PingResponse> Ping();
 
+  // The exit a shim wrote to DIR/exits/<id>.json (see shim/service.h), for a
+  // container whose shim is gone: status EXITED with its exit code, OOM flag
+  // and times. NOT_FOUND when the shim recorded no exit for it.
+  static absl::StatusOr<ContainerState> ReadExitRecord(const std::string& dir,
+                                                       const std::string& id);
+
   // The shim's process ID (from its pid file or Ping).
   pid_t pid() const { return pid_; }
   const std::string& dir() const { return dir_; }
