@@ -140,6 +140,19 @@ class CgroupfsManager : public CgroupManagerBase {
     return absl::StrCat(dir == "/" ? "" : dir, "/crid-", id);
   }
 
+  absl::StatusOr<std::string> PodCgroupDir(const std::string& parent) const override {
+    absl::Status valid =
+        parent.empty() ? absl::InvalidArgumentError("empty") : ValidateCgroupPath(parent);
+    if (!valid.ok()) {
+      return Annotate(valid, "linux.cgroup_parent");
+    }
+    std::string dir = parent;
+    while (dir.size() > 1 && dir.back() == '/') {
+      dir.pop_back();
+    }
+    return dir;
+  }
+
   absl::StatusOr<std::string> PlaceProcess(const std::string& name, const std::string& parent,
                                            pid_t pid, const CgroupResources& resources) override {
     CRID_ASSIGN_OR_RETURN(std::string path, ContainerCgroupDir(parent, name));
@@ -206,10 +219,11 @@ class CgroupfsManager : public CgroupManagerBase {
   // unknown).
   std::string CurrentCgroup(const std::string& hierarchy, pid_t pid) const {
     std::string controllers;
-    for (const auto& [controller, mount] : layout_.controllers) {
-      if (mount == hierarchy) {
-        controllers = controller;
-        break;
+    for (const auto* map : {&layout_.controllers, &layout_.named}) {
+      for (const auto& [controller, mount] : *map) {
+        if (mount == hierarchy) {
+          controllers = controller;
+        }
       }
     }
     absl::StatusOr<std::string> text = ReadFile(absl::StrCat("/proc/", pid, "/cgroup"));
@@ -283,6 +297,11 @@ class SystemdManager : public CgroupManagerBase {
     CRID_ASSIGN_OR_RETURN(std::string slice, ParentSlice(parent));
     CRID_ASSIGN_OR_RETURN(std::string expanded, ExpandSlice(slice));
     return absl::StrCat(expanded == "/" ? "" : expanded, "/", UnitName(id));
+  }
+
+  absl::StatusOr<std::string> PodCgroupDir(const std::string& parent) const override {
+    CRID_ASSIGN_OR_RETURN(std::string slice, ParentSlice(parent));
+    return ExpandSlice(slice);
   }
 
   absl::StatusOr<std::string> PlaceProcess(const std::string& name, const std::string& parent,

@@ -55,6 +55,11 @@ class CgroupManager {
   virtual absl::StatusOr<std::string> ContainerCgroupDir(const std::string& parent,
                                                          const std::string& id) const = 0;
 
+  // The pod's own cgroup (for PodSandboxStats and pod-level limits) from
+  // kubelet's cgroup_parent: systemd the expanded slice path (kubelet passes
+  // it expanded already; a bare slice name is expanded), cgroupfs the path.
+  virtual absl::StatusOr<std::string> PodCgroupDir(const std::string& parent) const = 0;
+
   // Puts the running process `pid` (one of crid's own, such as a pod's shim or
   // crid-pause) into a new cgroup `crid-<name>` under `parent`, with
   // `resources`, and returns its path (as ContainerCgroupDir(parent, name)).

@@ -257,6 +257,9 @@ TEST(CgroupfsManager, PathsUnderTheParent) {
             "/kubepods/burstable/pod1/crid-abc");
   EXPECT_EQ(*(*m)->ContainerCgroupDir("", "abc"), "/crid/crid-abc");
   EXPECT_EQ(*(*m)->ContainerCgroupDir("/", "abc"), "/crid-abc");
+  EXPECT_EQ(*(*m)->PodCgroupDir("/kubepods/burstable/pod1/"), "/kubepods/burstable/pod1");
+  EXPECT_EQ((*m)->PodCgroupDir("").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*m)->PodCgroupDir("/a/../b").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ((*m)->ContainerCgroupDir("kubepods", "abc").status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ((*m)->ContainerCgroupDir("/a/../b", "abc").status().code(),

@@ -153,6 +153,9 @@ CgroupLayout CgroupLayout::FromMountinfo(absl::string_view mountinfo) {
       layout.unified_mount = mount_point;
     } else if (right[0] == "cgroup") {
       for (absl::string_view opt : absl::StrSplit(right[2], ',')) {
+        if (absl::StartsWith(opt, "name=")) {
+          layout.named[std::string(opt)] = mount_point;
+        }
         if (opt == "cpu" || opt == "cpuacct" || opt == "memory" || opt == "pids" ||
             opt == "cpuset" || opt == "blkio" || opt == "hugetlb" || opt == "devices" ||
             opt == "freezer") {

@@ -18,6 +18,9 @@ struct CgroupLayout {
   bool unified = false;
   std::string unified_mount;                       // v2 mount point ("" if none)
   std::map<std::string, std::string> controllers;  // v1: controller -> mount point
+  // v1 hierarchies without controllers, by name ("name=systemd" -> mount
+  // point). The cgroupfs driver places processes there too, as runc does.
+  std::map<std::string, std::string> named;
 
   // Parses /proc/self/mountinfo text.
   static CgroupLayout FromMountinfo(absl::string_view mountinfo);

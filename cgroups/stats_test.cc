@@ -25,6 +25,7 @@ constexpr char kHybridMountinfo[] =
     "37 35 0:32 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct\n"
     "38 35 0:33 / /sys/fs/cgroup/memory rw,relatime shared:9 - cgroup cgroup rw,memory\n"
     "39 35 0:34 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids\n"
+    "41 35 0:36 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd\n"
     "40 35 0:35 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
 
 constexpr char kUnifiedMountinfo[] =
@@ -38,6 +39,8 @@ TEST(CgroupLayout, Hybrid) {
   EXPECT_FALSE(l.unified);
   EXPECT_EQ(l.controllers.at("memory"), "/sys/fs/cgroup/memory");
   EXPECT_EQ(l.controllers.at("cpuacct"), "/sys/fs/cgroup/cpuacct");
+  EXPECT_EQ(l.named.at("name=systemd"), "/sys/fs/cgroup/systemd");
+  EXPECT_EQ(l.controllers.count("name=systemd"), 0u);
   EXPECT_EQ(l.unified_mount, "/sys/fs/cgroup/unified");
 }
 

@@ -45,6 +45,9 @@ std::vector<std::string> V1Hierarchies(const CgroupLayout& layout) {
   for (const auto& [controller, mount] : layout.controllers) {
     mounts.insert(mount);
   }
+  for (const auto& [name, mount] : layout.named) {
+    mounts.insert(mount);
+  }
   return {mounts.begin(), mounts.end()};
 }
 

@@ -17,7 +17,7 @@ namespace crid {
 absl::Status ValidateCgroupPath(absl::string_view path);
 
 // The mount points of the v1 hierarchies crid manages, each once (cpu and
-// cpuacct may share one), in a stable order.
+// cpuacct may share one), named ones (name=systemd) included, in a stable order.
 std::vector<std::string> V1Hierarchies(const CgroupLayout& layout);
 
 // Writes `value` to an existing cgroup file; a missing file says which.

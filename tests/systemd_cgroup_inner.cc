@@ -123,6 +123,10 @@ TEST_F(SystemdDriver, OciPathsForKubeletsSlice) {
             "kubepods-burstable-pod8f3c1a2e_55b0_4f0d_9d7e_1c2b3a4d5e6f.slice:crid:c1");
   EXPECT_EQ(*manager_->ContainerCgroupDir(kPodSlicePath, "c1"),
             absl::StrCat(kPodSlicePath, "/crid-c1.scope"));
+  EXPECT_EQ(*manager_->PodCgroupDir(kPodSlicePath), kPodSlicePath);
+  EXPECT_EQ(
+      *manager_->PodCgroupDir("kubepods-burstable-pod8f3c1a2e_55b0_4f0d_9d7e_1c2b3a4d5e6f.slice"),
+      kPodSlicePath);
   EXPECT_EQ(manager_->ContainerCgroupsPath("/kubepods/burstable/pod1", "c1").status().code(),
             absl::StatusCode::kInvalidArgument);
 }
@@ -161,6 +165,10 @@ TEST_F(SystemdDriver, PlaceProcessMakesAScopeWithLimitsAndRemoveStopsIt) {
   ASSERT_TRUE(usage.ok()) << usage.status();
   EXPECT_EQ(usage->stats.memory_limit_bytes, 64u << 20);
   EXPECT_GE(usage->stats.pids_current, 1u);
+  // The pod slice's usage counts its scopes (PodSandboxStats).
+  absl::StatusOr<CgroupUsage> pod = manager_->Stats(*manager_->PodCgroupDir(kPodSlicePath));
+  ASSERT_TRUE(pod.ok()) << pod.status();
+  EXPECT_GE(pod->stats.pids_current, usage->stats.pids_current);
 
   // Placing a second process under the same name (crid restarted) joins it.
   pid_t second = StartSleep();
