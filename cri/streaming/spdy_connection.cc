@@ -250,17 +250,13 @@ void SpdyConnection::Serve(const StreamHandler& on_stream) {
   char chunk[64 * 1024];
   while (true) {
     absl::StatusOr<std::optional<std::pair<spdy::RawFrame, size_t>>> parsed =
-        spdy::ParseFrame(buffer_);
+        spdy::ParseFrame(buffer_, spdy::kMaxFramePayload, kMaxControlPayload);
     if (!parsed.ok()) {
       result = parsed.status();
       break;
     }
     if (parsed->has_value()) {
       const auto& [frame, used] = **parsed;
-      if (frame.control && frame.payload.size() > kMaxControlPayload) {
-        result = absl::InvalidArgumentError("SPDY: control frame too large");
-        break;
-      }
       result = HandleFrame(frame, on_stream);
       buffer_.erase(0, used);
       if (!result.ok()) {

@@ -32,7 +32,8 @@ absl::Status FrameError(absl::string_view what) {
 }  // namespace
 
 absl::StatusOr<std::optional<std::pair<RawFrame, size_t>>> ParseFrame(absl::string_view buffer,
-                                                                      size_t max_payload) {
+                                                                      size_t max_payload,
+                                                                      size_t max_control_payload) {
   if (buffer.size() < kFrameHeaderSize) {
     return std::nullopt;
   }
@@ -54,6 +55,9 @@ absl::StatusOr<std::optional<std::pair<RawFrame, size_t>>> ParseFrame(absl::stri
   }
   frame.flags = static_cast<uint8_t>(second >> 24);
   size_t length = second & 0xffffff;
+  if (frame.control) {
+    max_payload = max_control_payload;
+  }
   if (length > max_payload) {
     return FrameError(
         absl::StrCat("frame of ", length, " bytes exceeds the limit of ", max_payload));

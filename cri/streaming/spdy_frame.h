@@ -67,9 +67,11 @@ struct RawFrame {
 
 // Cuts the next frame off `buffer`. Returns the frame and the bytes it used, or
 // std::nullopt while the frame is incomplete; INVALID_ARGUMENT when the header
-// is malformed or the payload exceeds `max_payload`.
+// is malformed or the declared payload exceeds `max_payload` (data frames) or
+// `max_control_payload` (control frames), checked as soon as the header is in.
 absl::StatusOr<std::optional<std::pair<RawFrame, size_t>>> ParseFrame(
-    absl::string_view buffer, size_t max_payload = kMaxFramePayload);
+    absl::string_view buffer, size_t max_payload = kMaxFramePayload,
+    size_t max_control_payload = kMaxFramePayload);
 
 // Header names are lowercase on the wire; several values of one name are
 // separated by NUL. Kept in wire order.

@@ -61,6 +61,10 @@ TEST(SpdyFrame, RejectsBadVersionStreamZeroAndOversizedFrames) {
   EXPECT_FALSE(spdy::ParseFrame(spdy::EncodeDataFrame(0, 0, "x")).ok());
   std::string big = spdy::EncodeDataFrame(1, 0, std::string(100, 'x'));
   EXPECT_THAT(spdy::ParseFrame(big, 50).status().message(), HasSubstr("exceeds the limit"));
+  // A control frame declaring a huge payload is refused from its header alone.
+  std::string header = spdy::EncodeControlFrame(spdy::FrameType::kSynStream, 0, "");
+  header[5] = header[6] = header[7] = '\xff';
+  EXPECT_FALSE(spdy::ParseFrame(header, spdy::kMaxFramePayload, 1024).ok());
 }
 
 TEST(SpdyFrame, ControlFramesRoundTrip) {
