@@ -13,6 +13,7 @@
 #include <cstring>
 #include <limits>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -287,7 +288,7 @@ absl::Status ShimClient::Shutdown() {
 
 absl::StatusOr<ContainerState> ShimClient::ReadExitRecord(const std::string& dir,
                                                           const std::string& id) {
-  if (id.empty() || id.find('/') != std::string::npos || id == "." || id == "..") {
+  if (id.empty() || absl::StrContains(id, '/') || id == "." || id == "..") {
     return absl::InvalidArgumentError(absl::StrCat("id: \"", id, "\" is not a container ID"));
   }
   std::string path = absl::StrCat(dir, "/exits/", id, ".json");

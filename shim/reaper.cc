@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/synchronization/notification.h"
 #include "base/errors.h"
 
 namespace crid::shim {
@@ -145,16 +146,15 @@ void Reaper::Watch(pid_t pid, ExitCallback on_exit) {
 }
 
 int Reaper::WaitChild(pid_t pid) {
-  absl::Mutex done_mu;
-  bool done = false;
+  // A Notification may be destroyed as soon as the wait returns, even while
+  // Notify is still finishing on the reaper thread.
+  absl::Notification done;
   int result = 0;
   Watch(pid, [&](int status) {
-    absl::MutexLock lock(&done_mu);
     result = status;
-    done = true;
+    done.Notify();
   });
-  absl::MutexLock lock(&done_mu);
-  done_mu.Await(absl::Condition(&done));
+  done.WaitForNotification();
   return result;
 }
 
