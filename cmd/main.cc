@@ -22,6 +22,7 @@
 #include "cgroups/driver.h"
 #include "cni/network.h"
 #include "config/config.h"
+#include "container/manager.h"
 #include "cri/image_service.h"
 #include "cri/runtime_service.h"
 #include "cri/runtime_state.h"
@@ -109,6 +110,58 @@ absl::StatusOr<std::unique_ptr<sandbox::SandboxManager>> StartSandboxes(
   options.shm_size_bytes = config.pod().shm_size_bytes();
   options.workers = config.pod().workers();
   return sandbox::SandboxManager::Create(std::move(options), store, cni);
+}
+
+// A binary that ships next to crid (bazel-bin/<dir>/ in a build tree), else in
+// /usr/local/bin or /usr/bin; "" when none is found.
+std::string FindCompanionBinary(const std::string& name, const std::string& build_dir) {
+  char exe[4096] = {};
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  std::string dir = n > 0 ? std::string(exe, static_cast<size_t>(n)) : "";
+  dir = dir.substr(0, dir.rfind('/'));
+  for (const std::string& path : {dir + "/" + name, dir + "/" + build_dir + "/" + name,
+                                  "/usr/local/bin/" + name, "/usr/bin/" + name}) {
+    if (access(path.c_str(), X_OK) == 0) {
+      return path;
+    }
+  }
+  return "";
+}
+
+absl::StatusOr<std::unique_ptr<container::ContainerManager>> StartContainers(
+    const config::Config& config, CgroupDriver driver, Store* store,
+    sandbox::SandboxManager* sandboxes, ImageStore* images) {
+  container::ContainerOptions options;
+  options.root_dir = config.root() + "/containers";
+  options.shim_dir = config.state() + "/shims";
+  options.shim_binary = config.container().shim_binary();
+  if (options.shim_binary.empty()) {
+    options.shim_binary = FindCompanionBinary("crid-shim", "shim");
+  }
+  if (options.shim_binary.empty()) {
+    spdlog::warn("crid-shim not found: containers cannot be created");
+  }
+  // Built-in handlers; the config adds more or replaces them.
+  std::map<std::string, std::string> binaries = {{"runc", "/usr/sbin/runc"},
+                                                 {"crun", "/usr/bin/crun"}};
+  std::map<std::string, std::string> roots;
+  for (const auto& [name, handler] : config.container().handlers()) {
+    binaries[name] = handler.binary();
+    roots[name] = handler.root();
+  }
+  for (const auto& [name, binary] : binaries) {
+    OciRuntimeConfig runtime;
+    runtime.name = name;
+    runtime.binary = binary;
+    runtime.root = roots[name].empty() ? config.state() + "/runtime/" + name : roots[name];
+    runtime.systemd_cgroup = driver == CgroupDriver::kSystemd;
+    options.handlers[name] = std::move(runtime);
+  }
+  options.default_handler = config.container().default_handler();
+  options.cgroup_driver = driver;
+  options.workers = config.container().workers();
+  options.exec_output_limit = config.container().exec_output_limit_bytes();
+  return container::ContainerManager::Create(std::move(options), store, sandboxes, images);
 }
 
 // crid's flags are written with dashes (--log-level), as kubelet's are; Abseil
@@ -223,13 +276,19 @@ int Run(int argc, char** argv) {
     spdlog::critical("recovering pod sandboxes: {}", sandboxes.status().message());
     return kExitFailure;
   }
-  RuntimeService runtime_service(state->get(), sandboxes->get());
   absl::StatusOr<std::unique_ptr<ImageStore>> images =
       ImageStore::Open(config->root() + "/images", config->image(), store->get());
   if (!images.ok()) {
     spdlog::critical("opening the image store: {}", images.status().message());
     return kExitFailure;
   }
+  absl::StatusOr<std::unique_ptr<container::ContainerManager>> containers =
+      StartContainers(*config, *driver, store->get(), sandboxes->get(), images->get());
+  if (!containers.ok()) {
+    spdlog::critical("recovering containers: {}", containers.status().message());
+    return kExitFailure;
+  }
+  RuntimeService runtime_service(state->get(), sandboxes->get(), containers->get());
   ImageService image_service(images->get());
   ServerOptions options;
   options.socket_path = SocketPath(config->listen());

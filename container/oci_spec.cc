@@ -363,6 +363,10 @@ json Namespace(const char* type, const std::string& path = "") {
 
 }  // namespace
 
+absl::StatusOr<json> OciResources(const runtime::v1::LinuxContainerResources& resources) {
+  return Resources(resources);
+}
+
 std::vector<std::string> ContainerArgs(const runtime::v1::ContainerConfig& config,
                                        const ImageProcessConfig& image) {
   std::vector<std::string> args;

@@ -68,6 +68,11 @@ absl::StatusOr<nlohmann::json> BuildOciSpec(const runtime::v1::ContainerConfig& 
 absl::StatusOr<std::string> OciCgroupsPath(CgroupDriver driver, const std::string& cgroup_parent,
                                            const std::string& id);
 
+// The OCI linux.resources object for CRI resources (without device rules), as
+// config.json holds it and `runc update -r` takes it. INVALID_ARGUMENT names
+// the bad field.
+absl::StatusOr<nlohmann::json> OciResources(const runtime::v1::LinuxContainerResources& resources);
+
 // Kubernetes' command rules: command (+ args) replaces the entrypoint; args
 // alone replace the image's Cmd.
 std::vector<std::string> ContainerArgs(const runtime::v1::ContainerConfig& config,

@@ -6,6 +6,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/functional/any_invocable.h"
+#include "container/manager.h"
 #include "cri/reactors.h"
 #include "cri/runtime_state.h"
 #include "proto/cri_api.grpc.pb.h"
@@ -20,8 +21,9 @@ inline constexpr char kRuntimeApiVersion[] = "v1";
 
 class RuntimeService final : public runtime::v1::RuntimeService::CallbackService {
  public:
-  explicit RuntimeService(RuntimeState* state, sandbox::SandboxManager* sandboxes = nullptr)
-      : state_(state), sandboxes_(sandboxes) {}
+  explicit RuntimeService(RuntimeState* state, sandbox::SandboxManager* sandboxes = nullptr,
+                          container::ContainerManager* containers = nullptr)
+      : state_(state), sandboxes_(sandboxes), containers_(containers) {}
 
   // version.cc
   grpc::ServerUnaryReactor* Version(grpc::CallbackServerContext* context,
@@ -62,22 +64,44 @@ class RuntimeService final : public runtime::v1::RuntimeService::CallbackService
   CRID_UNIMPLEMENTED_UNARY(RuntimeService, UpdatePodSandboxResources)
 
   // Containers.
-  CRID_UNIMPLEMENTED_UNARY(RuntimeService, CreateContainer)
-  CRID_UNIMPLEMENTED_UNARY(RuntimeService, StartContainer)
-  CRID_UNIMPLEMENTED_UNARY(RuntimeService, StopContainer)
-  CRID_UNIMPLEMENTED_UNARY(RuntimeService, RemoveContainer)
-  CRID_UNIMPLEMENTED_UNARY(RuntimeService, ListContainers)
+  // container_lifecycle.cc; without a container manager they answer UNAVAILABLE.
+  grpc::ServerUnaryReactor* CreateContainer(
+      grpc::CallbackServerContext* context, const runtime::v1::CreateContainerRequest* request,
+      runtime::v1::CreateContainerResponse* response) override;
+  grpc::ServerUnaryReactor* StartContainer(grpc::CallbackServerContext* context,
+                                           const runtime::v1::StartContainerRequest* request,
+                                           runtime::v1::StartContainerResponse* response) override;
+  grpc::ServerUnaryReactor* StopContainer(grpc::CallbackServerContext* context,
+                                          const runtime::v1::StopContainerRequest* request,
+                                          runtime::v1::StopContainerResponse* response) override;
+  grpc::ServerUnaryReactor* RemoveContainer(
+      grpc::CallbackServerContext* context, const runtime::v1::RemoveContainerRequest* request,
+      runtime::v1::RemoveContainerResponse* response) override;
+  // container_status.cc
+  grpc::ServerUnaryReactor* ListContainers(grpc::CallbackServerContext* context,
+                                           const runtime::v1::ListContainersRequest* request,
+                                           runtime::v1::ListContainersResponse* response) override;
   CRID_UNIMPLEMENTED_STREAM(RuntimeService, StreamContainers, StreamContainersRequest,
                             StreamContainersResponse)
-  CRID_UNIMPLEMENTED_UNARY(RuntimeService, ContainerStatus)
-  CRID_UNIMPLEMENTED_UNARY(RuntimeService, UpdateContainerResources)
-  CRID_UNIMPLEMENTED_UNARY(RuntimeService, ReopenContainerLog)
+  grpc::ServerUnaryReactor* ContainerStatus(
+      grpc::CallbackServerContext* context, const runtime::v1::ContainerStatusRequest* request,
+      runtime::v1::ContainerStatusResponse* response) override;
+  // container_exec.cc (with ExecSync)
+  grpc::ServerUnaryReactor* UpdateContainerResources(
+      grpc::CallbackServerContext* context,
+      const runtime::v1::UpdateContainerResourcesRequest* request,
+      runtime::v1::UpdateContainerResourcesResponse* response) override;
+  grpc::ServerUnaryReactor* ReopenContainerLog(
+      grpc::CallbackServerContext* context, const runtime::v1::ReopenContainerLogRequest* request,
+      runtime::v1::ReopenContainerLogResponse* response) override;
   CRID_UNIMPLEMENTED_UNARY(RuntimeService, CheckpointContainer)
   CRID_UNIMPLEMENTED_STREAM(RuntimeService, GetContainerEvents, GetEventsRequest,
                             ContainerEventResponse)
 
   // Streaming.
-  CRID_UNIMPLEMENTED_UNARY(RuntimeService, ExecSync)
+  grpc::ServerUnaryReactor* ExecSync(grpc::CallbackServerContext* context,
+                                     const runtime::v1::ExecSyncRequest* request,
+                                     runtime::v1::ExecSyncResponse* response) override;
   CRID_UNIMPLEMENTED_UNARY(RuntimeService, Exec)
   CRID_UNIMPLEMENTED_UNARY(RuntimeService, Attach)
   CRID_UNIMPLEMENTED_UNARY(RuntimeService, PortForward)
@@ -101,8 +125,13 @@ class RuntimeService final : public runtime::v1::RuntimeService::CallbackService
   grpc::ServerUnaryReactor* RunBlocking(grpc::CallbackServerContext* context,
                                         absl::AnyInvocable<absl::Status() &&> work);
 
+  // The same on the container worker pool.
+  grpc::ServerUnaryReactor* RunContainerWork(grpc::CallbackServerContext* context,
+                                             absl::AnyInvocable<absl::Status() &&> work);
+
   RuntimeState* const state_;
   sandbox::SandboxManager* const sandboxes_;
+  container::ContainerManager* const containers_;
 };
 
 }  // namespace crid

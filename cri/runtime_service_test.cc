@@ -118,10 +118,18 @@ TEST(Unimplemented, UnaryRpcsNameThemselves) {
   TestCriServer server;
   {
     grpc::ClientContext ctx;
+    v1::CheckpointContainerResponse resp;
+    grpc::Status st = server.runtime().CheckpointContainer(&ctx, {}, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+    EXPECT_THAT(st.error_message(), HasSubstr("runtime.v1.RuntimeService/CheckpointContainer"));
+  }
+  {
+    // Without a container manager the container RPCs say so, after validating.
+    grpc::ClientContext ctx;
     v1::CreateContainerResponse resp;
     grpc::Status st = server.runtime().CreateContainer(&ctx, {}, &resp);
-    EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-    EXPECT_THAT(st.error_message(), HasSubstr("runtime.v1.RuntimeService/CreateContainer"));
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(st.error_message(), HasSubstr("pod_sandbox_id"));
   }
   {
     grpc::ClientContext ctx;

@@ -1,4 +1,5 @@
 // RemovePodSandbox: removes everything the pod owns; OK for unknown IDs.
+#include "base/errors.h"
 #include "cri/runtime_service.h"
 
 namespace crid {
@@ -14,6 +15,12 @@ grpc::ServerUnaryReactor* RuntimeService::RemovePodSandbox(
     if (!record.ok()) {
       return record.status().code() == absl::StatusCode::kNotFound ? absl::OkStatus()
                                                                    : record.status();
+    }
+    // Containers go first (with the pod's shim): the pod's namespaces and files
+    // must outlive every process that uses them.
+    if (containers_ != nullptr) {
+      CRID_RETURN_IF_ERROR(containers_->StopPod(record->id()));
+      CRID_RETURN_IF_ERROR(containers_->RemovePod(record->id()));
     }
     return sandboxes_->Remove(record->id());
   });

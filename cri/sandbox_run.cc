@@ -1,6 +1,9 @@
 // RunPodSandbox, and the helper that moves blocking sandbox work off gRPC's
 // callback threads onto the sandbox worker pool.
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "cri/runtime_service.h"
 #include "sandbox/validate.h"
 
@@ -41,7 +44,15 @@ grpc::ServerUnaryReactor* RuntimeService::RunPodSandbox(
     return FinishUnary(context, st);
   }
   const std::string& handler = request->runtime_handler();
-  if (!handler.empty() && handler != "runc" && handler != "crun") {
+  if (containers_ != nullptr) {
+    std::vector<std::string> known = containers_->HandlerNames();
+    if (!handler.empty() && std::find(known.begin(), known.end(), handler) == known.end()) {
+      return FinishUnary(
+          context, absl::InvalidArgumentError(
+                       absl::StrCat("runtime_handler: no runtime handler \"", handler,
+                                    "\" is configured (known: ", absl::StrJoin(known, ", "), ")")));
+    }
+  } else if (!handler.empty() && handler != "runc" && handler != "crun") {
     return FinishUnary(context, absl::InvalidArgumentError(
                                     absl::StrCat("runtime_handler: no runtime handler \"", handler,
                                                  "\" is configured (known: \"\", runc, crun)")));

@@ -1,4 +1,5 @@
 // StopPodSandbox: idempotent, OK for unknown IDs (kubelet and critest rely on it).
+#include "base/errors.h"
 #include "cri/runtime_service.h"
 
 namespace crid {
@@ -14,6 +15,11 @@ grpc::ServerUnaryReactor* RuntimeService::StopPodSandbox(
     if (!record.ok()) {
       return record.status().code() == absl::StatusCode::kNotFound ? absl::OkStatus()
                                                                    : record.status();
+    }
+    // kubelet stops containers first with their grace period; what still runs
+    // is killed.
+    if (containers_ != nullptr) {
+      CRID_RETURN_IF_ERROR(containers_->StopPod(record->id()));
     }
     return sandboxes_->Stop(record->id());
   });

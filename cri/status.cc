@@ -38,6 +38,15 @@ grpc::ServerUnaryReactor* RuntimeService::Status(grpc::CallbackServerContext* co
     network->set_message(absl::StrCat("Network plugin returns error: ", network_ready.message()));
   }
 
+  // The default handler is listed under "" as well as under its own name.
+  if (containers_ != nullptr) {
+    response->add_runtime_handlers()->set_name("");
+    for (const std::string& name : containers_->HandlerNames()) {
+      response->add_runtime_handlers()->set_name(name);
+    }
+  }
+  response->mutable_features()->set_supplemental_groups_policy(true);
+
   if (request->verbose()) {
     auto& info = *response->mutable_info();
     info["config"] = ConfigToJson(state_->config());

@@ -93,6 +93,30 @@ std::string BusyboxLayerTar() {
   return tar.Finish();
 }
 
+std::string BusyboxToolsLayerTar() {
+  absl::StatusOr<std::string> busybox = ReadFile("/bin/busybox");
+  TarBuilder tar;
+  tar.Dir("bin").File("bin/busybox", busybox.ok() ? *busybox : "", 0755);
+  for (const char* tool :
+       {"sh",    "sleep",  "echo", "cat",  "id",    "ls",       "touch", "mkdir",
+        "head",  "tr",     "dd",   "wc",   "httpd", "hostname", "env",   "true",
+        "false", "kill",   "ps",   "grep", "ip",    "seq",      "yes",   "printf",
+        "test",  "whoami", "rm",   "nc",   "wget",  "stat",     "sed"}) {
+    tar.HardLink(absl::StrCat("bin/", tool), "bin/busybox");
+  }
+  tar.Dir("etc")
+      .File("etc/passwd",
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n"
+            "app:x:1000:1000:app:/home/app:/bin/sh\n")
+      .File("etc/group", "root:x:0:\nnogroup:x:65534:\napp:x:1000:\nextra:x:2000:app\n");
+  tar.Dir("tmp", 01777)
+      .Dir("home")
+      .Dir("home/app")
+      .Dir("www")
+      .File("www/index.html", "hello from crid\n");
+  return tar.Finish();
+}
+
 TestRegistry::TestRegistry(std::string user, std::string password)
     : user_(std::move(user)), password_(std::move(password)) {}
 
@@ -305,8 +329,12 @@ absl::StatusOr<PushedImage> TestRegistry::PushImage(const std::string& repo, con
       absl::StrCat("{\"architecture\":\"", spec.architecture, "\",",
                    spec.variant.empty() ? "" : absl::StrCat("\"variant\":\"", spec.variant, "\","),
                    "\"os\":\"linux\",\"config\":{\"User\":\"", spec.user,
-                   "\",\"Env\":[\"PATH=/bin\"],\"Cmd\":[\"/bin/sh\"],\"Labels\":{\"marker\":\"",
-                   spec.marker, "\"}},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[",
+                   "\",\"Env\":", spec.env_json, ",\"Cmd\":", spec.cmd_json,
+                   spec.entrypoint_json.empty() ? "" : ",\"Entrypoint\":" + spec.entrypoint_json,
+                   spec.working_dir.empty() ? "" : ",\"WorkingDir\":\"" + spec.working_dir + "\"",
+                   spec.stop_signal.empty() ? "" : ",\"StopSignal\":\"" + spec.stop_signal + "\"",
+                   ",\"Labels\":{\"marker\":\"", spec.marker,
+                   "\"}},\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[",
                    absl::StrJoin(diff_quoted, ","), "]}}");
   CRID_ASSIGN_OR_RETURN(out.config_digest, PushBlob(repo, config));
   std::string config_type = spec.docker_media_types

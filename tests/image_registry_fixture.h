@@ -28,6 +28,12 @@ struct TestImageSpec {
   std::string variant;
   bool docker_media_types = false;  // Docker schema 2 instead of OCI
   std::string marker;               // goes into the config to make distinct images
+  // The image config's process settings, as JSON arrays / strings.
+  std::string entrypoint_json;  // e.g. ["/bin/sh","-c"]; empty: none
+  std::string cmd_json = "[\"/bin/sh\"]";
+  std::string env_json = "[\"PATH=/bin\"]";
+  std::string working_dir;
+  std::string stop_signal;
 };
 
 struct PushedImage {
@@ -81,5 +87,10 @@ class TestRegistry {
 
 // A layer holding Debian's static busybox as bin/busybox with bin/sh a hard link.
 std::string BusyboxLayerTar();
+
+// Busybox with hard links for the common tools (sleep, echo, cat, id, httpd,
+// ...), /etc/passwd and /etc/group with root, nobody and "app" (uid 1000, in
+// groups 1000 and 2000), /tmp and a /www/index.html for httpd.
+std::string BusyboxToolsLayerTar();
 
 }  // namespace crid

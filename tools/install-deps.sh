@@ -9,9 +9,10 @@ build_packages=(
   libabsl-dev libspdlog-dev libfmt-dev libseccomp-dev libsystemd-dev libsqlite3-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev
   libcurl4-openssl-dev libssl-dev zlib1g-dev libzstd-dev
+  # What crid runs at run time: the OCI runtime and the CNI plugins.
+  runc containernetworking-plugins iproute2 iptables
 )
-test_packages=(python3 clang-format clang-tidy docker-registry apache2-utils busybox-static
-  containernetworking-plugins iproute2 iptables runc)
+test_packages=(python3 clang-format clang-tidy docker-registry apache2-utils busybox-static crun)
 
 wanted=("${build_packages[@]}")
 if [[ "${1:-build}" == "test" ]]; then

@@ -1,0 +1,993 @@
+#include "container/manager.h"
+
+#include <dirent.h>
+#include <signal.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "base/errors.h"
+#include "base/fs.h"
+#include "base/logging.h"
+#include "container/oci_spec.h"
+#include "container/rootfs.h"
+#include "nlohmann/json.hpp"
+#include "spdlog/spdlog.h"
+
+namespace crid::container {
+
+namespace {
+
+namespace v1 = ::runtime::v1;
+using json = nlohmann::json;
+
+// How long one exit watcher call waits before asking again.
+constexpr absl::Duration kWatchInterval = absl::Minutes(10);
+// After SIGKILL, how long a container may take to be reaped.
+constexpr absl::Duration kKillWait = absl::Seconds(30);
+
+std::string NewContainerId() {
+  unsigned char bytes[32];
+  size_t got = 0;
+  while (got < sizeof(bytes)) {
+    ssize_t n = ::getrandom(bytes + got, sizeof(bytes) - got, 0);
+    if (n > 0) {
+      got += static_cast<size_t>(n);
+    }
+  }
+  static const char kHex[] = "0123456789abcdef";
+  std::string id;
+  for (unsigned char b : bytes) {
+    id.push_back(kHex[b >> 4]);
+    id.push_back(kHex[b & 0xf]);
+  }
+  return id;
+}
+
+// Entry names of a directory ("." and ".." left out).
+absl::StatusOr<std::vector<std::string>> ListDir(const std::string& path) {
+  DIR* dir = ::opendir(path.c_str());
+  if (dir == nullptr) {
+    return ErrnoError(errno, "opendir ", path);
+  }
+  std::vector<std::string> names;
+  while (struct dirent* entry = ::readdir(dir)) {
+    std::string name = entry->d_name;
+    if (name != "." && name != "..") {
+      names.push_back(std::move(name));
+    }
+  }
+  ::closedir(dir);
+  return names;
+}
+
+int64_t NowNs() { return absl::ToUnixNanos(absl::Now()); }
+
+std::vector<std::string> JsonStrings(const json& j, const char* key) {
+  std::vector<std::string> out;
+  auto it = j.find(key);
+  if (it != j.end() && it->is_array()) {
+    for (const json& v : *it) {
+      if (v.is_string()) {
+        out.push_back(v.get<std::string>());
+      }
+    }
+  }
+  return out;
+}
+
+std::string JsonString(const json& j, const char* key) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+// The parts of an image config (its "config" object) that shape a container.
+struct ImageSettings {
+  ImageProcessConfig process;
+  std::string stop_signal;
+};
+
+absl::StatusOr<ImageSettings> ParseImageConfig(const std::string& text) {
+  json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!doc.is_object()) {
+    return absl::DataLossError("the image config is not a JSON object");
+  }
+  ImageSettings out;
+  auto it = doc.find("config");
+  if (it == doc.end() || !it->is_object()) {
+    return out;
+  }
+  const json& c = *it;
+  out.process.entrypoint = JsonStrings(c, "Entrypoint");
+  out.process.cmd = JsonStrings(c, "Cmd");
+  out.process.env = JsonStrings(c, "Env");
+  out.process.working_dir = JsonString(c, "WorkingDir");
+  out.process.user = JsonString(c, "User");
+  out.stop_signal = JsonString(c, "StopSignal");
+  return out;
+}
+
+bool LabelsMatch(const google::protobuf::Map<std::string, std::string>& labels,
+                 const google::protobuf::Map<std::string, std::string>& selector) {
+  for (const auto& [key, value] : selector) {
+    auto it = labels.find(key);
+    if (it == labels.end() || it->second != value) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string ShortId(const std::string& id) { return id.substr(0, 12); }
+
+// The reason kubelet shows for an exit.
+std::string ExitReason(const shim::ContainerState& state) {
+  if (state.oom_killed()) {
+    return "OOMKilled";
+  }
+  return state.exit_code() == 0 ? "Completed" : "Error";
+}
+
+int MinOomScoreAdj() {
+  absl::StatusOr<std::string> text = ReadFile("/proc/self/oom_score_adj");
+  int value = 0;
+  if (text.ok() && absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &value)) {
+    return value;
+  }
+  return 0;
+}
+
+}  // namespace
+
+std::string ContainerKey(const v1::ContainerMetadata& md, const v1::PodSandboxMetadata& pod) {
+  return absl::StrCat(md.name(), "_", pod.name(), "_", pod.namespace_(), "_", pod.uid(), "_",
+                      md.attempt());
+}
+
+int SignalNumber(absl::string_view name) {
+  static const std::pair<const char*, int> kSignals[] = {
+      {"ABRT", SIGABRT}, {"ALRM", SIGALRM}, {"BUS", SIGBUS},       {"CHLD", SIGCHLD},
+      {"CLD", SIGCHLD},  {"CONT", SIGCONT}, {"FPE", SIGFPE},       {"HUP", SIGHUP},
+      {"ILL", SIGILL},   {"INT", SIGINT},   {"IO", SIGIO},         {"IOT", SIGIOT},
+      {"KILL", SIGKILL}, {"PIPE", SIGPIPE}, {"POLL", SIGPOLL},     {"PROF", SIGPROF},
+      {"PWR", SIGPWR},   {"QUIT", SIGQUIT}, {"SEGV", SIGSEGV},     {"STKFLT", SIGSTKFLT},
+      {"STOP", SIGSTOP}, {"SYS", SIGSYS},   {"TERM", SIGTERM},     {"TRAP", SIGTRAP},
+      {"TSTP", SIGTSTP}, {"TTIN", SIGTTIN}, {"TTOU", SIGTTOU},     {"URG", SIGURG},
+      {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"VTALRM", SIGVTALRM}, {"WINCH", SIGWINCH},
+      {"XCPU", SIGXCPU}, {"XFSZ", SIGXFSZ},
+  };
+  int number = 0;
+  if (absl::SimpleAtoi(name, &number)) {
+    return number > 0 && number < NSIG ? number : 0;
+  }
+  absl::string_view n = name;
+  absl::ConsumePrefix(&n, "SIGNAL_");
+  absl::ConsumePrefix(&n, "SIG");
+  for (const auto& [sig_name, value] : kSignals) {
+    if (n == sig_name) {
+      return value;
+    }
+  }
+  int offset = 0;
+  if (absl::ConsumePrefix(&n, "RTMIN")) {
+    if (n.empty()) {
+      return SIGRTMIN;
+    }
+    if (absl::ConsumePrefix(&n, "+") && absl::SimpleAtoi(n, &offset) &&
+        SIGRTMIN + offset <= SIGRTMAX) {
+      return SIGRTMIN + offset;
+    }
+  } else if (absl::ConsumePrefix(&n, "RTMAX")) {
+    if (n.empty()) {
+      return SIGRTMAX;
+    }
+    if (absl::ConsumePrefix(&n, "-") && absl::SimpleAtoi(n, &offset) &&
+        SIGRTMAX - offset >= SIGRTMIN) {
+      return SIGRTMAX - offset;
+    }
+  }
+  return 0;
+}
+
+v1::ContainerState CriState(ContainerRecord::State state) {
+  switch (state) {
+    case ContainerRecord::CREATED:
+      return v1::CONTAINER_CREATED;
+    case ContainerRecord::RUNNING:
+      return v1::CONTAINER_RUNNING;
+    case ContainerRecord::EXITED:
+      return v1::CONTAINER_EXITED;
+    default:
+      return v1::CONTAINER_UNKNOWN;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Start-up and recovery.
+
+absl::StatusOr<std::unique_ptr<ContainerManager>> ContainerManager::Create(
+    ContainerOptions options, Store* store, sandbox::SandboxManager* sandboxes,
+    ImageStore* images) {
+  CRID_RETURN_IF_ERROR(MakeDirs(options.root_dir, 0711));
+  CRID_RETURN_IF_ERROR(MakeDirs(options.shim_dir, 0711));
+  std::unique_ptr<ContainerManager> m(
+      new ContainerManager(std::move(options), store, sandboxes, images));
+  {
+    absl::MutexLock lock(&m->hub_->mu);
+    m->hub_->manager = m.get();
+  }
+  m->pool_ = std::make_unique<sandbox::WorkerPool>(m->options_.workers, m->options_.max_queued);
+  CRID_RETURN_IF_ERROR(m->Recover());
+  if (images != nullptr) {
+    ContainerManager* raw = m.get();
+    images->SetLayersInUse([raw] { return raw->LayersInUse(); });
+  }
+  return m;
+}
+
+ContainerManager::~ContainerManager() {
+  if (images_ != nullptr) {
+    images_->SetLayersInUse(nullptr);
+  }
+  std::vector<std::thread> watchers;
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    watchers.swap(watchers_);
+  }
+  // Watchers may sit in a long Wait on a shim; they check `alive` before they
+  // touch this object again, so they are left to finish on their own.
+  {
+    absl::MutexLock lock(&hub_->mu);
+    hub_->manager = nullptr;
+  }
+  for (std::thread& t : watchers) {
+    t.detach();
+  }
+}
+
+absl::Status ContainerManager::Recover() {
+  CRID_ASSIGN_OR_RETURN(auto entries, store_->List(kContainerBucket));
+  std::map<std::string, std::vector<ContainerRecord>> by_pod;
+  std::set<std::string> known_dirs;
+  for (const auto& [key, value] : entries) {
+    ContainerRecord record;
+    if (!record.ParseFromString(value)) {
+      spdlog::error("container record {} is unreadable; dropping it", key);
+      (void)store_->Delete(kContainerBucket, key);
+      continue;
+    }
+    known_dirs.insert(record.id());
+    by_pod[record.pod_id()].push_back(std::move(record));
+  }
+  for (auto& [pod_id, records] : by_pod) {
+    std::shared_ptr<shim::ShimClient> client;
+    absl::StatusOr<std::unique_ptr<shim::ShimClient>> connected =
+        shim::ShimClient::Connect(ShimDir(pod_id));
+    std::map<std::string, shim::ContainerState> states;
+    if (connected.ok()) {
+      client = std::move(*connected);
+      absl::StatusOr<std::vector<shim::ContainerState>> list = client->List();
+      if (list.ok()) {
+        for (shim::ContainerState& s : *list) {
+          states[s.id()] = std::move(s);
+        }
+      }
+      absl::MutexLock lock(&mu_);
+      shims_[pod_id] = client;
+    }
+    for (ContainerRecord& record : records) {
+      if (record.state() == ContainerRecord::CREATING) {
+        spdlog::warn("container {}: creation was cut short; removing what it made",
+                     ShortId(record.id()));
+        if (absl::Status st = Destroy(record); !st.ok()) {
+          spdlog::error("container {}: cleanup failed: {}", ShortId(record.id()), st.message());
+        }
+        continue;
+      }
+      Publish(record);
+      if (record.state() == ContainerRecord::EXITED) {
+        continue;
+      }
+      auto it = states.find(record.id());
+      if (it == states.end()) {
+        shim::ContainerState lost;
+        lost.set_id(record.id());
+        lost.set_status(shim::ContainerState::EXITED);
+        lost.set_exit_code(255);
+        lost.set_finished_at_ns(NowNs());
+        RecordExit(record.id(), lost);
+        absl::MutexLock lock(&mu_);
+        auto& r = containers_[record.id()];
+        r.set_reason("Unknown");
+        r.set_message(client ? "the pod's shim no longer knows the container"
+                             : "the pod's shim is gone; the container's fate is unknown");
+        (void)Persist(r);
+        continue;
+      }
+      if (it->second.status() == shim::ContainerState::EXITED) {
+        RecordExit(record.id(), it->second);
+      } else if (it->second.status() == shim::ContainerState::RUNNING &&
+                 record.state() == ContainerRecord::CREATED) {
+        // crid died between the runtime's start and the record: it runs.
+        record.set_state(ContainerRecord::RUNNING);
+        record.set_started_at_ns(it->second.started_at_ns());
+        (void)Persist(record);
+        Publish(record);
+        Watch(record.id(), pod_id);
+      } else if (record.state() == ContainerRecord::RUNNING) {
+        Watch(record.id(), pod_id);
+      }
+    }
+  }
+  // Directories no record owns were left by a crash before the first persist.
+  absl::StatusOr<std::vector<std::string>> dirs = ListDir(options_.root_dir);
+  if (dirs.ok()) {
+    for (const std::string& name : *dirs) {
+      if (known_dirs.count(name) == 0) {
+        std::string dir = absl::StrCat(options_.root_dir, "/", name);
+        spdlog::warn("removing leftover container directory {}", dir);
+        (void)RemoveOverlayRootfs(dir);
+        (void)RemoveTree(dir);
+      }
+    }
+  }
+  // Shims whose pod is gone (removed while a crash interrupted the teardown).
+  absl::StatusOr<std::vector<std::string>> shim_dirs = ListDir(options_.shim_dir);
+  if (shim_dirs.ok() && sandboxes_ != nullptr) {
+    for (const std::string& pod_id : *shim_dirs) {
+      if (sandboxes_->Get(pod_id).ok()) {
+        continue;
+      }
+      std::string dir = ShimDir(pod_id);
+      absl::StatusOr<std::unique_ptr<shim::ShimClient>> orphan = shim::ShimClient::Connect(dir);
+      if (orphan.ok()) {
+        (void)(*orphan)->Shutdown();
+      }
+      (void)RemoveTree(dir);
+      absl::MutexLock lock(&mu_);
+      shims_.erase(pod_id);
+    }
+  }
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------
+// Helpers.
+
+std::string ContainerManager::ShimDir(const std::string& pod_id) const {
+  // Half the ID keeps DIR/shim.sock within the 108 bytes of a socket address.
+  return absl::StrCat(options_.shim_dir, "/", pod_id.substr(0, 32));
+}
+
+absl::StatusOr<const OciRuntimeConfig*> ContainerManager::Handler(const std::string& name) const {
+  const std::string& key = name.empty() ? options_.default_handler : name;
+  auto it = options_.handlers.find(key);
+  if (it == options_.handlers.end()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("runtime_handler: no runtime handler \"", key,
+                     "\" is configured (known: ", absl::StrJoin(HandlerNames(), ", "), ")"));
+  }
+  if (::access(it->second.binary.c_str(), X_OK) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("runtime handler \"", key, "\": ", it->second.binary,
+                     " cannot be executed: ", std::strerror(errno)));
+  }
+  return &it->second;
+}
+
+std::vector<std::string> ContainerManager::HandlerNames() const {
+  std::vector<std::string> names;
+  for (const auto& [name, config] : options_.handlers) {
+    names.push_back(name);
+  }
+  return names;
+}
+
+absl::StatusOr<std::shared_ptr<shim::ShimClient>> ContainerManager::ShimFor(
+    const std::string& pod_id, bool launch) {
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = shims_.find(pod_id);
+    if (it != shims_.end()) {
+      return it->second;
+    }
+  }
+  if (!launch) {
+    return absl::NotFoundError(absl::StrCat("pod ", pod_id, " has no shim"));
+  }
+  absl::MutexLock launch_lock(&shim_launch_mu_);
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = shims_.find(pod_id);
+    if (it != shims_.end()) {
+      return it->second;
+    }
+  }
+  shim::LaunchOptions launch_options;
+  launch_options.binary = options_.shim_binary;
+  launch_options.pod_id = pod_id;
+  launch_options.dir = ShimDir(pod_id);
+  absl::StatusOr<std::unique_ptr<shim::ShimClient>> client =
+      shim::ShimClient::Launch(launch_options);
+  if (!client.ok()) {
+    return Annotate(client.status(), absl::StrCat("starting crid-shim for pod ", pod_id));
+  }
+  std::shared_ptr<shim::ShimClient> shared = std::move(*client);
+  absl::MutexLock lock(&mu_);
+  shims_[pod_id] = shared;
+  return shared;
+}
+
+absl::Status ContainerManager::Persist(const ContainerRecord& record) {
+  return store_->Put(kContainerBucket, record.id(), record.SerializeAsString());
+}
+
+void ContainerManager::Publish(const ContainerRecord& record) {
+  absl::MutexLock lock(&mu_);
+  containers_[record.id()] = record;
+}
+
+std::shared_ptr<absl::Mutex> ContainerManager::OpLock(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  auto& l = op_locks_[id];
+  if (!l) {
+    l = std::make_shared<absl::Mutex>();
+  }
+  return l;
+}
+
+void ContainerManager::RecordExit(const std::string& id, const shim::ContainerState& state) {
+  absl::MutexLock lock(&mu_);
+  auto it = containers_.find(id);
+  if (it == containers_.end() || it->second.state() == ContainerRecord::EXITED) {
+    return;
+  }
+  ContainerRecord& r = it->second;
+  r.set_state(ContainerRecord::EXITED);
+  r.set_exit_code(state.exit_code());
+  r.set_finished_at_ns(state.finished_at_ns() != 0 ? state.finished_at_ns() : NowNs());
+  if (r.started_at_ns() == 0 && state.started_at_ns() != 0) {
+    r.set_started_at_ns(state.started_at_ns());
+  }
+  if (r.reason().empty()) {
+    r.set_reason(ExitReason(state));
+  }
+  if (absl::Status st = Persist(r); !st.ok()) {
+    spdlog::error("container {}: persisting its exit: {}", ShortId(id), st.message());
+  }
+  spdlog::info("container {} exited with code {} ({})", ShortId(id), r.exit_code(), r.reason());
+}
+
+void ContainerManager::Watch(const std::string& id, const std::string& pod_id) {
+  absl::StatusOr<std::shared_ptr<shim::ShimClient>> client = ShimFor(pod_id, false);
+  if (!client.ok()) {
+    return;
+  }
+  std::shared_ptr<WatchHub> hub = hub_;
+  std::thread watcher([hub, client = *client, id] {
+    int failures = 0;
+    while (true) {
+      {
+        absl::MutexLock lock(&hub->mu);
+        if (hub->manager == nullptr) {
+          return;
+        }
+      }
+      absl::StatusOr<shim::ContainerState> state = client->Wait(id, kWatchInterval);
+      if (state.ok()) {
+        absl::MutexLock lock(&hub->mu);
+        if (hub->manager != nullptr) {
+          hub->manager->RecordExit(id, *state);
+        }
+        return;
+      }
+      if (state.status().code() == absl::StatusCode::kDeadlineExceeded) {
+        failures = 0;
+        continue;
+      }
+      if (state.status().code() == absl::StatusCode::kNotFound) {
+        return;  // removed meanwhile
+      }
+      if (++failures >= 5) {
+        spdlog::error("container {}: lost contact with the pod's shim: {}", ShortId(id),
+                      state.status().message());
+        shim::ContainerState lost;
+        lost.set_exit_code(255);
+        absl::MutexLock lock(&hub->mu);
+        if (hub->manager != nullptr) {
+          hub->manager->RecordExit(id, lost);
+        }
+        return;
+      }
+      absl::SleepFor(absl::Seconds(1));
+    }
+  });
+  absl::MutexLock lock(&mu_);
+  watchers_.push_back(std::move(watcher));
+}
+
+absl::Status ContainerManager::Destroy(const ContainerRecord& record) {
+  absl::StatusOr<std::shared_ptr<shim::ShimClient>> client = ShimFor(record.pod_id(), false);
+  if (client.ok()) {
+    absl::Status st = (*client)->Delete(record.id());
+    if (!st.ok() && st.code() != absl::StatusCode::kNotFound) {
+      return Annotate(st, absl::StrCat("deleting container ", record.id()));
+    }
+  }
+  if (!record.dir().empty()) {
+    CRID_RETURN_IF_ERROR(RemoveOverlayRootfs(record.dir()));
+    CRID_RETURN_IF_ERROR(RemoveTree(record.dir()));
+  }
+  CRID_RETURN_IF_ERROR(store_->Delete(kContainerBucket, record.id()));
+  absl::MutexLock lock(&mu_);
+  containers_.erase(record.id());
+  op_locks_.erase(record.id());
+  for (auto it = creates_.begin(); it != creates_.end();) {
+    if (it->second->done.HasBeenNotified() && it->second->result.ok() &&
+        *it->second->result == record.id()) {
+      it = creates_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------------------
+// Create.
+
+absl::StatusOr<std::string> ContainerManager::Create(const std::string& pod_id,
+                                                     const v1::ContainerConfig& config,
+                                                     const v1::PodSandboxConfig& sandbox_config) {
+  CRID_ASSIGN_OR_RETURN(sandbox::SandboxRecord pod, sandboxes_->Get(pod_id));
+  const std::string key = ContainerKey(config.metadata(), pod.config().metadata());
+  std::shared_ptr<InFlight> flight;
+  bool owner = false;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = creates_.find(key);
+    if (it != creates_.end()) {
+      flight = it->second;
+    } else {
+      flight = std::make_shared<InFlight>();
+      creates_[key] = flight;
+      owner = true;
+    }
+  }
+  if (!owner) {
+    flight->done.WaitForNotification();
+    if (flight->result.ok()) {
+      absl::MutexLock lock(&mu_);
+      if (containers_.count(*flight->result) != 0) {
+        return flight->result;
+      }
+    }
+    return flight->result.status().ok()
+               ? absl::StatusOr<std::string>(absl::AlreadyExistsError(
+                     absl::StrCat("container name \"", key, "\" is being reused; retry")))
+               : flight->result;
+  }
+  absl::StatusOr<std::string> result = CreateLocked(pod.id(), config, sandbox_config);
+  flight->result = result;
+  flight->done.Notify();
+  if (!result.ok()) {
+    absl::MutexLock lock(&mu_);
+    auto it = creates_.find(key);
+    if (it != creates_.end() && it->second == flight) {
+      creates_.erase(it);
+    }
+  }
+  return result;
+}
+
+absl::StatusOr<std::string> ContainerManager::CreateLocked(
+    const std::string& pod_id, const v1::ContainerConfig& config,
+    const v1::PodSandboxConfig& sandbox_config) {
+  CRID_ASSIGN_OR_RETURN(sandbox::SandboxRecord pod, sandboxes_->Get(pod_id));
+  if (pod.state() != sandbox::SandboxRecord::READY) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("pod_sandbox_id: pod sandbox ", pod_id, " is not ready"));
+  }
+  CRID_ASSIGN_OR_RETURN(const OciRuntimeConfig* runtime, Handler(pod.runtime_handler()));
+  const std::string& image_name = config.image().image();
+  CRID_ASSIGN_OR_RETURN(std::optional<image::ImageRecord> image, images_->Resolve(image_name));
+  if (!image) {
+    return absl::NotFoundError(
+        absl::StrCat("image.image: image \"", image_name, "\" is not present; pull it first"));
+  }
+  CRID_ASSIGN_OR_RETURN(std::string image_config_text, images_->ConfigJson(image->id()));
+  CRID_ASSIGN_OR_RETURN(ImageSettings image_settings, ParseImageConfig(image_config_text));
+
+  const std::string id = NewContainerId();
+  ContainerRecord record;
+  record.set_id(id);
+  record.set_pod_id(pod_id);
+  *record.mutable_config() = config;
+  record.set_state(ContainerRecord::CREATING);
+  record.set_created_at_ns(NowNs());
+  record.set_image_name(image_name);
+  record.set_image_id(image->id());
+  record.set_image_ref(image->repo_digests().empty() ? image->id() : image->repo_digests(0));
+  for (const std::string& chain : image->chain_ids()) {
+    record.add_chain_ids(chain);
+  }
+  record.set_dir(absl::StrCat(options_.root_dir, "/", id));
+  record.set_runtime_handler(runtime->name);
+  int stop_signal = 0;
+  if (config.stop_signal() != v1::SIGNAL_RUNTIME_DEFAULT) {
+    stop_signal = SignalNumber(v1::Signal_Name(config.stop_signal()));
+  } else if (!image_settings.stop_signal.empty()) {
+    stop_signal = SignalNumber(image_settings.stop_signal);
+    if (stop_signal == 0) {
+      spdlog::warn("image {}: unknown StopSignal \"{}\"; using SIGTERM", image_name,
+                   image_settings.stop_signal);
+    }
+  }
+  record.set_stop_signal(stop_signal != 0 ? stop_signal : SIGTERM);
+  const std::string& log_dir = pod.config().log_directory();
+  if (!log_dir.empty() && !config.log_path().empty()) {
+    record.set_log_path(absl::StrCat(log_dir, "/", config.log_path()));
+  }
+
+  // Persisted first: a crash from here on is cleaned up on the next start.
+  CRID_RETURN_IF_ERROR(Persist(record));
+  bool created = false;
+  absl::Cleanup undo = [&] {
+    if (!created) {
+      if (absl::Status st = Destroy(record); !st.ok()) {
+        spdlog::error("container {}: undoing a failed create: {}", ShortId(id), st.message());
+      }
+    }
+  };
+
+  CRID_RETURN_IF_ERROR(MakeDirs(record.dir(), 0700));
+  CRID_ASSIGN_OR_RETURN(OverlayRootfs rootfs,
+                        MountOverlayRootfs(record.dir(), ImageStore::LowerDirs(*images_, *image)));
+
+  SandboxSpecInfo info;
+  info.id = pod.id();
+  info.name = pod.config().metadata().name();
+  info.namespace_ = pod.config().metadata().namespace_();
+  info.uid = pod.config().metadata().uid();
+  info.netns_path = pod.netns_path();
+  info.ipc_ns_path = pod.ipc_ns_path();
+  info.uts_ns_path = pod.uts_ns_path();
+  if (pod.pause_pid() > 0) {
+    info.pid_ns_path = absl::StrCat("/proc/", pod.pause_pid(), "/ns/pid");
+  }
+  if (!pod.pod_dir().empty()) {
+    info.hostname_file = pod.pod_dir() + "/hostname";
+    info.hosts_file = pod.pod_dir() + "/hosts";
+    info.resolv_conf_file = pod.pod_dir() + "/resolv.conf";
+  }
+  info.shm_path = pod.shm_path();
+  info.cgroup_parent = pod.config().linux().cgroup_parent();
+  info.linux = pod.config().linux();
+  (void)sandbox_config;
+
+  SpecOptions spec_options;
+  spec_options.container_id = id;
+  spec_options.rootfs = rootfs.rootfs;
+  spec_options.image_name = image_name;
+  spec_options.cgroup_driver = options_.cgroup_driver;
+  spec_options.min_oom_score_adj = MinOomScoreAdj();
+  const v1::NamespaceOption& ns = config.linux().security_context().namespace_options();
+  if (ns.pid() == v1::TARGET) {
+    absl::StatusOr<ContainerRecord> target = Get(ns.target_id());
+    if (target.ok() && target->pod_id() == pod_id && target->state() == ContainerRecord::RUNNING &&
+        target->pid() > 0) {
+      spec_options.target_pid_ns_path = absl::StrCat("/proc/", target->pid(), "/ns/pid");
+    }
+  }
+  CRID_ASSIGN_OR_RETURN(json spec,
+                        BuildOciSpec(config, image_settings.process, info, spec_options));
+  const json& user = spec["process"]["user"];
+  record.set_uid(user.value("uid", int64_t{0}));
+  record.set_gid(user.value("gid", int64_t{0}));
+  for (const json& g : user.value("additionalGids", json::array())) {
+    record.add_additional_gids(g.get<int64_t>());
+  }
+  CRID_RETURN_IF_ERROR(WriteFileAtomic(record.dir() + "/config.json", spec.dump(), 0600));
+  if (!record.log_path().empty()) {
+    std::string parent = record.log_path().substr(0, record.log_path().rfind('/'));
+    if (!parent.empty()) {
+      CRID_RETURN_IF_ERROR(MakeDirs(parent, 0755));
+    }
+  }
+
+  CRID_ASSIGN_OR_RETURN(std::shared_ptr<shim::ShimClient> client, ShimFor(pod_id, true));
+  shim::CreateRequest request;
+  request.set_id(id);
+  request.set_bundle(record.dir());
+  request.mutable_runtime()->set_name(runtime->name);
+  request.mutable_runtime()->set_binary(runtime->binary);
+  request.mutable_runtime()->set_root(runtime->root);
+  request.mutable_runtime()->set_systemd_cgroup(runtime->systemd_cgroup);
+  request.set_log_path(record.log_path());
+  request.set_stdin(config.stdin());
+  request.set_stdin_once(config.stdin_once());
+  request.set_tty(config.tty());
+  CRID_ASSIGN_OR_RETURN(pid_t pid, client->Create(request));
+  record.set_pid(pid);
+  record.set_state(ContainerRecord::CREATED);
+  CRID_RETURN_IF_ERROR(Persist(record));
+  created = true;
+  Publish(record);
+  spdlog::info("container {} ({}) created in pod {}", ShortId(id), config.metadata().name(),
+               ShortId(pod_id));
+  return id;
+}
+
+// ---------------------------------------------------------------------------
+// Start, stop, remove.
+
+absl::Status ContainerManager::Start(const std::string& id) {
+  CRID_ASSIGN_OR_RETURN(ContainerRecord record, Get(id));
+  std::shared_ptr<absl::Mutex> op = OpLock(record.id());
+  absl::MutexLock op_lock(op.get());
+  CRID_ASSIGN_OR_RETURN(record, Get(record.id()));
+  if (record.state() != ContainerRecord::CREATED) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("container ", record.id(), " is ",
+                     v1::ContainerState_Name(CriState(record.state())), ", not CONTAINER_CREATED"));
+  }
+  CRID_ASSIGN_OR_RETURN(std::shared_ptr<shim::ShimClient> client, ShimFor(record.pod_id(), false));
+  if (absl::Status st = client->Start(record.id()); !st.ok()) {
+    record.set_state(ContainerRecord::EXITED);
+    record.set_exit_code(128);
+    record.set_reason("StartError");
+    record.set_message(std::string(st.message()));
+    record.set_finished_at_ns(NowNs());
+    (void)Persist(record);
+    Publish(record);
+    return st;
+  }
+  absl::StatusOr<shim::ContainerState> state = client->State(record.id());
+  record.set_state(ContainerRecord::RUNNING);
+  record.set_started_at_ns(state.ok() && state->started_at_ns() != 0 ? state->started_at_ns()
+                                                                     : NowNs());
+  CRID_RETURN_IF_ERROR(Persist(record));
+  Publish(record);
+  Watch(record.id(), record.pod_id());
+  // A container that exited at once is reported by the watcher.
+  spdlog::info("container {} started", ShortId(record.id()));
+  return absl::OkStatus();
+}
+
+absl::Status ContainerManager::Stop(const std::string& id, absl::Duration timeout) {
+  CRID_ASSIGN_OR_RETURN(ContainerRecord record, Get(id));
+  std::shared_ptr<absl::Mutex> op = OpLock(record.id());
+  absl::MutexLock op_lock(op.get());
+  CRID_ASSIGN_OR_RETURN(record, Get(record.id()));
+  if (record.state() == ContainerRecord::EXITED) {
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::shared_ptr<shim::ShimClient>> client = ShimFor(record.pod_id(), false);
+  if (!client.ok()) {
+    shim::ContainerState lost;
+    lost.set_exit_code(255);
+    RecordExit(record.id(), lost);
+    return absl::OkStatus();
+  }
+  absl::StatusOr<shim::ContainerState> state = absl::DeadlineExceededError("not signalled yet");
+  if (timeout > absl::ZeroDuration() && record.state() == ContainerRecord::RUNNING) {
+    absl::Status st = (*client)->Kill(record.id(), record.stop_signal(), false);
+    if (!st.ok()) {
+      spdlog::debug("container {}: stop signal: {}", ShortId(record.id()), st.message());
+    }
+    state = (*client)->Wait(record.id(), timeout);
+  }
+  if (!state.ok()) {
+    if (state.status().code() != absl::StatusCode::kDeadlineExceeded) {
+      return state.status();
+    }
+    absl::Status st = (*client)->Kill(record.id(), SIGKILL, true);
+    if (!st.ok()) {
+      spdlog::debug("container {}: SIGKILL: {}", ShortId(record.id()), st.message());
+    }
+    state = (*client)->Wait(record.id(), kKillWait);
+    if (!state.ok()) {
+      return Annotate(state.status(),
+                      absl::StrCat("container ", record.id(), " did not exit after SIGKILL"));
+    }
+  }
+  RecordExit(record.id(), *state);
+  return absl::OkStatus();
+}
+
+absl::Status ContainerManager::Remove(const std::string& id) {
+  absl::StatusOr<ContainerRecord> found = Get(id);
+  if (!found.ok()) {
+    return found.status().code() == absl::StatusCode::kNotFound ? absl::OkStatus() : found.status();
+  }
+  if (found->state() == ContainerRecord::RUNNING || found->state() == ContainerRecord::CREATED) {
+    CRID_RETURN_IF_ERROR(Stop(found->id(), absl::ZeroDuration()));
+  }
+  std::shared_ptr<absl::Mutex> op = OpLock(found->id());
+  absl::MutexLock op_lock(op.get());
+  absl::StatusOr<ContainerRecord> record = Get(found->id());
+  if (!record.ok()) {
+    return absl::OkStatus();
+  }
+  CRID_RETURN_IF_ERROR(Destroy(*record));
+  spdlog::info("container {} removed", ShortId(record->id()));
+  return absl::OkStatus();
+}
+
+absl::Status ContainerManager::StopPod(const std::string& pod_id) {
+  runtime::v1::ContainerFilter filter;
+  filter.set_pod_sandbox_id(pod_id);
+  absl::Status first;
+  for (const ContainerRecord& record : List(filter)) {
+    if (record.pod_id() != pod_id || record.state() == ContainerRecord::EXITED) {
+      continue;
+    }
+    first.Update(Stop(record.id(), absl::ZeroDuration()));
+  }
+  return first;
+}
+
+absl::Status ContainerManager::RemovePod(const std::string& pod_id) {
+  runtime::v1::ContainerFilter filter;
+  filter.set_pod_sandbox_id(pod_id);
+  for (const ContainerRecord& record : List(filter)) {
+    if (record.pod_id() == pod_id) {
+      CRID_RETURN_IF_ERROR(Remove(record.id()));
+    }
+  }
+  std::shared_ptr<shim::ShimClient> client;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = shims_.find(pod_id);
+    if (it != shims_.end()) {
+      client = it->second;
+      shims_.erase(it);
+    }
+  }
+  std::string dir = ShimDir(pod_id);
+  if (!client) {
+    absl::StatusOr<std::unique_ptr<shim::ShimClient>> c = shim::ShimClient::Connect(dir);
+    if (c.ok()) {
+      client = std::move(*c);
+    }
+  }
+  if (client) {
+    CRID_RETURN_IF_ERROR(client->Shutdown());
+  }
+  return RemoveTree(dir);
+}
+
+// ---------------------------------------------------------------------------
+// Exec, update, logs.
+
+absl::StatusOr<ExecResult> ContainerManager::ExecSync(const std::string& id,
+                                                      const std::vector<std::string>& cmd,
+                                                      absl::Duration timeout) {
+  CRID_ASSIGN_OR_RETURN(ContainerRecord record, Get(id));
+  if (record.state() != ContainerRecord::RUNNING) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("container ", record.id(), " is not running"));
+  }
+  CRID_ASSIGN_OR_RETURN(std::shared_ptr<shim::ShimClient> client, ShimFor(record.pod_id(), false));
+  shim::ExecRequest request;
+  request.set_id(record.id());
+  for (const std::string& arg : cmd) {
+    request.add_args(arg);
+  }
+  request.set_timeout_ms(absl::ToInt64Milliseconds(timeout));
+  request.set_max_output_bytes(static_cast<int64_t>(options_.exec_output_limit));
+  CRID_ASSIGN_OR_RETURN(shim::ExecResponse response, client->Exec(request));
+  if (response.timed_out()) {
+    return absl::DeadlineExceededError(absl::StrCat("command \"", absl::StrJoin(cmd, " "),
+                                                    "\" timed out after ",
+                                                    absl::FormatDuration(timeout)));
+  }
+  ExecResult result;
+  result.exit_code = response.exit_code();
+  result.stdout_data = response.stdout();
+  result.stderr_data = response.stderr();
+  if (response.truncated()) {
+    const std::string marker = absl::StrCat("\n[crid: output truncated at ",
+                                            options_.exec_output_limit, " bytes per stream]\n");
+    result.stderr_data += marker;
+  }
+  return result;
+}
+
+absl::Status ContainerManager::UpdateResources(const std::string& id,
+                                               const v1::LinuxContainerResources& resources) {
+  CRID_ASSIGN_OR_RETURN(ContainerRecord record, Get(id));
+  std::shared_ptr<absl::Mutex> op = OpLock(record.id());
+  absl::MutexLock op_lock(op.get());
+  CRID_ASSIGN_OR_RETURN(record, Get(record.id()));
+  if (record.state() == ContainerRecord::EXITED) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("container ", record.id(), " has exited; its resources cannot change"));
+  }
+  CRID_ASSIGN_OR_RETURN(json oci, OciResources(resources));
+  CRID_ASSIGN_OR_RETURN(std::shared_ptr<shim::ShimClient> client, ShimFor(record.pod_id(), false));
+  CRID_RETURN_IF_ERROR(client->Update(record.id(), oci.dump()));
+  *record.mutable_config()->mutable_linux()->mutable_resources() = resources;
+  CRID_RETURN_IF_ERROR(Persist(record));
+  Publish(record);
+  return absl::OkStatus();
+}
+
+absl::Status ContainerManager::ReopenLog(const std::string& id) {
+  CRID_ASSIGN_OR_RETURN(ContainerRecord record, Get(id));
+  if (record.state() != ContainerRecord::RUNNING) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("container ", record.id(), " is not running"));
+  }
+  CRID_ASSIGN_OR_RETURN(std::shared_ptr<shim::ShimClient> client, ShimFor(record.pod_id(), false));
+  return client->ReopenLog(record.id());
+}
+
+// ---------------------------------------------------------------------------
+// Queries.
+
+absl::StatusOr<ContainerRecord> ContainerManager::Get(const std::string& id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = containers_.find(id);
+  if (it != containers_.end()) {
+    return it->second;
+  }
+  if (!id.empty()) {
+    auto first = containers_.lower_bound(id);
+    if (first != containers_.end() && absl::StartsWith(first->first, id)) {
+      auto next = std::next(first);
+      if (next == containers_.end() || !absl::StartsWith(next->first, id)) {
+        return first->second;
+      }
+      return absl::InvalidArgumentError(
+          absl::StrCat("container_id: prefix \"", id, "\" matches more than one container"));
+    }
+  }
+  return absl::NotFoundError(absl::StrCat("container \"", id, "\" not found"));
+}
+
+std::vector<ContainerRecord> ContainerManager::List(const v1::ContainerFilter& filter) const {
+  std::vector<ContainerRecord> out;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [id, record] : containers_) {
+    if (record.state() == ContainerRecord::CREATING) {
+      continue;
+    }
+    if (!filter.id().empty() && !absl::StartsWith(id, filter.id())) {
+      continue;
+    }
+    if (!filter.pod_sandbox_id().empty() &&
+        !absl::StartsWith(record.pod_id(), filter.pod_sandbox_id())) {
+      continue;
+    }
+    if (filter.has_state() && CriState(record.state()) != filter.state().state()) {
+      continue;
+    }
+    if (!LabelsMatch(record.config().labels(), filter.label_selector())) {
+      continue;
+    }
+    out.push_back(record);
+  }
+  return out;
+}
+
+std::set<std::string> ContainerManager::LayersInUse() const {
+  std::set<std::string> out;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [id, record] : containers_) {
+    out.insert(record.chain_ids().begin(), record.chain_ids().end());
+  }
+  return out;
+}
+
+}  // namespace crid::container

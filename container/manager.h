@@ -1,0 +1,175 @@
+// Containers: turns CRI requests into OCI bundles on overlayfs rootfs and runs
+// them through the pod's crid-shim, with their lifecycle:
+//
+//   Create: CREATING --(rootfs, config.json, shim create)--> CREATED
+//           any failure undoes every earlier step; a crash while CREATING is
+//           undone on the next start.
+//   Start:  CREATED -> RUNNING; an exit watcher moves it to EXITED.
+//   Stop:   stop signal, SIGKILL after the timeout -> EXITED; idempotent.
+//   Remove: killed if running, runtime state, rootfs and record gone.
+//
+// Records are persisted in the store before a change is published; Status and
+// List read memory. After a restart every record is matched against its pod's
+// shim: containers that still run are watched again, exits that happened while
+// crid was down are taken from the shim (or its exit records).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "cgroups/driver.h"
+#include "container/container.pb.h"
+#include "container/oci_runtime.h"
+#include "image/image_store.h"
+#include "proto/cri_api.pb.h"
+#include "proto/shim.pb.h"
+#include "sandbox/manager.h"
+#include "sandbox/worker_pool.h"
+#include "shim/client.h"
+#include "store/store.h"
+
+namespace crid::container {
+
+struct ContainerOptions {
+  // Bundles and writable layers: ROOT/containers/<id>.
+  std::string root_dir;
+  // Shim directories: STATE/shims/<pod id>.
+  std::string shim_dir;
+  std::string shim_binary;
+  // CRI handler name -> runtime. The pod's handler ("" = default) picks one.
+  std::map<std::string, OciRuntimeConfig> handlers;
+  std::string default_handler = "runc";
+  CgroupDriver cgroup_driver = CgroupDriver::kCgroupfs;
+  size_t workers = 16;
+  size_t max_queued = 1024;
+  size_t exec_output_limit = size_t{8} << 20;
+};
+
+// The store bucket of container records (key: container ID).
+inline constexpr char kContainerBucket[] = "containers";
+
+// What ExecSync returns.
+struct ExecResult {
+  int exit_code = 0;
+  std::string stdout_data;
+  std::string stderr_data;
+};
+
+class ContainerManager {
+ public:
+  // Loads every record and reconciles it with the shims (see above).
+  static absl::StatusOr<std::unique_ptr<ContainerManager>> Create(
+      ContainerOptions options, Store* store, sandbox::SandboxManager* sandboxes,
+      ImageStore* images);
+  ~ContainerManager();
+
+  // The request must name a READY pod. A retry with the same metadata while the
+  // first call still works waits for it; afterwards it gets the same ID.
+  absl::StatusOr<std::string> Create(const std::string& pod_id,
+                                     const runtime::v1::ContainerConfig& config,
+                                     const runtime::v1::PodSandboxConfig& sandbox_config);
+  absl::Status Start(const std::string& id);
+  // Stop signal, then SIGKILL once `timeout` passed (0: at once). OK when the
+  // container already exited.
+  absl::Status Stop(const std::string& id, absl::Duration timeout);
+  // OK for unknown IDs.
+  absl::Status Remove(const std::string& id);
+  absl::StatusOr<ExecResult> ExecSync(const std::string& id, const std::vector<std::string>& cmd,
+                                      absl::Duration timeout);
+  absl::Status UpdateResources(const std::string& id,
+                               const runtime::v1::LinuxContainerResources& resources);
+  absl::Status ReopenLog(const std::string& id);
+
+  // Every container of a pod: stopped with no grace (StopPodSandbox), or
+  // removed together with the pod's shim (RemovePodSandbox).
+  absl::Status StopPod(const std::string& pod_id);
+  absl::Status RemovePod(const std::string& pod_id);
+
+  // By full ID or unique prefix; NOT_FOUND when absent.
+  absl::StatusOr<ContainerRecord> Get(const std::string& id) const;
+  std::vector<ContainerRecord> List(const runtime::v1::ContainerFilter& filter) const;
+
+  // Chain IDs of the layers under every container's rootfs (image GC keeps them).
+  std::set<std::string> LayersInUse() const;
+
+  // The handlers, as Status reports them (sorted by name).
+  std::vector<std::string> HandlerNames() const;
+
+  sandbox::WorkerPool* pool() const { return pool_.get(); }
+  const ContainerOptions& options() const { return options_; }
+
+ private:
+  struct InFlight {
+    absl::Notification done;
+    absl::StatusOr<std::string> result;
+  };
+  // What exit watchers reach the manager through: they may outlive it (a Wait
+  // on a shim is not interruptible), so the destructor clears `manager`.
+  struct WatchHub {
+    absl::Mutex mu;
+    ContainerManager* manager ABSL_GUARDED_BY(mu) = nullptr;
+  };
+
+  ContainerManager(ContainerOptions options, Store* store, sandbox::SandboxManager* sandboxes,
+                   ImageStore* images)
+      : options_(std::move(options)), store_(store), sandboxes_(sandboxes), images_(images) {}
+
+  absl::Status Recover();
+  absl::StatusOr<std::string> CreateLocked(const std::string& pod_id,
+                                           const runtime::v1::ContainerConfig& config,
+                                           const runtime::v1::PodSandboxConfig& sandbox_config);
+  absl::StatusOr<const OciRuntimeConfig*> Handler(const std::string& name) const;
+  // The pod's shim directory: STATE/shims/<first 32 characters of the pod ID>.
+  std::string ShimDir(const std::string& pod_id) const;
+  // The pod's shim, started on first use.
+  absl::StatusOr<std::shared_ptr<shim::ShimClient>> ShimFor(const std::string& pod_id, bool launch);
+  absl::Status Persist(const ContainerRecord& record);
+  void Publish(const ContainerRecord& record);
+  // Records an exit the shim reported; persists and publishes.
+  void RecordExit(const std::string& id, const shim::ContainerState& state);
+  // Waits in the background for a running container to exit.
+  void Watch(const std::string& id, const std::string& pod_id);
+  // Undoes what a (possibly half-done) container made: runtime state, rootfs,
+  // directory, record.
+  absl::Status Destroy(const ContainerRecord& record);
+  std::shared_ptr<absl::Mutex> OpLock(const std::string& id);
+
+  const ContainerOptions options_;
+  std::shared_ptr<WatchHub> hub_ = std::make_shared<WatchHub>();
+  Store* const store_;
+  sandbox::SandboxManager* const sandboxes_;
+  ImageStore* const images_;
+
+  mutable absl::Mutex mu_;
+  std::map<std::string, ContainerRecord> containers_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::shared_ptr<InFlight>> creates_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::shared_ptr<absl::Mutex>> op_locks_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::shared_ptr<shim::ShimClient>> shims_ ABSL_GUARDED_BY(mu_);
+  // Serializes launching shims (one per pod).
+  absl::Mutex shim_launch_mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::thread> watchers_ ABSL_GUARDED_BY(mu_);
+  // Declared last: destroyed first, finishing queued work while the rest lives.
+  std::unique_ptr<sandbox::WorkerPool> pool_;
+};
+
+// "name_podname_podnamespace_poduid_attempt": a container's identity in its pod.
+std::string ContainerKey(const runtime::v1::ContainerMetadata& md,
+                         const runtime::v1::PodSandboxMetadata& pod);
+
+// A signal by name ("SIGTERM", "TERM", "SIGRTMIN+3") or number; 0 if unknown.
+int SignalNumber(absl::string_view name);
+
+// CRI's state for a record.
+runtime::v1::ContainerState CriState(ContainerRecord::State state);
+
+}  // namespace crid::container

@@ -1,0 +1,117 @@
+// CreateContainer, StartContainer, StopContainer and RemoveContainer: validated
+// here, run on the container worker pool (they wait on the OCI runtime).
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "cri/runtime_service.h"
+
+namespace crid {
+
+namespace {
+
+absl::Status ValidateContainerConfig(const runtime::v1::ContainerConfig& config) {
+  if (!config.has_metadata() || config.metadata().name().empty()) {
+    return absl::InvalidArgumentError("config.metadata.name: must not be empty");
+  }
+  if (config.image().image().empty()) {
+    return absl::InvalidArgumentError("config.image.image: must not be empty");
+  }
+  if (!config.log_path().empty() && config.log_path()[0] == '/') {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config.log_path: must be relative to the pod's log_directory, got \"",
+                     config.log_path(), "\""));
+  }
+  for (absl::string_view part : absl::StrSplit(config.log_path(), '/')) {
+    if (part == "..") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("config.log_path: must stay inside the pod's log_directory, got \"",
+                       config.log_path(), "\""));
+    }
+  }
+  for (const runtime::v1::KeyValue& env : config.envs()) {
+    if (env.key().empty()) {
+      return absl::InvalidArgumentError("config.envs: a variable has an empty key");
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* RuntimeService::RunContainerWork(
+    grpc::CallbackServerContext* context, absl::AnyInvocable<absl::Status() &&> work) {
+  if (containers_ == nullptr) {
+    return FinishUnary(context,
+                       absl::UnavailableError("containers are not available in this crid"));
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  bool queued = containers_->pool()->Submit([reactor, work = std::move(work)]() mutable {
+    reactor->Finish(ToGrpcStatus(std::move(work)()));
+  });
+  if (!queued) {
+    reactor->Finish(ToGrpcStatus(
+        absl::ResourceExhaustedError("too many container operations queued; retry later")));
+  }
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* RuntimeService::CreateContainer(
+    grpc::CallbackServerContext* context, const runtime::v1::CreateContainerRequest* request,
+    runtime::v1::CreateContainerResponse* response) {
+  if (request->pod_sandbox_id().empty()) {
+    return FinishUnary(context, absl::InvalidArgumentError("pod_sandbox_id: must not be empty"));
+  }
+  if (!request->has_config()) {
+    return FinishUnary(context, absl::InvalidArgumentError("config: is required"));
+  }
+  if (absl::Status st = ValidateContainerConfig(request->config()); !st.ok()) {
+    return FinishUnary(context, st);
+  }
+  return RunContainerWork(context, [this, request, response]() -> absl::Status {
+    absl::StatusOr<std::string> id = containers_->Create(
+        request->pod_sandbox_id(), request->config(), request->sandbox_config());
+    if (!id.ok()) {
+      return id.status();
+    }
+    response->set_container_id(*id);
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerUnaryReactor* RuntimeService::StartContainer(
+    grpc::CallbackServerContext* context, const runtime::v1::StartContainerRequest* request,
+    runtime::v1::StartContainerResponse* /*response*/) {
+  if (request->container_id().empty()) {
+    return FinishUnary(context, absl::InvalidArgumentError("container_id: must not be empty"));
+  }
+  return RunContainerWork(
+      context, [this, request]() { return containers_->Start(request->container_id()); });
+}
+
+grpc::ServerUnaryReactor* RuntimeService::StopContainer(
+    grpc::CallbackServerContext* context, const runtime::v1::StopContainerRequest* request,
+    runtime::v1::StopContainerResponse* /*response*/) {
+  if (request->container_id().empty()) {
+    return FinishUnary(context, absl::InvalidArgumentError("container_id: must not be empty"));
+  }
+  if (request->timeout() < 0) {
+    return FinishUnary(context, absl::InvalidArgumentError(absl::StrCat(
+                                    "timeout: must not be negative, got ", request->timeout())));
+  }
+  return RunContainerWork(context, [this, request]() -> absl::Status {
+    absl::Status st = containers_->Stop(request->container_id(), absl::Seconds(request->timeout()));
+    // kubelet stops containers it may have removed already.
+    return st.code() == absl::StatusCode::kNotFound ? absl::OkStatus() : st;
+  });
+}
+
+grpc::ServerUnaryReactor* RuntimeService::RemoveContainer(
+    grpc::CallbackServerContext* context, const runtime::v1::RemoveContainerRequest* request,
+    runtime::v1::RemoveContainerResponse* /*response*/) {
+  if (request->container_id().empty()) {
+    return FinishUnary(context, absl::InvalidArgumentError("container_id: must not be empty"));
+  }
+  return RunContainerWork(
+      context, [this, request]() { return containers_->Remove(request->container_id()); });
+}
+
+}  // namespace crid

@@ -1,0 +1,106 @@
+// ContainerStatus and ListContainers: answered from the container manager's
+// in-memory index on the callback thread.
+#include "absl/time/clock.h"
+#include "base/fs.h"
+#include "cri/runtime_service.h"
+#include "nlohmann/json.hpp"
+
+namespace crid {
+
+namespace {
+
+using container::ContainerRecord;
+
+// The verbose "info" entry: where the container lives and what the runtime got.
+std::string VerboseInfo(const ContainerRecord& r) {
+  nlohmann::json info = {
+      {"sandboxID", r.pod_id()},
+      {"pid", r.pid()},
+      {"runtimeHandler", r.runtime_handler()},
+      {"bundle", r.dir()},
+      {"logPath", r.log_path()},
+      {"imageID", r.image_id()},
+      {"layers", std::vector<std::string>(r.chain_ids().begin(), r.chain_ids().end())},
+  };
+  absl::StatusOr<std::string> spec = ReadFile(r.dir() + "/config.json");
+  if (spec.ok()) {
+    nlohmann::json parsed = nlohmann::json::parse(*spec, nullptr, /*allow_exceptions=*/false);
+    if (!parsed.is_discarded()) {
+      info["runtimeSpec"] = std::move(parsed);
+    }
+  }
+  return info.dump();
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* RuntimeService::ContainerStatus(
+    grpc::CallbackServerContext* context, const runtime::v1::ContainerStatusRequest* request,
+    runtime::v1::ContainerStatusResponse* response) {
+  if (containers_ == nullptr) {
+    return FinishUnary(context, absl::UnavailableError("containers are not available"));
+  }
+  if (request->container_id().empty()) {
+    return FinishUnary(context, absl::InvalidArgumentError("container_id: must not be empty"));
+  }
+  absl::StatusOr<ContainerRecord> r = containers_->Get(request->container_id());
+  if (!r.ok()) {
+    return FinishUnary(context, r.status());
+  }
+  const runtime::v1::ContainerConfig& config = r->config();
+  runtime::v1::ContainerStatus* status = response->mutable_status();
+  status->set_id(r->id());
+  *status->mutable_metadata() = config.metadata();
+  status->set_state(container::CriState(r->state()));
+  status->set_created_at(r->created_at_ns());
+  status->set_started_at(r->started_at_ns());
+  status->set_finished_at(r->finished_at_ns());
+  status->set_exit_code(r->exit_code());
+  *status->mutable_image() = config.image();
+  status->mutable_image()->set_image(r->image_name());
+  status->set_image_ref(r->image_ref());
+  status->set_image_id(r->image_id());
+  status->set_reason(r->reason());
+  status->set_message(r->message());
+  *status->mutable_labels() = config.labels();
+  *status->mutable_annotations() = config.annotations();
+  *status->mutable_mounts() = config.mounts();
+  status->set_log_path(r->log_path());
+  *status->mutable_resources()->mutable_linux() = config.linux().resources();
+  runtime::v1::LinuxContainerUser* user = status->mutable_user()->mutable_linux();
+  user->set_uid(r->uid());
+  user->set_gid(r->gid());
+  for (int64_t gid : r->additional_gids()) {
+    user->add_supplemental_groups(gid);
+  }
+  status->set_stop_signal(config.stop_signal());
+  if (request->verbose()) {
+    (*response->mutable_info())["info"] = VerboseInfo(*r);
+  }
+  return FinishUnary(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* RuntimeService::ListContainers(
+    grpc::CallbackServerContext* context, const runtime::v1::ListContainersRequest* request,
+    runtime::v1::ListContainersResponse* response) {
+  if (containers_ == nullptr) {
+    return FinishUnary(context, absl::UnavailableError("containers are not available"));
+  }
+  for (const ContainerRecord& r : containers_->List(request->filter())) {
+    runtime::v1::Container* c = response->add_containers();
+    c->set_id(r.id());
+    c->set_pod_sandbox_id(r.pod_id());
+    *c->mutable_metadata() = r.config().metadata();
+    *c->mutable_image() = r.config().image();
+    c->mutable_image()->set_image(r.image_name());
+    c->set_image_ref(r.image_ref());
+    c->set_image_id(r.image_id());
+    c->set_state(container::CriState(r.state()));
+    c->set_created_at(r.created_at_ns());
+    *c->mutable_labels() = r.config().labels();
+    *c->mutable_annotations() = r.config().annotations();
+  }
+  return FinishUnary(context, absl::OkStatus());
+}
+
+}  // namespace crid

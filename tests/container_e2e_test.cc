@@ -1,0 +1,683 @@
+// End to end: the real crid binary pulls a busybox image from a real registry,
+// runs pods on a private CNI bridge and containers in them through crid-shim
+// and runc, over its socket; crid is killed with SIGKILL and restarted midway.
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "base/fs.h"
+#include "base/temp_dir.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "proto/cri_api.grpc.pb.h"
+#include "tests/cni_fixture.h"
+#include "tests/crid_process.h"
+#include "tests/image_registry_fixture.h"
+
+namespace crid {
+namespace {
+
+using ::testing::ContainsRegex;
+using ::testing::HasSubstr;
+using ::testing::Not;
+namespace v1 = ::runtime::v1;
+
+class ContainerEndToEndTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    registry_ = new TestRegistry();
+    ASSERT_TRUE(registry_->Start().ok());
+    TestImageSpec spec;
+    spec.layers.push_back({BusyboxToolsLayerTar(), LayerCompression::kGzip});
+    spec.cmd_json = R"(["/bin/sh","-c","echo image-cmd"])";
+    spec.env_json = R"(["PATH=/bin","FROM_IMAGE=yes","OVERRIDE=image"])";
+    spec.working_dir = "/tmp";
+    spec.stop_signal = "SIGUSR1";
+    ASSERT_TRUE(registry_->PushImage("test/busybox", "latest", spec).ok());
+  }
+  static void TearDownTestSuite() {
+    delete registry_;
+    registry_ = nullptr;
+  }
+
+  void SetUp() override {
+    ASSERT_EQ(::access("/usr/sbin/runc", X_OK), 0) << "runc is required (tools/install-deps.sh)";
+    image_ = registry_->host() + "/test/busybox:latest";
+    std::ofstream(tmp_.Sub("crid.json")) << absl::StrCat(
+        R"({"cni":{"confDir":")", network_.conf_dir(), R"(","binDirs":[")", kSystemCniBinDir,
+        R"("]},"pod":{"pauseBinary":")", RunfilePath("pause/crid-pause"),
+        R"(","shmSizeBytes":"8388608"},"container":{"shimBinary":")", RunfilePath("shim/crid-shim"),
+        R"("}})");
+    crid_ = StartCrid();
+    grpc::ClientContext ctx;
+    v1::PullImageRequest pull;
+    pull.mutable_image()->set_image(image_);
+    v1::PullImageResponse resp;
+    grpc::Status st = images_->PullImage(&ctx, pull, &resp);
+    ASSERT_TRUE(st.ok()) << st.error_message() << "\n" << Log();
+  }
+
+  void TearDown() override {
+    // Remove every pod (and so every container and shim) this test made.
+    if (crid_ && crid_->running()) {
+      grpc::ClientContext ctx;
+      v1::ListPodSandboxResponse list;
+      if (stub_->ListPodSandbox(&ctx, {}, &list).ok()) {
+        for (const auto& pod : list.items()) {
+          grpc::ClientContext c1;
+          v1::StopPodSandboxRequest stop;
+          stop.set_pod_sandbox_id(pod.id());
+          v1::StopPodSandboxResponse r1;
+          (void)stub_->StopPodSandbox(&c1, stop, &r1);
+          grpc::ClientContext c2;
+          v1::RemovePodSandboxRequest rm;
+          rm.set_pod_sandbox_id(pod.id());
+          v1::RemovePodSandboxResponse r2;
+          grpc::Status st = stub_->RemovePodSandbox(&c2, rm, &r2);
+          EXPECT_TRUE(st.ok()) << st.error_message();
+        }
+      }
+      crid_->Signal(SIGTERM);
+      EXPECT_EQ(crid_->Wait(absl::Seconds(30)), 0);
+    }
+  }
+
+  std::unique_ptr<CridProcess> StartCrid() {
+    auto crid = std::make_unique<CridProcess>(
+        RunfilePath("crid"),
+        std::vector<std::string>{"--config", tmp_.Sub("crid.json"), "--root", tmp_.Sub("root"),
+                                 "--state", tmp_.Sub("state"), "--listen",
+                                 "unix://" + tmp_.Sub("crid.sock"), "--log-level", "debug"});
+    crid->Start(tmp_.Sub("crid.log"));
+    EXPECT_TRUE(crid->WaitForSocket(tmp_.Sub("crid.sock"), absl::Seconds(30))) << Log();
+    auto channel =
+        grpc::CreateChannel("unix://" + tmp_.Sub("crid.sock"), grpc::InsecureChannelCredentials());
+    stub_ = v1::RuntimeService::NewStub(channel);
+    images_ = v1::ImageService::NewStub(channel);
+    return crid;
+  }
+
+  std::string Log() const {
+    std::ifstream in(tmp_.Sub("crid.log"));
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    return text.size() > 6000 ? text.substr(text.size() - 6000) : text;
+  }
+
+  v1::PodSandboxConfig PodConfig(const std::string& name) {
+    v1::PodSandboxConfig config;
+    config.mutable_metadata()->set_name(name);
+    config.mutable_metadata()->set_namespace_("default");
+    config.mutable_metadata()->set_uid(name + "-uid");
+    config.set_hostname(name);
+    config.set_log_directory(tmp_.Sub("logs/" + name));
+    return config;
+  }
+
+  std::string RunPod(const v1::PodSandboxConfig& config) {
+    grpc::ClientContext ctx;
+    v1::RunPodSandboxRequest req;
+    *req.mutable_config() = config;
+    v1::RunPodSandboxResponse resp;
+    grpc::Status st = stub_->RunPodSandbox(&ctx, req, &resp);
+    EXPECT_TRUE(st.ok()) << st.error_message() << "\n" << Log();
+    pod_configs_[resp.pod_sandbox_id()] = config;
+    return resp.pod_sandbox_id();
+  }
+
+  v1::ContainerConfig ShellContainer(const std::string& name, const std::string& script) {
+    v1::ContainerConfig config;
+    config.mutable_metadata()->set_name(name);
+    config.mutable_image()->set_image(image_);
+    config.add_command("/bin/sh");
+    config.add_args("-c");
+    config.add_args(script);
+    config.set_log_path(name + ".log");
+    return config;
+  }
+
+  grpc::Status Create(const std::string& pod, const v1::ContainerConfig& config, std::string* id) {
+    grpc::ClientContext ctx;
+    v1::CreateContainerRequest req;
+    req.set_pod_sandbox_id(pod);
+    *req.mutable_config() = config;
+    *req.mutable_sandbox_config() = pod_configs_[pod];
+    v1::CreateContainerResponse resp;
+    grpc::Status st = stub_->CreateContainer(&ctx, req, &resp);
+    *id = resp.container_id();
+    return st;
+  }
+
+  std::string CreateOk(const std::string& pod, const v1::ContainerConfig& config) {
+    std::string id;
+    grpc::Status st = Create(pod, config, &id);
+    EXPECT_TRUE(st.ok()) << st.error_message() << "\n" << Log();
+    return id;
+  }
+
+  grpc::Status Start(const std::string& id) {
+    grpc::ClientContext ctx;
+    v1::StartContainerRequest req;
+    req.set_container_id(id);
+    v1::StartContainerResponse resp;
+    return stub_->StartContainer(&ctx, req, &resp);
+  }
+
+  std::string RunContainer(const std::string& pod, const v1::ContainerConfig& config) {
+    std::string id = CreateOk(pod, config);
+    grpc::Status st = Start(id);
+    EXPECT_TRUE(st.ok()) << st.error_message() << "\n" << Log();
+    return id;
+  }
+
+  grpc::Status Stop(const std::string& id, int64_t timeout) {
+    grpc::ClientContext ctx;
+    v1::StopContainerRequest req;
+    req.set_container_id(id);
+    req.set_timeout(timeout);
+    v1::StopContainerResponse resp;
+    return stub_->StopContainer(&ctx, req, &resp);
+  }
+
+  grpc::Status Remove(const std::string& id) {
+    grpc::ClientContext ctx;
+    v1::RemoveContainerRequest req;
+    req.set_container_id(id);
+    v1::RemoveContainerResponse resp;
+    return stub_->RemoveContainer(&ctx, req, &resp);
+  }
+
+  v1::ContainerStatusResponse Status(const std::string& id, bool verbose = false) {
+    grpc::ClientContext ctx;
+    v1::ContainerStatusRequest req;
+    req.set_container_id(id);
+    req.set_verbose(verbose);
+    v1::ContainerStatusResponse resp;
+    grpc::Status st = stub_->ContainerStatus(&ctx, req, &resp);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return resp;
+  }
+
+  v1::ContainerStatus WaitExited(const std::string& id, absl::Duration timeout) {
+    absl::Time deadline = absl::Now() + timeout;
+    v1::ContainerStatusResponse resp;
+    do {
+      resp = Status(id);
+      if (resp.status().state() == v1::CONTAINER_EXITED) {
+        break;
+      }
+      absl::SleepFor(absl::Milliseconds(50));
+    } while (absl::Now() < deadline);
+    EXPECT_EQ(resp.status().state(), v1::CONTAINER_EXITED) << Log();
+    return resp.status();
+  }
+
+  grpc::Status Exec(const std::string& id, const std::vector<std::string>& cmd, int64_t timeout,
+                    v1::ExecSyncResponse* resp) {
+    grpc::ClientContext ctx;
+    v1::ExecSyncRequest req;
+    req.set_container_id(id);
+    for (const std::string& arg : cmd) {
+      req.add_cmd(arg);
+    }
+    req.set_timeout(timeout);
+    return stub_->ExecSync(&ctx, req, resp);
+  }
+
+  // stdout of `sh -c script` run in the container; fails the test on errors.
+  std::string ExecOut(const std::string& id, const std::string& script, int* exit_code = nullptr) {
+    v1::ExecSyncResponse resp;
+    grpc::Status st = Exec(id, {"/bin/sh", "-c", script}, 20, &resp);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    if (exit_code != nullptr) {
+      *exit_code = resp.exit_code();
+    }
+    return resp.stdout();
+  }
+
+  std::string ReadLog(const std::string& pod_name, const std::string& name) {
+    return ReadFile(tmp_.Sub("logs/" + pod_name + "/" + name + ".log")).value_or("");
+  }
+
+  static TestRegistry* registry_;
+  TempDir tmp_;
+  TestCniNetwork network_;
+  std::string image_;
+  std::unique_ptr<CridProcess> crid_;
+  std::unique_ptr<v1::RuntimeService::Stub> stub_;
+  std::unique_ptr<v1::ImageService::Stub> images_;
+  std::map<std::string, v1::PodSandboxConfig> pod_configs_;
+};
+
+TestRegistry* ContainerEndToEndTest::registry_ = nullptr;
+
+TEST_F(ContainerEndToEndTest, LifecycleExitCodeLogsAndRemoval) {
+  std::string pod = RunPod(PodConfig("life"));
+  v1::ContainerConfig config = ShellContainer("c1", "echo out; echo err >&2; exit 3");
+  (*config.mutable_labels())["app"] = "life";
+  (*config.mutable_annotations())["note"] = "kept";
+  std::string id = CreateOk(pod, config);
+  ASSERT_EQ(id.size(), 64u);
+  v1::ContainerStatusResponse created = Status(id, true);
+  EXPECT_EQ(created.status().state(), v1::CONTAINER_CREATED);
+  EXPECT_EQ(created.status().metadata().name(), "c1");
+  EXPECT_EQ(created.status().image().image(), image_);
+  EXPECT_THAT(created.status().image_ref(), HasSubstr("sha256:"));
+  EXPECT_EQ(created.status().log_path(), tmp_.Sub("logs/life/c1.log"));
+  EXPECT_EQ(created.status().labels().at("app"), "life");
+  EXPECT_EQ(created.status().annotations().at("note"), "kept");
+  EXPECT_GT(created.status().created_at(), 0);
+  EXPECT_THAT(created.info().at("info"), HasSubstr("runtimeSpec"));
+
+  ASSERT_TRUE(Start(id).ok()) << Log();
+  v1::ContainerStatus exited = WaitExited(id, absl::Seconds(20));
+  EXPECT_EQ(exited.exit_code(), 3);
+  EXPECT_EQ(exited.reason(), "Error");
+  EXPECT_GE(exited.finished_at(), exited.started_at());
+  EXPECT_GE(exited.started_at(), exited.created_at());
+  std::string log = ReadLog("life", "c1");
+  EXPECT_THAT(log,
+              ContainsRegex("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\\.[0-9]{9}Z stdout F out\n"));
+  EXPECT_THAT(log, HasSubstr(" stderr F err\n"));
+
+  // Start again is refused; list filters see it.
+  EXPECT_EQ(Start(id).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  {
+    grpc::ClientContext ctx;
+    v1::ListContainersRequest req;
+    (*req.mutable_filter()->mutable_label_selector())["app"] = "life";
+    req.mutable_filter()->mutable_state()->set_state(v1::CONTAINER_EXITED);
+    v1::ListContainersResponse resp;
+    ASSERT_TRUE(stub_->ListContainers(&ctx, req, &resp).ok());
+    ASSERT_EQ(resp.containers_size(), 1);
+    EXPECT_EQ(resp.containers(0).id(), id);
+    EXPECT_EQ(resp.containers(0).pod_sandbox_id(), pod);
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::ListContainersRequest req;
+    req.mutable_filter()->mutable_state()->set_state(v1::CONTAINER_RUNNING);
+    v1::ListContainersResponse resp;
+    ASSERT_TRUE(stub_->ListContainers(&ctx, req, &resp).ok());
+    EXPECT_EQ(resp.containers_size(), 0);
+  }
+  ASSERT_TRUE(Remove(id).ok());
+  EXPECT_TRUE(Remove(id).ok()) << "removing twice is fine";
+  EXPECT_NE(::access(tmp_.Sub("root/containers/" + id).c_str(), F_OK), 0);
+  std::string mountinfo = ReadFile("/proc/self/mountinfo").value_or("");
+  EXPECT_THAT(mountinfo, Not(HasSubstr(id)));
+  grpc::ClientContext ctx;
+  v1::ContainerStatusRequest req;
+  req.set_container_id(id);
+  v1::ContainerStatusResponse resp;
+  EXPECT_EQ(stub_->ContainerStatus(&ctx, req, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(ContainerEndToEndTest, ImageDefaultsEnvAndLongLines) {
+  std::string pod = RunPod(PodConfig("defaults"));
+  v1::ContainerConfig config;
+  config.mutable_metadata()->set_name("img");
+  config.mutable_image()->set_image(image_);
+  config.set_log_path("img.log");
+  std::string id = RunContainer(pod, config);
+  EXPECT_EQ(WaitExited(id, absl::Seconds(20)).exit_code(), 0);
+  EXPECT_THAT(ReadLog("defaults", "img"), HasSubstr(" stdout F image-cmd\n"));
+
+  v1::ContainerConfig env = ShellContainer(
+      "env", "echo \"$FROM_IMAGE $OVERRIDE $PWD\"; head -c 40000 /dev/zero | tr '\\0' x; echo");
+  auto* kv = env.add_envs();
+  kv->set_key("OVERRIDE");
+  kv->set_value("pod");
+  id = RunContainer(pod, env);
+  EXPECT_EQ(WaitExited(id, absl::Seconds(20)).exit_code(), 0);
+  std::string log = ReadLog("defaults", "env");
+  EXPECT_THAT(log, HasSubstr(" stdout F yes pod /tmp\n"));
+  // 40000 bytes in one line: two 16 KiB partial records and a full one.
+  EXPECT_THAT(log,
+              ContainsRegex(" stdout P x{16384}\n.* stdout P x{16384}\n.* stdout F x{7232}\n"));
+}
+
+TEST_F(ContainerEndToEndTest, StopUsesImageStopSignalThenKills) {
+  std::string pod = RunPod(PodConfig("stop"));
+  // Traps the image's STOPSIGNAL (SIGUSR1) and exits cleanly.
+  std::string graceful = RunContainer(
+      pod, ShellContainer("graceful",
+                          "trap 'echo got-usr1; exit 0' USR1; echo ready; while true; do sleep "
+                          "0.1; done"));
+  absl::SleepFor(absl::Milliseconds(500));
+  absl::Time t0 = absl::Now();
+  ASSERT_TRUE(Stop(graceful, 10).ok()) << Log();
+  EXPECT_LT(absl::Now() - t0, absl::Seconds(5));
+  v1::ContainerStatus st = Status(graceful).status();
+  EXPECT_EQ(st.state(), v1::CONTAINER_EXITED);
+  EXPECT_EQ(st.exit_code(), 0);
+  EXPECT_EQ(st.reason(), "Completed");
+  EXPECT_THAT(ReadLog("stop", "graceful"), HasSubstr("got-usr1"));
+
+  // Ignores the stop signal: killed once the timeout passes.
+  std::string stubborn = RunContainer(
+      pod, ShellContainer("stubborn", "trap '' USR1 TERM; while true; do sleep 0.1; done"));
+  absl::SleepFor(absl::Milliseconds(300));
+  t0 = absl::Now();
+  ASSERT_TRUE(Stop(stubborn, 2).ok()) << Log();
+  absl::Duration took = absl::Now() - t0;
+  EXPECT_GE(took, absl::Seconds(2));
+  EXPECT_LT(took, absl::Seconds(10));
+  EXPECT_EQ(Status(stubborn).status().exit_code(), 137);
+  EXPECT_TRUE(Stop(stubborn, 2).ok()) << "stopping an exited container is fine";
+
+  // Timeout 0 kills at once.
+  std::string quick = RunContainer(pod, ShellContainer("quick", "sleep 1000"));
+  t0 = absl::Now();
+  ASSERT_TRUE(Stop(quick, 0).ok());
+  EXPECT_LT(absl::Now() - t0, absl::Seconds(3));
+  EXPECT_EQ(Status(quick).status().exit_code(), 137);
+
+  // Remove of a running container kills it.
+  std::string running = RunContainer(pod, ShellContainer("running", "sleep 1000"));
+  ASSERT_TRUE(Remove(running).ok()) << Log();
+  EXPECT_NE(::access(tmp_.Sub("root/containers/" + running).c_str(), F_OK), 0);
+}
+
+TEST_F(ContainerEndToEndTest, ExecSyncOutputExitCodeAndTimeout) {
+  std::string pod = RunPod(PodConfig("exec"));
+  std::string id = RunContainer(pod, ShellContainer("svc", "sleep 1000"));
+  int code = -1;
+  EXPECT_EQ(ExecOut(id, "echo hello; echo oops >&2; exit 4", &code), "hello\n");
+  EXPECT_EQ(code, 4);
+  EXPECT_EQ(ExecOut(id, "hostname"), "exec\n");
+  EXPECT_EQ(ExecOut(id, "cat /etc/hostname"), "exec\n");
+  EXPECT_THAT(ExecOut(id, "cat /etc/resolv.conf"), HasSubstr("nameserver"));
+
+  absl::Time t0 = absl::Now();
+  v1::ExecSyncResponse resp;
+  grpc::Status st = Exec(id, {"/bin/sleep", "30"}, 1, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << st.error_message();
+  EXPECT_LT(absl::Now() - t0, absl::Seconds(10));
+  // The timed-out process was killed, not left behind.
+  EXPECT_THAT(ExecOut(id, "ps -o comm | grep -c '^sleep$'"), "1\n");
+
+  st = Exec(id, {"/bin/no-such-binary"}, 5, &resp);
+  EXPECT_TRUE(!st.ok() || resp.exit_code() != 0);
+  st = Exec(id, {}, 5, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(st.error_message(), HasSubstr("cmd"));
+
+  ASSERT_TRUE(Stop(id, 0).ok());
+  st = Exec(id, {"/bin/true"}, 5, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+TEST_F(ContainerEndToEndTest, OomKilledUnderMemoryLimit) {
+  std::string pod = RunPod(PodConfig("oom"));
+  v1::ContainerConfig config =
+      ShellContainer("hog", "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo ${#x}");
+  config.mutable_linux()->mutable_resources()->set_memory_limit_in_bytes(32 << 20);
+  std::string id = RunContainer(pod, config);
+  v1::ContainerStatus st = WaitExited(id, absl::Seconds(60));
+  EXPECT_EQ(st.reason(), "OOMKilled") << st.exit_code();
+  EXPECT_EQ(st.exit_code(), 137);
+  EXPECT_EQ(st.resources().linux().memory_limit_in_bytes(), 32 << 20);
+}
+
+TEST_F(ContainerEndToEndTest, SecurityContextIsEnforced) {
+  std::string pod = RunPod(PodConfig("sec"));
+  // Read-only rootfs and a numeric user.
+  v1::ContainerConfig ro = ShellContainer("ro", "sleep 1000");
+  ro.mutable_linux()->mutable_security_context()->set_readonly_rootfs(true);
+  ro.mutable_linux()->mutable_security_context()->mutable_run_as_user()->set_value(65534);
+  std::string id = RunContainer(pod, ro);
+  int code = 0;
+  ExecOut(id, "touch /newfile", &code);
+  EXPECT_NE(code, 0) << "the rootfs is read-only";
+  EXPECT_EQ(ExecOut(id, "id -u; id -g"), "65534\n65534\n");
+  v1::ContainerStatus status = Status(id).status();
+  EXPECT_EQ(status.user().linux().uid(), 65534);
+
+  // A user name from the image's /etc/passwd, with its groups.
+  v1::ContainerConfig named = ShellContainer("named", "sleep 1000");
+  named.mutable_linux()->mutable_security_context()->set_run_as_username("app");
+  id = RunContainer(pod, named);
+  EXPECT_EQ(ExecOut(id, "id -u; id -g"), "1000\n1000\n");
+  EXPECT_THAT(ExecOut(id, "id -G"), HasSubstr("2000"));
+
+  // Capabilities: without NET_ADMIN the loopback cannot be reconfigured.
+  v1::ContainerConfig nocap = ShellContainer("nocap", "sleep 1000");
+  id = RunContainer(pod, nocap);
+  ExecOut(id, "ip link set lo mtu 1400", &code);
+  EXPECT_NE(code, 0);
+  v1::ContainerConfig cap = ShellContainer("cap", "sleep 1000");
+  cap.mutable_linux()->mutable_security_context()->mutable_capabilities()->add_add_capabilities(
+      "NET_ADMIN");
+  id = RunContainer(pod, cap);
+  ExecOut(id, "ip link set lo mtu 1500", &code);
+  EXPECT_EQ(code, 0);
+
+  // Seccomp: a Localhost profile that fails mkdir with EPERM.
+  std::ofstream(tmp_.Sub("deny-mkdir.json"))
+      << R"({"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],)"
+      << R"("action":"SCMP_ACT_ERRNO","errnoRet":1}]})";
+  v1::ContainerConfig sec = ShellContainer("seccomp", "sleep 1000");
+  auto* profile = sec.mutable_linux()->mutable_security_context()->mutable_seccomp();
+  profile->set_profile_type(v1::SecurityProfile::Localhost);
+  profile->set_localhost_ref(tmp_.Sub("deny-mkdir.json"));
+  id = RunContainer(pod, sec);
+  ExecOut(id, "mkdir /tmp/blocked", &code);
+  EXPECT_NE(code, 0) << "mkdir must be blocked by the profile";
+  ExecOut(id, "touch /tmp/allowed", &code);
+  EXPECT_EQ(code, 0);
+}
+
+TEST_F(ContainerEndToEndTest, WebServerServesOnThePodIp) {
+  std::string pod = RunPod(PodConfig("web"));
+  std::string id = RunContainer(pod, ShellContainer("httpd", "httpd -f -p 8080 -h /www"));
+  grpc::ClientContext ctx;
+  v1::PodSandboxStatusRequest req;
+  req.set_pod_sandbox_id(pod);
+  v1::PodSandboxStatusResponse resp;
+  ASSERT_TRUE(stub_->PodSandboxStatus(&ctx, req, &resp).ok());
+  std::string ip = resp.status().network().ip();
+  ASSERT_FALSE(ip.empty());
+  // A client in a second pod on the same bridge (the test network has no
+  // gateway on the host, so nothing leaves the bridge).
+  std::string client_pod = RunPod(PodConfig("client"));
+  std::string client = RunContainer(client_pod, ShellContainer("wget", "sleep 1000"));
+  std::string body;
+  absl::Time deadline = absl::Now() + absl::Seconds(15);
+  while (absl::Now() < deadline && body.find("hello from crid") == std::string::npos) {
+    body = ExecOut(client, absl::StrCat("wget -q -T 2 -O - http://", ip, ":8080/index.html"));
+    if (body.empty()) {
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+  }
+  EXPECT_EQ(body, "hello from crid\n");
+  EXPECT_EQ(Status(id).status().state(), v1::CONTAINER_RUNNING);
+}
+
+TEST_F(ContainerEndToEndTest, SurvivesSigkillOfCrid) {
+  std::string pod = RunPod(PodConfig("restart"));
+  std::string runner = RunContainer(pod, ShellContainer("runner", "sleep 1000"));
+  std::string later = RunContainer(pod, ShellContainer("later", "sleep 3; exit 7"));
+  std::string created = CreateOk(pod, ShellContainer("created", "echo late-start"));
+  crid_->Signal(SIGKILL);
+  crid_->Wait(absl::Seconds(10));
+  absl::SleepFor(absl::Seconds(4));  // `later` exits while crid is down
+  crid_ = StartCrid();
+  EXPECT_EQ(Status(runner).status().state(), v1::CONTAINER_RUNNING) << Log();
+  v1::ContainerStatus st = Status(later).status();
+  EXPECT_EQ(st.state(), v1::CONTAINER_EXITED) << Log();
+  EXPECT_EQ(st.exit_code(), 7);
+  EXPECT_EQ(Status(created).status().state(), v1::CONTAINER_CREATED);
+  EXPECT_EQ(ExecOut(runner, "echo still-here"), "still-here\n");
+  ASSERT_TRUE(Start(created).ok()) << Log();
+  EXPECT_EQ(WaitExited(created, absl::Seconds(20)).exit_code(), 0);
+  ASSERT_TRUE(Stop(runner, 0).ok());
+  EXPECT_EQ(Status(runner).status().exit_code(), 137);
+}
+
+TEST_F(ContainerEndToEndTest, BadRequestsAreRefusedAndLeaveNothing) {
+  std::string pod = RunPod(PodConfig("bad"));
+  std::string id;
+  EXPECT_EQ(Create("no-such-pod", ShellContainer("x", "true"), &id).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  v1::ContainerConfig no_name = ShellContainer("", "true");
+  grpc::Status st = Create(pod, no_name, &id);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(st.error_message(), HasSubstr("metadata.name"));
+  v1::ContainerConfig missing_image = ShellContainer("img", "true");
+  missing_image.mutable_image()->set_image(registry_->host() + "/test/absent:1");
+  st = Create(pod, missing_image, &id);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(st.error_message(), HasSubstr("image"));
+  v1::ContainerConfig escape = ShellContainer("esc", "true");
+  escape.set_log_path("../../etc/evil.log");
+  st = Create(pod, escape, &id);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(st.error_message(), HasSubstr("log_path"));
+  // A spec the runtime refuses (a working dir that is not absolute) is
+  // refused before anything is made.
+  v1::ContainerConfig bad_cwd = ShellContainer("cwd", "true");
+  bad_cwd.set_working_dir("relative");
+  st = Create(pod, bad_cwd, &id);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  // A command that does not exist fails at start; nothing is left mounted.
+  v1::ContainerConfig missing_cmd;
+  missing_cmd.mutable_metadata()->set_name("nocmd");
+  missing_cmd.mutable_image()->set_image(image_);
+  missing_cmd.add_command("/bin/not-there");
+  grpc::Status create_st = Create(pod, missing_cmd, &id);
+  if (create_st.ok()) {
+    EXPECT_FALSE(Start(id).ok());
+    EXPECT_EQ(Status(id).status().state(), v1::CONTAINER_EXITED);
+    EXPECT_TRUE(Remove(id).ok());
+  }
+  std::vector<std::string> left;
+  absl::StatusOr<std::string> mountinfo = ReadFile("/proc/self/mountinfo");
+  EXPECT_THAT(*mountinfo, Not(HasSubstr(tmp_.Sub("root/containers"))));
+  grpc::ClientContext ctx;
+  v1::ListContainersResponse list;
+  ASSERT_TRUE(stub_->ListContainers(&ctx, {}, &list).ok());
+  EXPECT_EQ(list.containers_size(), 0);
+  EXPECT_EQ(Start("").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Start("0123456789abcdef").error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_TRUE(Remove("0123456789abcdef").ok());
+  // Unknown runtime handler for a pod.
+  grpc::ClientContext ctx2;
+  v1::RunPodSandboxRequest run;
+  *run.mutable_config() = PodConfig("handler");
+  run.set_runtime_handler("no-such-runtime");
+  v1::RunPodSandboxResponse run_resp;
+  st = stub_->RunPodSandbox(&ctx2, run, &run_resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(st.error_message(), HasSubstr("runtime_handler"));
+}
+
+TEST_F(ContainerEndToEndTest, PodStopAndRemoveTakeContainersAndShim) {
+  std::string pod = RunPod(PodConfig("teardown"));
+  std::string a = RunContainer(pod, ShellContainer("a", "sleep 1000"));
+  std::string b = RunContainer(pod, ShellContainer("b", "sleep 1000"));
+  std::string shim_pid_file = tmp_.Sub("state/shims/" + pod.substr(0, 32) + "/shim.pid");
+  absl::StatusOr<std::string> shim_pid_text = ReadFile(shim_pid_file);
+  ASSERT_TRUE(shim_pid_text.ok()) << shim_pid_text.status();
+  pid_t shim_pid = std::stoi(*shim_pid_text);
+  EXPECT_EQ(::kill(shim_pid, 0), 0);
+  {
+    grpc::ClientContext ctx;
+    v1::StopPodSandboxRequest req;
+    req.set_pod_sandbox_id(pod);
+    v1::StopPodSandboxResponse resp;
+    ASSERT_TRUE(stub_->StopPodSandbox(&ctx, req, &resp).ok()) << Log();
+  }
+  EXPECT_EQ(Status(a).status().state(), v1::CONTAINER_EXITED);
+  EXPECT_EQ(Status(b).status().state(), v1::CONTAINER_EXITED);
+  {
+    grpc::ClientContext ctx;
+    v1::RemovePodSandboxRequest req;
+    req.set_pod_sandbox_id(pod);
+    v1::RemovePodSandboxResponse resp;
+    ASSERT_TRUE(stub_->RemovePodSandbox(&ctx, req, &resp).ok()) << Log();
+  }
+  grpc::ClientContext ctx;
+  v1::ListContainersResponse list;
+  ASSERT_TRUE(stub_->ListContainers(&ctx, {}, &list).ok());
+  EXPECT_EQ(list.containers_size(), 0);
+  absl::Time deadline = absl::Now() + absl::Seconds(5);
+  while (::kill(shim_pid, 0) == 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_NE(::kill(shim_pid, 0), 0) << "the pod's shim exits with the pod";
+  EXPECT_NE(::access(tmp_.Sub("state/shims/" + pod.substr(0, 32)).c_str(), F_OK), 0);
+  EXPECT_NE(::access(tmp_.Sub("root/containers/" + a).c_str(), F_OK), 0);
+}
+
+TEST_F(ContainerEndToEndTest, UpdateResourcesAndReopenLog) {
+  std::string pod = RunPod(PodConfig("update"));
+  std::string id =
+      RunContainer(pod, ShellContainer("u", "while true; do echo tick; sleep 0.2; done"));
+  v1::LinuxContainerResources res;
+  res.set_memory_limit_in_bytes(64 << 20);
+  res.set_cpu_shares(512);
+  {
+    grpc::ClientContext ctx;
+    v1::UpdateContainerResourcesRequest req;
+    req.set_container_id(id);
+    *req.mutable_linux() = res;
+    v1::UpdateContainerResourcesResponse resp;
+    grpc::Status st = stub_->UpdateContainerResources(&ctx, req, &resp);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+  }
+  EXPECT_EQ(Status(id).status().resources().linux().memory_limit_in_bytes(), 64 << 20);
+  std::string limit = ExecOut(id,
+                              "cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || "
+                              "cat /sys/fs/cgroup/memory.max");
+  EXPECT_EQ(limit, absl::StrCat(64 << 20, "\n"));
+
+  // kubelet's rotation: rename, then ReopenContainerLog.
+  std::string log = tmp_.Sub("logs/update/u.log");
+  ASSERT_EQ(::rename(log.c_str(), (log + ".1").c_str()), 0);
+  {
+    grpc::ClientContext ctx;
+    v1::ReopenContainerLogRequest req;
+    req.set_container_id(id);
+    v1::ReopenContainerLogResponse resp;
+    ASSERT_TRUE(stub_->ReopenContainerLog(&ctx, req, &resp).ok());
+  }
+  absl::SleepFor(absl::Seconds(1));
+  EXPECT_THAT(ReadFile(log).value_or(""), HasSubstr(" stdout F tick\n"));
+}
+
+TEST_F(ContainerEndToEndTest, RunsOnCrunWhereTheHostAllowsIt) {
+  ASSERT_EQ(::access("/usr/bin/crun", X_OK), 0) << "crun is required (tools/install-deps.sh)";
+  grpc::ClientContext ctx;
+  v1::RunPodSandboxRequest run;
+  *run.mutable_config() = PodConfig("crun");
+  run.set_runtime_handler("crun");
+  v1::RunPodSandboxResponse resp;
+  grpc::Status pod_st = stub_->RunPodSandbox(&ctx, run, &resp);
+  ASSERT_TRUE(pod_st.ok()) << pod_st.error_message();
+  std::string pod = resp.pod_sandbox_id();
+  pod_configs_[pod] = run.config();
+  std::string id;
+  grpc::Status st = Create(pod, ShellContainer("c", "echo on-crun; exit 5"), &id);
+  if (st.ok()) {
+    st = Start(id);
+  }
+  if (!st.ok() && absl::StrContains(st.error_message(), "hybrid mode not supported")) {
+    GTEST_SKIP() << "SKIPPED LOUDLY: crun cannot run containers on this host: "
+                 << st.error_message();
+  }
+  ASSERT_TRUE(st.ok()) << st.error_message() << "\n" << Log();
+  v1::ContainerStatus status = WaitExited(id, absl::Seconds(20));
+  EXPECT_EQ(status.exit_code(), 5);
+  EXPECT_THAT(ReadLog("crun", "c"), HasSubstr(" stdout F on-crun\n"));
+}
+
+}  // namespace
+}  // namespace crid
