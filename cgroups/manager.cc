@@ -279,6 +279,7 @@ uint64_t LimitOrInfinity(int64_t value) {
 
 class SystemdManager : public CgroupManagerBase {
  public:
+  using CgroupManager::ApplyResources;
   SystemdManager(CgroupLayout layout, std::unique_ptr<SystemdBus> bus, absl::Duration timeout)
       : CgroupManagerBase(std::move(layout)), bus_(std::move(bus)), timeout_(timeout) {}
 
@@ -345,6 +346,23 @@ class SystemdManager : public CgroupManagerBase {
     CRID_ASSIGN_OR_RETURN(std::string path, ContainerCgroupDir(parent, name));
     ForgetStats(path);
     return RemoveUnit(UnitName(name), path);
+  }
+
+  // A unit's cgroup (a scope or slice) gets the limits as unit properties
+  // too, as `runc update` does; otherwise systemd would put its own older
+  // values back on the next daemon-reload.
+  absl::Status ApplyResources(const std::string& cgroup_path,
+                              const CgroupResources& resources) override {
+    CRID_RETURN_IF_ERROR(ValidateCgroupPath(cgroup_path));
+    std::string unit = cgroup_path.substr(cgroup_path.rfind('/') + 1);
+    if (absl::EndsWith(unit, ".scope") || absl::EndsWith(unit, ".slice")) {
+      std::vector<UnitProperty> props;
+      CRID_RETURN_IF_ERROR(AddResourceProperties(resources, &props));
+      if (!props.empty()) {
+        CRID_RETURN_IF_ERROR(bus_->SetUnitProperties(unit, props));
+      }
+    }
+    return CgroupManagerBase::ApplyResources(cgroup_path, resources);
   }
 
  private:
@@ -416,7 +434,7 @@ class SystemdManager : public CgroupManagerBase {
         CRID_RETURN_IF_ERROR(AddProcess(hierarchy + path, pid));
       }
     }
-    return ApplyResources(path, r);
+    return CgroupManagerBase::ApplyResources(path, r);
   }
 
   std::vector<const char*> ExtraV1Controllers(const CgroupResources& r) const {

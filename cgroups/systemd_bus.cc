@@ -323,6 +323,41 @@ absl::Status SystemdBus::StopUnit(const std::string& unit, absl::Duration timeou
   });
 }
 
+absl::Status SystemdBus::SetUnitProperties(const std::string& unit,
+                                           const std::vector<UnitProperty>& properties) {
+  absl::MutexLock lock(&mu_);
+  return WithReconnect<absl::Status>([&]() -> absl::Status {
+    std::string what = absl::StrCat("set properties of ", unit);
+    sd_bus_message* raw = nullptr;
+    int r = sd_bus_message_new_method_call(bus_, &raw, kService, kObject, kManager,
+                                           "SetUnitProperties");
+    if (r < 0) {
+      return ErrnoError(-r, what);
+    }
+    Message m(raw);
+    r = sd_bus_message_append(m.get(), "sb", unit.c_str(), 1);
+    if (r >= 0) {
+      r = sd_bus_message_open_container(m.get(), 'a', "(sv)");
+    }
+    if (r < 0) {
+      return ErrnoError(-r, what);
+    }
+    for (const UnitProperty& p : properties) {
+      CRID_RETURN_IF_ERROR(AppendProperty(m.get(), p));
+    }
+    r = sd_bus_message_close_container(m.get());
+    if (r < 0) {
+      return ErrnoError(-r, what);
+    }
+    BusError error;
+    r = sd_bus_call(bus_, m.get(), 0, &error.error, nullptr);
+    if (r < 0) {
+      return CallError(r, error.error, what);
+    }
+    return absl::OkStatus();
+  });
+}
+
 absl::Status SystemdBus::AttachProcesses(const std::string& unit,
                                          const std::vector<uint32_t>& pids) {
   absl::MutexLock lock(&mu_);

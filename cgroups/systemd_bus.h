@@ -63,6 +63,11 @@ class SystemdBus {
   // unit is loaded.
   absl::Status StopUnit(const std::string& unit, absl::Duration timeout);
 
+  // Changes properties of a loaded unit (SetUnitProperties, runtime=true:
+  // kept until the unit goes away, not written to /etc).
+  absl::Status SetUnitProperties(const std::string& unit,
+                                 const std::vector<UnitProperty>& properties);
+
   // Moves processes into a running unit (AttachProcessesToUnit).
   absl::Status AttachProcesses(const std::string& unit, const std::vector<uint32_t>& pids);
 

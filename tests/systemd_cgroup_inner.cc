@@ -272,8 +272,13 @@ TEST_F(SystemdDriver, RuncPutsTheContainerWhereTheManagerSays) {
   // A live update through the manager lands in the container's scope.
   runtime::v1::LinuxContainerResources update;
   update.set_memory_limit_in_bytes(48 << 20);
-  ASSERT_TRUE(manager_->ApplyResources(*dir, update).ok());
+  absl::Status updated = manager_->ApplyResources(*dir, update);
+  ASSERT_TRUE(updated.ok()) << updated;
   EXPECT_EQ(manager_->Stats(*dir)->stats.memory_limit_bytes, 48u << 20);
+  // systemd re-applies unit properties on reload: the update must be one.
+  ASSERT_EQ(RunCommand("systemctl daemon-reload"), 0);
+  EXPECT_EQ(manager_->Stats(*dir)->stats.memory_limit_bytes, 48u << 20)
+      << "daemon-reload put the old limit back";
 
   EXPECT_EQ(RunCommand(absl::StrCat(runc, "delete -f ", id)), 0);
   absl::StatusOr<std::string> after = bus_->ActiveState(unit);
