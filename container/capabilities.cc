@@ -5,7 +5,9 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 
 namespace crid {
 
@@ -83,8 +85,35 @@ bool IsAll(const std::string& name) { return absl::AsciiStrToUpper(name) == "ALL
 
 }  // namespace
 
+// The capabilities crid itself may hand on: its bounding set. Inside a
+// restricted environment that is less than the kernel knows, and a runtime
+// asked for more fails with "unable to apply caps".
+uint64_t BoundingSet() {
+  static const uint64_t set = [] {
+    std::ifstream in("/proc/self/status");
+    std::string line;
+    while (std::getline(in, line)) {
+      if (absl::StartsWith(line, "CapBnd:")) {
+        uint64_t value = 0;
+        if (absl::SimpleHexAtoi(absl::StripAsciiWhitespace(line.substr(7)), &value)) {
+          return value;
+        }
+      }
+    }
+    return ~uint64_t{0};
+  }();
+  return set;
+}
+
 std::vector<std::string> AllCapabilities() {
-  return std::vector<std::string>(kCapabilityNames, kCapabilityNames + LastCapability() + 1);
+  std::vector<std::string> caps;
+  const uint64_t bounding = BoundingSet();
+  for (int i = 0; i <= LastCapability(); ++i) {
+    if ((bounding >> i) & 1) {
+      caps.push_back(kCapabilityNames[i]);
+    }
+  }
+  return caps;
 }
 
 std::vector<std::string> DefaultCapabilities() {

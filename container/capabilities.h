@@ -9,7 +9,8 @@
 
 namespace crid {
 
-// Every capability this host's kernel knows, "CAP_" names in number order.
+// Every capability this host's kernel knows and crid holds in its bounding set
+// (what privileged containers and "add ALL" get), "CAP_" names in number order.
 std::vector<std::string> AllCapabilities();
 
 // What an unprivileged container gets without add/drop (Docker's set).

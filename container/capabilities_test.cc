@@ -1,6 +1,8 @@
 #include "container/capabilities.h"
 
 #include <algorithm>
+#include <fstream>
+#include <string>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -14,7 +16,22 @@ using ::testing::UnorderedElementsAre;
 
 TEST(Capabilities, AllIncludesSysAdminAndDefaultsDoNot) {
   EXPECT_THAT(AllCapabilities(), Contains("CAP_SYS_ADMIN"));
-  EXPECT_GE(AllCapabilities().size(), 38u);
+  // Exactly the kernel's capabilities that are in this process's bounding set.
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  uint64_t bounding = 0;
+  while (std::getline(status, line)) {
+    if (line.rfind("CapBnd:", 0) == 0) {
+      bounding = std::stoull(line.substr(7), nullptr, 16);
+    }
+  }
+  int last = 0;
+  std::ifstream("/proc/sys/kernel/cap_last_cap") >> last;
+  size_t expected = 0;
+  for (int i = 0; i <= last && i < 64; ++i) {
+    expected += (bounding >> i) & 1;
+  }
+  EXPECT_EQ(AllCapabilities().size(), expected);
   EXPECT_THAT(DefaultCapabilities(), Not(Contains("CAP_SYS_ADMIN")));
   EXPECT_THAT(DefaultCapabilities(), Contains("CAP_CHOWN"));
 }
