@@ -260,6 +260,26 @@ TEST_F(ShimTest, TerminalOutputIsLoggedAsStdout) {
   EXPECT_THAT(log, HasSubstr(" stdout F /dev/pts/"));
 }
 
+TEST_F(ShimTest, StdinStaysOpenForStdinContainers) {
+  // Without stdin, cat reads /dev/null and ends at once.
+  std::string closed = Run("no-stdin", "exec cat");
+  absl::StatusOr<ContainerState> state = client_->Wait(closed, absl::Seconds(20));
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(state->exit_code(), 0);
+  // With stdin, the shim holds the pipe's other end, so cat keeps waiting.
+  CreateRequest request = Bundle("stdin", "exec cat", {});
+  request.set_stdin(true);
+  request.set_stdin_once(true);
+  ASSERT_TRUE(client_->Create(request).ok());
+  ASSERT_TRUE(client_->Start(request.id()).ok());
+  EXPECT_EQ(client_->Wait(request.id(), absl::Milliseconds(500)).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  ASSERT_TRUE(client_->Kill(request.id(), SIGKILL).ok());
+  state = client_->Wait(request.id(), absl::Seconds(20));
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(state->exit_code(), 137);
+}
+
 TEST_F(ShimTest, SigtermKillGives143) {
   Options opts;
   // Outside a PID namespace, so sleep is not a PID 1 that ignores SIGTERM.
