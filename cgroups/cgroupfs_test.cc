@@ -190,8 +190,11 @@ TEST_F(CgroupfsHost, LimitsLandInTheKernelFiles) {
       Read(Dir("memory", *path) + (layout_.unified ? "/memory.max" : "/memory.limit_in_bytes")),
       "100663296");
 
+  EXPECT_EQ(*manager_->ListCgroups(parent_), std::vector<std::string>{"limits"});
+
   child.Reap(true);
   ASSERT_TRUE(manager_->RemoveCgroup("limits", parent_).ok());
+  EXPECT_TRUE(manager_->ListCgroups(parent_)->empty());
   ExpectGone(*path);
   // Removing again is fine.
   EXPECT_TRUE(manager_->RemoveCgroup("limits", parent_).ok());
@@ -289,6 +292,7 @@ TEST_F(CgroupfsHost, FailedPlacementLeavesNothing) {
   std::printf("refused as expected: %s\n", path.status().ToString().c_str());
   ExpectGone(parent_ + "/crid-fails");
   ExpectGone(parent_);
+  EXPECT_TRUE(manager_->ListCgroups(parent_)->empty());
   EXPECT_EQ(Read(absl::StrCat("/proc/", child.pid(), "/cgroup")), before);
 
   // The v2 unified map on v1 is named in the error.

@@ -1,9 +1,11 @@
 #include "cgroups/manager.h"
 
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <limits>
 #include <map>
 #include <utility>
@@ -14,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "base/errors.h"
@@ -80,12 +83,52 @@ class CgroupManagerBase : public CgroupManager {
     return usage;
   }
 
+  absl::StatusOr<std::vector<std::string>> ListCgroups(const std::string& parent) const override {
+    CRID_ASSIGN_OR_RETURN(std::string dir, PodCgroupDir(parent));
+    std::string path = ListingRoot() + (dir == "/" ? "" : dir);
+    std::vector<std::string> names;
+    DIR* d = ::opendir(path.c_str());
+    if (d == nullptr) {
+      if (errno == ENOENT) {
+        return names;
+      }
+      return ErrnoError(errno, "opendir ", path);
+    }
+    const absl::string_view suffix = driver() == CgroupDriver::kSystemd ? ".scope" : "";
+    while (struct dirent* e = ::readdir(d)) {
+      absl::string_view entry = e->d_name;
+      if (e->d_type == DT_DIR && absl::ConsumePrefix(&entry, "crid-") &&
+          absl::ConsumeSuffix(&entry, suffix) && !entry.empty()) {
+        names.emplace_back(entry);
+      }
+    }
+    ::closedir(d);
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+
   void ForgetStats(const std::string& cgroup_path) override {
     absl::MutexLock lock(&mu_);
     samples_.erase(cgroup_path);
   }
 
  protected:
+  // The hierarchy that holds every cgroup crid or runc makes: v2, else
+  // systemd's named hierarchy, else the memory controller's.
+  std::string ListingRoot() const {
+    if (layout_.unified) {
+      return layout_.unified_mount;
+    }
+    for (const auto* map : {&layout_.named, &layout_.controllers}) {
+      for (const char* key : {"name=systemd", "memory", "pids", "cpu"}) {
+        if (auto it = map->find(key); it != map->end()) {
+          return it->second;
+        }
+      }
+    }
+    return layout_.unified_mount;
+  }
+
   const CgroupLayout layout_;
 
  private:

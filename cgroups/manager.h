@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -74,6 +75,11 @@ class CgroupManager {
   // Removes what PlaceProcess made (stops the scope, waiting for the job /
   // removes the directories). A cgroup that is already gone is success.
   virtual absl::Status RemoveCgroup(const std::string& name, const std::string& parent) = 0;
+
+  // The names (`<name>` of PlaceProcess and ContainerCgroupDir) of crid's
+  // cgroups directly under `parent`, read from the tree: for sweeping up
+  // what a crash left behind. A parent that does not exist has none.
+  virtual absl::StatusOr<std::vector<std::string>> ListCgroups(const std::string& parent) const = 0;
 
   // Writes limits into an existing cgroup (a path from ContainerCgroupDir or
   // PlaceProcess, or a pod-level cgroup), on v1 or v2, as runc converts them.

@@ -8,6 +8,7 @@
 
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -179,7 +180,12 @@ TEST_F(SystemdDriver, PlaceProcessMakesAScopeWithLimitsAndRemoveStopsIt) {
                            "/cgroup.procs");
   EXPECT_TRUE(absl::StrContains(procs, absl::StrCat(second))) << procs;
 
+  absl::StatusOr<std::vector<std::string>> listed = manager_->ListCgroups(kPodSlicePath);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  EXPECT_EQ(*listed, std::vector<std::string>{"shim-pod1"});
+
   ASSERT_TRUE(manager_->RemoveCgroup("shim-pod1", kPodSlicePath).ok());
+  EXPECT_TRUE(manager_->ListCgroups(kPodSlicePath)->empty());
   absl::StatusOr<std::string> state = bus_->ActiveState("crid-shim-pod1.scope");
   EXPECT_TRUE(absl::IsNotFound(state.status()) || *state == "inactive")
       << (state.ok() ? *state : state.status().ToString());
