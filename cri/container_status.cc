@@ -70,8 +70,12 @@ grpc::ServerUnaryReactor* RuntimeService::ContainerStatus(
   runtime::v1::LinuxContainerUser* user = status->mutable_user()->mutable_linux();
   user->set_uid(r->uid());
   user->set_gid(r->gid());
+  // The process's whole group list, as `id -G` shows it: the primary group first.
+  user->add_supplemental_groups(r->gid());
   for (int64_t gid : r->additional_gids()) {
-    user->add_supplemental_groups(gid);
+    if (gid != r->gid()) {
+      user->add_supplemental_groups(gid);
+    }
   }
   status->set_stop_signal(config.stop_signal());
   if (request->verbose()) {

@@ -447,6 +447,13 @@ TEST_F(ContainerEndToEndTest, SecurityContextIsEnforced) {
   id = RunContainer(pod, named);
   EXPECT_EQ(ExecOut(id, "id -u; id -g"), "1000\n1000\n");
   EXPECT_THAT(ExecOut(id, "id -G"), HasSubstr("2000"));
+  // ContainerStatus.user lists the process's whole group list, like `id -G`.
+  v1::LinuxContainerUser app_user = Status(id).status().user().linux();
+  EXPECT_EQ(app_user.uid(), 1000);
+  EXPECT_EQ(app_user.gid(), 1000);
+  EXPECT_THAT(std::vector<int64_t>(app_user.supplemental_groups().begin(),
+                                   app_user.supplemental_groups().end()),
+              ::testing::UnorderedElementsAre(1000, 2000));
 
   // Capabilities: without NET_ADMIN the loopback cannot be reconfigured.
   v1::ContainerConfig nocap = ShellContainer("nocap", "sleep 1000");
@@ -492,12 +499,20 @@ TEST_F(ContainerEndToEndTest, WebServerServesOnThePodIp) {
   std::string body;
   absl::Time deadline = absl::Now() + absl::Seconds(15);
   while (absl::Now() < deadline && body.find("hello from crid") == std::string::npos) {
-    body = ExecOut(client, absl::StrCat("wget -q -T 2 -O - http://", ip, ":8080/index.html"));
+    // busybox's nc with a numeric address (its static wget crashes in glibc's
+    // resolver without NSS modules).
+    body = ExecOut(client, absl::StrCat("printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 2 ",
+                                        ip, " 8080"));
     if (body.empty()) {
       absl::SleepFor(absl::Milliseconds(200));
     }
   }
-  EXPECT_EQ(body, "hello from crid\n");
+  v1::ExecSyncResponse last;
+  (void)Exec(client, {"/bin/sh", "-c", absl::StrCat("nc -w 2 ", ip, " 8080 </dev/null")}, 10,
+             &last);
+  EXPECT_THAT(body, HasSubstr("200 OK"));
+  EXPECT_THAT(body, HasSubstr("\r\n\r\nhello from crid\n"))
+      << "nc: " << last.exit_code() << " " << last.stderr();
   EXPECT_EQ(Status(id).status().state(), v1::CONTAINER_RUNNING);
 }
 
