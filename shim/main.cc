@@ -106,6 +106,13 @@ int Run(const std::string& pod_id, const std::string& dir) {
     std::fprintf(stderr, "crid-shim: %s\n", st.ToString().c_str());
     return 1;
   }
+  // Whatever reaches stderr (a sanitizer report, an abort message) lands in
+  // the log too: the launcher gave us /dev/null.
+  if (int fd = ::open((dir + "/shim.log").c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+      fd >= 0) {
+    ::dup2(fd, STDERR_FILENO);
+    ::close(fd);
+  }
   try {
     auto logger = spdlog::basic_logger_mt("shim", dir + "/shim.log");
     logger->set_pattern(absl::StrCat("%Y-%m-%dT%H:%M:%S.%fZ %l [", pod_id, "] %v"),
