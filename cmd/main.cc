@@ -27,6 +27,8 @@
 #include "cri/runtime_service.h"
 #include "cri/runtime_state.h"
 #include "cri/server.h"
+#include "cri/streaming/sandbox_runtime.h"
+#include "cri/streaming/server.h"
 #include "cri/version_info.h"
 #include "image/image_store.h"
 #include "image/images_command.h"
@@ -290,6 +292,19 @@ int Run(int argc, char** argv) {
   }
   RuntimeService runtime_service(state->get(), sandboxes->get(), containers->get());
   ImageService image_service(images->get());
+  // Exec, Attach and PortForward URLs point at the streaming server.
+  streaming::SandboxStreamingRuntime streaming_runtime(sandboxes->get());
+  streaming::ServerOptions streaming_options;
+  streaming_options.address = config->streaming().address();
+  streaming_options.port = static_cast<uint16_t>(config->streaming().port());
+  absl::StatusOr<std::unique_ptr<streaming::Server>> streaming_server =
+      streaming::Server::Start(streaming_options, &streaming_runtime);
+  if (!streaming_server.ok()) {
+    spdlog::critical("starting the streaming server: {}", streaming_server.status().message());
+    return kExitFailure;
+  }
+  runtime_service.SetStreamingServer(streaming_server->get());
+  spdlog::info("streaming server on {}", (*streaming_server)->base_url());
   ServerOptions options;
   options.socket_path = SocketPath(config->listen());
   options.socket_group = config->socket_group();
@@ -309,6 +324,7 @@ int Run(int argc, char** argv) {
   spdlog::info("received {}, shutting down", strsignal(sig));
   sd_notify(0, "STOPPING=1");
   (*server)->Shutdown(kShutdownGrace);
+  (*streaming_server)->Stop();
   spdlog::info("crid stopped");
   return 0;
 }

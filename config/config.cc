@@ -1,5 +1,6 @@
 #include "config/config.h"
 
+#include <arpa/inet.h>
 #include <spdlog/spdlog.h>
 
 #include <memory>
@@ -66,6 +67,8 @@ config::Config DefaultConfig() {
   c.mutable_pod()->set_shm_size_bytes(64ull << 20);
   c.mutable_pod()->set_netns_dir("/run/netns");
   c.mutable_pod()->set_workers(4);
+  c.mutable_streaming()->set_address("127.0.0.1");
+  c.mutable_streaming()->set_port(0);
   c.mutable_container()->set_default_handler("runc");
   c.mutable_container()->set_workers(16);
   c.mutable_container()->set_exec_output_limit_bytes(8u << 20);
@@ -176,6 +179,16 @@ absl::Status ValidateConfig(const config::Config& c) {
   if (c.pod().workers() < 1 || c.pod().workers() > 64) {
     return absl::InvalidArgumentError(
         absl::StrCat("pod.workers: must be 1..64, got ", c.pod().workers()));
+  }
+  if (unsigned char addr[16]; inet_pton(AF_INET, c.streaming().address().c_str(), addr) != 1 &&
+                              inet_pton(AF_INET6, c.streaming().address().c_str(), addr) != 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "streaming.address: must be an IPv4 or IPv6 address, got \"", c.streaming().address(),
+        "\""));
+  }
+  if (c.streaming().port() > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("streaming.port: must be 0..65535, got ", c.streaming().port()));
   }
   const config::ContainerConfig& ctr = c.container();
   for (const auto& [name, handler] : ctr.handlers()) {

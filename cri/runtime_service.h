@@ -9,6 +9,7 @@
 #include "container/manager.h"
 #include "cri/reactors.h"
 #include "cri/runtime_state.h"
+#include "cri/streaming/server.h"
 #include "proto/cri_api.grpc.pb.h"
 #include "sandbox/manager.h"
 
@@ -102,9 +103,19 @@ class RuntimeService final : public runtime::v1::RuntimeService::CallbackService
   grpc::ServerUnaryReactor* ExecSync(grpc::CallbackServerContext* context,
                                      const runtime::v1::ExecSyncRequest* request,
                                      runtime::v1::ExecSyncResponse* response) override;
-  CRID_UNIMPLEMENTED_UNARY(RuntimeService, Exec)
-  CRID_UNIMPLEMENTED_UNARY(RuntimeService, Attach)
-  CRID_UNIMPLEMENTED_UNARY(RuntimeService, PortForward)
+  // streaming_rpcs.cc: one-time URLs on the streaming server (UNAVAILABLE
+  // until SetStreamingServer).
+  grpc::ServerUnaryReactor* Exec(grpc::CallbackServerContext* context,
+                                 const runtime::v1::ExecRequest* request,
+                                 runtime::v1::ExecResponse* response) override;
+  grpc::ServerUnaryReactor* Attach(grpc::CallbackServerContext* context,
+                                   const runtime::v1::AttachRequest* request,
+                                   runtime::v1::AttachResponse* response) override;
+  grpc::ServerUnaryReactor* PortForward(grpc::CallbackServerContext* context,
+                                        const runtime::v1::PortForwardRequest* request,
+                                        runtime::v1::PortForwardResponse* response) override;
+  // Not owned; set before serving.
+  void SetStreamingServer(streaming::Server* server) { streaming_ = server; }
 
   // Stats and metrics.
   CRID_UNIMPLEMENTED_UNARY(RuntimeService, ContainerStats)
@@ -131,6 +142,7 @@ class RuntimeService final : public runtime::v1::RuntimeService::CallbackService
 
   RuntimeState* const state_;
   sandbox::SandboxManager* const sandboxes_;
+  streaming::Server* streaming_ = nullptr;
   container::ContainerManager* const containers_;
 };
 
