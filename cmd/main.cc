@@ -20,6 +20,7 @@
 #include "base/lock_file.h"
 #include "base/logging.h"
 #include "cgroups/driver.h"
+#include "cgroups/manager.h"
 #include "cni/network.h"
 #include "config/config.h"
 #include "container/manager.h"
@@ -166,6 +167,13 @@ absl::StatusOr<std::unique_ptr<container::ContainerManager>> StartContainers(
   return container::ContainerManager::Create(std::move(options), store, sandboxes, images);
 }
 
+absl::StatusOr<std::unique_ptr<CgroupManager>> StartCgroups(CgroupDriver driver) {
+  CgroupManagerOptions options;
+  options.driver = driver;
+  CRID_ASSIGN_OR_RETURN(options.layout, CgroupLayout::Detect());
+  return NewCgroupManager(std::move(options));
+}
+
 // crid's flags are written with dashes (--log-level), as kubelet's are; Abseil
 // flag names use underscores. Rewrites the name part of each "--a-b[=v]".
 std::vector<std::string> NormalizeFlagNames(int argc, char** argv) {
@@ -291,6 +299,12 @@ int Run(int argc, char** argv) {
     return kExitFailure;
   }
   RuntimeService runtime_service(state->get(), sandboxes->get(), containers->get());
+  absl::StatusOr<std::unique_ptr<CgroupManager>> cgroups = StartCgroups(*driver);
+  if (!cgroups.ok()) {
+    spdlog::critical("cgroups: {}", cgroups.status().message());
+    return kExitFailure;
+  }
+  runtime_service.SetCgroupManager(cgroups->get());
   ImageService image_service(images->get());
   // Exec, Attach and PortForward URLs point at the streaming server.
   streaming::SandboxStreamingRuntime streaming_runtime(sandboxes->get());

@@ -6,6 +6,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/functional/any_invocable.h"
+#include "cgroups/manager.h"
 #include "container/manager.h"
 #include "cri/reactors.h"
 #include "cri/runtime_state.h"
@@ -118,12 +119,21 @@ class RuntimeService final : public runtime::v1::RuntimeService::CallbackService
   void SetStreamingServer(streaming::Server* server) { streaming_ = server; }
 
   // Stats and metrics.
-  CRID_UNIMPLEMENTED_UNARY(RuntimeService, ContainerStats)
-  CRID_UNIMPLEMENTED_UNARY(RuntimeService, ListContainerStats)
+  // stats.cc; without a cgroup manager only the writable layer is reported.
+  grpc::ServerUnaryReactor* ContainerStats(grpc::CallbackServerContext* context,
+                                           const runtime::v1::ContainerStatsRequest* request,
+                                           runtime::v1::ContainerStatsResponse* response) override;
+  grpc::ServerUnaryReactor* ListContainerStats(
+      grpc::CallbackServerContext* context, const runtime::v1::ListContainerStatsRequest* request,
+      runtime::v1::ListContainerStatsResponse* response) override;
   CRID_UNIMPLEMENTED_STREAM(RuntimeService, StreamContainerStats, StreamContainerStatsRequest,
                             StreamContainerStatsResponse)
-  CRID_UNIMPLEMENTED_UNARY(RuntimeService, PodSandboxStats)
-  CRID_UNIMPLEMENTED_UNARY(RuntimeService, ListPodSandboxStats)
+  grpc::ServerUnaryReactor* PodSandboxStats(
+      grpc::CallbackServerContext* context, const runtime::v1::PodSandboxStatsRequest* request,
+      runtime::v1::PodSandboxStatsResponse* response) override;
+  grpc::ServerUnaryReactor* ListPodSandboxStats(
+      grpc::CallbackServerContext* context, const runtime::v1::ListPodSandboxStatsRequest* request,
+      runtime::v1::ListPodSandboxStatsResponse* response) override;
   CRID_UNIMPLEMENTED_STREAM(RuntimeService, StreamPodSandboxStats, StreamPodSandboxStatsRequest,
                             StreamPodSandboxStatsResponse)
   CRID_UNIMPLEMENTED_UNARY(RuntimeService, ListMetricDescriptors)
@@ -131,7 +141,15 @@ class RuntimeService final : public runtime::v1::RuntimeService::CallbackService
   CRID_UNIMPLEMENTED_STREAM(RuntimeService, StreamPodSandboxMetrics, StreamPodSandboxMetricsRequest,
                             StreamPodSandboxMetricsResponse)
 
+  // Not owned; set before serving.
+  void SetCgroupManager(CgroupManager* cgroups) { cgroups_ = cgroups; }
+
  private:
+  // stats.cc
+  absl::StatusOr<std::string> ContainerCgroup(const container::ContainerRecord& record) const;
+  runtime::v1::ContainerStats StatsOf(const container::ContainerRecord& record) const;
+  runtime::v1::PodSandboxStats PodStatsOf(const sandbox::SandboxRecord& pod) const;
+
   // Runs `work` on the sandbox worker pool; it must Finish `reactor`.
   grpc::ServerUnaryReactor* RunBlocking(grpc::CallbackServerContext* context,
                                         absl::AnyInvocable<absl::Status() &&> work);
@@ -144,6 +162,7 @@ class RuntimeService final : public runtime::v1::RuntimeService::CallbackService
   sandbox::SandboxManager* const sandboxes_;
   streaming::Server* streaming_ = nullptr;
   container::ContainerManager* const containers_;
+  CgroupManager* cgroups_ = nullptr;
 };
 
 }  // namespace crid

@@ -668,6 +668,66 @@ TEST_F(ContainerEndToEndTest, UpdateResourcesAndReopenLog) {
   EXPECT_THAT(ReadFile(log).value_or(""), HasSubstr(" stdout F tick\n"));
 }
 
+TEST_F(ContainerEndToEndTest, StatsFromCgroupsLayerAndNetwork) {
+  std::string pod = RunPod(PodConfig("stats"));
+  v1::ContainerConfig busy =
+      ShellContainer("busy", "head -c 20000000 /dev/zero > /tmp/blob; while true; do :; done");
+  (*busy.mutable_labels())["role"] = "busy";
+  std::string id = RunContainer(pod, busy);
+  std::string idle = RunContainer(pod, ShellContainer("idle", "sleep 1000"));
+  absl::SleepFor(absl::Seconds(2));
+  auto container_stats = [&](const std::string& cid) {
+    grpc::ClientContext ctx;
+    v1::ContainerStatsRequest req;
+    req.set_container_id(cid);
+    v1::ContainerStatsResponse resp;
+    grpc::Status st = stub_->ContainerStats(&ctx, req, &resp);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return resp.stats();
+  };
+  v1::ContainerStats first = container_stats(id);
+  absl::SleepFor(absl::Seconds(1));
+  v1::ContainerStats second = container_stats(id);
+  EXPECT_EQ(second.attributes().id(), id);
+  EXPECT_EQ(second.attributes().labels().at("role"), "busy");
+  EXPECT_GT(second.cpu().usage_core_nano_seconds().value(),
+            first.cpu().usage_core_nano_seconds().value());
+  // A busy loop: well over a tenth of a core between the two samples.
+  EXPECT_GT(second.cpu().usage_nano_cores().value(), 100000000u);
+  EXPECT_GT(second.memory().working_set_bytes().value(), 0u);
+  EXPECT_GE(second.writable_layer().used_bytes().value(), 20000000u);
+  EXPECT_GT(second.writable_layer().inodes_used().value(), 0u);
+  {
+    grpc::ClientContext ctx;
+    v1::ListContainerStatsRequest req;
+    (*req.mutable_filter()->mutable_label_selector())["role"] = "busy";
+    v1::ListContainerStatsResponse resp;
+    ASSERT_TRUE(stub_->ListContainerStats(&ctx, req, &resp).ok());
+    ASSERT_EQ(resp.stats_size(), 1);
+    EXPECT_EQ(resp.stats(0).attributes().id(), id);
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::ListContainerStatsRequest req;
+    req.mutable_filter()->set_pod_sandbox_id(pod);
+    v1::ListContainerStatsResponse resp;
+    ASSERT_TRUE(stub_->ListContainerStats(&ctx, req, &resp).ok());
+    EXPECT_EQ(resp.stats_size(), 2);
+  }
+  grpc::ClientContext ctx;
+  v1::PodSandboxStatsRequest req;
+  req.set_pod_sandbox_id(pod);
+  v1::PodSandboxStatsResponse resp;
+  grpc::Status st = stub_->PodSandboxStats(&ctx, req, &resp);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(resp.stats().attributes().id(), pod);
+  EXPECT_EQ(resp.stats().linux().containers_size(), 2);
+  EXPECT_GT(resp.stats().linux().cpu().usage_core_nano_seconds().value(), 0u);
+  EXPECT_EQ(resp.stats().linux().network().default_interface().name(), "eth0");
+  ASSERT_TRUE(Stop(id, 0).ok());
+  EXPECT_TRUE(Status(idle).status().state() == v1::CONTAINER_RUNNING);
+}
+
 TEST_F(ContainerEndToEndTest, RunsOnCrunWhereTheHostAllowsIt) {
   ASSERT_EQ(::access("/usr/bin/crun", X_OK), 0) << "crun is required (tools/install-deps.sh)";
   grpc::ClientContext ctx;

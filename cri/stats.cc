@@ -1,0 +1,262 @@
+// ContainerStats, ListContainerStats, PodSandboxStats and ListPodSandboxStats:
+// usage read from the cgroup tree (through the cgroup manager, which keeps one
+// previous sample per cgroup for nano-cores), the writable layer, and the
+// pod's network counters from inside its network namespace.
+#include <map>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "base/fs.h"
+#include "container/rootfs.h"
+#include "cri/runtime_service.h"
+
+namespace crid {
+
+namespace {
+
+using container::ContainerRecord;
+namespace v1 = ::runtime::v1;
+
+bool LabelsMatch(const google::protobuf::Map<std::string, std::string>& labels,
+                 const google::protobuf::Map<std::string, std::string>& selector) {
+  for (const auto& [key, value] : selector) {
+    auto it = labels.find(key);
+    if (it == labels.end() || it->second != value) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void FillCpuMemory(const CgroupUsage& usage, v1::CpuUsage* cpu, v1::MemoryUsage* memory) {
+  const int64_t ts = absl::ToUnixNanos(usage.timestamp);
+  cpu->set_timestamp(ts);
+  cpu->mutable_usage_core_nano_seconds()->set_value(usage.stats.cpu_usage_ns);
+  if (usage.has_nano_cores) {
+    cpu->mutable_usage_nano_cores()->set_value(usage.usage_nano_cores);
+  }
+  memory->set_timestamp(ts);
+  memory->mutable_working_set_bytes()->set_value(usage.stats.memory_working_set_bytes);
+  memory->mutable_available_bytes()->set_value(usage.stats.memory_available_bytes);
+  memory->mutable_usage_bytes()->set_value(usage.stats.memory_usage_bytes);
+  memory->mutable_rss_bytes()->set_value(usage.stats.memory_rss_bytes);
+  memory->mutable_page_faults()->set_value(usage.stats.memory_page_faults);
+  memory->mutable_major_page_faults()->set_value(usage.stats.memory_major_page_faults);
+}
+
+// Counters of every interface but lo from /proc/PID/net/dev (the network
+// namespace of PID).
+void FillNetwork(pid_t pid, const std::string& default_ifname, v1::NetworkUsage* network) {
+  absl::StatusOr<std::string> text = ReadFile(absl::StrCat("/proc/", pid, "/net/dev"));
+  if (!text.ok()) {
+    return;
+  }
+  network->set_timestamp(absl::ToUnixNanos(absl::Now()));
+  for (absl::string_view line : absl::StrSplit(*text, '\n')) {
+    size_t colon = line.find(':');
+    if (colon == absl::string_view::npos) {
+      continue;
+    }
+    std::string name(absl::StripAsciiWhitespace(line.substr(0, colon)));
+    if (name == "lo" || name.empty()) {
+      continue;
+    }
+    std::vector<absl::string_view> fields =
+        absl::StrSplit(line.substr(colon + 1), ' ', absl::SkipEmpty());
+    if (fields.size() < 11) {
+      continue;
+    }
+    uint64_t rx_bytes = 0, rx_errors = 0, tx_bytes = 0, tx_errors = 0;
+    if (!absl::SimpleAtoi(fields[0], &rx_bytes) || !absl::SimpleAtoi(fields[2], &rx_errors) ||
+        !absl::SimpleAtoi(fields[8], &tx_bytes) || !absl::SimpleAtoi(fields[10], &tx_errors)) {
+      continue;
+    }
+    v1::NetworkInterfaceUsage* iface = network->add_interfaces();
+    iface->set_name(name);
+    iface->mutable_rx_bytes()->set_value(rx_bytes);
+    iface->mutable_rx_errors()->set_value(rx_errors);
+    iface->mutable_tx_bytes()->set_value(tx_bytes);
+    iface->mutable_tx_errors()->set_value(tx_errors);
+    if (name == default_ifname) {
+      *network->mutable_default_interface() = *iface;
+    }
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> RuntimeService::ContainerCgroup(const ContainerRecord& record) const {
+  if (cgroups_ == nullptr) {
+    return absl::UnavailableError("cgroup statistics are not available in this crid");
+  }
+  absl::StatusOr<sandbox::SandboxRecord> pod = sandboxes_->Get(record.pod_id());
+  std::string parent = pod.ok() ? pod->config().linux().cgroup_parent() : "";
+  return cgroups_->ContainerCgroupDir(parent, record.id());
+}
+
+v1::ContainerStats RuntimeService::StatsOf(const ContainerRecord& record) const {
+  v1::ContainerStats stats;
+  v1::ContainerAttributes* attributes = stats.mutable_attributes();
+  attributes->set_id(record.id());
+  *attributes->mutable_metadata() = record.config().metadata();
+  *attributes->mutable_labels() = record.config().labels();
+  *attributes->mutable_annotations() = record.config().annotations();
+  if (record.state() != ContainerRecord::EXITED) {
+    absl::StatusOr<std::string> cgroup = ContainerCgroup(record);
+    if (cgroup.ok()) {
+      absl::StatusOr<CgroupUsage> usage = cgroups_->Stats(*cgroup);
+      if (usage.ok()) {
+        FillCpuMemory(*usage, stats.mutable_cpu(), stats.mutable_memory());
+      }
+    }
+  }
+  absl::StatusOr<DiskUsage> layer = WritableLayerUsage(record.dir());
+  if (layer.ok()) {
+    v1::FilesystemUsage* fs = stats.mutable_writable_layer();
+    fs->set_timestamp(absl::ToUnixNanos(absl::Now()));
+    fs->mutable_fs_id()->set_mountpoint(containers_->options().root_dir);
+    fs->mutable_used_bytes()->set_value(layer->bytes);
+    fs->mutable_inodes_used()->set_value(layer->inodes);
+  }
+  return stats;
+}
+
+v1::PodSandboxStats RuntimeService::PodStatsOf(const sandbox::SandboxRecord& pod) const {
+  v1::PodSandboxStats stats;
+  v1::PodSandboxAttributes* attributes = stats.mutable_attributes();
+  attributes->set_id(pod.id());
+  *attributes->mutable_metadata() = pod.config().metadata();
+  *attributes->mutable_labels() = pod.config().labels();
+  *attributes->mutable_annotations() = pod.config().annotations();
+  v1::LinuxPodSandboxStats* linux = stats.mutable_linux();
+  v1::ContainerFilter filter;
+  filter.set_pod_sandbox_id(pod.id());
+  pid_t netns_pid = pod.pause_pid();
+  uint64_t cpu_ns = 0, nano_cores = 0, working_set = 0, usage = 0, rss = 0, faults = 0,
+           major_faults = 0;
+  bool any_usage = false;
+  for (const ContainerRecord& record : containers_->List(filter)) {
+    if (record.pod_id() != pod.id()) {
+      continue;
+    }
+    v1::ContainerStats c = StatsOf(record);
+    if (c.has_cpu()) {
+      any_usage = true;
+      cpu_ns += c.cpu().usage_core_nano_seconds().value();
+      nano_cores += c.cpu().usage_nano_cores().value();
+      working_set += c.memory().working_set_bytes().value();
+      usage += c.memory().usage_bytes().value();
+      rss += c.memory().rss_bytes().value();
+      faults += c.memory().page_faults().value();
+      major_faults += c.memory().major_page_faults().value();
+    }
+    if (netns_pid <= 0 && record.state() == ContainerRecord::RUNNING) {
+      netns_pid = record.pid();
+    }
+    *linux->add_containers() = std::move(c);
+  }
+  // The pod's own cgroup when kubelet gave one; else the sum of its containers.
+  absl::StatusOr<CgroupUsage> pod_usage = absl::NotFoundError("no pod cgroup");
+  if (cgroups_ != nullptr && !pod.config().linux().cgroup_parent().empty()) {
+    absl::StatusOr<std::string> dir = cgroups_->PodCgroupDir(pod.config().linux().cgroup_parent());
+    if (dir.ok()) {
+      pod_usage = cgroups_->Stats(*dir);
+    }
+  }
+  if (pod_usage.ok()) {
+    FillCpuMemory(*pod_usage, linux->mutable_cpu(), linux->mutable_memory());
+    linux->mutable_process()->set_timestamp(absl::ToUnixNanos(pod_usage->timestamp));
+    linux->mutable_process()->mutable_process_count()->set_value(pod_usage->stats.pids_current);
+  } else if (any_usage) {
+    const int64_t now = absl::ToUnixNanos(absl::Now());
+    linux->mutable_cpu()->set_timestamp(now);
+    linux->mutable_cpu()->mutable_usage_core_nano_seconds()->set_value(cpu_ns);
+    linux->mutable_cpu()->mutable_usage_nano_cores()->set_value(nano_cores);
+    v1::MemoryUsage* memory = linux->mutable_memory();
+    memory->set_timestamp(now);
+    memory->mutable_working_set_bytes()->set_value(working_set);
+    memory->mutable_usage_bytes()->set_value(usage);
+    memory->mutable_rss_bytes()->set_value(rss);
+    memory->mutable_page_faults()->set_value(faults);
+    memory->mutable_major_page_faults()->set_value(major_faults);
+  }
+  if (netns_pid > 0 && !pod.netns_path().empty()) {
+    FillNetwork(netns_pid, pod.ifname().empty() ? "eth0" : pod.ifname(), linux->mutable_network());
+  }
+  return stats;
+}
+
+grpc::ServerUnaryReactor* RuntimeService::ContainerStats(grpc::CallbackServerContext* context,
+                                                         const v1::ContainerStatsRequest* request,
+                                                         v1::ContainerStatsResponse* response) {
+  if (containers_ == nullptr) {
+    return FinishUnary(context, absl::UnavailableError("containers are not available"));
+  }
+  if (request->container_id().empty()) {
+    return FinishUnary(context, absl::InvalidArgumentError("container_id: must not be empty"));
+  }
+  absl::StatusOr<ContainerRecord> record = containers_->Get(request->container_id());
+  if (!record.ok()) {
+    return FinishUnary(context, record.status());
+  }
+  *response->mutable_stats() = StatsOf(*record);
+  return FinishUnary(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* RuntimeService::ListContainerStats(
+    grpc::CallbackServerContext* context, const v1::ListContainerStatsRequest* request,
+    v1::ListContainerStatsResponse* response) {
+  if (containers_ == nullptr) {
+    return FinishUnary(context, absl::UnavailableError("containers are not available"));
+  }
+  v1::ContainerFilter filter;
+  filter.set_id(request->filter().id());
+  filter.set_pod_sandbox_id(request->filter().pod_sandbox_id());
+  *filter.mutable_label_selector() = request->filter().label_selector();
+  for (const ContainerRecord& record : containers_->List(filter)) {
+    *response->add_stats() = StatsOf(record);
+  }
+  return FinishUnary(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* RuntimeService::PodSandboxStats(grpc::CallbackServerContext* context,
+                                                          const v1::PodSandboxStatsRequest* request,
+                                                          v1::PodSandboxStatsResponse* response) {
+  if (containers_ == nullptr || sandboxes_ == nullptr) {
+    return FinishUnary(context, absl::UnavailableError("pod sandboxes are not available"));
+  }
+  if (request->pod_sandbox_id().empty()) {
+    return FinishUnary(context, absl::InvalidArgumentError("pod_sandbox_id: must not be empty"));
+  }
+  absl::StatusOr<sandbox::SandboxRecord> pod = sandboxes_->Get(request->pod_sandbox_id());
+  if (!pod.ok()) {
+    return FinishUnary(context, pod.status());
+  }
+  *response->mutable_stats() = PodStatsOf(*pod);
+  return FinishUnary(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* RuntimeService::ListPodSandboxStats(
+    grpc::CallbackServerContext* context, const v1::ListPodSandboxStatsRequest* request,
+    v1::ListPodSandboxStatsResponse* response) {
+  if (containers_ == nullptr || sandboxes_ == nullptr) {
+    return FinishUnary(context, absl::UnavailableError("pod sandboxes are not available"));
+  }
+  v1::PodSandboxFilter filter;
+  for (const sandbox::SandboxRecord& pod : sandboxes_->List(filter)) {
+    if (!request->filter().id().empty() && !absl::StartsWith(pod.id(), request->filter().id())) {
+      continue;
+    }
+    if (!LabelsMatch(pod.config().labels(), request->filter().label_selector())) {
+      continue;
+    }
+    *response->add_stats() = PodStatsOf(pod);
+  }
+  return FinishUnary(context, absl::OkStatus());
+}
+
+}  // namespace crid
