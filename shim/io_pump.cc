@@ -139,9 +139,10 @@ bool IoPump::Pump(Container& container, Open* source) {
       if (container.log != nullptr) {
         absl::Status st =
             container.log->Write(source->stream, absl::string_view(buf, static_cast<size_t>(n)));
-        if (!st.ok()) {
-          spdlog::warn("container {}: {}", source->key, st);
+        if (!st.ok() && !container.write_failed) {
+          spdlog::warn("container {}: {}; output is lost until a write succeeds", source->key, st);
         }
+        container.write_failed = !st.ok();
       }
       continue;
     }

@@ -49,6 +49,8 @@ class IoPump {
   struct Container {
     std::vector<std::unique_ptr<Open>> sources;
     std::shared_ptr<CriLogWriter> log;
+    // A full disk fails every write; say so once per container, not per read.
+    bool write_failed = false;
   };
   struct PendingDrain {
     std::string key;
