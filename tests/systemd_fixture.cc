@@ -23,6 +23,8 @@ namespace crid {
 
 namespace {
 
+constexpr char kLabDir[] = "/tmp/crid-systemd-fixture";
+
 // Variables of the test runner the inner process must not act on (its own
 // XML report, sharding, the premature-exit marker of the outer test).
 bool DropFromInner(absl::string_view var) {
@@ -89,11 +91,20 @@ int SystemdFixture::RunScript(const std::vector<std::string>& args, std::string*
 
 absl::StatusOr<std::unique_ptr<SystemdFixture>> SystemdFixture::Start() {
   std::unique_ptr<SystemdFixture> f(new SystemdFixture());
-  char tmpl[] = "/tmp/crid-systemd-XXXXXX";
-  if (::mkdtemp(tmpl) == nullptr) {
-    return absl::InternalError(absl::StrCat("mkdtemp: ", std::strerror(errno)));
+  // One fixed place: a test killed before its teardown (a timeout) leaves
+  // its systemd running in its own session; the next start stops that one
+  // first (by its recorded PID), so two never share the host's cgroups.
+  f->lab_ = kLabDir;
+  absl::Status made = MakeDirs(f->lab_ + "/logs", 0755);
+  if (!made.ok()) {
+    return made;
   }
-  f->lab_ = tmpl;
+  if (::access((f->lab_ + "/systemd-host/systemd.pid").c_str(), F_OK) == 0) {
+    std::string stale;
+    int code = f->RunScript({"stop"}, &stale);
+    std::fprintf(stderr, "stopped a systemd left by an earlier run (exit %d): %s", code,
+                 stale.c_str());
+  }
   for (const char* tool : {"/lib/systemd/systemd", "/usr/bin/nsenter", "/usr/bin/unshare"}) {
     if (::access(tool, X_OK) != 0) {
       return absl::FailedPreconditionError(

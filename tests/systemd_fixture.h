@@ -50,7 +50,7 @@ class SystemdFixture {
   SystemdFixture() = default;
   int RunScript(const std::vector<std::string>& args, std::string* output);
 
-  std::string lab_;  // scratch dir of the script (state, log)
+  std::string lab_;  // the script's state and log
   pid_t pid_ = -1;
   bool stopped_ = false;
 };
