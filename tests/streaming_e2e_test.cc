@@ -49,6 +49,7 @@ class NetnsProcess {
       dup2(devnull, 0);
       dup2(devnull, 1);
       std::vector<char*> args;
+      args.reserve(argv.size() + 1);
       for (std::string& a : argv) {
         args.push_back(a.data());
       }
@@ -222,10 +223,12 @@ TEST_F(StreamingEndToEndTest, ManyParallelConnectionsThroughOneSession) {
   ASSERT_TRUE(client.ok()) << client.status();
   constexpr int kConnections = 32;
   std::vector<std::pair<uint32_t, uint32_t>> pairs;
+  pairs.reserve(kConnections);
   for (int i = 0; i < kConnections; ++i) {
     pairs.push_back(OpenPair(client->get(), kEchoPort, i));
   }
   std::vector<std::thread> threads;
+  threads.reserve(kConnections);
   for (int i = 0; i < kConnections; ++i) {
     threads.emplace_back([&, i] {
       std::string payload;
@@ -340,7 +343,7 @@ TEST_F(StreamingEndToEndTest, CrictlPortForward) {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(probe, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  ASSERT_EQ(bind(probe, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
   socklen_t len = sizeof(addr);
   getsockname(probe, reinterpret_cast<sockaddr*>(&addr), &len);
   int local_port = ntohs(addr.sin_port);

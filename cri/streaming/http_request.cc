@@ -13,7 +13,7 @@ bool IsTokenChar(char c) {
   if (absl::ascii_isalnum(static_cast<unsigned char>(c))) {
     return true;
   }
-  return absl::string_view("!#$%&'*+-.^_`|~").find(c) != absl::string_view::npos;
+  return absl::StrContains("!#$%&'*+-.^_`|~", absl::string_view(&c, 1));
 }
 
 bool IsToken(absl::string_view s) {
@@ -153,7 +153,7 @@ absl::StatusOr<std::optional<HttpRequest>> ParseHttpRequest(absl::string_view bu
   }
   for (size_t i = 1; i < lines.size(); ++i) {
     absl::string_view line = lines[i];
-    if (line.find('\n') != absl::string_view::npos || line.find('\r') != absl::string_view::npos) {
+    if (absl::StrContains(line, "\n") || absl::StrContains(line, "\r")) {
       return Malformed("bare CR or LF in a header");
     }
     if (!line.empty() && (line[0] == ' ' || line[0] == '\t')) {

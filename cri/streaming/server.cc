@@ -365,6 +365,7 @@ void Server::ServeConnection(int fd) {
   std::string protocol = Negotiate(offered, supported);
   if (protocol.empty()) {
     std::vector<std::pair<std::string, std::string>> headers;
+    headers.reserve(supported.size());
     for (const std::string& p : supported) {
       headers.emplace_back("X-Accepted-Stream-Protocol-Versions", p);
     }

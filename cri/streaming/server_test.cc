@@ -37,10 +37,11 @@ class StreamingServerTest : public ::testing::Test {
     server_ = std::move(*server);
   }
 
-  std::string ExecUrl(std::vector<std::string> cmd, bool in, bool out, bool err, bool tty = false) {
+  std::string ExecUrl(const std::vector<std::string>& cmd, bool in, bool out, bool err,
+                      bool tty = false) {
     runtime::v1::ExecRequest req;
     req.set_container_id("c1");
-    for (auto& c : cmd) {
+    for (const auto& c : cmd) {
       req.add_cmd(c);
     }
     req.set_stdin(in);
@@ -369,8 +370,8 @@ class EchoServer {
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-    listen(fd_.get(), 64);
+    EXPECT_EQ(bind(fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    EXPECT_EQ(listen(fd_.get(), 64), 0);
     socklen_t len = sizeof(addr);
     getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&addr), &len);
     port_ = ntohs(addr.sin_port);
@@ -425,6 +426,7 @@ TEST_F(StreamingServerTest, PortForwardCarriesManyParallelConnections) {
     pairs.emplace_back(*error, *data);
   }
   std::vector<std::thread> threads;
+  threads.reserve(kConnections);
   for (int i = 0; i < kConnections; ++i) {
     threads.emplace_back([&, i] {
       std::string payload = absl::StrCat("connection ", i, ": ", std::string(100000 + i, 'x'));

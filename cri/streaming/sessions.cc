@@ -668,7 +668,7 @@ void ServeWebSocketRemoteCommand(int fd, std::string initial, const std::string&
   ByteQueue stdin_queue;
   ByteQueue resize_queue;
   constexpr uint8_t kStdin = 0, kStdout = 1, kStderr = 2, kError = 3, kResize = 4;
-  auto on_message = [&](uint8_t channel, std::string data, bool closed) {
+  auto on_message = [&](uint8_t channel, const std::string& data, bool closed) {
     if (channel == kStdin && command.with_stdin) {
       if (closed) {
         stdin_queue.Finish();

@@ -12,9 +12,9 @@ namespace crid::streaming {
 namespace {
 
 // Data frames are cut at this size: small enough to interleave streams.
-constexpr size_t kMaxDataChunk = 32 * 1024;
+constexpr size_t kMaxDataChunk = size_t{32} * 1024;
 // Control frames carry headers at most; data frames up to the SPDY limit.
-constexpr size_t kMaxControlPayload = 256 * 1024;
+constexpr size_t kMaxControlPayload = size_t{256} * 1024;
 
 }  // namespace
 

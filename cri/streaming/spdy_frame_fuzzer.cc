@@ -9,9 +9,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   namespace spdy = crid::streaming::spdy;
   absl::string_view input(reinterpret_cast<const char*>(data), size);
   spdy::ParseHeaderBlock(input).IgnoreError();
-  spdy::HeaderDecompressor decompressor(64 * 1024);
+  spdy::HeaderDecompressor decompressor(size_t{64} * 1024);
   while (!input.empty()) {
-    auto parsed = spdy::ParseFrame(input, spdy::kMaxFramePayload, 256 * 1024);
+    auto parsed = spdy::ParseFrame(input, spdy::kMaxFramePayload, size_t{256} * 1024);
     if (!parsed.ok() || !parsed->has_value()) {
       break;
     }

@@ -24,6 +24,7 @@ absl::StatusOr<int> HostProcessRuntime::Exec(const std::string& container_id,
     });
   }
   std::vector<char*> argv;
+  argv.reserve(cmd.size() + 1);
   std::vector<std::string> args = cmd;
   for (std::string& a : args) {
     argv.push_back(a.data());
