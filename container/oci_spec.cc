@@ -558,15 +558,21 @@ absl::StatusOr<json> BuildOciSpec(const runtime::v1::ContainerConfig& config,
   }
 
   // Namespaces.
+  // Network and IPC belong to the pod: a container shares the host's when the
+  // pod does (kubelet repeats the pod's modes on each container, other clients
+  // only set them on the pod).
   const v1::NamespaceOption& ns = sc.namespace_options();
+  const v1::NamespaceOption& pod_ns = sandbox.linux.security_context().namespace_options();
+  const bool host_network = ns.network() == v1::NODE || pod_ns.network() == v1::NODE;
+  const bool host_ipc = ns.ipc() == v1::NODE || pod_ns.ipc() == v1::NODE;
   json namespaces = json::array({Namespace("mount")});
-  if (ns.network() != v1::NODE) {
+  if (!host_network) {
     namespaces.push_back(Namespace("network", sandbox.netns_path));
   }
-  if (ns.ipc() != v1::NODE) {
+  if (!host_ipc) {
     namespaces.push_back(Namespace("ipc", sandbox.ipc_ns_path));
   }
-  if (ns.network() != v1::NODE || !sandbox.uts_ns_path.empty()) {
+  if (!host_network || !sandbox.uts_ns_path.empty()) {
     namespaces.push_back(Namespace("uts", sandbox.uts_ns_path));
   }
   switch (ns.pid()) {

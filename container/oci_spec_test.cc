@@ -243,6 +243,21 @@ TEST_F(OciSpecTest, HostNetworkAndIpc) {
   EXPECT_EQ(FindNamespace(spec, "uts"), nullptr);
 }
 
+TEST_F(OciSpecTest, HostNetworkAndIpcOfThePodAlone) {
+  // Only the pod says NODE (as crictl and critest send it): the container
+  // still shares the host's network and IPC, never a fresh empty namespace.
+  auto* pod_ns = sandbox_.linux.mutable_security_context()->mutable_namespace_options();
+  pod_ns->set_network(v1::NODE);
+  pod_ns->set_ipc(v1::NODE);
+  sandbox_.netns_path.clear();
+  sandbox_.ipc_ns_path.clear();
+  sandbox_.uts_ns_path.clear();
+  json spec = BuildOk();
+  EXPECT_EQ(FindNamespace(spec, "network"), nullptr);
+  EXPECT_EQ(FindNamespace(spec, "ipc"), nullptr);
+  EXPECT_EQ(FindNamespace(spec, "uts"), nullptr);
+}
+
 TEST_F(OciSpecTest, Resources) {
   auto* r = config_.mutable_linux()->mutable_resources();
   r->set_cpu_shares(512);
