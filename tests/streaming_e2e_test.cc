@@ -331,6 +331,27 @@ TEST_F(StreamingEndToEndTest, ExecWithoutContainerSupportReportsAClearError) {
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
+// crictl's client-go executors (SPDY, and WebSocket v5) reach crid's server and
+// get its status object back, without protocol complaints.
+TEST_F(StreamingEndToEndTest, CrictlExecOverSpdyAndWebSocket) {
+  const char* crictl = "/usr/local/bin/crictl";
+  if (access(crictl, X_OK) != 0) {
+    GTEST_SKIP() << "crictl is not installed";
+  }
+  for (const char* transport : {"spdy", "websocket"}) {
+    std::string out = tmp_.Sub(absl::StrCat("crictl-", transport, ".out"));
+    std::string command =
+        absl::StrCat(crictl, " --runtime-endpoint unix://", tmp_.Sub("crid.sock"),
+                     " exec --transport ", transport, " deadbeef0123 true >", out, " 2>&1");
+    EXPECT_NE(RunShell(command), 0);
+    std::ifstream in(out);
+    std::string text((std::istreambuf_iterator<char>(in)), {});
+    EXPECT_THAT(text, HasSubstr("Internal error occurred")) << transport;
+    EXPECT_THAT(text, HasSubstr("deadbeef0123")) << transport;
+    EXPECT_THAT(text, ::testing::Not(HasSubstr("Unknown stream"))) << transport;
+  }
+}
+
 // The real Kubernetes client (crictl's client-go SPDY dialer) against crid.
 TEST_F(StreamingEndToEndTest, CrictlPortForward) {
   const char* crictl = "/usr/local/bin/crictl";

@@ -491,7 +491,8 @@ TEST_F(StreamingServerTest, WebSocketV5ExecWithStdinCloseSignal) {
   auto status = nlohmann::json::parse((*data)[3]);
   EXPECT_EQ(status["details"]["causes"][0]["message"], "4");
   EXPECT_GE((*client)->MessageCount(1), 2);  // the greeting and the output
-  EXPECT_THAT((*client)->ClosedChannels(), ::testing::Contains(1));
+  // The server never sends close signals: client-go's v5 client rejects them.
+  EXPECT_TRUE((*client)->ClosedChannels().empty());
   EXPECT_EQ((*client)->close_code(), 1000);
 }
 

@@ -173,7 +173,9 @@ class WsOutput final : public OutputChannel {
  public:
   WsOutput(WsConnection* conn, uint8_t channel) : conn_(conn), channel_(channel) {}
   absl::Status Write(absl::string_view data) override { return conn_->Write(channel_, data); }
-  void Close() override { conn_->CloseChannel(channel_).IgnoreError(); }
+  // Nothing to send: client-go's v5 client only accepts close signals from its
+  // side ("Unknown stream id 255"); the end of the session closes every channel.
+  void Close() override {}
 
  private:
   WsConnection* const conn_;

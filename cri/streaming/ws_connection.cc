@@ -43,15 +43,6 @@ absl::Status WsConnection::Write(uint8_t channel, absl::string_view data) {
   return SendFrame(ws::kBinary, message);
 }
 
-absl::Status WsConnection::CloseChannel(uint8_t channel) {
-  if (!close_signal_) {
-    return absl::OkStatus();
-  }
-  std::string message{static_cast<char>(kCloseChannelSignal),
-                      static_cast<char>(base64_ ? '0' + channel : channel)};
-  return SendFrame(base64_ ? ws::kText : ws::kBinary, message);
-}
-
 void WsConnection::Shutdown(uint16_t code, absl::string_view reason) {
   {
     absl::MutexLock lock(&write_mu_);

@@ -29,8 +29,6 @@ class WsConnection {
   void Serve(const MessageHandler& on_message);
   // One message on `channel`.
   absl::Status Write(uint8_t channel, absl::string_view data);
-  // Tells a v5 client that `channel` ends; a no-op for older protocols.
-  absl::Status CloseChannel(uint8_t channel);
   // Close frame (1000 normal), then shuts the socket down so Serve returns.
   void Shutdown(uint16_t code = 1000, absl::string_view reason = "");
   bool closed() const { return closed_.load(); }
