@@ -122,8 +122,9 @@ std::string FindCompanionBinary(const std::string& name, const std::string& buil
   ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
   std::string dir = n > 0 ? std::string(exe, static_cast<size_t>(n)) : "";
   dir = dir.substr(0, dir.rfind('/'));
-  for (const std::string& path : {dir + "/" + name, dir + "/" + build_dir + "/" + name,
-                                  "/usr/local/bin/" + name, "/usr/bin/" + name}) {
+  for (const std::string& path :
+       {absl::StrCat(dir, "/", name), absl::StrCat(dir, "/", build_dir, "/", name),
+        absl::StrCat("/usr/local/bin/", name), absl::StrCat("/usr/bin/", name)}) {
     if (access(path.c_str(), X_OK) == 0) {
       return path;
     }

@@ -110,7 +110,7 @@ std::vector<std::string> AllCapabilities() {
   const uint64_t bounding = BoundingSet();
   for (int i = 0; i <= LastCapability(); ++i) {
     if ((bounding >> i) & 1) {
-      caps.push_back(kCapabilityNames[i]);
+      caps.emplace_back(kCapabilityNames[i]);
     }
   }
   return caps;

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -21,7 +22,7 @@ TEST(Capabilities, AllIncludesSysAdminAndDefaultsDoNot) {
   std::string line;
   uint64_t bounding = 0;
   while (std::getline(status, line)) {
-    if (line.rfind("CapBnd:", 0) == 0) {
+    if (absl::StartsWith(line, "CapBnd:")) {
       bounding = std::stoull(line.substr(7), nullptr, 16);
     }
   }

@@ -498,7 +498,7 @@ TEST_F(ContainerEndToEndTest, WebServerServesOnThePodIp) {
   std::string client = RunContainer(client_pod, ShellContainer("wget", "sleep 1000"));
   std::string body;
   absl::Time deadline = absl::Now() + absl::Seconds(15);
-  while (absl::Now() < deadline && body.find("hello from crid") == std::string::npos) {
+  while (absl::Now() < deadline && !absl::StrContains(body, "hello from crid")) {
     // busybox's nc with a numeric address (its static wget crashes in glibc's
     // resolver without NSS modules).
     body = ExecOut(client, absl::StrCat("printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 2 ",
