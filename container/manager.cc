@@ -299,6 +299,14 @@ absl::Status ContainerManager::Recover() {
         continue;
       }
       auto it = states.find(record.id());
+      if (it == states.end() && !client) {
+        // The shim is gone; it may have recorded the exit before it went.
+        absl::StatusOr<shim::ContainerState> recorded =
+            shim::ShimClient::ReadExitRecord(ShimDir(pod_id), record.id());
+        if (recorded.ok()) {
+          it = states.emplace(record.id(), *recorded).first;
+        }
+      }
       if (it == states.end()) {
         shim::ContainerState lost;
         lost.set_id(record.id());
