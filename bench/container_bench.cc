@@ -279,11 +279,13 @@ class Daemon {
     }
     env.push_back(absl::StrCat("PATH=", kPath));
     std::vector<char*> envp;
+    envp.reserve(env.size() + 1);
     for (std::string& e : env) {
       envp.push_back(e.data());
     }
     envp.push_back(nullptr);
     std::vector<char*> argv{binary_.data()};
+    argv.reserve(args_.size() + 2);
     for (std::string& a : args_) {
       argv.push_back(a.data());
     }
