@@ -300,12 +300,15 @@ int Run(int argc, char** argv) {
     return kExitFailure;
   }
   RuntimeService runtime_service(state->get(), sandboxes->get(), containers->get());
+  // Without the cgroup manager (systemd configured but not reachable) crid
+  // still serves; stats then lack CPU and memory, and the log says why.
   absl::StatusOr<std::unique_ptr<CgroupManager>> cgroups = StartCgroups(*driver);
-  if (!cgroups.ok()) {
-    spdlog::critical("cgroups: {}", cgroups.status().message());
-    return kExitFailure;
+  if (cgroups.ok()) {
+    runtime_service.SetCgroupManager(cgroups->get());
+  } else {
+    spdlog::error("cgroup manager ({} driver) unavailable, no CPU/memory stats: {}",
+                  CgroupDriverName(*driver), cgroups.status().message());
   }
-  runtime_service.SetCgroupManager(cgroups->get());
   ImageService image_service(images->get());
   // Exec, Attach and PortForward URLs point at the streaming server.
   streaming::SandboxStreamingRuntime streaming_runtime(sandboxes->get());

@@ -88,8 +88,8 @@ TEST_F(DaemonTest, AnswersKubeletStartupCallsOverTheSocket) {
     grpc::ClientContext ctx;
     v1::ListContainersResponse resp;
     grpc::Status st = stub->ListContainers(&ctx, {}, &resp);
-    EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-    EXPECT_THAT(st.error_message(), HasSubstr("ListContainers"));
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    EXPECT_EQ(resp.containers_size(), 0);
   }
   struct stat sb;
   ASSERT_EQ(::lstat(socket().c_str(), &sb), 0);
