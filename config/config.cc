@@ -182,9 +182,9 @@ absl::Status ValidateConfig(const config::Config& c) {
   }
   if (unsigned char addr[16]; inet_pton(AF_INET, c.streaming().address().c_str(), addr) != 1 &&
                               inet_pton(AF_INET6, c.streaming().address().c_str(), addr) != 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "streaming.address: must be an IPv4 or IPv6 address, got \"", c.streaming().address(),
-        "\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat("streaming.address: must be an IPv4 or IPv6 address, got \"",
+                     c.streaming().address(), "\""));
   }
   if (c.streaming().port() > 65535) {
     return absl::InvalidArgumentError(
@@ -201,9 +201,9 @@ absl::Status ValidateConfig(const config::Config& c) {
                                                      handler.binary(), "\""));
     }
     if (!handler.root().empty() && !IsAbsolute(handler.root())) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "container.handlers[", name, "].root: must be an absolute path, got \"", handler.root(),
-          "\""));
+      return absl::InvalidArgumentError(absl::StrCat("container.handlers[", name,
+                                                     "].root: must be an absolute path, got \"",
+                                                     handler.root(), "\""));
     }
   }
   if (ctr.default_handler() != "runc" && ctr.default_handler() != "crun" &&

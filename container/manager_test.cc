@@ -1,8 +1,9 @@
 // The pure rules of the container manager: signal names, container identity,
 // CRI states.
+#include "container/manager.h"
+
 #include <signal.h>
 
-#include "container/manager.h"
 #include "gtest/gtest.h"
 
 namespace crid::container {
