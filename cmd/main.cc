@@ -84,37 +84,6 @@ absl::StatusOr<std::unique_ptr<cni::CniManager>> StartCni(const config::Config& 
   return cni::CniManager::Create(std::move(options));
 }
 
-// crid-pause ships next to crid (bazel-bin/pause/ in a build tree).
-std::string FindPauseBinary(const config::Config& config) {
-  if (!config.pod().pause_binary().empty()) {
-    return config.pod().pause_binary();
-  }
-  char exe[4096] = {};
-  ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-  std::string dir = n > 0 ? std::string(exe, static_cast<size_t>(n)) : "";
-  dir = dir.substr(0, dir.rfind('/'));
-  for (const std::string& path :
-       {dir + "/crid-pause", dir + "/pause/crid-pause", std::string("/usr/local/bin/crid-pause"),
-        std::string("/usr/bin/crid-pause")}) {
-    if (access(path.c_str(), X_OK) == 0) {
-      return path;
-    }
-  }
-  spdlog::warn("crid-pause not found: pods with a shared PID namespace will be refused");
-  return "";
-}
-
-absl::StatusOr<std::unique_ptr<sandbox::SandboxManager>> StartSandboxes(
-    const config::Config& config, Store* store, cni::CniManager* cni) {
-  sandbox::SandboxOptions options;
-  options.state_dir = config.state();
-  options.netns_dir = config.pod().netns_dir();
-  options.pause_binary = FindPauseBinary(config);
-  options.shm_size_bytes = config.pod().shm_size_bytes();
-  options.workers = config.pod().workers();
-  return sandbox::SandboxManager::Create(std::move(options), store, cni);
-}
-
 // A binary that ships next to crid (bazel-bin/<dir>/ in a build tree), else in
 // /usr/local/bin or /usr/bin; "" when none is found.
 std::string FindCompanionBinary(const std::string& name, const std::string& build_dir) {
@@ -130,6 +99,28 @@ std::string FindCompanionBinary(const std::string& name, const std::string& buil
     }
   }
   return "";
+}
+
+std::string FindPauseBinary(const config::Config& config) {
+  if (!config.pod().pause_binary().empty()) {
+    return config.pod().pause_binary();
+  }
+  std::string path = FindCompanionBinary("crid-pause", "pause");
+  if (path.empty()) {
+    spdlog::warn("crid-pause not found: pods with a shared PID namespace will be refused");
+  }
+  return path;
+}
+
+absl::StatusOr<std::unique_ptr<sandbox::SandboxManager>> StartSandboxes(
+    const config::Config& config, Store* store, cni::CniManager* cni) {
+  sandbox::SandboxOptions options;
+  options.state_dir = config.state();
+  options.netns_dir = config.pod().netns_dir();
+  options.pause_binary = FindPauseBinary(config);
+  options.shm_size_bytes = config.pod().shm_size_bytes();
+  options.workers = config.pod().workers();
+  return sandbox::SandboxManager::Create(std::move(options), store, cni);
 }
 
 absl::StatusOr<std::unique_ptr<container::ContainerManager>> StartContainers(

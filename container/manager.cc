@@ -313,13 +313,11 @@ absl::Status ContainerManager::Recover() {
         lost.set_status(shim::ContainerState::EXITED);
         lost.set_exit_code(255);
         lost.set_finished_at_ns(NowNs());
+        record.set_reason("Unknown");
+        record.set_message(client ? "the pod's shim no longer knows the container"
+                                  : "the pod's shim is gone; the container's fate is unknown");
+        Publish(record);
         RecordExit(record.id(), lost);
-        absl::MutexLock lock(&mu_);
-        auto& r = containers_[record.id()];
-        r.set_reason("Unknown");
-        r.set_message(client ? "the pod's shim no longer knows the container"
-                             : "the pod's shim is gone; the container's fate is unknown");
-        (void)Persist(r);
         continue;
       }
       if (it->second.status() == shim::ContainerState::EXITED) {

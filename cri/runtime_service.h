@@ -146,8 +146,10 @@ class RuntimeService final : public runtime::v1::RuntimeService::CallbackService
 
  private:
   // stats.cc
-  absl::StatusOr<std::string> ContainerCgroup(const container::ContainerRecord& record) const;
   runtime::v1::ContainerStats StatsOf(const container::ContainerRecord& record) const;
+  // The same when the caller already has the pod's cgroup parent.
+  runtime::v1::ContainerStats StatsOf(const container::ContainerRecord& record,
+                                      const std::string& cgroup_parent) const;
   runtime::v1::PodSandboxStats PodStatsOf(const sandbox::SandboxRecord& pod) const;
 
   // Runs `work` on the sandbox worker pool; it must Finish `reactor`.

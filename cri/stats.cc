@@ -2,8 +2,6 @@
 // usage read from the cgroup tree (through the cgroup manager, which keeps one
 // previous sample per cgroup for nano-cores), the writable layer, and the
 // pod's network counters from inside its network namespace.
-#include <map>
-
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -20,17 +18,6 @@ namespace {
 
 using container::ContainerRecord;
 namespace v1 = ::runtime::v1;
-
-bool LabelsMatch(const google::protobuf::Map<std::string, std::string>& labels,
-                 const google::protobuf::Map<std::string, std::string>& selector) {
-  for (const auto& [key, value] : selector) {
-    auto it = labels.find(key);
-    if (it == labels.end() || it->second != value) {
-      return false;
-    }
-  }
-  return true;
-}
 
 void FillCpuMemory(const CgroupUsage& usage, v1::CpuUsage* cpu, v1::MemoryUsage* memory) {
   const int64_t ts = absl::ToUnixNanos(usage.timestamp);
@@ -89,24 +76,21 @@ void FillNetwork(pid_t pid, const std::string& default_ifname, v1::NetworkUsage*
 
 }  // namespace
 
-absl::StatusOr<std::string> RuntimeService::ContainerCgroup(const ContainerRecord& record) const {
-  if (cgroups_ == nullptr) {
-    return absl::UnavailableError("cgroup statistics are not available in this crid");
-  }
+v1::ContainerStats RuntimeService::StatsOf(const ContainerRecord& record) const {
   absl::StatusOr<sandbox::SandboxRecord> pod = sandboxes_->Get(record.pod_id());
-  std::string parent = pod.ok() ? pod->config().linux().cgroup_parent() : "";
-  return cgroups_->ContainerCgroupDir(parent, record.id());
+  return StatsOf(record, pod.ok() ? pod->config().linux().cgroup_parent() : "");
 }
 
-v1::ContainerStats RuntimeService::StatsOf(const ContainerRecord& record) const {
+v1::ContainerStats RuntimeService::StatsOf(const ContainerRecord& record,
+                                           const std::string& cgroup_parent) const {
   v1::ContainerStats stats;
   v1::ContainerAttributes* attributes = stats.mutable_attributes();
   attributes->set_id(record.id());
   *attributes->mutable_metadata() = record.config().metadata();
   *attributes->mutable_labels() = record.config().labels();
   *attributes->mutable_annotations() = record.config().annotations();
-  if (record.state() != ContainerRecord::EXITED) {
-    absl::StatusOr<std::string> cgroup = ContainerCgroup(record);
+  if (record.state() != ContainerRecord::EXITED && cgroups_ != nullptr) {
+    absl::StatusOr<std::string> cgroup = cgroups_->ContainerCgroupDir(cgroup_parent, record.id());
     if (cgroup.ok()) {
       absl::StatusOr<CgroupUsage> usage = cgroups_->Stats(*cgroup);
       if (usage.ok()) {
@@ -143,7 +127,7 @@ v1::PodSandboxStats RuntimeService::PodStatsOf(const sandbox::SandboxRecord& pod
     if (record.pod_id() != pod.id()) {
       continue;
     }
-    v1::ContainerStats c = StatsOf(record);
+    v1::ContainerStats c = StatsOf(record, pod.config().linux().cgroup_parent());
     if (c.has_cpu()) {
       any_usage = true;
       cpu_ns += c.cpu().usage_core_nano_seconds().value();
@@ -246,14 +230,11 @@ grpc::ServerUnaryReactor* RuntimeService::ListPodSandboxStats(
   if (containers_ == nullptr || sandboxes_ == nullptr) {
     return FinishUnary(context, absl::UnavailableError("pod sandboxes are not available"));
   }
+  // The sandbox manager's filter already matches ID prefixes and labels.
   v1::PodSandboxFilter filter;
+  filter.set_id(request->filter().id());
+  *filter.mutable_label_selector() = request->filter().label_selector();
   for (const sandbox::SandboxRecord& pod : sandboxes_->List(filter)) {
-    if (!request->filter().id().empty() && !absl::StartsWith(pod.id(), request->filter().id())) {
-      continue;
-    }
-    if (!LabelsMatch(pod.config().labels(), request->filter().label_selector())) {
-      continue;
-    }
     *response->add_stats() = PodStatsOf(pod);
   }
   return FinishUnary(context, absl::OkStatus());
