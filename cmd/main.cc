@@ -303,6 +303,8 @@ int Run(int argc, char** argv) {
   ImageService image_service(images->get());
   // Exec, Attach and PortForward URLs point at the streaming server.
   streaming::SandboxStreamingRuntime streaming_runtime(sandboxes->get());
+  container::ContainerStreams container_streams(containers->get());
+  streaming_runtime.SetContainerRuntime(&container_streams);
   streaming::ServerOptions streaming_options;
   streaming_options.address = config->streaming().address();
   streaming_options.port = static_cast<uint16_t>(config->streaming().port());

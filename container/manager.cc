@@ -6,7 +6,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <optional>
+#include <thread>
 #include <utility>
 
 #include "absl/cleanup/cleanup.h"
@@ -908,6 +911,103 @@ absl::StatusOr<ExecResult> ContainerManager::ExecSync(const std::string& id,
     result.stderr_data += marker;
   }
   return result;
+}
+
+absl::StatusOr<int> ContainerManager::ExecStream(const std::string& id,
+                                                 const std::vector<std::string>& cmd,
+                                                 streaming::StreamIo io) {
+  if (cmd.empty() || cmd[0].empty()) {
+    return absl::InvalidArgumentError("cmd: a command is required");
+  }
+  CRID_ASSIGN_OR_RETURN(ContainerRecord record, Get(id));
+  if (record.state() != ContainerRecord::RUNNING) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("container ", record.id(), " is not running"));
+  }
+  CRID_ASSIGN_OR_RETURN(std::shared_ptr<shim::ShimClient> client, ShimFor(record.pod_id(), false));
+  shim::ExecStreamRequest request;
+  request.set_id(record.id());
+  for (const std::string& arg : cmd) {
+    request.add_args(arg);
+  }
+  request.set_tty(io.tty);
+  request.set_session_id(absl::StrCat("s", next_session_.fetch_add(1)));
+  std::vector<int> fds;
+  for (auto [fd, flag] : {std::pair{&io.stdin_fd, &shim::ExecStreamRequest::set_stdin},
+                          std::pair{&io.stdout_fd, &shim::ExecStreamRequest::set_stdout},
+                          std::pair{&io.stderr_fd, &shim::ExecStreamRequest::set_stderr}}) {
+    if (fd->valid() && !(io.tty && fd == &io.stderr_fd)) {
+      (request.*flag)(true);
+      fds.push_back(fd->get());
+    }
+  }
+  std::atomic<bool> stop{false};
+  std::thread sizes;
+  if (io.tty && io.resize != nullptr) {
+    sizes = std::thread(ForwardSizes, client.get(), record.id(), request.session_id(), io.resize,
+                        &stop);
+  }
+  absl::StatusOr<int> exit_code = client->ExecStream(request, fds, io.done_fd);
+  stop = true;
+  if (sizes.joinable()) {
+    sizes.join();
+  }
+  return exit_code;
+}
+
+absl::Status ContainerManager::Attach(const std::string& id, streaming::StreamIo io) {
+  CRID_ASSIGN_OR_RETURN(ContainerRecord record, Get(id));
+  if (record.state() != ContainerRecord::RUNNING) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("container ", record.id(), " is not running"));
+  }
+  CRID_ASSIGN_OR_RETURN(std::shared_ptr<shim::ShimClient> client, ShimFor(record.pod_id(), false));
+  shim::AttachRequest request;
+  request.set_id(record.id());
+  std::vector<int> fds;
+  // A container created without stdin has none to attach to: the client's
+  // input is dropped, as kubectl warns.
+  if (io.stdin_fd.valid() && record.config().stdin()) {
+    request.set_stdin(true);
+    fds.push_back(io.stdin_fd.get());
+  }
+  if (io.stdout_fd.valid()) {
+    request.set_stdout(true);
+    fds.push_back(io.stdout_fd.get());
+  }
+  if (io.stderr_fd.valid() && !record.config().tty()) {
+    request.set_stderr(true);
+    fds.push_back(io.stderr_fd.get());
+  }
+  std::atomic<bool> stop{false};
+  std::thread sizes;
+  if (record.config().tty() && io.resize != nullptr) {
+    sizes = std::thread(ForwardSizes, client.get(), record.id(), std::string(), io.resize, &stop);
+  }
+  absl::Status st = client->Attach(request, fds, io.done_fd);
+  stop = true;
+  if (sizes.joinable()) {
+    sizes.join();
+  }
+  if (absl::IsCancelled(st)) {
+    return absl::OkStatus();  // the client detached
+  }
+  return st;
+}
+
+void ContainerManager::ForwardSizes(shim::ShimClient* client, const std::string& id,
+                                    const std::string& session_id, streaming::ResizeQueue* sizes,
+                                    const std::atomic<bool>* stop) {
+  while (!stop->load()) {
+    std::optional<streaming::TerminalSize> size = sizes->Next(absl::Milliseconds(100));
+    if (!size.has_value()) {
+      continue;
+    }
+    absl::Status st = client->Resize(id, session_id, size->width, size->height);
+    if (!st.ok()) {
+      spdlog::debug("container {}: resize terminal: {}", id, st);
+    }
+  }
 }
 
 absl::Status ContainerManager::UpdateResources(const std::string& id,

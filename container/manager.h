@@ -14,6 +14,7 @@
 // crid was down are taken from the shim (or its exit records).
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <set>
@@ -29,6 +30,7 @@
 #include "cgroups/driver.h"
 #include "container/container.pb.h"
 #include "container/oci_runtime.h"
+#include "cri/streaming/runtime.h"
 #include "image/image_store.h"
 #include "proto/cri_api.pb.h"
 #include "proto/shim.pb.h"
@@ -88,6 +90,12 @@ class ContainerManager {
   absl::Status UpdateResources(const std::string& id,
                                const runtime::v1::LinuxContainerResources& resources);
   absl::Status ReopenLog(const std::string& id);
+  // Interactive exec and attach through the pod's shim: the session's
+  // descriptors go to the shim as they are; terminal sizes from io.resize are
+  // forwarded; io.done_fd ends the session early.
+  absl::StatusOr<int> ExecStream(const std::string& id, const std::vector<std::string>& cmd,
+                                 streaming::StreamIo io);
+  absl::Status Attach(const std::string& id, streaming::StreamIo io);
 
   // Every container of a pod: stopped with no grace (StopPodSandbox), or
   // removed together with the pod's shim (RemovePodSandbox).
@@ -142,6 +150,10 @@ class ContainerManager {
   // directory, record.
   absl::Status Destroy(const ContainerRecord& record);
   std::shared_ptr<absl::Mutex> OpLock(const std::string& id);
+  // Forwards terminal sizes from `sizes` to the shim until `stop` is set.
+  static void ForwardSizes(shim::ShimClient* client, const std::string& id,
+                           const std::string& session_id, streaming::ResizeQueue* sizes,
+                           const std::atomic<bool>* stop);
 
   const ContainerOptions options_;
   std::shared_ptr<WatchHub> hub_ = std::make_shared<WatchHub>();
@@ -158,6 +170,7 @@ class ContainerManager {
   absl::Mutex shim_launch_mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> watchers_ ABSL_GUARDED_BY(mu_);
+  std::atomic<uint64_t> next_session_{1};
   // Declared last: destroyed first, finishing queued work while the rest lives.
   std::unique_ptr<sandbox::WorkerPool> pool_;
 };
@@ -171,5 +184,26 @@ int SignalNumber(absl::string_view name);
 
 // CRI's state for a record.
 runtime::v1::ContainerState CriState(ContainerRecord::State state);
+
+// The streaming server's exec and attach, served by the container manager.
+// Port forwarding is the pod's business (SandboxStreamingRuntime).
+class ContainerStreams final : public streaming::StreamingRuntime {
+ public:
+  explicit ContainerStreams(ContainerManager* containers) : containers_(containers) {}
+
+  absl::StatusOr<int> Exec(const std::string& container_id, const std::vector<std::string>& cmd,
+                           streaming::StreamIo io) override {
+    return containers_->ExecStream(container_id, cmd, std::move(io));
+  }
+  absl::Status Attach(const std::string& container_id, streaming::StreamIo io) override {
+    return containers_->Attach(container_id, std::move(io));
+  }
+  absl::StatusOr<UniqueFd> PortForward(const std::string& pod_sandbox_id, int32_t port) override {
+    return absl::UnimplementedError("port forwarding is served by the pod sandbox");
+  }
+
+ private:
+  ContainerManager* const containers_;
+};
 
 }  // namespace crid::container

@@ -1,6 +1,7 @@
 #include "shim/client.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -188,6 +189,63 @@ absl::StatusOr<Response> ShimClient::Call(const Request& request, absl::Duration
   }
   CRID_RETURN_IF_ERROR(StatusOf(response));
   return response;
+}
+
+absl::StatusOr<Response> ShimClient::CallSession(const Request& request,
+                                                 const std::vector<int>& fds, int cancel_fd) {
+  CRID_ASSIGN_OR_RETURN(UniqueFd fd, Dial(dir_));
+  CRID_RETURN_IF_ERROR(WriteFrame(fd.get(), request, absl::Now() + kPingTimeout));
+  if (!fds.empty()) {
+    CRID_RETURN_IF_ERROR(SendFds(fd.get(), fds, absl::Now() + kPingTimeout));
+  }
+  for (;;) {
+    struct pollfd p[2] = {{fd.get(), POLLIN, 0}, {cancel_fd, POLLIN, 0}};
+    int n = ::poll(p, 2, -1);
+    if (n < 0 && errno != EINTR) {
+      return ErrnoError(errno, "poll shim connection");
+    }
+    if (n <= 0) {
+      continue;
+    }
+    if (p[0].revents != 0) {
+      break;
+    }
+    if (p[1].revents != 0) {
+      return absl::CancelledError("the session was ended by its client");
+    }
+  }
+  Response response;
+  absl::Status st = ReadFrame(fd.get(), &response, absl::Now() + kPingTimeout);
+  if (!st.ok()) {
+    return Annotate(st, "shim");
+  }
+  CRID_RETURN_IF_ERROR(StatusOf(response));
+  return response;
+}
+
+absl::StatusOr<int> ShimClient::ExecStream(const ExecStreamRequest& request,
+                                           const std::vector<int>& fds, int cancel_fd) {
+  Request r;
+  *r.mutable_exec_stream() = request;
+  CRID_ASSIGN_OR_RETURN(Response response, CallSession(r, fds, cancel_fd));
+  return response.exec_stream().exit_code();
+}
+
+absl::Status ShimClient::Attach(const AttachRequest& request, const std::vector<int>& fds,
+                                int cancel_fd) {
+  Request r;
+  *r.mutable_attach() = request;
+  return CallSession(r, fds, cancel_fd).status();
+}
+
+absl::Status ShimClient::Resize(const std::string& id, const std::string& session_id,
+                                uint16_t width, uint16_t height) {
+  Request r;
+  r.mutable_resize()->set_id(id);
+  r.mutable_resize()->set_session_id(session_id);
+  r.mutable_resize()->set_width(width);
+  r.mutable_resize()->set_height(height);
+  return Call(r, kPingTimeout).status();
 }
 
 absl::StatusOr<pid_t> ShimClient::Create(const CreateRequest& request) {

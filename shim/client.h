@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -45,6 +46,17 @@ class ShimClient {
   absl::StatusOr<ContainerState> State(const std::string& id);
   absl::StatusOr<std::vector<ContainerState>> List();
   absl::StatusOr<ExecResponse> Exec(const ExecRequest& request);
+  // Interactive sessions (see proto/shim.proto). `fds` are the session's
+  // stdio descriptors in the order stdin, stdout, stderr (those the request
+  // asks for); the caller keeps its own copies and should close them. The
+  // call lasts as long as the session; when `cancel_fd` becomes readable the
+  // connection is closed, which ends the session in the shim (an exec'd
+  // process is killed), and the call answers CANCELLED.
+  absl::StatusOr<int> ExecStream(const ExecStreamRequest& request, const std::vector<int>& fds,
+                                 int cancel_fd);
+  absl::Status Attach(const AttachRequest& request, const std::vector<int>& fds, int cancel_fd);
+  absl::Status Resize(const std::string& id, const std::string& session_id, uint16_t width,
+                      uint16_t height);
   absl::Status ReopenLog(const std::string& id);
   absl::Status Update(const std::string& id, const std::string& resources_json);
   // Asks the shim to delete its remaining containers and exit; waits for it to
@@ -64,6 +76,10 @@ class ShimClient {
 
   // One round trip; a non-OK Response.code becomes that status.
   absl::StatusOr<Response> Call(const Request& request, absl::Duration timeout = absl::Minutes(5));
+  // A round trip that passes `fds` with the request and waits for the answer
+  // for as long as it takes, or until `cancel_fd` is readable.
+  absl::StatusOr<Response> CallSession(const Request& request, const std::vector<int>& fds,
+                                       int cancel_fd);
 
  private:
   ShimClient(std::string dir, pid_t pid) : dir_(std::move(dir)), pid_(pid) {}

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -111,6 +112,90 @@ absl::Status ReadFrame(int fd, google::protobuf::MessageLite* message, absl::Tim
     return absl::InvalidArgumentError("shim message: unreadable");
   }
   return absl::OkStatus();
+}
+
+absl::Status SendFds(int fd, const std::vector<int>& fds, absl::Time deadline) {
+  if (fds.empty() || fds.size() > kMaxPassedFds) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot pass ", fds.size(), " descriptors"));
+  }
+  char byte = 'F';
+  struct iovec iov = {&byte, 1};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxPassedFds)] = {};
+  struct msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+  struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+  cmsg->cmsg_level = SOL_SOCKET;
+  cmsg->cmsg_type = SCM_RIGHTS;
+  cmsg->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+  std::memcpy(CMSG_DATA(cmsg), fds.data(), sizeof(int) * fds.size());
+  for (;;) {
+    CRID_RETURN_IF_ERROR(AwaitReady(fd, POLLOUT, deadline));
+    ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n == 1) {
+      return absl::OkStatus();
+    }
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
+      continue;
+    }
+    if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+      return absl::UnavailableError("shim connection closed by peer");
+    }
+    return ErrnoError(errno, "pass descriptors on the shim connection");
+  }
+}
+
+absl::StatusOr<std::vector<UniqueFd>> ReceiveFds(int fd, size_t count, absl::Time deadline) {
+  if (count == 0 || count > kMaxPassedFds) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot receive ", count, " descriptors"));
+  }
+  char byte = 0;
+  struct iovec iov = {&byte, 1};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxPassedFds)] = {};
+  struct msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  ssize_t n = 0;
+  for (;;) {
+    CRID_RETURN_IF_ERROR(AwaitReady(fd, POLLIN, deadline));
+    n = ::recvmsg(fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
+      continue;
+    }
+    break;
+  }
+  if (n < 0) {
+    return ErrnoError(errno, "receive descriptors on the shim connection");
+  }
+  if (n == 0) {
+    return absl::UnavailableError("shim connection closed by peer");
+  }
+  // Take ownership of whatever arrived before judging it, so nothing leaks.
+  std::vector<UniqueFd> received;
+  for (struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg); cmsg != nullptr;
+       cmsg = CMSG_NXTHDR(&msg, cmsg)) {
+    if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS) {
+      continue;
+    }
+    size_t n_fds = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (size_t i = 0; i < n_fds; ++i) {
+      int passed = -1;
+      std::memcpy(&passed, CMSG_DATA(cmsg) + i * sizeof(int), sizeof(int));
+      received.emplace_back(passed);
+    }
+  }
+  if ((msg.msg_flags & MSG_CTRUNC) != 0) {
+    return absl::InvalidArgumentError("too many descriptors passed on the shim connection");
+  }
+  if (received.size() != count) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("expected ", count, " descriptors with the request, got ", received.size()));
+  }
+  return received;
 }
 
 }  // namespace crid::shim

@@ -4,9 +4,12 @@
 #pragma once
 
 #include <cstddef>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "base/unique_fd.h"
 #include "google/protobuf/message_lite.h"
 
 namespace crid::shim {
@@ -18,5 +21,13 @@ constexpr size_t kMaxFrameBytes = size_t{16} << 20;
 absl::Status WriteFrame(int fd, const google::protobuf::MessageLite& message, absl::Time deadline);
 // INVALID_ARGUMENT for an oversized frame or bytes that do not parse.
 absl::Status ReadFrame(int fd, google::protobuf::MessageLite* message, absl::Time deadline);
+
+// Descriptors that follow a request (see proto/shim.proto): one byte carrying
+// them as SCM_RIGHTS. At most kMaxPassedFds.
+constexpr size_t kMaxPassedFds = 4;
+absl::Status SendFds(int fd, const std::vector<int>& fds, absl::Time deadline);
+// Receives exactly `count` descriptors (close-on-exec); INVALID_ARGUMENT when
+// the peer sent a different number.
+absl::StatusOr<std::vector<UniqueFd>> ReceiveFds(int fd, size_t count, absl::Time deadline);
 
 }  // namespace crid::shim

@@ -127,8 +127,88 @@ void IoPump::Remove(const std::string& key) {
     for (auto& s : it->second.sources) {
       ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, s->fd.get(), nullptr);
     }
+    for (Subscriber& sub : it->second.subscribers) {
+      CloseSubscriber(sub);
+    }
     containers_.erase(it);
   });
+}
+
+void IoPump::Subscribe(const std::string& key, uint64_t id, UniqueFd stdout_fd, UniqueFd stderr_fd,
+                       std::shared_ptr<UniqueFd> closed) {
+  auto sub = std::make_shared<Subscriber>();
+  sub->id = id;
+  sub->out = std::move(stdout_fd);
+  sub->err = std::move(stderr_fd);
+  sub->closed = std::move(closed);
+  for (int fd : {sub->out.get(), sub->err.get()}) {
+    if (fd >= 0) {
+      // Room for bursts (the kernel caps this at fs.pipe-max-size).
+      ::fcntl(fd, F_SETPIPE_SZ, 1 << 20);
+      ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+    }
+  }
+  Post([this, key, sub] {
+    auto it = containers_.find(key);
+    if (it == containers_.end() || it->second.sources.empty()) {
+      // Its output has already ended.
+      CloseSubscriber(*sub);
+      return;
+    }
+    it->second.subscribers.push_back(std::move(*sub));
+  });
+}
+
+void IoPump::Unsubscribe(const std::string& key, uint64_t id) {
+  Post([this, key, id] {
+    auto it = containers_.find(key);
+    if (it == containers_.end()) {
+      return;
+    }
+    auto& subs = it->second.subscribers;
+    for (auto sub = subs.begin(); sub != subs.end(); ++sub) {
+      if (sub->id == id) {
+        CloseSubscriber(*sub);
+        subs.erase(sub);
+        return;
+      }
+    }
+  });
+}
+
+void IoPump::CloseSubscriber(Subscriber& subscriber) {
+  subscriber.out.reset();
+  subscriber.err.reset();
+  if (subscriber.closed != nullptr && subscriber.closed->valid()) {
+    uint64_t one = 1;
+    (void)!::write(subscriber.closed->get(), &one, sizeof(one));
+  }
+}
+
+void IoPump::Publish(Container& container, LogStream stream, absl::string_view data) {
+  auto& subs = container.subscribers;
+  for (auto sub = subs.begin(); sub != subs.end();) {
+    int fd = stream == LogStream::kStderr ? sub->err.get() : sub->out.get();
+    if (fd < 0) {
+      ++sub;
+      continue;
+    }
+    ssize_t n;
+    do {
+      n = ::write(fd, data.data(), data.size());
+    } while (n < 0 && errno == EINTR);
+    if (n == static_cast<ssize_t>(data.size())) {
+      ++sub;
+      continue;
+    }
+    // Gone, or so far behind that a 1 MiB pipe is full: part of this chunk
+    // would be lost, so the client's stream ends here instead.
+    if (n >= 0 || errno == EAGAIN) {
+      spdlog::warn("attached client fell behind; detaching it");
+    }
+    CloseSubscriber(*sub);
+    sub = subs.erase(sub);
+  }
 }
 
 bool IoPump::Pump(Container& container, Open* source) {
@@ -136,6 +216,9 @@ bool IoPump::Pump(Container& container, Open* source) {
   for (;;) {
     ssize_t n = ::read(source->fd.get(), buf, sizeof(buf));
     if (n > 0) {
+      if (!container.subscribers.empty()) {
+        Publish(container, source->stream, absl::string_view(buf, static_cast<size_t>(n)));
+      }
       if (container.log != nullptr) {
         absl::Status st =
             container.log->Write(source->stream, absl::string_view(buf, static_cast<size_t>(n)));
@@ -168,6 +251,13 @@ void IoPump::Close(Container& container, Open* source) {
       container.sources.erase(it);
       break;
     }
+  }
+  if (container.sources.empty()) {
+    // The container's output has ended, and with it every attach.
+    for (Subscriber& sub : container.subscribers) {
+      CloseSubscriber(sub);
+    }
+    container.subscribers.clear();
   }
 }
 

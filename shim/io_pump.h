@@ -40,14 +40,32 @@ class IoPump {
   // Stops copying and closes `key`'s sources.
   void Remove(const std::string& key);
 
+  // Also copies `key`'s output, from now on, to an attached client: stdout
+  // and stderr are pipe write ends (either may be invalid; with a terminal
+  // all output is stdout). The client's pipes are enlarged, but a client that
+  // still falls behind is dropped rather than let it slow the container: its
+  // descriptors are closed, as they are when the container's output ends.
+  // Either way `closed` (an eventfd) is then written.
+  void Subscribe(const std::string& key, uint64_t id, UniqueFd stdout_fd, UniqueFd stderr_fd,
+                 std::shared_ptr<UniqueFd> closed);
+  // Drops subscriber `id` of `key` (no-op when it is already gone).
+  void Unsubscribe(const std::string& key, uint64_t id);
+
  private:
   struct Open {
     UniqueFd fd;
     LogStream stream;
     std::string key;
   };
+  struct Subscriber {
+    uint64_t id = 0;
+    UniqueFd out;
+    UniqueFd err;
+    std::shared_ptr<UniqueFd> closed;
+  };
   struct Container {
     std::vector<std::unique_ptr<Open>> sources;
+    std::vector<Subscriber> subscribers;
     std::shared_ptr<CriLogWriter> log;
     // A full disk fails every write; say so once per container, not per read.
     bool write_failed = false;
@@ -65,6 +83,9 @@ class IoPump {
   // Reads `source` until it would block; false once it reached EOF and was closed.
   bool Pump(Container& container, Open* source);
   void Close(Container& container, Open* source);
+  // Hands a chunk to every subscriber; drops those that cannot take it whole.
+  static void Publish(Container& container, LogStream stream, absl::string_view data);
+  static void CloseSubscriber(Subscriber& subscriber);
   // Finishes the drains whose sources are closed or whose grace has passed;
   // returns the epoll timeout until the next deadline.
   int FinishDrains();

@@ -23,6 +23,7 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -62,7 +63,24 @@ void Serve(ShimService* service, UniqueFd conn, int wake_fd) {
     response.set_code(static_cast<int>(st.code()));
     response.set_message(std::string(st.message()));
   } else {
-    response = service->Handle(request);
+    std::vector<UniqueFd> fds;
+    if (size_t count = ShimService::PassedFdCount(request); count > 0) {
+      absl::StatusOr<std::vector<UniqueFd>> received =
+          ReceiveFds(conn.get(), count, absl::Now() + kRequestTimeout);
+      if (received.ok()) {
+        fds = std::move(*received);
+      } else {
+        st = received.status();
+      }
+    }
+    if (st.ok()) {
+      response = service->Handle(request, std::move(fds), conn.get());
+    } else if (absl::IsUnavailable(st) || absl::IsDeadlineExceeded(st)) {
+      return;
+    } else {
+      response.set_code(static_cast<int>(st.code()));
+      response.set_message(std::string(st.message()));
+    }
   }
   st = WriteFrame(conn.get(), response, absl::Now() + kResponseTimeout);
   if (!st.ok()) {

@@ -158,4 +158,24 @@ int Reaper::WaitChild(pid_t pid) {
   return result;
 }
 
+ExitEvent::ExitEvent() : fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+
+std::shared_ptr<ExitEvent> ExitEvent::Watch(Reaper* reaper, pid_t pid) {
+  std::shared_ptr<ExitEvent> event(new ExitEvent());
+  reaper->Watch(pid, [event](int status) {
+    {
+      absl::MutexLock lock(&event->mu_);
+      event->status_ = status;
+    }
+    uint64_t one = 1;
+    (void)!::write(event->fd_.get(), &one, sizeof(one));
+  });
+  return event;
+}
+
+int ExitEvent::status() const {
+  absl::MutexLock lock(&mu_);
+  return status_;
+}
+
 }  // namespace crid::shim

@@ -60,4 +60,24 @@ class Reaper : public ChildWaiter {
   std::thread thread_;
 };
 
+// One process's exit as a readable eventfd, for threads that poll. Shared
+// with the reaper, which may deliver after the waiter gave up.
+class ExitEvent {
+ public:
+  // Watches `pid` on `reaper`.
+  static std::shared_ptr<ExitEvent> Watch(Reaper* reaper, pid_t pid);
+
+  // Readable once the process has exited.
+  int fd() const { return fd_.get(); }
+  // The wait(2) status, once fd() is readable.
+  int status() const;
+
+ private:
+  ExitEvent();
+
+  UniqueFd fd_;
+  mutable absl::Mutex mu_;
+  int status_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
 }  // namespace crid::shim

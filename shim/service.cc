@@ -127,7 +127,22 @@ void ShimService::FillState(const Container& c, ContainerState* state) {
   state->set_log_path(c.log_path);
 }
 
-Response ShimService::Handle(const Request& request) {
+size_t ShimService::PassedFdCount(const Request& request) {
+  auto count = [](bool in, bool out, bool err) {
+    return static_cast<size_t>(in) + static_cast<size_t>(out) + static_cast<size_t>(err);
+  };
+  switch (request.kind_case()) {
+    case Request::kExecStream:
+      return count(request.exec_stream().stdin(), request.exec_stream().stdout(),
+                   request.exec_stream().stderr());
+    case Request::kAttach:
+      return count(request.attach().stdin(), request.attach().stdout(), request.attach().stderr());
+    default:
+      return 0;
+  }
+}
+
+Response ShimService::Handle(const Request& request, std::vector<UniqueFd> fds, int conn_fd) {
   Response response;
   absl::Status st;
   switch (request.kind_case()) {
@@ -166,6 +181,16 @@ Response ShimService::Handle(const Request& request) {
       shutdown_ = true;
     }
       DeleteAll();
+      break;
+    case Request::kExecStream:
+      st = ExecStream(request.exec_stream(), std::move(fds), conn_fd,
+                      response.mutable_exec_stream());
+      break;
+    case Request::kAttach:
+      st = Attach(request.attach(), std::move(fds), conn_fd);
+      break;
+    case Request::kResize:
+      st = Resize(request.resize());
       break;
     case Request::kPing:
       response.mutable_ping()->set_pid(::getpid());
@@ -262,6 +287,7 @@ absl::Status ShimService::Create(const CreateRequest& request, CreateResponse* r
   err_write.reset();
   in_read.reset();
   std::vector<IoPump::Source> sources;
+  UniqueFd console_fd;
   if (pid.ok() && console.has_value()) {
     absl::StatusOr<UniqueFd> master = console->ReceiveMaster();
     if (master.ok()) {
@@ -269,6 +295,8 @@ absl::Status ShimService::Create(const CreateRequest& request, CreateResponse* r
       if (request.stdin()) {
         in_write.reset(::fcntl(master->get(), F_DUPFD_CLOEXEC, 0));
       }
+      // Kept for Resize.
+      console_fd.reset(::fcntl(master->get(), F_DUPFD_CLOEXEC, 0));
       sources.push_back({std::move(*master), LogStream::kStdout});
     } else {
       pid = master.status();
@@ -303,7 +331,13 @@ absl::Status ShimService::Create(const CreateRequest& request, CreateResponse* r
     c->created_ns = created_ns;
     c->memory_cgroup = memory_cgroup;
     c->oom_kills_at_create = oom_kills;
-    c->stdin_fd = std::move(in_write);
+    if (in_write.valid()) {
+      ::fcntl(in_write.get(), F_SETFL, ::fcntl(in_write.get(), F_GETFL) | O_NONBLOCK);
+      c->stdin_fd = std::make_shared<UniqueFd>(std::move(in_write));
+    }
+    c->stdin_once = request.stdin_once();
+    c->console_fd = std::move(console_fd);
+    c->exited = std::make_shared<UniqueFd>(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     c->log = log;
     c->busy = false;
     key = c->pump_key();
@@ -351,8 +385,16 @@ void ShimService::Finish(const std::string& id, uint64_t generation, bool oom_ki
   c.oom_killed = oom_killed;
   c.status = ContainerState::EXITED;
   WriteExitRecord(c);
+  SignalExited(c);
   spdlog::info("container {} exited with {}{}", id, c.exit_code, oom_killed ? " (OOM killed)" : "");
   changed_.SignalAll();
+}
+
+void ShimService::SignalExited(const Container& c) {
+  if (c.exited != nullptr && c.exited->valid()) {
+    uint64_t one = 1;
+    (void)!::write(c.exited->get(), &one, sizeof(one));
+  }
 }
 
 void ShimService::WriteExitRecord(const Container& c) {
@@ -490,6 +532,7 @@ absl::Status ShimService::Delete(const std::string& id) {
     return st;
   }
   pump_->Remove(it->second->pump_key());
+  SignalExited(*it->second);
   ::unlink(ExitRecordPath(id).c_str());
   containers_.erase(it);
   changed_.SignalAll();
@@ -566,16 +609,8 @@ absl::Status ShimService::Update(const UpdateRequest& request) {
 
 namespace {
 
-// The exec'd process's exit, handed from the reaper thread to the request's
-// thread. Shared: the reaper may deliver after the request gave up waiting.
-struct ExecExit {
-  UniqueFd event_fd{::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)};
-  absl::Mutex mu;
-  int status ABSL_GUARDED_BY(mu) = 0;
-};
-
 // Collects one output stream of an exec'd process up to a limit.
-struct ExecStream {
+struct ExecOutput {
   UniqueFd fd;
   std::string* data = nullptr;
   bool truncated = false;
@@ -640,8 +675,8 @@ absl::Status ShimService::Exec(const ExecRequest& request, ExecResponse* respons
 
   OciStdio stdio;
   UniqueFd out_write, err_write, in_read;
-  ExecStream out{{}, response->mutable_stdout()};
-  ExecStream err{{}, response->mutable_stderr()};
+  ExecOutput out{{}, response->mutable_stdout()};
+  ExecOutput err{{}, response->mutable_stderr()};
   UniqueFd stdin_fd;
   std::optional<ConsoleSocket> console;
   if (request.tty()) {
@@ -665,14 +700,8 @@ absl::Status ShimService::Exec(const ExecRequest& request, ExecResponse* respons
   out_write.reset();
   err_write.reset();
   in_read.reset();
-  auto exit = std::make_shared<ExecExit>();
+  std::shared_ptr<ExitEvent> exit = ExitEvent::Watch(reaper_, pid);
   bool exited = false;
-  reaper_->Watch(pid, [exit](int status) {
-    absl::MutexLock lock(&exit->mu);
-    exit->status = status;
-    uint64_t one = 1;
-    (void)!::write(exit->event_fd.get(), &one, sizeof(one));
-  });
   if (console.has_value()) {
     absl::StatusOr<UniqueFd> master = console->ReceiveMaster();
     if (!master.ok()) {
@@ -713,7 +742,7 @@ absl::Status ShimService::Exec(const ExecRequest& request, ExecResponse* respons
             : static_cast<int>(std::max<int64_t>(0, absl::ToInt64Milliseconds(wake - now) + 1));
     struct pollfd fds[4] = {{out.fd.get(), POLLIN, 0},
                             {err.fd.get(), POLLIN, 0},
-                            {exit->event_fd.get(), POLLIN, 0},
+                            {exit->fd(), POLLIN, 0},
                             {input.empty() ? -1 : stdin_fd.get(), POLLOUT, 0}};
     int n = ::poll(fds, 4, timeout_ms);
     if (n < 0 && errno != EINTR) {
@@ -752,12 +781,7 @@ absl::Status ShimService::Exec(const ExecRequest& request, ExecResponse* respons
   if (err.fd.valid()) {
     err.Read(limit);
   }
-  int status = 0;
-  {
-    absl::MutexLock lock(&exit->mu);
-    status = exit->status;
-  }
-  response->set_exit_code(Reaper::ExitCode(status));
+  response->set_exit_code(Reaper::ExitCode(exit->status()));
   response->set_truncated(out.truncated || err.truncated);
   return absl::OkStatus();
 }

@@ -15,6 +15,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
@@ -36,7 +37,12 @@ class ShimService {
   // `dir` is the shim's directory (exit records, console sockets, scratch files).
   ShimService(std::string dir, Reaper* reaper, IoPump* pump, CgroupLayout layout);
 
-  Response Handle(const Request& request);
+  // `fds` are the descriptors passed with the request (PassedFdCount of
+  // them); `conn_fd` is the request's connection, watched by the calls that
+  // end early when the caller goes away (ExecStream, Attach).
+  Response Handle(const Request& request, std::vector<UniqueFd> fds = {}, int conn_fd = -1);
+  // How many descriptors follow `request` on its connection.
+  static size_t PassedFdCount(const Request& request);
   // Removes every container from the runtime (Shutdown, or the shim's
   // directory is gone and nobody can reach them any more).
   void DeleteAll();
@@ -67,8 +73,14 @@ class ShimService {
     bool oom_killed = false;
     std::string memory_cgroup;
     std::optional<uint64_t> oom_kills_at_create;
-    // The write end of the container's stdin, kept for attach.
-    UniqueFd stdin_fd;
+    // The write end of the container's stdin (non-blocking), kept for
+    // attach; shared with running attaches.
+    std::shared_ptr<UniqueFd> stdin_fd;
+    bool stdin_once = false;
+    // The container's terminal (a pty master), kept for Resize.
+    UniqueFd console_fd;
+    // An eventfd written once the container has exited (or was deleted).
+    std::shared_ptr<UniqueFd> exited;
     std::shared_ptr<CriLogWriter> log;
 
     std::string pump_key() const;
@@ -83,10 +95,17 @@ class ShimService {
   absl::Status Exec(const ExecRequest& request, ExecResponse* response);
   absl::Status ReopenLog(const ReopenLogRequest& request);
   absl::Status Update(const UpdateRequest& request);
+  absl::Status ExecStream(const ExecStreamRequest& request, std::vector<UniqueFd> fds, int conn_fd,
+                          ExecStreamResponse* response);
+  absl::Status Attach(const AttachRequest& request, std::vector<UniqueFd> fds, int conn_fd);
+  absl::Status Resize(const ResizeRequest& request);
+  // Closes the container's stdin (stdin_once after its first attach).
+  void CloseStdin(const std::string& id, uint64_t generation);
 
   void OnInitExit(const std::string& id, uint64_t generation, int status);
   void Finish(const std::string& id, uint64_t generation, bool oom_killed);
   void WriteExitRecord(const Container& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static void SignalExited(const Container& c);
   static void FillState(const Container& c, ContainerState* state);
   // The container, or NOT_FOUND naming it.
   absl::StatusOr<Container*> Find(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -102,6 +121,19 @@ class ShimService {
   uint64_t next_generation_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t next_exec_ ABSL_GUARDED_BY(mu_) = 1;
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t next_attach_ ABSL_GUARDED_BY(mu_) = 1;
+
+  // Exec sessions with a terminal, by "<container id>/<session id>": the
+  // terminal once made, and a size that arrived before it.
+  struct Session {
+    std::shared_ptr<UniqueFd> terminal;
+    uint16_t width = 0;
+    uint16_t height = 0;
+    bool running = false;  // claimed by its ExecStream
+    absl::Time touched;
+  };
+  absl::Mutex sessions_mu_;
+  std::map<std::string, Session> sessions_ ABSL_GUARDED_BY(sessions_mu_);
 };
 
 // Container IDs name files: 1-128 of [A-Za-z0-9_.-], not "." or "..".
