@@ -134,6 +134,16 @@ absl::Status Spawn(const LaunchOptions& options) {
   return absl::OkStatus();
 }
 
+// A session request passes one descriptor per stream it asks for.
+absl::Status CheckFdCount(bool in, bool out, bool err, size_t passed) {
+  size_t expected = static_cast<size_t>(in) + static_cast<size_t>(out) + static_cast<size_t>(err);
+  if (passed != expected) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the request asks for ", expected, " stdio descriptors, but ", passed, " were given"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ShimClient>> ShimClient::Connect(const std::string& dir) {
@@ -225,6 +235,8 @@ absl::StatusOr<Response> ShimClient::CallSession(const Request& request,
 
 absl::StatusOr<int> ShimClient::ExecStream(const ExecStreamRequest& request,
                                            const std::vector<int>& fds, int cancel_fd) {
+  CRID_RETURN_IF_ERROR(
+      CheckFdCount(request.stdin(), request.stdout(), request.stderr(), fds.size()));
   Request r;
   *r.mutable_exec_stream() = request;
   CRID_ASSIGN_OR_RETURN(Response response, CallSession(r, fds, cancel_fd));
@@ -233,6 +245,8 @@ absl::StatusOr<int> ShimClient::ExecStream(const ExecStreamRequest& request,
 
 absl::Status ShimClient::Attach(const AttachRequest& request, const std::vector<int>& fds,
                                 int cancel_fd) {
+  CRID_RETURN_IF_ERROR(
+      CheckFdCount(request.stdin(), request.stdout(), request.stderr(), fds.size()));
   Request r;
   *r.mutable_attach() = request;
   return CallSession(r, fds, cancel_fd).status();

@@ -1,6 +1,7 @@
 // The real crid-shim, launched through ShimClient, runs containers with the
 // real runc: exit codes, CRI log lines, signals, waits, exec, log reopening,
 // OOM kills, detachment from its launcher, shutdown and hostile input.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -12,6 +13,7 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -114,7 +116,7 @@ class ShimTest : public ::testing::Test {
       out << in.rdbuf();
     }
     ASSERT_EQ(::chmod((rootfs + "/bin/busybox").c_str(), 0755), 0);
-    for (const char* applet : {"sh", "sleep", "cat", "echo", "head", "tr", "true", "tty"}) {
+    for (const char* applet : {"sh", "sleep", "cat", "echo", "head", "tr", "true", "tty", "stty"}) {
       ASSERT_EQ(::symlink("busybox", (rootfs + "/bin/" + applet).c_str()), 0);
     }
     std::ofstream(rootfs + "/etc/passwd") << "root:x:0:0:root:/root:/bin/sh\n";
@@ -582,6 +584,181 @@ TEST_F(ShimTest, GarbageOnTheSocketDoesNotHurt) {
   absl::StatusOr<PingResponse> ping = client_->Ping();
   ASSERT_TRUE(ping.ok()) << ping.status();
   EXPECT_EQ(ping->pid(), pid);
+}
+
+// A pipe whose ends the test hands to the shim as a session's stdio.
+struct TestPipe {
+  UniqueFd read_end;
+  UniqueFd write_end;
+  TestPipe() {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) == 0) {
+      read_end.reset(fds[0]);
+      write_end.reset(fds[1]);
+    }
+  }
+};
+
+// Everything readable from `fd` until EOF.
+std::string Drain(int fd) {
+  std::string data;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof(buf))) > 0) {
+    data.append(buf, static_cast<size_t>(n));
+  }
+  return data;
+}
+
+TEST_F(ShimTest, ExecStreamUsesThePassedDescriptors) {
+  std::string id = Run("session", "sleep 1000", {});
+  TestPipe in, out, err;
+  int cancel[2];
+  ASSERT_EQ(::pipe2(cancel, O_CLOEXEC), 0);
+  UniqueFd cancel_read(cancel[0]), cancel_write(cancel[1]);
+  ExecStreamRequest request;
+  request.set_id(id);
+  request.add_args("/bin/sh");
+  request.add_args("-c");
+  request.add_args("tr a-z A-Z; echo to-stderr >&2; exit 5");
+  request.set_stdin(true);
+  request.set_stdout(true);
+  request.set_stderr(true);
+  request.set_session_id("one");
+  ASSERT_EQ(::write(in.write_end.get(), "piped\n", 6), 6);
+  in.write_end.reset();
+  absl::StatusOr<int> code = client_->ExecStream(
+      request, {in.read_end.get(), out.write_end.get(), err.write_end.get()}, cancel_read.get());
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 5);
+  out.write_end.reset();
+  err.write_end.reset();
+  EXPECT_EQ(Drain(out.read_end.get()), "PIPED\n");
+  EXPECT_EQ(Drain(err.read_end.get()), "to-stderr\n");
+
+  // The count of descriptors must match what the request asks for.
+  TestPipe lone;
+  request.set_stderr(false);
+  request.set_stdin(false);
+  absl::Status st = client_->ExecStream(request, {}, cancel_read.get()).status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << st;
+  EXPECT_THAT(std::string(st.message()), HasSubstr("descriptors"));
+  request.set_tty(true);
+  request.set_stderr(true);
+  st = client_->ExecStream(request, {lone.write_end.get(), lone.write_end.get()}, cancel_read.get())
+           .status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(st.message()), HasSubstr("stderr"));
+}
+
+TEST_F(ShimTest, CancelledExecStreamKillsTheProcess) {
+  std::string id = Run("cancel", "sleep 1000", {});
+  TestPipe out;
+  int cancel[2];
+  ASSERT_EQ(::pipe2(cancel, O_CLOEXEC), 0);
+  UniqueFd cancel_read(cancel[0]), cancel_write(cancel[1]);
+  ExecStreamRequest request;
+  request.set_id(id);
+  request.add_args("/bin/sh");
+  request.add_args("-c");
+  request.add_args("echo started; exec sleep 4343");
+  request.set_stdout(true);
+  request.set_session_id("cancel");
+  std::thread canceller([&] {
+    char buf[16];
+    (void)!::read(out.read_end.get(), buf, sizeof(buf));  // "started"
+    cancel_write.reset();                                 // EOF: readable
+  });
+  absl::StatusOr<int> code = client_->ExecStream(request, {out.write_end.get()}, cancel_read.get());
+  canceller.join();
+  EXPECT_EQ(code.status().code(), absl::StatusCode::kCancelled);
+  out.write_end.reset();
+  // Once the shim killed it, nothing holds the pipe: EOF comes promptly.
+  absl::Time start = absl::Now();
+  Drain(out.read_end.get());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+}
+
+TEST_F(ShimTest, AttachFansOutAndDropsAClientThatFallsBehind) {
+  CreateRequest create = Bundle("attach", "exec sh", {});
+  create.set_stdin(true);
+  create.set_stdin_once(true);
+  ASSERT_TRUE(client_->Create(create).ok());
+  ASSERT_TRUE(client_->Start(create.id()).ok());
+  int cancel[2];
+  ASSERT_EQ(::pipe2(cancel, O_CLOEXEC), 0);
+  UniqueFd cancel_read(cancel[0]), cancel_write(cancel[1]);
+
+  // A client that never reads: once its pipe is full it is dropped, and the
+  // container goes on.
+  TestPipe stuck;
+  AttachRequest quiet;
+  quiet.set_id(create.id());
+  quiet.set_stdout(true);
+  absl::Status stuck_result;
+  std::thread stuck_attach(
+      [&] { stuck_result = client_->Attach(quiet, {stuck.write_end.get()}, cancel_read.get()); });
+
+  TestPipe in, out;
+  AttachRequest typing;
+  typing.set_id(create.id());
+  typing.set_stdin(true);
+  typing.set_stdout(true);
+  absl::Status typing_result;
+  std::thread typing_attach([&] {
+    typing_result =
+        client_->Attach(typing, {in.read_end.get(), out.write_end.get()}, cancel_read.get());
+  });
+  std::string seen;
+  std::thread reader([&] {
+    char buf[65536];
+    while (!absl::StrContains(seen, "done-writing")) {
+      ssize_t n = ::read(out.read_end.get(), buf, sizeof(buf));
+      if (n <= 0) {
+        break;
+      }
+      seen.append(buf, static_cast<size_t>(n));
+    }
+  });
+  absl::SleepFor(absl::Milliseconds(300));
+  // About 2 MiB of output: more than any pipe holds.
+  std::string script = "head -c 2000000 /dev/zero | tr '\\0' x; echo; echo done-writing\n";
+  ASSERT_EQ(::write(in.write_end.get(), script.data(), script.size()),
+            static_cast<ssize_t>(script.size()));
+  stuck_attach.join();
+  EXPECT_TRUE(stuck_result.ok()) << stuck_result;
+  // The reading client saw everything.
+  reader.join();
+  EXPECT_GE(seen.size(), 2000000u);
+  EXPECT_THAT(seen, HasSubstr("done-writing"));
+  // stdin_once: the first attach's stdin closing ends the shell.
+  in.write_end.reset();
+  absl::StatusOr<ContainerState> state = client_->Wait(create.id(), absl::Seconds(20));
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(state->exit_code(), 0);
+  typing_attach.join();
+  EXPECT_TRUE(typing_result.ok()) << typing_result;
+  // Attaching to an exited container is refused.
+  TestPipe late;
+  EXPECT_EQ(client_->Attach(quiet, {late.write_end.get()}, cancel_read.get()).code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(ShimTest, ResizeReachesTheContainerTerminal) {
+  Options opts;
+  opts.tty = true;
+  CreateRequest create = Bundle("resize", "sleep 1; exec sh -c 'stty size'", opts);
+  ASSERT_TRUE(client_->Create(create).ok());
+  ASSERT_TRUE(client_->Resize(create.id(), "", 93, 27).ok());
+  ASSERT_TRUE(client_->Start(create.id()).ok());
+  ASSERT_TRUE(client_->Wait(create.id(), absl::Seconds(20)).ok());
+  EXPECT_TRUE(WaitForFileText(create.log_path(), "27 93"))
+      << ReadFile(create.log_path()).value_or("");
+  // No terminal, no resize; unknown containers are NOT_FOUND.
+  std::string plain = Run("plain", "true", {});
+  EXPECT_EQ(client_->Resize(plain, "", 80, 24).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(client_->Resize("nope", "", 80, 24).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(client_->Resize(plain, "../x", 80, 24).code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -21,10 +22,12 @@
 #include "tests/cni_fixture.h"
 #include "tests/crid_process.h"
 #include "tests/image_registry_fixture.h"
+#include "tests/streaming_client.h"
 
 namespace crid {
 namespace {
 
+using ::crid::streaming_test::SpdyClient;
 using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -240,6 +243,86 @@ class ContainerEndToEndTest : public ::testing::Test {
       *exit_code = resp.exit_code();
     }
     return resp.stdout();
+  }
+
+  // The URL of an Exec (or, with an empty cmd, Attach) session.
+  std::string SessionUrl(const std::string& id, const std::vector<std::string>& cmd, bool in,
+                         bool tty) {
+    grpc::ClientContext ctx;
+    grpc::Status st;
+    std::string url;
+    if (cmd.empty()) {
+      v1::AttachRequest req;
+      req.set_container_id(id);
+      req.set_stdin(in);
+      req.set_stdout(true);
+      req.set_stderr(!tty);
+      req.set_tty(tty);
+      v1::AttachResponse resp;
+      st = stub_->Attach(&ctx, req, &resp);
+      url = resp.url();
+    } else {
+      v1::ExecRequest req;
+      req.set_container_id(id);
+      for (const std::string& arg : cmd) {
+        req.add_cmd(arg);
+      }
+      req.set_stdin(in);
+      req.set_stdout(true);
+      req.set_stderr(!tty);
+      req.set_tty(tty);
+      v1::ExecResponse resp;
+      st = stub_->Exec(&ctx, req, &resp);
+      url = resp.url();
+    }
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return url;
+  }
+
+  // A session's SPDY streams, opened as kubectl opens them.
+  struct Session {
+    std::unique_ptr<SpdyClient> client;
+    uint32_t error = 0, in = 0, out = 0, err = 0, resize = 0;
+  };
+  Session OpenSession(const std::string& url, bool in, bool tty) {
+    Session s;
+    auto client = SpdyClient::Connect(url, {"v4.channel.k8s.io"});
+    EXPECT_TRUE(client.ok()) << client.status();
+    if (!client.ok()) {
+      return s;
+    }
+    s.client = std::move(*client);
+    auto open = [&](const char* type) -> uint32_t {
+      auto stream = s.client->OpenStream({{"streamType", type}});
+      EXPECT_TRUE(stream.ok()) << type << ": " << stream.status();
+      return stream.value_or(0);
+    };
+    s.error = open("error");
+    if (in) {
+      s.in = open("stdin");
+    }
+    s.out = open("stdout");
+    if (tty) {
+      s.resize = open("resize");
+    } else {
+      s.err = open("stderr");
+    }
+    return s;
+  }
+
+  // Reads `stream` until its data contains `needle` (or the timeout passed).
+  static std::string ReadUntil(SpdyClient* client, uint32_t stream, const std::string& needle,
+                               absl::Duration timeout = absl::Seconds(20)) {
+    std::string data;
+    absl::Time deadline = absl::Now() + timeout;
+    while (!absl::StrContains(data, needle) && absl::Now() < deadline) {
+      auto more = client->Read(stream, 1, deadline - absl::Now());
+      if (!more.ok() || more->empty()) {
+        break;
+      }
+      data += *more;
+    }
+    return data;
   }
 
   std::string ReadLog(const std::string& pod_name, const std::string& name) {
@@ -752,6 +835,139 @@ TEST_F(ContainerEndToEndTest, RunsOnCrunWhereTheHostAllowsIt) {
   v1::ContainerStatus status = WaitExited(id, absl::Seconds(20));
   EXPECT_EQ(status.exit_code(), 5);
   EXPECT_THAT(ReadLog("crun", "c"), HasSubstr(" stdout F on-crun\n"));
+}
+
+// The exit code a session's error stream reports: 0 for Success.
+int SessionExitCode(const std::string& status_json) {
+  nlohmann::json status = nlohmann::json::parse(status_json, nullptr, false);
+  if (!status.is_object()) {
+    return -1;
+  }
+  if (status.value("status", "") == "Success") {
+    return 0;
+  }
+  if (status.value("reason", "") != "NonZeroExitCode") {
+    return -2;
+  }
+  return std::stoi(status["details"]["causes"][0]["message"].get<std::string>());
+}
+
+TEST_F(ContainerEndToEndTest, ExecStreamsOutputStdinAndExitCode) {
+  std::string pod = RunPod(PodConfig("iexec"));
+  std::string id = RunContainer(pod, ShellContainer("main", "sleep 1000"));
+
+  Session s =
+      OpenSession(SessionUrl(id, {"/bin/sh", "-c", "echo out; echo err >&2; exit 7"}, false, false),
+                  false, false);
+  ASSERT_NE(s.client, nullptr);
+  EXPECT_EQ(s.client->ReadAll(s.out).value_or("?"), "out\n");
+  EXPECT_EQ(s.client->ReadAll(s.err).value_or("?"), "err\n");
+  EXPECT_EQ(SessionExitCode(s.client->ReadAll(s.error).value_or("")), 7) << Log();
+
+  // stdin reaches the process, and closing it is EOF.
+  Session cat =
+      OpenSession(SessionUrl(id, {"/bin/sh", "-c", "tr a-z A-Z"}, true, false), true, false);
+  ASSERT_NE(cat.client, nullptr);
+  ASSERT_TRUE(cat.client->Write(cat.in, "typed input\n").ok());
+  ASSERT_TRUE(cat.client->CloseStream(cat.in).ok());
+  EXPECT_EQ(cat.client->ReadAll(cat.out).value_or("?"), "TYPED INPUT\n");
+  EXPECT_EQ(SessionExitCode(cat.client->ReadAll(cat.error).value_or("")), 0);
+}
+
+TEST_F(ContainerEndToEndTest, ExecWithTerminalFollowsResize) {
+  std::string pod = RunPod(PodConfig("ttyexec"));
+  std::string id = RunContainer(pod, ShellContainer("main", "sleep 1000"));
+  Session s = OpenSession(SessionUrl(id, {"/bin/sh"}, true, true), true, true);
+  ASSERT_NE(s.client, nullptr);
+  ASSERT_TRUE(s.client->Write(s.resize, R"({"Width":77,"Height":22})").ok());
+  absl::SleepFor(absl::Milliseconds(300));
+  ASSERT_TRUE(s.client->Write(s.in, "busybox stty size; busybox tty; exit 3\n").ok());
+  std::string out = s.client->ReadAll(s.out).value_or("");
+  EXPECT_THAT(out, HasSubstr("22 77"));
+  EXPECT_THAT(out, HasSubstr("/dev/pts/"));
+  EXPECT_EQ(SessionExitCode(s.client->ReadAll(s.error).value_or("")), 3) << out;
+
+  // A second size mid-session reaches the terminal too.
+  Session again = OpenSession(SessionUrl(id, {"/bin/sh"}, true, true), true, true);
+  ASSERT_NE(again.client, nullptr);
+  ASSERT_TRUE(again.client->Write(again.in, "busybox stty size\n").ok());
+  ReadUntil(again.client.get(), again.out, "\n");
+  ASSERT_TRUE(again.client->Write(again.resize, R"({"Width":132,"Height":41})").ok());
+  absl::SleepFor(absl::Milliseconds(300));
+  ASSERT_TRUE(again.client->Write(again.in, "busybox stty size; exit\n").ok());
+  EXPECT_THAT(again.client->ReadAll(again.out).value_or(""), HasSubstr("41 132"));
+}
+
+TEST_F(ContainerEndToEndTest, AbandonedExecIsKilled) {
+  std::string pod = RunPod(PodConfig("abandon"));
+  std::string id = RunContainer(pod, ShellContainer("main", "sleep 1000"));
+  Session s = OpenSession(SessionUrl(id, {"/bin/sleep", "4242"}, false, false), false, false);
+  ASSERT_NE(s.client, nullptr);
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!absl::StrContains(ExecOut(id, "ps"), "4242") && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_THAT(ExecOut(id, "ps"), HasSubstr("sleep 4242"));
+  s.client->Close();
+  deadline = absl::Now() + absl::Seconds(15);
+  while (absl::StrContains(ExecOut(id, "ps"), "4242") && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_THAT(ExecOut(id, "ps"), Not(HasSubstr("sleep 4242"))) << Log();
+}
+
+TEST_F(ContainerEndToEndTest, AttachSharesOutputAndStdinOnceEndsTheContainer) {
+  std::string pod = RunPod(PodConfig("attach"));
+  v1::ContainerConfig config = ShellContainer("main", "");
+  config.clear_args();  // a shell reading commands from stdin
+  config.set_stdin(true);
+  config.set_stdin_once(true);
+  std::string id = RunContainer(pod, config);
+
+  Session watcher = OpenSession(SessionUrl(id, {}, false, false), false, false);
+  Session typist = OpenSession(SessionUrl(id, {}, true, false), true, false);
+  ASSERT_NE(watcher.client, nullptr);
+  ASSERT_NE(typist.client, nullptr);
+  absl::SleepFor(absl::Milliseconds(300));  // both subscribed
+  ASSERT_TRUE(typist.client->Write(typist.in, "echo hi-from-attach; echo oops >&2\n").ok());
+  EXPECT_THAT(ReadUntil(typist.client.get(), typist.out, "hi-from-attach"),
+              HasSubstr("hi-from-attach"));
+  EXPECT_THAT(ReadUntil(typist.client.get(), typist.err, "oops"), HasSubstr("oops"));
+  EXPECT_THAT(ReadUntil(watcher.client.get(), watcher.out, "hi-from-attach"),
+              HasSubstr("hi-from-attach"));
+
+  // stdin_once: closing the attach's stdin closes the container's, so the
+  // shell reads EOF and the container completes; both attaches end cleanly.
+  ASSERT_TRUE(typist.client->CloseStream(typist.in).ok());
+  v1::ContainerStatus status = WaitExited(id, absl::Seconds(20));
+  EXPECT_EQ(status.exit_code(), 0);
+  EXPECT_EQ(SessionExitCode(typist.client->ReadAll(typist.error).value_or("")), 0);
+  EXPECT_EQ(SessionExitCode(watcher.client->ReadAll(watcher.error).value_or("")), 0);
+  EXPECT_THAT(ReadLog("attach", "main"), HasSubstr("stdout F hi-from-attach"));
+
+  // Nothing to attach to once it exited.
+  Session late = OpenSession(SessionUrl(id, {}, false, false), false, false);
+  ASSERT_NE(late.client, nullptr);
+  EXPECT_THAT(late.client->ReadAll(late.error).value_or(""), HasSubstr("not running"));
+}
+
+TEST_F(ContainerEndToEndTest, AttachToTerminalFollowsResize) {
+  std::string pod = RunPod(PodConfig("ttyattach"));
+  v1::ContainerConfig config = ShellContainer("main", "");
+  config.clear_args();
+  config.set_stdin(true);
+  config.set_tty(true);
+  std::string id = RunContainer(pod, config);
+  Session s = OpenSession(SessionUrl(id, {}, true, true), true, true);
+  ASSERT_NE(s.client, nullptr);
+  ASSERT_TRUE(s.client->Write(s.resize, R"({"Width":120,"Height":50})").ok());
+  absl::SleepFor(absl::Milliseconds(300));
+  ASSERT_TRUE(s.client->Write(s.in, "busybox stty size\n").ok());
+  EXPECT_THAT(ReadUntil(s.client.get(), s.out, "50 120"), HasSubstr("50 120")) << Log();
+  // Detaching leaves the container running.
+  s.client->Close();
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(Status(id).status().state(), v1::CONTAINER_RUNNING);
 }
 
 }  // namespace
