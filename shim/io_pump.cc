@@ -10,7 +10,7 @@
 #include <cstring>
 
 #include "base/errors.h"
-#include "base/logging.h"
+#include "shim/log.h"
 
 namespace crid::shim {
 
@@ -70,7 +70,7 @@ void IoPump::Add(const std::string& key, std::vector<Source> sources,
       ev.events = EPOLLIN;
       ev.data.ptr = open.get();
       if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, open->fd.get(), &ev) != 0) {
-        spdlog::error("container {}: epoll_ctl: {}", key, std::strerror(errno));
+        log::Error("container {}: epoll_ctl: {}", key, std::strerror(errno));
         continue;
       }
       container.sources.push_back(std::move(open));
@@ -204,7 +204,7 @@ void IoPump::Publish(Container& container, LogStream stream, absl::string_view d
     // Gone, or so far behind that a 1 MiB pipe is full: part of this chunk
     // would be lost, so the client's stream ends here instead.
     if (n >= 0 || errno == EAGAIN) {
-      spdlog::warn("attached client fell behind; detaching it");
+      log::Warn("attached client fell behind; detaching it");
     }
     CloseSubscriber(*sub);
     sub = subs.erase(sub);
@@ -223,7 +223,7 @@ bool IoPump::Pump(Container& container, Open* source) {
         absl::Status st =
             container.log->Write(source->stream, absl::string_view(buf, static_cast<size_t>(n)));
         if (!st.ok() && !container.write_failed) {
-          spdlog::warn("container {}: {}; output is lost until a write succeeds", source->key, st);
+          log::Warn("container {}: {}; output is lost until a write succeeds", source->key, st);
         }
         container.write_failed = !st.ok();
       }

@@ -9,6 +9,7 @@
 // DIR holds shim.sock (0600), shim.pid (locked while the shim runs, so two
 // shims never serve one pod), exits/<id>.json and shim.log.
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -27,17 +28,17 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "base/errors.h"
 #include "base/fs.h"
 #include "base/lock_file.h"
-#include "base/logging.h"
 #include "base/unique_fd.h"
 #include "cgroups/stats.h"
 #include "shim/frame.h"
 #include "shim/io_pump.h"
+#include "shim/log.h"
 #include "shim/reaper.h"
 #include "shim/service.h"
-#include "spdlog/sinks/basic_file_sink.h"
 
 namespace crid::shim {
 namespace {
@@ -59,7 +60,7 @@ void Serve(ShimService* service, UniqueFd conn, int wake_fd) {
     if (absl::IsUnavailable(st) || absl::IsDeadlineExceeded(st)) {
       return;  // the peer went away; nobody to answer
     }
-    spdlog::warn("bad request: {}", st);
+    log::Warn("bad request: {}", st);
     response.set_code(static_cast<int>(st.code()));
     response.set_message(std::string(st.message()));
   } else {
@@ -84,7 +85,7 @@ void Serve(ShimService* service, UniqueFd conn, int wake_fd) {
   }
   st = WriteFrame(conn.get(), response, absl::Now() + kResponseTimeout);
   if (!st.ok()) {
-    spdlog::warn("answer {}: {}", request.kind_case(), st);
+    log::Warn("answer {}: {}", request.kind_case(), st);
   }
   if (request.has_shutdown()) {
     shutting_down = true;
@@ -124,63 +125,56 @@ int Run(const std::string& pod_id, const std::string& dir) {
     std::fprintf(stderr, "crid-shim: %s\n", st.ToString().c_str());
     return 1;
   }
-  // Whatever reaches stderr (a sanitizer report, an abort message) lands in
-  // the log too: the launcher gave us /dev/null.
-  if (int fd = ::open((dir + "/shim.log").c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-      fd >= 0) {
-    ::dup2(fd, STDERR_FILENO);
-    ::close(fd);
-  }
-  try {
-    auto logger = spdlog::basic_logger_mt("shim", dir + "/shim.log");
-    logger->set_pattern(absl::StrCat("%Y-%m-%dT%H:%M:%S.%fZ %l [", pod_id, "] %v"),
-                        spdlog::pattern_time_type::utc);
-    logger->flush_on(spdlog::level::info);
-    spdlog::set_default_logger(logger);
-  } catch (const spdlog::spdlog_ex& e) {
-    std::fprintf(stderr, "crid-shim: log file: %s\n", e.what());
+  // The log is stderr, so whatever else reaches stderr (a sanitizer report,
+  // an abort message) lands there too: the launcher gave us /dev/null.
+  int log_fd = ::open((dir + "/shim.log").c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  if (log_fd < 0) {
+    std::fprintf(stderr, "crid-shim: %s/shim.log: %s\n", dir.c_str(), std::strerror(errno));
     return 1;
   }
+  ::dup2(log_fd, STDERR_FILENO);
+  ::close(log_fd);
+  log::Init(STDERR_FILENO, pod_id);
   absl::StatusOr<LockFile> lock = LockFile::Acquire(dir + "/shim.pid");
   if (!lock.ok()) {
     // Another shim serves this pod already; the caller connects to it.
-    spdlog::info("not starting: {}", lock.status());
+    log::Info("not starting: {}", lock.status());
     return 0;
   }
   // Orphans of the pod's containers (and the inits runc leaves behind) become
   // our children, so their exits reach us.
   if (::prctl(PR_SET_CHILD_SUBREAPER, 1) != 0) {
-    spdlog::error("prctl(PR_SET_CHILD_SUBREAPER): {}", std::strerror(errno));
+    log::Error("prctl(PR_SET_CHILD_SUBREAPER): {}", std::strerror(errno));
     return 1;
   }
   absl::StatusOr<CgroupLayout> layout = CgroupLayout::Detect();
   if (!layout.ok()) {
-    spdlog::warn("cgroup layout: {}; OOM kills will not be seen", layout.status());
+    log::Warn("cgroup layout: {}; OOM kills will not be seen", layout.status());
     layout = CgroupLayout();
   }
   auto reaper = Reaper::Start();
   auto pump = IoPump::Start();
   if (!reaper.ok() || !pump.ok()) {
-    spdlog::error("start: {} {}", reaper.status(), pump.status());
+    log::Error("start: {} {}", reaper.status(), pump.status());
     return 1;
   }
   std::string socket_path = dir + "/shim.sock";
   absl::StatusOr<UniqueFd> listener = ListenOn(socket_path);
   if (!listener.ok()) {
-    spdlog::error("{}", listener.status());
+    log::Error("{}", listener.status());
     return 1;
   }
   struct stat socket_stat = {};
   ::stat(socket_path.c_str(), &socket_stat);
   int wake[2];
   if (::pipe2(wake, O_CLOEXEC | O_NONBLOCK) != 0) {
-    spdlog::error("pipe: {}", std::strerror(errno));
+    log::Error("pipe: {}", std::strerror(errno));
     return 1;
   }
   UniqueFd wake_read(wake[0]), wake_write(wake[1]);
   // Outlives every connection thread: the process ends with _exit.
   auto* service = new ShimService(dir, reaper->get(), pump->get(), *layout);
-  spdlog::info("serving pod {} on {} (pid {})", pod_id, socket_path, ::getpid());
+  log::Info("serving pod {} on {} (pid {})", pod_id, socket_path, ::getpid());
 
   bool socket_gone = false;
   while (!shutting_down) {
@@ -206,12 +200,11 @@ int Run(const std::string& pod_id, const std::string& dir) {
   if (socket_gone) {
     // Nobody can reach the pod's containers any more: remove them rather than
     // leave them running unseen.
-    spdlog::warn("{} is gone; deleting the pod's containers and exiting", socket_path);
+    log::Warn("{} is gone; deleting the pod's containers and exiting", socket_path);
     service->DeleteAll();
   }
   ::unlink(socket_path.c_str());
-  spdlog::info("exiting");
-  spdlog::default_logger()->flush();
+  log::Info("exiting");
   // Connection threads may still run; skip static destructors under them.
   std::fflush(nullptr);
   ::unlink((dir + "/shim.pid").c_str());
@@ -256,5 +249,10 @@ int main(int argc, char** argv) {
   sigaddset(&mask, SIGCHLD);
   ::pthread_sigmask(SIG_BLOCK, &mask, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
+  // One process per pod, so its footprint counts: one malloc arena for all
+  // threads, and no lock-order graph (Abseil's deadlock detector allocates
+  // one per process and checks it on every lock).
+  ::mallopt(M_ARENA_MAX, 1);
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   return crid::shim::Run(pod_id, dir);
 }

@@ -16,10 +16,10 @@
 #include "absl/time/clock.h"
 #include "base/errors.h"
 #include "base/fs.h"
-#include "base/logging.h"
 #include "nlohmann/json.hpp"
 #include "shim/console.h"
 #include "shim/frame.h"
+#include "shim/log.h"
 #include "shim/oom.h"
 
 namespace crid::shim {
@@ -344,7 +344,7 @@ absl::Status ShimService::Create(const CreateRequest& request, CreateResponse* r
   }
   pump_->Add(key, std::move(sources), std::move(log));
   reaper_->Watch(*pid, [this, id, generation](int status) { OnInitExit(id, generation, status); });
-  spdlog::info("container {} created, pid {}", id, *pid);
+  log::Info("container {} created, pid {}", id, *pid);
   response->set_pid(*pid);
   return absl::OkStatus();
 }
@@ -386,7 +386,7 @@ void ShimService::Finish(const std::string& id, uint64_t generation, bool oom_ki
   c.status = ContainerState::EXITED;
   WriteExitRecord(c);
   SignalExited(c);
-  spdlog::info("container {} exited with {}{}", id, c.exit_code, oom_killed ? " (OOM killed)" : "");
+  log::Info("container {} exited with {}{}", id, c.exit_code, oom_killed ? " (OOM killed)" : "");
   changed_.SignalAll();
 }
 
@@ -413,7 +413,7 @@ void ShimService::WriteExitRecord(const Container& c) {
     st = WriteFileAtomic(ExitRecordPath(c.id), record.dump(), 0600);
   }
   if (!st.ok()) {
-    spdlog::error("container {}: exit record: {}", c.id, st);
+    log::Error("container {}: exit record: {}", c.id, st);
   }
 }
 
@@ -536,7 +536,7 @@ absl::Status ShimService::Delete(const std::string& id) {
   ::unlink(ExitRecordPath(id).c_str());
   containers_.erase(it);
   changed_.SignalAll();
-  spdlog::info("container {} deleted", id);
+  log::Info("container {} deleted", id);
   return absl::OkStatus();
 }
 
@@ -551,7 +551,7 @@ void ShimService::DeleteAll() {
   for (const std::string& id : ids) {
     absl::Status st = Delete(id);
     if (!st.ok()) {
-      spdlog::error("delete container {}: {}", id, st);
+      log::Error("delete container {}: {}", id, st);
     }
   }
 }

@@ -19,8 +19,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/errors.h"
-#include "base/logging.h"
 #include "shim/console.h"
+#include "shim/log.h"
 #include "shim/service.h"
 
 namespace crid::shim {
@@ -138,7 +138,7 @@ bool RelayTerminal(pid_t pid, const ExitEvent& exit, int terminal, UniqueFd in, 
     };
     int n = ::poll(fds, 5, PollTimeout(drain_deadline));
     if (n < 0 && errno != EINTR) {
-      spdlog::error("exec session: poll: {}", std::strerror(errno));
+      log::Error("exec session: poll: {}", std::strerror(errno));
       AwaitExit(pid, exit, !exited);
       return false;
     }
@@ -373,7 +373,7 @@ absl::Status ShimService::Attach(const AttachRequest& request, std::vector<Uniqu
     };
     int n = ::poll(fds_wait, 5, -1);
     if (n < 0 && errno != EINTR) {
-      spdlog::error("attach to {}: poll: {}", request.id(), std::strerror(errno));
+      log::Error("attach to {}: poll: {}", request.id(), std::strerror(errno));
       break;
     }
     if (n <= 0) {
