@@ -88,6 +88,7 @@ absl::StatusOr<CgroupStats> ReadV2(const std::string& dir) {
   CRID_ASSIGN_OR_RETURN(s.memory_limit_bytes, ReadNumber(dir + "/memory.max"));
   CRID_ASSIGN_OR_RETURN(auto mem, ReadFlatKeyed(dir + "/memory.stat"));
   s.memory_rss_bytes = Get(mem, "anon");
+  s.memory_cache_bytes = Get(mem, "file");
   s.memory_page_faults = Get(mem, "pgfault");
   s.memory_major_page_faults = Get(mem, "pgmajfault");
   FinishMemory(s, Get(mem, "inactive_file"));
@@ -121,6 +122,7 @@ absl::StatusOr<CgroupStats> ReadV1(const CgroupLayout& layout, const std::string
     s.memory_limit_bytes = limit >= kV1Unlimited ? 0 : limit;
     CRID_ASSIGN_OR_RETURN(auto mem, ReadFlatKeyed(memory + "/memory.stat"));
     s.memory_rss_bytes = Get(mem, "total_rss");
+    s.memory_cache_bytes = Get(mem, "total_cache");
     s.memory_page_faults = Get(mem, "total_pgfault");
     s.memory_major_page_faults = Get(mem, "total_pgmajfault");
     FinishMemory(s, Get(mem, "total_inactive_file"));

@@ -34,6 +34,8 @@ struct CgroupStats {
   // Usage minus inactive file cache: what kubelet evicts on.
   uint64_t memory_working_set_bytes = 0;
   uint64_t memory_rss_bytes = 0;
+  // Page cache charged to the cgroup (v2 "file", v1 "total_cache").
+  uint64_t memory_cache_bytes = 0;
   uint64_t memory_page_faults = 0;
   uint64_t memory_major_page_faults = 0;
   uint64_t memory_limit_bytes = 0;      // 0: unlimited

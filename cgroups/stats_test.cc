@@ -71,6 +71,7 @@ TEST(ReadCgroupStats, V2Files) {
   EXPECT_EQ(s->memory_usage_bytes, 10485760u);
   EXPECT_EQ(s->memory_working_set_bytes, 8000000u);
   EXPECT_EQ(s->memory_rss_bytes, 4096000u);
+  EXPECT_EQ(s->memory_cache_bytes, 6000000u);
   EXPECT_EQ(s->memory_page_faults, 77u);
   EXPECT_EQ(s->memory_major_page_faults, 3u);
   EXPECT_EQ(s->memory_limit_bytes, 0u);
@@ -95,8 +96,8 @@ TEST(ReadCgroupStats, V1Files) {
   Write(tmp.Sub("memory/pod/c/memory.usage_in_bytes"), "5000\n");
   Write(tmp.Sub("memory/pod/c/memory.limit_in_bytes"), "9223372036854771712\n");
   Write(tmp.Sub("memory/pod/c/memory.stat"),
-        "cache 100\nrss 2000\ntotal_rss 3000\ntotal_inactive_file 1000\ntotal_pgfault 9\n"
-        "total_pgmajfault 1\n");
+        "cache 100\nrss 2000\ntotal_cache 1500\ntotal_rss 3000\ntotal_inactive_file 1000\n"
+        "total_pgfault 9\ntotal_pgmajfault 1\n");
   Write(tmp.Sub("memory/pod/c/memory.oom_control"),
         "oom_kill_disable 0\nunder_oom 0\n"
         "oom_kill 2\n");
@@ -106,6 +107,7 @@ TEST(ReadCgroupStats, V1Files) {
   EXPECT_EQ(s->cpu_usage_ns, 123456789u);
   EXPECT_EQ(s->memory_working_set_bytes, 4000u);
   EXPECT_EQ(s->memory_rss_bytes, 3000u);
+  EXPECT_EQ(s->memory_cache_bytes, 1500u) << "the hierarchy's total, as for RSS";
   EXPECT_EQ(s->memory_limit_bytes, 0u) << "v1's huge value means unlimited";
   EXPECT_EQ(s->oom_kills, 2u);
   EXPECT_EQ(s->pids_current, 7u);

@@ -4,6 +4,10 @@
 #pragma once
 
 #include <grpcpp/grpcpp.h>
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
 
 #include "absl/functional/any_invocable.h"
 #include "cgroups/manager.h"
@@ -136,8 +140,15 @@ class RuntimeService final : public runtime::v1::RuntimeService::CallbackService
       runtime::v1::ListPodSandboxStatsResponse* response) override;
   CRID_UNIMPLEMENTED_STREAM(RuntimeService, StreamPodSandboxStats, StreamPodSandboxStatsRequest,
                             StreamPodSandboxStatsResponse)
-  CRID_UNIMPLEMENTED_UNARY(RuntimeService, ListMetricDescriptors)
-  CRID_UNIMPLEMENTED_UNARY(RuntimeService, ListPodSandboxMetrics)
+  // metrics.cc: cAdvisor's metric families (cri/metric_families.h).
+  grpc::ServerUnaryReactor* ListMetricDescriptors(
+      grpc::CallbackServerContext* context,
+      const runtime::v1::ListMetricDescriptorsRequest* request,
+      runtime::v1::ListMetricDescriptorsResponse* response) override;
+  grpc::ServerUnaryReactor* ListPodSandboxMetrics(
+      grpc::CallbackServerContext* context,
+      const runtime::v1::ListPodSandboxMetricsRequest* request,
+      runtime::v1::ListPodSandboxMetricsResponse* response) override;
   CRID_UNIMPLEMENTED_STREAM(RuntimeService, StreamPodSandboxMetrics, StreamPodSandboxMetricsRequest,
                             StreamPodSandboxMetricsResponse)
 
@@ -151,6 +162,10 @@ class RuntimeService final : public runtime::v1::RuntimeService::CallbackService
   runtime::v1::ContainerStats StatsOf(const container::ContainerRecord& record,
                                       const std::string& cgroup_parent) const;
   runtime::v1::PodSandboxStats PodStatsOf(const sandbox::SandboxRecord& pod) const;
+  // A process inside the pod's network namespace: crid-pause, else one of
+  // its running containers (from `containers`); 0 when there is none.
+  static pid_t PodNetnsPid(const sandbox::SandboxRecord& pod,
+                           const std::vector<container::ContainerRecord>& containers);
 
   // Runs `work` on the sandbox worker pool; it must Finish `reactor`.
   grpc::ServerUnaryReactor* RunBlocking(grpc::CallbackServerContext* context,

@@ -2,14 +2,9 @@
 // usage read from the cgroup tree (through the cgroup manager, which keeps one
 // previous sample per cgroup for nano-cores), the writable layer, and the
 // pod's network counters from inside its network namespace.
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
-#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
-#include "base/fs.h"
 #include "container/rootfs.h"
+#include "cri/metric_families.h"
 #include "cri/runtime_service.h"
 
 namespace crid {
@@ -35,40 +30,21 @@ void FillCpuMemory(const CgroupUsage& usage, v1::CpuUsage* cpu, v1::MemoryUsage*
   memory->mutable_major_page_faults()->set_value(usage.stats.memory_major_page_faults);
 }
 
-// Counters of every interface but lo from /proc/PID/net/dev (the network
-// namespace of PID).
+// The pod's interfaces (all but lo) read inside its network namespace.
 void FillNetwork(pid_t pid, const std::string& default_ifname, v1::NetworkUsage* network) {
-  absl::StatusOr<std::string> text = ReadFile(absl::StrCat("/proc/", pid, "/net/dev"));
-  if (!text.ok()) {
+  absl::StatusOr<std::vector<InterfaceCounters>> interfaces = ReadNetDev(pid);
+  if (!interfaces.ok()) {
     return;
   }
   network->set_timestamp(absl::ToUnixNanos(absl::Now()));
-  for (absl::string_view line : absl::StrSplit(*text, '\n')) {
-    size_t colon = line.find(':');
-    if (colon == absl::string_view::npos) {
-      continue;
-    }
-    std::string name(absl::StripAsciiWhitespace(line.substr(0, colon)));
-    if (name == "lo" || name.empty()) {
-      continue;
-    }
-    std::vector<absl::string_view> fields =
-        absl::StrSplit(line.substr(colon + 1), ' ', absl::SkipEmpty());
-    if (fields.size() < 11) {
-      continue;
-    }
-    uint64_t rx_bytes = 0, rx_errors = 0, tx_bytes = 0, tx_errors = 0;
-    if (!absl::SimpleAtoi(fields[0], &rx_bytes) || !absl::SimpleAtoi(fields[2], &rx_errors) ||
-        !absl::SimpleAtoi(fields[8], &tx_bytes) || !absl::SimpleAtoi(fields[10], &tx_errors)) {
-      continue;
-    }
+  for (const InterfaceCounters& counters : *interfaces) {
     v1::NetworkInterfaceUsage* iface = network->add_interfaces();
-    iface->set_name(name);
-    iface->mutable_rx_bytes()->set_value(rx_bytes);
-    iface->mutable_rx_errors()->set_value(rx_errors);
-    iface->mutable_tx_bytes()->set_value(tx_bytes);
-    iface->mutable_tx_errors()->set_value(tx_errors);
-    if (name == default_ifname) {
+    iface->set_name(counters.name);
+    iface->mutable_rx_bytes()->set_value(counters.rx_bytes);
+    iface->mutable_rx_errors()->set_value(counters.rx_errors);
+    iface->mutable_tx_bytes()->set_value(counters.tx_bytes);
+    iface->mutable_tx_errors()->set_value(counters.tx_errors);
+    if (counters.name == default_ifname) {
       *network->mutable_default_interface() = *iface;
     }
   }
@@ -109,6 +85,19 @@ v1::ContainerStats RuntimeService::StatsOf(const ContainerRecord& record,
   return stats;
 }
 
+pid_t RuntimeService::PodNetnsPid(const sandbox::SandboxRecord& pod,
+                                  const std::vector<ContainerRecord>& containers) {
+  if (pod.pause_pid() > 0) {
+    return pod.pause_pid();
+  }
+  for (const ContainerRecord& record : containers) {
+    if (record.pod_id() == pod.id() && record.state() == ContainerRecord::RUNNING) {
+      return record.pid();
+    }
+  }
+  return 0;
+}
+
 v1::PodSandboxStats RuntimeService::PodStatsOf(const sandbox::SandboxRecord& pod) const {
   v1::PodSandboxStats stats;
   v1::PodSandboxAttributes* attributes = stats.mutable_attributes();
@@ -119,11 +108,11 @@ v1::PodSandboxStats RuntimeService::PodStatsOf(const sandbox::SandboxRecord& pod
   v1::LinuxPodSandboxStats* linux = stats.mutable_linux();
   v1::ContainerFilter filter;
   filter.set_pod_sandbox_id(pod.id());
-  pid_t netns_pid = pod.pause_pid();
   uint64_t cpu_ns = 0, nano_cores = 0, working_set = 0, usage = 0, rss = 0, faults = 0,
            major_faults = 0;
   bool any_usage = false;
-  for (const ContainerRecord& record : containers_->List(filter)) {
+  const std::vector<ContainerRecord> containers = containers_->List(filter);
+  for (const ContainerRecord& record : containers) {
     if (record.pod_id() != pod.id()) {
       continue;
     }
@@ -137,9 +126,6 @@ v1::PodSandboxStats RuntimeService::PodStatsOf(const sandbox::SandboxRecord& pod
       rss += c.memory().rss_bytes().value();
       faults += c.memory().page_faults().value();
       major_faults += c.memory().major_page_faults().value();
-    }
-    if (netns_pid <= 0 && record.state() == ContainerRecord::RUNNING) {
-      netns_pid = record.pid();
     }
     *linux->add_containers() = std::move(c);
   }
@@ -168,6 +154,7 @@ v1::PodSandboxStats RuntimeService::PodStatsOf(const sandbox::SandboxRecord& pod
     memory->mutable_page_faults()->set_value(faults);
     memory->mutable_major_page_faults()->set_value(major_faults);
   }
+  pid_t netns_pid = PodNetnsPid(pod, containers);
   if (netns_pid > 0 && !pod.netns_path().empty()) {
     FillNetwork(netns_pid, pod.ifname().empty() ? "eth0" : pod.ifname(), linux->mutable_network());
   }

@@ -1,0 +1,79 @@
+// The metric families of ListMetricDescriptors and ListPodSandboxMetrics.
+// kubelet (PodAndContainerStatsFromCRI) serves them on /metrics/cadvisor in
+// place of cAdvisor's, so names, help, types and labels are cAdvisor's: every
+// family has the label keys of kMetricLabelKeys (cAdvisor's container labels
+// under kubelet), some with one or two more at the end. Pure logic: the
+// samples come from the caller.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "cgroups/stats.h"
+#include "proto/cri_api.pb.h"
+
+namespace crid {
+
+// The labels every family starts with, in this order.
+inline constexpr const char* kMetricLabelKeys[] = {"container", "id",        "image",
+                                                   "name",      "namespace", "pod"};
+
+struct MetricLabels {
+  std::string container;  // the container's metadata name; "" for pod-level samples
+  std::string id;         // container ID, or the pod sandbox ID for pod-level samples
+  std::string image;      // the image as the container config named it; "" for the pod
+  std::string name;       // the runtime's name: the container ID; "" for the pod
+  std::string namespace_name;
+  std::string pod;
+};
+
+// One interface's counters from /proc/PID/net/dev.
+struct InterfaceCounters {
+  std::string name;
+  uint64_t rx_bytes = 0;
+  uint64_t rx_packets = 0;
+  uint64_t rx_errors = 0;
+  uint64_t rx_dropped = 0;
+  uint64_t tx_bytes = 0;
+  uint64_t tx_packets = 0;
+  uint64_t tx_errors = 0;
+  uint64_t tx_dropped = 0;
+};
+
+// Every interface but lo in /proc/net/dev text; malformed lines are skipped.
+std::vector<InterfaceCounters> ParseNetDev(absl::string_view text);
+// The same read from /proc/PID/net/dev (the network namespace of PID).
+absl::StatusOr<std::vector<InterfaceCounters>> ReadNetDev(pid_t pid);
+
+// A cgroup's usage and when it was read.
+struct CgroupSample {
+  CgroupStats stats;
+  absl::Time time;
+};
+
+// What is known about one container or one pod at collection time.
+struct MetricSample {
+  MetricLabels labels;
+  std::optional<CgroupSample> cgroup;  // absent: no cgroup usage metrics
+  // When the container started (the pod: was created); InfinitePast: unknown.
+  absl::Time started = absl::InfinitePast();
+  // Pod only: the network namespace's interfaces and when they were read.
+  std::vector<InterfaceCounters> interfaces;
+  absl::Time interfaces_time;
+};
+
+// The descriptors of every family this runtime reports, in a fixed order.
+std::vector<runtime::v1::MetricDescriptor> MetricDescriptors();
+
+// Appends the samples of `sample` (container_last_seen at `now`).
+void AppendMetrics(const MetricSample& sample, absl::Time now,
+                   google::protobuf::RepeatedPtrField<runtime::v1::Metric>* out);
+
+}  // namespace crid

@@ -1,0 +1,216 @@
+// The metric families: cAdvisor's names and types, label values lined up with
+// their descriptor's keys, values taken from the samples, /proc/net/dev parsing.
+#include "cri/metric_families.h"
+
+#include <map>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace crid {
+namespace {
+
+using ::testing::ElementsAre;
+namespace v1 = ::runtime::v1;
+
+std::map<std::string, v1::MetricDescriptor> DescriptorsByName() {
+  std::map<std::string, v1::MetricDescriptor> by_name;
+  for (const v1::MetricDescriptor& d : MetricDescriptors()) {
+    EXPECT_TRUE(by_name.emplace(d.name(), d).second) << "duplicate " << d.name();
+  }
+  return by_name;
+}
+
+// The sample of `name` whose label `key` is `value` (or the first one when
+// key is empty); nullptr when there is none.
+const v1::Metric* Find(const google::protobuf::RepeatedPtrField<v1::Metric>& metrics,
+                       const std::string& name, const std::string& key = "",
+                       const std::string& value = "") {
+  static const std::map<std::string, v1::MetricDescriptor> descriptors = DescriptorsByName();
+  for (const v1::Metric& m : metrics) {
+    if (m.name() != name) {
+      continue;
+    }
+    if (key.empty()) {
+      return &m;
+    }
+    const v1::MetricDescriptor& d = descriptors.at(name);
+    for (int i = 0; i < d.label_keys_size() && i < m.label_values_size(); ++i) {
+      if (d.label_keys(i) == key && m.label_values(i) == value) {
+        return &m;
+      }
+    }
+  }
+  return nullptr;
+}
+
+MetricSample ContainerSample() {
+  MetricSample s;
+  s.labels = {"app", "c0ffee", "registry.example/app:1", "c0ffee", "prod", "web-0"};
+  CgroupStats stats;
+  stats.cpu_usage_ns = 3'700'000'000;  // 3.7 s
+  stats.memory_usage_bytes = 50'000;
+  stats.memory_working_set_bytes = 40'000;
+  stats.memory_rss_bytes = 30'000;
+  stats.memory_cache_bytes = 20'000;
+  stats.memory_page_faults = 77;
+  stats.memory_major_page_faults = 3;
+  stats.memory_limit_bytes = 1 << 20;
+  stats.oom_kills = 2;
+  stats.pids_current = 5;
+  s.cgroup = CgroupSample{stats, absl::FromUnixSeconds(1'700'000'000)};
+  s.started = absl::FromUnixSeconds(1'699'999'000);
+  return s;
+}
+
+TEST(MetricDescriptors, CadvisorNamesAndLabelKeys) {
+  std::map<std::string, v1::MetricDescriptor> d = DescriptorsByName();
+  for (const char* name :
+       {"container_cpu_usage_seconds_total", "container_memory_usage_bytes",
+        "container_memory_working_set_bytes", "container_memory_rss", "container_memory_cache",
+        "container_memory_failures_total", "container_spec_memory_limit_bytes",
+        "container_oom_events_total", "container_threads", "container_start_time_seconds",
+        "container_last_seen", "container_network_receive_bytes_total",
+        "container_network_transmit_errors_total"}) {
+    ASSERT_EQ(d.count(name), 1u) << name;
+    EXPECT_FALSE(d.at(name).help().empty()) << name;
+  }
+  EXPECT_THAT(d.at("container_memory_rss").label_keys(),
+              ElementsAre("container", "id", "image", "name", "namespace", "pod"));
+  EXPECT_THAT(d.at("container_network_receive_bytes_total").label_keys(),
+              ElementsAre("container", "id", "image", "name", "namespace", "pod", "interface"));
+  EXPECT_THAT(
+      d.at("container_memory_failures_total").label_keys(),
+      ElementsAre("container", "id", "image", "name", "namespace", "pod", "failure_type", "scope"));
+}
+
+TEST(AppendMetrics, ContainerValuesTypesAndLabels) {
+  google::protobuf::RepeatedPtrField<v1::Metric> out;
+  const absl::Time now = absl::FromUnixSeconds(1'700'000'005);
+  AppendMetrics(ContainerSample(), now, &out);
+  std::map<std::string, v1::MetricDescriptor> d = DescriptorsByName();
+  for (const v1::Metric& m : out) {
+    ASSERT_EQ(d.count(m.name()), 1u) << "undescribed " << m.name();
+    EXPECT_EQ(m.label_values_size(), d.at(m.name()).label_keys_size()) << m.name();
+    EXPECT_THAT(std::vector<std::string>(m.label_values().begin(), m.label_values().begin() + 6),
+                ElementsAre("app", "c0ffee", "registry.example/app:1", "c0ffee", "prod", "web-0"));
+    EXPECT_GT(m.timestamp(), 0) << m.name();
+  }
+  auto value = [&](const std::string& name) {
+    const v1::Metric* m = Find(out, name);
+    EXPECT_NE(m, nullptr) << name;
+    return m == nullptr ? ~uint64_t{0} : m->value().value();
+  };
+  auto type = [&](const std::string& name) {
+    const v1::Metric* m = Find(out, name);
+    return m == nullptr ? v1::MetricType(-1) : m->metric_type();
+  };
+  EXPECT_EQ(value("container_cpu_usage_seconds_total"), 3u) << "whole seconds";
+  EXPECT_EQ(type("container_cpu_usage_seconds_total"), v1::COUNTER);
+  EXPECT_EQ(value("container_memory_usage_bytes"), 50'000u);
+  EXPECT_EQ(value("container_memory_working_set_bytes"), 40'000u);
+  EXPECT_EQ(type("container_memory_working_set_bytes"), v1::GAUGE);
+  EXPECT_EQ(value("container_memory_rss"), 30'000u);
+  EXPECT_EQ(value("container_memory_cache"), 20'000u);
+  EXPECT_EQ(value("container_spec_memory_limit_bytes"), 1u << 20);
+  EXPECT_EQ(value("container_oom_events_total"), 2u);
+  EXPECT_EQ(type("container_oom_events_total"), v1::COUNTER);
+  EXPECT_EQ(value("container_threads"), 5u);
+  EXPECT_EQ(value("container_start_time_seconds"), 1'699'999'000u);
+  EXPECT_EQ(value("container_last_seen"), 1'700'000'005u);
+  EXPECT_EQ(type("container_last_seen"), v1::GAUGE);
+  const v1::Metric* major =
+      Find(out, "container_memory_failures_total", "failure_type", "pgmajfault");
+  ASSERT_NE(major, nullptr);
+  EXPECT_EQ(major->value().value(), 3u);
+  EXPECT_EQ(major->metric_type(), v1::COUNTER);
+  EXPECT_EQ(major->label_values(7), "container");
+  const v1::Metric* minor = Find(out, "container_memory_failures_total", "failure_type", "pgfault");
+  ASSERT_NE(minor, nullptr);
+  EXPECT_EQ(minor->value().value(), 77u);
+  EXPECT_EQ(Find(out, "container_cpu_usage_seconds_total")->timestamp(),
+            absl::ToUnixNanos(absl::FromUnixSeconds(1'700'000'000)))
+      << "stamped with the time the cgroup was read";
+  EXPECT_EQ(Find(out, "container_network_receive_bytes_total"), nullptr)
+      << "a container without interfaces has no network samples";
+}
+
+TEST(AppendMetrics, WithoutCgroupOnlyWhatIsKnown) {
+  MetricSample s = ContainerSample();
+  s.cgroup.reset();
+  s.started = absl::InfinitePast();
+  google::protobuf::RepeatedPtrField<v1::Metric> out;
+  AppendMetrics(s, absl::FromUnixSeconds(1'700'000'005), &out);
+  ASSERT_EQ(out.size(), 1);
+  EXPECT_EQ(out[0].name(), "container_last_seen");
+}
+
+TEST(AppendMetrics, PodNetworkPerInterface) {
+  MetricSample pod;
+  pod.labels.id = "pod123";
+  pod.labels.namespace_name = "prod";
+  pod.labels.pod = "web-0";
+  InterfaceCounters eth0;
+  eth0.name = "eth0";
+  eth0.rx_bytes = 1000;
+  eth0.rx_packets = 10;
+  eth0.rx_dropped = 1;
+  eth0.rx_errors = 2;
+  eth0.tx_bytes = 2000;
+  eth0.tx_packets = 20;
+  eth0.tx_dropped = 3;
+  eth0.tx_errors = 4;
+  InterfaceCounters net1 = eth0;
+  net1.name = "net1";
+  net1.rx_bytes = 5;
+  pod.interfaces = {eth0, net1};
+  pod.interfaces_time = absl::FromUnixSeconds(1'700'000'001);
+  google::protobuf::RepeatedPtrField<v1::Metric> out;
+  AppendMetrics(pod, absl::FromUnixSeconds(1'700'000'005), &out);
+  const std::map<std::string, uint64_t> expected = {
+      {"container_network_receive_bytes_total", 1000},
+      {"container_network_receive_packets_total", 10},
+      {"container_network_receive_packets_dropped_total", 1},
+      {"container_network_receive_errors_total", 2},
+      {"container_network_transmit_bytes_total", 2000},
+      {"container_network_transmit_packets_total", 20},
+      {"container_network_transmit_packets_dropped_total", 3},
+      {"container_network_transmit_errors_total", 4}};
+  for (const auto& [name, v] : expected) {
+    const v1::Metric* m = Find(out, name, "interface", "eth0");
+    ASSERT_NE(m, nullptr) << name;
+    EXPECT_EQ(m->value().value(), v) << name;
+    EXPECT_EQ(m->metric_type(), v1::COUNTER) << name;
+    EXPECT_THAT(m->label_values(), ElementsAre("", "pod123", "", "", "prod", "web-0", "eth0"));
+  }
+  const v1::Metric* other = Find(out, "container_network_receive_bytes_total", "interface", "net1");
+  ASSERT_NE(other, nullptr);
+  EXPECT_EQ(other->value().value(), 5u);
+}
+
+TEST(ParseNetDev, AllCountersOfEveryInterfaceButLo) {
+  const char* text =
+      "Inter-|   Receive                                                |  Transmit\n"
+      " face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs "
+      "drop fifo colls carrier compressed\n"
+      "    lo:     100       1    0    0    0     0          0         0      100       1    0 "
+      "   0    0     0       0          0\n"
+      "  eth0: 1500 12 1 2 0 0 0 0 2500 22 3 4 0 0 0 0\n"
+      "  bad: 1 2 3\n";
+  std::vector<InterfaceCounters> interfaces = ParseNetDev(text);
+  ASSERT_EQ(interfaces.size(), 1u);
+  const InterfaceCounters& c = interfaces[0];
+  EXPECT_EQ(c.name, "eth0");
+  EXPECT_EQ(c.rx_bytes, 1500u);
+  EXPECT_EQ(c.rx_packets, 12u);
+  EXPECT_EQ(c.rx_errors, 1u);
+  EXPECT_EQ(c.rx_dropped, 2u);
+  EXPECT_EQ(c.tx_bytes, 2500u);
+  EXPECT_EQ(c.tx_packets, 22u);
+  EXPECT_EQ(c.tx_errors, 3u);
+  EXPECT_EQ(c.tx_dropped, 4u);
+}
+
+}  // namespace
+}  // namespace crid

@@ -1,0 +1,117 @@
+// ListMetricDescriptors and ListPodSandboxMetrics: cAdvisor's families
+// (cri/metric_families.h) for every ready pod and its running containers, read
+// straight from the cgroup tree (without touching the cgroup manager's
+// nano-core samples, which belong to the stats RPCs) and from the pod's
+// network namespace. One listing of the containers serves every pod.
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "cri/metric_families.h"
+#include "cri/runtime_service.h"
+
+namespace crid {
+
+namespace {
+
+using container::ContainerRecord;
+namespace v1 = ::runtime::v1;
+
+// The usage of the cgroup at `dir` now; nothing when it cannot be read.
+std::optional<CgroupSample> SampleCgroup(const CgroupLayout& layout,
+                                         const absl::StatusOr<std::string>& dir) {
+  if (!dir.ok()) {
+    return std::nullopt;
+  }
+  absl::StatusOr<CgroupStats> stats = ReadCgroupStats(layout, *dir);
+  if (!stats.ok()) {
+    return std::nullopt;
+  }
+  return CgroupSample{*stats, absl::Now()};
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* RuntimeService::ListMetricDescriptors(
+    grpc::CallbackServerContext* context, const v1::ListMetricDescriptorsRequest* /*request*/,
+    v1::ListMetricDescriptorsResponse* response) {
+  for (v1::MetricDescriptor& descriptor : MetricDescriptors()) {
+    *response->add_descriptors() = std::move(descriptor);
+  }
+  return FinishUnary(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* RuntimeService::ListPodSandboxMetrics(
+    grpc::CallbackServerContext* context, const v1::ListPodSandboxMetricsRequest* /*request*/,
+    v1::ListPodSandboxMetricsResponse* response) {
+  if (containers_ == nullptr || sandboxes_ == nullptr) {
+    return FinishUnary(context, absl::UnavailableError("pod sandboxes are not available"));
+  }
+  std::map<std::string, std::vector<ContainerRecord>> running;
+  for (ContainerRecord& record : containers_->List(v1::ContainerFilter())) {
+    if (record.state() == ContainerRecord::RUNNING) {
+      std::string pod_id = record.pod_id();
+      running[pod_id].push_back(std::move(record));
+    }
+  }
+  static const std::vector<ContainerRecord> kNone;
+  const absl::Time now = absl::Now();
+  for (const sandbox::SandboxRecord& pod : sandboxes_->List(v1::PodSandboxFilter())) {
+    if (pod.state() != sandbox::SandboxRecord::READY) {
+      continue;
+    }
+    auto it = running.find(pod.id());
+    const std::vector<ContainerRecord>& containers = it == running.end() ? kNone : it->second;
+    const std::string& parent = pod.config().linux().cgroup_parent();
+    v1::PodSandboxMetrics* pod_metrics = response->add_pod_metrics();
+    pod_metrics->set_pod_sandbox_id(pod.id());
+
+    // Pod-level samples: the pod's cgroup (when kubelet gave one) and its network.
+    MetricSample sample;
+    sample.labels.id = pod.id();
+    sample.labels.namespace_name = pod.config().metadata().namespace_();
+    sample.labels.pod = pod.config().metadata().name();
+    if (pod.created_at_ns() > 0) {
+      sample.started = absl::FromUnixNanos(pod.created_at_ns());
+    }
+    if (cgroups_ != nullptr && !parent.empty()) {
+      sample.cgroup = SampleCgroup(cgroups_->layout(), cgroups_->PodCgroupDir(parent));
+    }
+    pid_t netns_pid = PodNetnsPid(pod, containers);
+    if (netns_pid > 0 && !pod.netns_path().empty()) {
+      absl::StatusOr<std::vector<InterfaceCounters>> interfaces = ReadNetDev(netns_pid);
+      if (interfaces.ok()) {
+        sample.interfaces = *std::move(interfaces);
+        sample.interfaces_time = absl::Now();
+      }
+    }
+    AppendMetrics(sample, now, pod_metrics->mutable_metrics());
+
+    for (const ContainerRecord& record : containers) {
+      v1::ContainerMetrics* container_metrics = pod_metrics->add_container_metrics();
+      container_metrics->set_container_id(record.id());
+      MetricSample c;
+      c.labels.container = record.config().metadata().name();
+      c.labels.id = record.id();
+      c.labels.image =
+          record.image_name().empty() ? record.config().image().image() : record.image_name();
+      c.labels.name = record.id();
+      c.labels.namespace_name = sample.labels.namespace_name;
+      c.labels.pod = sample.labels.pod;
+      if (record.started_at_ns() > 0) {
+        c.started = absl::FromUnixNanos(record.started_at_ns());
+      }
+      if (cgroups_ != nullptr) {
+        c.cgroup =
+            SampleCgroup(cgroups_->layout(), cgroups_->ContainerCgroupDir(parent, record.id()));
+      }
+      AppendMetrics(c, now, container_metrics->mutable_metrics());
+    }
+  }
+  return FinishUnary(context, absl::OkStatus());
+}
+
+}  // namespace crid
