@@ -970,5 +970,145 @@ TEST_F(ContainerEndToEndTest, AttachToTerminalFollowsResize) {
   EXPECT_EQ(Status(id).status().state(), v1::CONTAINER_RUNNING);
 }
 
+TEST_F(ContainerEndToEndTest, MetricsUseCadvisorNames) {
+  std::string pod = RunPod(PodConfig("metrics"));
+  std::string busy = RunContainer(pod, ShellContainer("busy", "while true; do :; done"));
+  std::string done = RunContainer(pod, ShellContainer("done", "true"));
+  // A stopped pod is left out.
+  std::string stopped_pod = RunPod(PodConfig("metrics-stopped"));
+  {
+    grpc::ClientContext ctx;
+    v1::StopPodSandboxRequest req;
+    req.set_pod_sandbox_id(stopped_pod);
+    v1::StopPodSandboxResponse resp;
+    ASSERT_TRUE(stub_->StopPodSandbox(&ctx, req, &resp).ok()) << Log();
+  }
+
+  std::map<std::string, v1::MetricDescriptor> descriptors;
+  {
+    grpc::ClientContext ctx;
+    v1::ListMetricDescriptorsResponse resp;
+    grpc::Status st = stub_->ListMetricDescriptors(&ctx, {}, &resp);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    for (const v1::MetricDescriptor& d : resp.descriptors()) {
+      EXPECT_TRUE(descriptors.emplace(d.name(), d).second) << "duplicate " << d.name();
+      EXPECT_FALSE(d.help().empty()) << d.name();
+    }
+  }
+  for (const char* name :
+       {"container_cpu_usage_seconds_total", "container_memory_working_set_bytes",
+        "container_memory_usage_bytes", "container_memory_rss", "container_spec_memory_limit_bytes",
+        "container_oom_events_total", "container_start_time_seconds", "container_last_seen",
+        "container_network_receive_bytes_total", "container_network_transmit_bytes_total"}) {
+    ASSERT_EQ(descriptors.count(name), 1u) << name;
+  }
+
+  // The value of label `key` in `m`, by its descriptor.
+  auto label = [&](const v1::Metric& m, const std::string& key) -> std::string {
+    const v1::MetricDescriptor& d = descriptors.at(m.name());
+    for (int i = 0; i < d.label_keys_size() && i < m.label_values_size(); ++i) {
+      if (d.label_keys(i) == key) {
+        return m.label_values(i);
+      }
+    }
+    return "<no label " + key + ">";
+  };
+  auto list = [&]() {
+    grpc::ClientContext ctx;
+    v1::ListPodSandboxMetricsResponse resp;
+    grpc::Status st = stub_->ListPodSandboxMetrics(&ctx, {}, &resp);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return resp;
+  };
+  auto find = [](const v1::PodSandboxMetrics& pm, const std::string& container_id,
+                 const std::string& name) -> const v1::Metric* {
+    const google::protobuf::RepeatedPtrField<v1::Metric>* metrics = &pm.metrics();
+    if (!container_id.empty()) {
+      metrics = nullptr;
+      for (const v1::ContainerMetrics& cm : pm.container_metrics()) {
+        if (cm.container_id() == container_id) {
+          metrics = &cm.metrics();
+        }
+      }
+    }
+    if (metrics != nullptr) {
+      for (const v1::Metric& m : *metrics) {
+        if (m.name() == name) {
+          return &m;
+        }
+      }
+    }
+    return nullptr;
+  };
+
+  // A busy loop reaches a whole second of CPU (the unit of the counter) soon.
+  v1::PodSandboxMetrics ours;
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (true) {
+    v1::ListPodSandboxMetricsResponse resp = list();
+    ours.Clear();
+    for (const v1::PodSandboxMetrics& pm : resp.pod_metrics()) {
+      EXPECT_NE(pm.pod_sandbox_id(), stopped_pod) << "only ready pods";
+      if (pm.pod_sandbox_id() == pod) {
+        ours = pm;
+      }
+    }
+    ASSERT_EQ(ours.pod_sandbox_id(), pod);
+    const v1::Metric* cpu = find(ours, busy, "container_cpu_usage_seconds_total");
+    ASSERT_NE(cpu, nullptr) << ours.DebugString();
+    if (cpu->value().value() >= 1 || absl::Now() > deadline) {
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(500));
+  }
+
+  // Every sample is described and its label values line up with the keys.
+  for (const v1::Metric& m : ours.metrics()) {
+    ASSERT_EQ(descriptors.count(m.name()), 1u) << m.name();
+    EXPECT_EQ(m.label_values_size(), descriptors.at(m.name()).label_keys_size()) << m.name();
+    EXPECT_EQ(label(m, "pod"), "metrics");
+    EXPECT_EQ(label(m, "namespace"), "default");
+    EXPECT_EQ(label(m, "id"), pod);
+  }
+  ASSERT_EQ(ours.container_metrics_size(), 1) << "only running containers: " << done;
+  const v1::ContainerMetrics& cm = ours.container_metrics(0);
+  EXPECT_EQ(cm.container_id(), busy);
+  for (const v1::Metric& m : cm.metrics()) {
+    ASSERT_EQ(descriptors.count(m.name()), 1u) << m.name();
+    EXPECT_EQ(m.label_values_size(), descriptors.at(m.name()).label_keys_size()) << m.name();
+    EXPECT_EQ(label(m, "container"), "busy") << m.name();
+    EXPECT_EQ(label(m, "id"), busy) << m.name();
+    EXPECT_EQ(label(m, "image"), image_) << m.name();
+    EXPECT_EQ(label(m, "pod"), "metrics") << m.name();
+    EXPECT_EQ(label(m, "namespace"), "default") << m.name();
+  }
+  const v1::Metric* cpu = find(ours, busy, "container_cpu_usage_seconds_total");
+  EXPECT_GE(cpu->value().value(), 1u);
+  EXPECT_EQ(cpu->metric_type(), v1::COUNTER);
+  for (const char* name :
+       {"container_memory_working_set_bytes", "container_memory_usage_bytes", "container_threads",
+        "container_start_time_seconds", "container_last_seen"}) {
+    const v1::Metric* m = find(ours, busy, name);
+    ASSERT_NE(m, nullptr) << name;
+    EXPECT_GT(m->value().value(), 0u) << name;
+    EXPECT_EQ(m->metric_type(), v1::GAUGE) << name;
+  }
+  const v1::Metric* oom = find(ours, busy, "container_oom_events_total");
+  ASSERT_NE(oom, nullptr);
+  EXPECT_EQ(oom->metric_type(), v1::COUNTER);
+  EXPECT_EQ(oom->value().value(), 0u);
+  const int64_t now_s = absl::ToUnixSeconds(absl::Now());
+  const v1::Metric* started = find(ours, busy, "container_start_time_seconds");
+  EXPECT_LE(static_cast<int64_t>(started->value().value()), now_s);
+  EXPECT_GT(static_cast<int64_t>(started->value().value()), now_s - 120);
+  // The pod's network counters, per interface, from inside its namespace.
+  const v1::Metric* rx = find(ours, "", "container_network_receive_bytes_total");
+  ASSERT_NE(rx, nullptr) << ours.DebugString();
+  EXPECT_EQ(label(*rx, "interface"), "eth0");
+  EXPECT_EQ(rx->metric_type(), v1::COUNTER);
+  EXPECT_EQ(label(*rx, "container"), "");
+  ASSERT_TRUE(Stop(busy, 0).ok());
+}
+
 }  // namespace
 }  // namespace crid
