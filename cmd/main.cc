@@ -308,6 +308,9 @@ int Run(int argc, char** argv) {
   streaming::ServerOptions streaming_options;
   streaming_options.address = config->streaming().address();
   streaming_options.port = static_cast<uint16_t>(config->streaming().port());
+  streaming_options.tls.cert_file = config->streaming().tls_cert_file();
+  streaming_options.tls.key_file = config->streaming().tls_key_file();
+  streaming_options.tls.client_ca_file = config->streaming().tls_client_ca_file();
   absl::StatusOr<std::unique_ptr<streaming::Server>> streaming_server =
       streaming::Server::Start(streaming_options, &streaming_runtime);
   if (!streaming_server.ok()) {

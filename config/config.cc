@@ -190,6 +190,14 @@ absl::Status ValidateConfig(const config::Config& c) {
     return absl::InvalidArgumentError(
         absl::StrCat("streaming.port: must be 0..65535, got ", c.streaming().port()));
   }
+  if (c.streaming().tls_cert_file().empty() != c.streaming().tls_key_file().empty()) {
+    return absl::InvalidArgumentError(
+        "streaming.tls_cert_file, streaming.tls_key_file: set both for HTTPS, or neither");
+  }
+  if (!c.streaming().tls_client_ca_file().empty() && c.streaming().tls_cert_file().empty()) {
+    return absl::InvalidArgumentError(
+        "streaming.tls_client_ca_file: needs streaming.tls_cert_file and streaming.tls_key_file");
+  }
   const config::ContainerConfig& ctr = c.container();
   for (const auto& [name, handler] : ctr.handlers()) {
     if (name.empty()) {

@@ -66,6 +66,9 @@ TEST(Config, ValidationNamesTheField) {
       {R"({"logLevel": "loud"})", "log_level"},
       {R"({"cgroupDriver": "cgroupv3"})", "cgroup_driver"},
       {R"({"maxMessageBytes": 1024})", "max_message_bytes"},
+      {R"({"streaming": {"tlsCertFile": "/etc/crid/tls.crt"}})", "streaming.tls_key_file"},
+      {R"({"streaming": {"tlsKeyFile": "/etc/crid/tls.key"}})", "streaming.tls_cert_file"},
+      {R"({"streaming": {"tlsClientCaFile": "/etc/crid/ca.crt"}})", "tls_client_ca_file"},
   };
   for (const Case& tc : cases) {
     auto c = ParseConfig(tc.json, "t");

@@ -32,9 +32,23 @@ std::string HttpReply::Header(const std::string& name) const {
   return "";
 }
 
+namespace {
+
+absl::Mutex tls_mu;
+crid::streaming::TlsFiles* tls_files ABSL_GUARDED_BY(tls_mu) = nullptr;
+
+}  // namespace
+
+void UseTlsClient(const crid::streaming::TlsFiles& files) {
+  absl::MutexLock lock(&tls_mu);
+  delete tls_files;
+  tls_files = new crid::streaming::TlsFiles(files);
+}
+
 absl::StatusOr<UniqueFd> DialUrl(const std::string& url, std::string* path) {
   absl::string_view rest = url;
-  if (!absl::ConsumePrefix(&rest, "http://")) {
+  bool tls = absl::ConsumePrefix(&rest, "https://");
+  if (!tls && !absl::ConsumePrefix(&rest, "http://")) {
     return absl::InvalidArgumentError(absl::StrCat("not an http URL: ", url));
   }
   size_t slash = rest.find('/');
@@ -63,7 +77,23 @@ absl::StatusOr<UniqueFd> DialUrl(const std::string& url, std::string* path) {
   if (rc != 0) {
     return ErrnoError(err, "connect to ", url);
   }
-  return fd;
+  if (!tls) {
+    return fd;
+  }
+  crid::streaming::TlsFiles files;
+  {
+    absl::MutexLock lock(&tls_mu);
+    if (tls_files == nullptr) {
+      return absl::FailedPreconditionError("https URL, but UseTlsClient was not called");
+    }
+    files = *tls_files;
+  }
+  std::thread pump;
+  CRID_ASSIGN_OR_RETURN(UniqueFd plain,
+                        crid::streaming::TlsClientWrap(std::move(fd), host, files,
+                                                       absl::Now() + absl::Seconds(10), &pump));
+  pump.detach();  // ends when either side closes
+  return plain;
 }
 
 absl::StatusOr<HttpReply> HttpRequestOn(

@@ -16,6 +16,7 @@
 #include "absl/time/time.h"
 #include "base/unique_fd.h"
 #include "cri/streaming/spdy_frame.h"
+#include "cri/streaming/tls.h"
 
 namespace crid::streaming_test {
 
@@ -27,7 +28,11 @@ struct HttpReply {
   std::string Header(const std::string& name) const;
 };
 
-// "http://host:port/path" -> connected socket and the path.
+// For https URLs: the CA that must have signed the server's certificate
+// (client_ca_file) and the client's own certificate and key, if any.
+void UseTlsClient(const crid::streaming::TlsFiles& files);
+
+// "http(s)://host:port/path" -> connected socket (plaintext) and the path.
 absl::StatusOr<UniqueFd> DialUrl(const std::string& url, std::string* path);
 
 // Sends `method path` with `headers` and reads the reply head (and body until

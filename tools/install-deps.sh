@@ -12,7 +12,7 @@ build_packages=(
   # What crid runs at run time: the OCI runtime and the CNI plugins.
   runc containernetworking-plugins iproute2 iptables
 )
-test_packages=(python3 clang-format clang-tidy docker-registry apache2-utils busybox-static crun
+test_packages=(python3 openssl clang-format clang-tidy docker-registry apache2-utils busybox-static crun
   systemd)
 
 wanted=("${build_packages[@]}")

@@ -114,6 +114,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options,
   if (runtime == nullptr) {
     return absl::InvalidArgumentError("streaming server needs a runtime");
   }
+  std::unique_ptr<TlsContext> tls;
+  if (!options.tls.cert_file.empty() || !options.tls.key_file.empty()) {
+    absl::StatusOr<std::unique_ptr<TlsContext>> loaded = TlsContext::Load(options.tls);
+    if (!loaded.ok()) {
+      return loaded.status();
+    }
+    tls = std::move(*loaded);
+  }
   std::string host = options.address;
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
     host = host.substr(1, host.size() - 2);
@@ -140,6 +148,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options,
         absl::StrCat("streaming address \"", options.address, "\" is not an IP address"));
   }
   auto server = std::unique_ptr<Server>(new Server(std::move(options), runtime));
+  server->tls_ = std::move(tls);
   server->listener_.reset(socket(storage.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!server->listener_.valid()) {
     return ErrnoError(errno, "socket");
@@ -161,7 +170,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options,
   // Kubelet runs on this host: an unspecified address is reached through the loopback.
   std::string url_host =
       unspecified ? (v6 ? "[::1]" : "127.0.0.1") : (v6 ? "[" + host + "]" : host);
-  server->base_url_ = absl::StrCat("http://", url_host, ":", server->port_);
+  server->base_url_ =
+      absl::StrCat(server->tls_ != nullptr ? "https://" : "http://", url_host, ":", server->port_);
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) {
     return ErrnoError(errno, "pipe2");
@@ -230,11 +240,30 @@ void Server::AcceptLoop() {
     Connection* raw = conn.get();
     raw->fd = fd;
     raw->thread = std::thread([this, raw] {
-      ServeConnection(raw->fd);
+      if (tls_ == nullptr) {
+        ServeConnection(raw->fd);
+      } else {
+        ServeTlsConnection(raw->fd);
+      }
       raw->finished = true;
     });
     connections_.push_back(std::move(conn));
   }
+}
+
+void Server::ServeTlsConnection(int fd) {
+  UniqueFd tcp(fd);  // shut down by Stop; closed once the pump is done with it
+  TuneSocket(fd, options_.send_timeout);
+  std::thread pump;
+  absl::StatusOr<UniqueFd> plain = tls_->Wrap(UniqueFd(fcntl(fd, F_DUPFD_CLOEXEC, 0)),
+                                              absl::Now() + options_.request_timeout, &pump);
+  if (!plain.ok()) {
+    spdlog::debug("streaming: {}", plain.status().message());
+    return;
+  }
+  ServeConnection(plain->release());
+  // The server closed its end: the pump finishes what it holds and ends.
+  pump.join();
 }
 
 void Server::ServeConnection(int fd) {

@@ -17,6 +17,7 @@
 #include "base/unique_fd.h"
 #include "cri/streaming/runtime.h"
 #include "cri/streaming/sessions.h"
+#include "cri/streaming/tls.h"
 #include "cri/streaming/token_cache.h"
 #include "proto/cri_api.pb.h"
 
@@ -36,6 +37,8 @@ struct ServerOptions {
   // A client that reads nothing for this long is dropped.
   absl::Duration send_timeout = absl::Minutes(10);
   SessionOptions session;
+  // HTTPS when a certificate and key are set; plain HTTP otherwise.
+  TlsFiles tls;
 };
 
 // Request validation shared with the RPC layer (INVALID_ARGUMENT naming the field).
@@ -55,7 +58,7 @@ class Server {
   // Stops accepting, ends every session and joins their threads.
   void Stop();
 
-  // "http://127.0.0.1:PORT"
+  // "http://127.0.0.1:PORT" (https with TLS)
   const std::string& base_url() const { return base_url_; }
   uint16_t port() const { return port_; }
 
@@ -78,12 +81,16 @@ class Server {
         tokens_(options_.token_ttl, options_.max_tokens) {}
 
   void AcceptLoop();
+  // Owns `fd`.
   void ServeConnection(int fd);
+  // Owns `fd`: the TLS handshake, then ServeConnection on the plaintext.
+  void ServeTlsConnection(int fd);
   void ReapLocked(bool all) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const ServerOptions options_;
   StreamingRuntime* const runtime_;
   TokenCache tokens_;
+  std::unique_ptr<TlsContext> tls_;
   UniqueFd listener_;
   UniqueFd wake_read_;
   UniqueFd wake_write_;

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -526,6 +527,122 @@ TEST_F(StreamingServerTest, StopEndsRunningSessions) {
   EXPECT_LT(absl::Now() - start, absl::Seconds(10));
   EXPECT_TRUE((*client)->WaitClosed());
   EXPECT_TRUE(runtime_.last_exec_cancelled());
+}
+
+// A CA and certificates made with the openssl tool for one test.
+class TestCertificates {
+ public:
+  TestCertificates() {
+    char pattern[] = "/tmp/crid-tls-XXXXXX";
+    dir_ = mkdtemp(pattern);
+    ok_ = Run("req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=test-ca -keyout ca.key "
+              "-out ca.crt") &&
+          Issue("server", "-addext subjectAltName=IP:127.0.0.1") && Issue("client", "") &&
+          Run("req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=other -keyout other.key "
+              "-out other.crt");
+  }
+  ~TestCertificates() { std::system(("rm -rf " + dir_).c_str()); }
+  bool ok() const { return ok_; }
+  std::string Path(const std::string& name) const { return dir_ + "/" + name; }
+
+ private:
+  bool Run(const std::string& args) {
+    std::string cmd = absl::StrCat("cd ", dir_, " && openssl ", args, " >/dev/null 2>&1");
+    return std::system(cmd.c_str()) == 0;
+  }
+  // A key and a certificate signed by the CA.
+  bool Issue(const std::string& name, const std::string& extension) {
+    return Run(absl::StrCat("req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout ", name,
+                            ".key -out ", name, ".csr ", extension)) &&
+           Run(absl::StrCat("x509 -req -in ", name,
+                            ".csr -CA ca.crt -CAkey ca.key "
+                            "-CAcreateserial -days 1 -copy_extensions copy -out ",
+                            name, ".crt"));
+  }
+  std::string dir_;
+  bool ok_ = false;
+};
+
+TEST_F(StreamingServerTest, TlsServesExecAndRefusesPlainAndUntrustedClients) {
+  TestCertificates certs;
+  ASSERT_TRUE(certs.ok()) << "openssl could not make the test certificates";
+  ServerOptions options;
+  options.tls.cert_file = certs.Path("server.crt");
+  options.tls.key_file = certs.Path("server.key");
+  StartServer(options);
+  std::string url = ExecUrl({"sh", "-c", "echo over-tls; exit 4"}, false, true, false);
+  EXPECT_THAT(url, StartsWith(absl::StrCat("https://127.0.0.1:", server_->port(), "/exec/")));
+
+  // A client that does not trust the server's CA gets no session.
+  crid::streaming::TlsFiles untrusted;
+  untrusted.client_ca_file = certs.Path("other.crt");
+  crid::streaming_test::UseTlsClient(untrusted);
+  EXPECT_FALSE(SpdyClient::Connect(url, {"v4.channel.k8s.io"}).ok());
+  // Plain HTTP to the TLS port gets no HTTP answer.
+  auto plain = HttpRequest("GET", absl::StrCat("http://127.0.0.1:", server_->port(), "/exec/x"));
+  EXPECT_TRUE(!plain.ok() || plain->code == 0) << plain->code;
+
+  crid::streaming::TlsFiles trusted;
+  trusted.client_ca_file = certs.Path("ca.crt");
+  crid::streaming_test::UseTlsClient(trusted);
+  auto client = SpdyClient::Connect(url, {"v4.channel.k8s.io"});
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto error = (*client)->OpenStream(StreamHeaders("error"));
+  auto out = (*client)->OpenStream(StreamHeaders("stdout"));
+  ASSERT_TRUE(error.ok() && out.ok());
+  EXPECT_EQ(*(*client)->ReadAll(*out), "over-tls\n");
+  auto status = nlohmann::json::parse(*(*client)->ReadAll(*error));
+  EXPECT_EQ(status["details"]["causes"][0]["message"], "4");
+  // The token was used once: a second connection is a 404, over TLS too.
+  auto again = HttpRequest("GET", url);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->code, 404);
+}
+
+TEST_F(StreamingServerTest, TlsWithAClientCaRequiresClientCertificates) {
+  TestCertificates certs;
+  ASSERT_TRUE(certs.ok()) << "openssl could not make the test certificates";
+  ServerOptions options;
+  options.tls.cert_file = certs.Path("server.crt");
+  options.tls.key_file = certs.Path("server.key");
+  options.tls.client_ca_file = certs.Path("ca.crt");
+  StartServer(options);
+  std::string url = ExecUrl({"true"}, false, true, false);
+  crid::streaming::TlsFiles anonymous;
+  anonymous.client_ca_file = certs.Path("ca.crt");
+  crid::streaming_test::UseTlsClient(anonymous);
+  auto refused = HttpRequest("GET", url);
+  EXPECT_TRUE(!refused.ok() || refused->code == 0);
+  crid::streaming::TlsFiles with_cert = anonymous;
+  with_cert.cert_file = certs.Path("client.crt");
+  with_cert.key_file = certs.Path("client.key");
+  crid::streaming_test::UseTlsClient(with_cert);
+  auto client = SpdyClient::Connect(url, {"v4.channel.k8s.io"});
+  ASSERT_TRUE(client.ok()) << client.status();
+  auto error = (*client)->OpenStream(StreamHeaders("error"));
+  auto out = (*client)->OpenStream(StreamHeaders("stdout"));
+  ASSERT_TRUE(error.ok() && out.ok());
+  EXPECT_EQ(*(*client)->ReadAll(*error), R"({"metadata":{},"status":"Success"})");
+}
+
+TEST(StreamingTlsConfig, BadFilesAreNamed) {
+  TestCertificates certs;
+  ASSERT_TRUE(certs.ok()) << "openssl could not make the test certificates";
+  TlsFiles files;
+  files.cert_file = certs.Path("server.crt");
+  EXPECT_THAT(TlsContext::Load(files).status().message(), HasSubstr("both"));
+  files.key_file = certs.Path("client.key");  // not the certificate's key
+  absl::Status st = TlsContext::Load(files).status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(st.message(), HasSubstr("tls_key_file"));
+  files.cert_file = certs.Path("missing.crt");
+  EXPECT_THAT(TlsContext::Load(files).status().message(), HasSubstr("tls_cert_file"));
+  files.cert_file = certs.Path("server.crt");
+  files.key_file = certs.Path("server.key");
+  files.client_ca_file = certs.Path("missing-ca.crt");
+  EXPECT_THAT(TlsContext::Load(files).status().message(), HasSubstr("tls_client_ca_file"));
+  files.client_ca_file = "";
+  EXPECT_TRUE(TlsContext::Load(files).ok());
 }
 
 }  // namespace
