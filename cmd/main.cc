@@ -296,6 +296,8 @@ int Run(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<CgroupManager>> cgroups = StartCgroups(*driver);
   if (cgroups.ok()) {
     runtime_service.SetCgroupManager(cgroups->get());
+    (*sandboxes)->SetCgroupManager(cgroups->get());
+    (*containers)->SetCgroupManager(cgroups->get());
   } else {
     spdlog::error("cgroup manager ({} driver) unavailable, no CPU/memory stats: {}",
                   CgroupDriverName(*driver), cgroups.status().message());

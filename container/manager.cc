@@ -432,6 +432,17 @@ absl::StatusOr<std::shared_ptr<shim::ShimClient>> ContainerManager::ShimFor(
     return Annotate(client.status(), absl::StrCat("starting crid-shim for pod ", pod_id));
   }
   std::shared_ptr<shim::ShimClient> shared = std::move(*client);
+  // The shim works for the pod: it goes into the pod's cgroup, as kubelet
+  // accounts pod overhead. A shim that cannot be placed is not used.
+  if (std::string parent = PodCgroupParent(pod_id); !parent.empty()) {
+    CgroupManager* cgroups = cgroups_.load();
+    absl::StatusOr<std::string> placed = cgroups->PlaceProcess(
+        sandbox::ShimCgroupName(pod_id), parent, shared->pid(), CgroupResources());
+    if (!placed.ok()) {
+      (void)shared->Shutdown();
+      return Annotate(placed.status(), "placing crid-shim in the pod's cgroup");
+    }
+  }
   absl::MutexLock lock(&mu_);
   shims_[pod_id] = shared;
   return shared;
@@ -873,7 +884,20 @@ absl::Status ContainerManager::RemovePod(const std::string& pod_id) {
   if (client) {
     CRID_RETURN_IF_ERROR(client->Shutdown());
   }
+  if (std::string parent = PodCgroupParent(pod_id); !parent.empty()) {
+    CRID_RETURN_IF_ERROR(
+        Annotate(cgroups_.load()->RemoveCgroup(sandbox::ShimCgroupName(pod_id), parent),
+                 "removing crid-shim's cgroup"));
+  }
   return RemoveTree(dir);
+}
+
+std::string ContainerManager::PodCgroupParent(const std::string& pod_id) const {
+  if (cgroups_.load() == nullptr) {
+    return "";
+  }
+  absl::StatusOr<sandbox::SandboxRecord> pod = sandboxes_->Get(pod_id);
+  return pod.ok() ? pod->config().linux().cgroup_parent() : "";
 }
 
 // ---------------------------------------------------------------------------

@@ -28,6 +28,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "cgroups/driver.h"
+#include "cgroups/manager.h"
 #include "container/container.pb.h"
 #include "container/oci_runtime.h"
 #include "cri/streaming/runtime.h"
@@ -112,6 +113,10 @@ class ContainerManager {
   // The handlers, as Status reports them (sorted by name).
   std::vector<std::string> HandlerNames() const;
 
+  // Puts each pod's shim into the pod's cgroup (kubelet's cgroup_parent) as
+  // `crid-shim-<pod id>`. Not owned; without one the shims stay in crid's.
+  void SetCgroupManager(CgroupManager* cgroups) { cgroups_ = cgroups; }
+
   sandbox::WorkerPool* pool() const { return pool_.get(); }
   const ContainerOptions& options() const { return options_; }
 
@@ -150,6 +155,8 @@ class ContainerManager {
   // directory, record.
   absl::Status Destroy(const ContainerRecord& record);
   std::shared_ptr<absl::Mutex> OpLock(const std::string& id);
+  // The pod's cgroup_parent when its crid processes are placed ("" if not).
+  std::string PodCgroupParent(const std::string& pod_id) const;
   // Forwards terminal sizes from `sizes` to the shim until `stop` is set.
   static void ForwardSizes(shim::ShimClient* client, const std::string& id,
                            const std::string& session_id, streaming::ResizeQueue* sizes,
@@ -171,6 +178,7 @@ class ContainerManager {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> watchers_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> next_session_{1};
+  std::atomic<CgroupManager*> cgroups_{nullptr};
   // Declared last: destroyed first, finishing queued work while the rest lives.
   std::unique_ptr<sandbox::WorkerPool> pool_;
 };

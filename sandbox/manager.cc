@@ -425,6 +425,15 @@ absl::StatusOr<std::string> SandboxManager::RunLocked(const runtime::v1::PodSand
     CRID_ASSIGN_OR_RETURN(PauseProcess pause, StartPause(options_.pause_binary, join));
     record.set_pause_pid(pause.pid);
     record.set_pause_start_time(pause.start_time);
+    // In the pod's cgroup, as kubelet accounts it; a failure undoes the pod.
+    if (CgroupManager* cgroups = cgroups_.load();
+        cgroups != nullptr && !config.linux().cgroup_parent().empty()) {
+      absl::StatusOr<std::string> placed = cgroups->PlaceProcess(
+          PauseCgroupName(id), config.linux().cgroup_parent(), pause.pid, CgroupResources());
+      if (!placed.ok()) {
+        return Annotate(placed.status(), "placing crid-pause in the pod's cgroup");
+      }
+    }
   }
 
   record.set_state(SandboxRecord::READY);
@@ -453,6 +462,11 @@ absl::Status SandboxManager::StopResources(SandboxRecord* record, bool best_effo
     if (st.ok()) {
       record->set_pause_pid(0);
       record->set_pause_start_time(0);
+      const std::string& parent = record->config().linux().cgroup_parent();
+      if (CgroupManager* cgroups = cgroups_.load(); cgroups != nullptr && !parent.empty()) {
+        note(Annotate(cgroups->RemoveCgroup(PauseCgroupName(record->id()), parent),
+                      "removing crid-pause's cgroup"));
+      }
     } else if (!best_effort) {
       return first;
     }

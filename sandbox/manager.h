@@ -11,6 +11,7 @@
 // and List read an in-memory index and never touch the disk.
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <string>
@@ -20,6 +21,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "cgroups/manager.h"
 #include "cni/network.h"
 #include "proto/cri_api.pb.h"
 #include "sandbox/sandbox.pb.h"
@@ -49,6 +51,11 @@ inline constexpr char kSandboxBucket[] = "pods";
 
 class SandboxManager {
  public:
+  // Puts each pod's crid-pause into the pod's cgroup (kubelet's
+  // cgroup_parent): a `crid-pause-<pod id>` scope or directory. Not owned;
+  // without one (or without a cgroup_parent) crid-pause stays in crid's.
+  void SetCgroupManager(CgroupManager* cgroups) { cgroups_ = cgroups; }
+
   // Loads every record; finishes the teardown of pods whose creation was cut
   // short by a crash; marks pods whose pause process died NOTREADY.
   static absl::StatusOr<std::unique_ptr<SandboxManager>> Create(SandboxOptions options,
@@ -104,9 +111,14 @@ class SandboxManager {
   std::map<std::string, std::shared_ptr<absl::Mutex>> op_locks_ ABSL_GUARDED_BY(mu_);
   // Declared last: destroyed first, finishing queued work while the rest lives.
   std::unique_ptr<WorkerPool> pool_;
+  std::atomic<CgroupManager*> cgroups_{nullptr};
 };
 
 // "name_namespace_uid_attempt": the identity kubelet retries with.
 std::string MetadataKey(const runtime::v1::PodSandboxMetadata& md);
+
+// The cgroup name (`crid-<name>`) of a pod's crid-pause and of its shim.
+inline std::string PauseCgroupName(const std::string& pod_id) { return "pause-" + pod_id; }
+inline std::string ShimCgroupName(const std::string& pod_id) { return "shim-" + pod_id; }
 
 }  // namespace crid::sandbox

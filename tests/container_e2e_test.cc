@@ -715,6 +715,73 @@ TEST_F(ContainerEndToEndTest, PodStopAndRemoveTakeContainersAndShim) {
   EXPECT_NE(::access(tmp_.Sub("root/containers/" + a).c_str(), F_OK), 0);
 }
 
+// The cgroup (v1 memory hierarchy, or the v2 tree) a process is in.
+std::string MemoryCgroupOf(pid_t pid) {
+  std::string text = ReadFile(absl::StrCat("/proc/", pid, "/cgroup")).value_or("");
+  std::string unified;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    std::vector<absl::string_view> parts = absl::StrSplit(line, absl::MaxSplits(':', 2));
+    if (parts.size() != 3) {
+      continue;
+    }
+    for (absl::string_view controller : absl::StrSplit(parts[1], ',')) {
+      if (controller == "memory") {
+        return std::string(parts[2]);
+      }
+    }
+    if (parts[0] == "0") {
+      unified = std::string(parts[2]);
+    }
+  }
+  return unified;
+}
+
+TEST_F(ContainerEndToEndTest, ShimAndPauseLiveInThePodCgroup) {
+  // This host has no systemd as PID 1, so crid uses cgroupfs and kubelet's
+  // cgroup_parent is a plain path.
+  const std::string parent = absl::StrCat("/crid-e2e-pod-", ::getpid());
+  v1::PodSandboxConfig config = PodConfig("placed");
+  config.mutable_linux()->set_cgroup_parent(parent);
+  config.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_pid(v1::POD);
+  std::string pod = RunPod(config);
+  RunContainer(pod, ShellContainer("main", "sleep 1000"));
+  pid_t shim_pid =
+      std::stoi(ReadFile(tmp_.Sub("state/shims/" + pod.substr(0, 32) + "/shim.pid")).value_or("0"));
+  grpc::ClientContext ctx;
+  v1::PodSandboxStatusRequest req;
+  req.set_pod_sandbox_id(pod);
+  req.set_verbose(true);
+  v1::PodSandboxStatusResponse status;
+  ASSERT_TRUE(stub_->PodSandboxStatus(&ctx, req, &status).ok());
+  pid_t pause_pid = nlohmann::json::parse(status.info().at("info"))["pid"].get<int>();
+  ASSERT_GT(shim_pid, 0);
+  ASSERT_GT(pause_pid, 0);
+  EXPECT_EQ(MemoryCgroupOf(shim_pid), parent + "/crid-shim-" + pod);
+  EXPECT_EQ(MemoryCgroupOf(pause_pid), parent + "/crid-pause-" + pod);
+
+  std::string memory_root =
+      ::access("/sys/fs/cgroup/memory", F_OK) == 0 ? "/sys/fs/cgroup/memory" : "/sys/fs/cgroup";
+  EXPECT_EQ(::access((memory_root + parent + "/crid-shim-" + pod).c_str(), F_OK), 0);
+  grpc::ClientContext stop_ctx;
+  v1::StopPodSandboxRequest stop;
+  stop.set_pod_sandbox_id(pod);
+  v1::StopPodSandboxResponse stop_resp;
+  ASSERT_TRUE(stub_->StopPodSandbox(&stop_ctx, stop, &stop_resp).ok()) << Log();
+  EXPECT_NE(::access((memory_root + parent + "/crid-pause-" + pod).c_str(), F_OK), 0);
+  grpc::ClientContext rm_ctx;
+  v1::RemovePodSandboxRequest rm;
+  rm.set_pod_sandbox_id(pod);
+  v1::RemovePodSandboxResponse rm_resp;
+  ASSERT_TRUE(stub_->RemovePodSandbox(&rm_ctx, rm, &rm_resp).ok()) << Log();
+  EXPECT_NE(::access((memory_root + parent + "/crid-shim-" + pod).c_str(), F_OK), 0);
+  // kubelet would remove the pod cgroup itself; the test made it, the test removes it.
+  for (const char* hierarchy : {"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio",
+                                "pids", "hugetlb", "net_cls", "perf_event", "systemd", "unified"}) {
+    ::rmdir(absl::StrCat("/sys/fs/cgroup/", hierarchy, parent).c_str());
+  }
+  ::rmdir(absl::StrCat("/sys/fs/cgroup", parent).c_str());
+}
+
 TEST_F(ContainerEndToEndTest, UpdateResourcesAndReopenLog) {
   std::string pod = RunPod(PodConfig("update"));
   std::string id =
