@@ -94,10 +94,9 @@ constexpr uint64_t kNanosPerSecond = 1000000000;
 
 // Appends one sample of `family`; `extra` holds the values of its extra keys.
 void Add(const Family& family, const MetricLabels& labels, std::vector<std::string> extra,
-         uint64_t value, absl::Time time, google::protobuf::RepeatedPtrField<v1::Metric>* out) {
+         uint64_t value, google::protobuf::RepeatedPtrField<v1::Metric>* out) {
   v1::Metric* metric = out->Add();
   metric->set_name(family.name);
-  metric->set_timestamp(absl::ToUnixNanos(time));
   metric->set_metric_type(family.type);
   for (const std::string* v : {&labels.container, &labels.id, &labels.image, &labels.name,
                                &labels.namespace_name, &labels.pod}) {
@@ -176,36 +175,34 @@ std::vector<v1::MetricDescriptor> MetricDescriptors() {
 void AppendMetrics(const MetricSample& sample, absl::Time now,
                    google::protobuf::RepeatedPtrField<v1::Metric>* out) {
   const MetricLabels& l = sample.labels;
-  Add(kLastSeen, l, {}, static_cast<uint64_t>(absl::ToUnixSeconds(now)), now, out);
+  Add(kLastSeen, l, {}, static_cast<uint64_t>(absl::ToUnixSeconds(now)), out);
   if (sample.started != absl::InfinitePast()) {
-    Add(kStartTime, l, {}, static_cast<uint64_t>(absl::ToUnixSeconds(sample.started)), now, out);
+    Add(kStartTime, l, {}, static_cast<uint64_t>(absl::ToUnixSeconds(sample.started)), out);
   }
   if (sample.cgroup.has_value()) {
-    const CgroupStats& s = sample.cgroup->stats;
-    const absl::Time t = sample.cgroup->time;
-    Add(kCpuUsage, l, {}, s.cpu_usage_ns / kNanosPerSecond, t, out);
-    Add(kMemoryUsage, l, {}, s.memory_usage_bytes, t, out);
-    Add(kMemoryWorkingSet, l, {}, s.memory_working_set_bytes, t, out);
-    Add(kMemoryRss, l, {}, s.memory_rss_bytes, t, out);
-    Add(kMemoryCache, l, {}, s.memory_cache_bytes, t, out);
-    Add(kMemoryFailures, l, {"pgfault", "container"}, s.memory_page_faults, t, out);
-    Add(kMemoryFailures, l, {"pgmajfault", "container"}, s.memory_major_page_faults, t, out);
+    const CgroupStats& s = *sample.cgroup;
+    Add(kCpuUsage, l, {}, s.cpu_usage_ns / kNanosPerSecond, out);
+    Add(kMemoryUsage, l, {}, s.memory_usage_bytes, out);
+    Add(kMemoryWorkingSet, l, {}, s.memory_working_set_bytes, out);
+    Add(kMemoryRss, l, {}, s.memory_rss_bytes, out);
+    Add(kMemoryCache, l, {}, s.memory_cache_bytes, out);
+    Add(kMemoryFailures, l, {"pgfault", "container"}, s.memory_page_faults, out);
+    Add(kMemoryFailures, l, {"pgmajfault", "container"}, s.memory_major_page_faults, out);
     // cAdvisor reports an unlimited cgroup as 0 too.
-    Add(kSpecMemoryLimit, l, {}, s.memory_limit_bytes, t, out);
-    Add(kOomEvents, l, {}, s.oom_kills, t, out);
+    Add(kSpecMemoryLimit, l, {}, s.memory_limit_bytes, out);
+    Add(kOomEvents, l, {}, s.oom_kills, out);
     // pids.current counts tasks, that is threads.
-    Add(kThreads, l, {}, s.pids_current, t, out);
+    Add(kThreads, l, {}, s.pids_current, out);
   }
-  const absl::Time t = sample.interfaces_time;
   for (const InterfaceCounters& c : sample.interfaces) {
-    Add(kRxBytes, l, {c.name}, c.rx_bytes, t, out);
-    Add(kRxPackets, l, {c.name}, c.rx_packets, t, out);
-    Add(kRxDropped, l, {c.name}, c.rx_dropped, t, out);
-    Add(kRxErrors, l, {c.name}, c.rx_errors, t, out);
-    Add(kTxBytes, l, {c.name}, c.tx_bytes, t, out);
-    Add(kTxPackets, l, {c.name}, c.tx_packets, t, out);
-    Add(kTxDropped, l, {c.name}, c.tx_dropped, t, out);
-    Add(kTxErrors, l, {c.name}, c.tx_errors, t, out);
+    Add(kRxBytes, l, {c.name}, c.rx_bytes, out);
+    Add(kRxPackets, l, {c.name}, c.rx_packets, out);
+    Add(kRxDropped, l, {c.name}, c.rx_dropped, out);
+    Add(kRxErrors, l, {c.name}, c.rx_errors, out);
+    Add(kTxBytes, l, {c.name}, c.tx_bytes, out);
+    Add(kTxPackets, l, {c.name}, c.tx_packets, out);
+    Add(kTxDropped, l, {c.name}, c.tx_dropped, out);
+    Add(kTxErrors, l, {c.name}, c.tx_errors, out);
   }
 }
 

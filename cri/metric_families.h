@@ -52,27 +52,22 @@ std::vector<InterfaceCounters> ParseNetDev(absl::string_view text);
 // The same read from /proc/PID/net/dev (the network namespace of PID).
 absl::StatusOr<std::vector<InterfaceCounters>> ReadNetDev(pid_t pid);
 
-// A cgroup's usage and when it was read.
-struct CgroupSample {
-  CgroupStats stats;
-  absl::Time time;
-};
-
-// What is known about one container or one pod at collection time.
+// What is known about one container or one pod, read when the call came.
 struct MetricSample {
   MetricLabels labels;
-  std::optional<CgroupSample> cgroup;  // absent: no cgroup usage metrics
+  std::optional<CgroupStats> cgroup;  // absent: no cgroup usage metrics
   // When the container started (the pod: was created); InfinitePast: unknown.
   absl::Time started = absl::InfinitePast();
-  // Pod only: the network namespace's interfaces and when they were read.
+  // Pod only: the interfaces of its network namespace.
   std::vector<InterfaceCounters> interfaces;
-  absl::Time interfaces_time;
 };
 
 // The descriptors of every family this runtime reports, in a fixed order.
 std::vector<runtime::v1::MetricDescriptor> MetricDescriptors();
 
-// Appends the samples of `sample` (container_last_seen at `now`).
+// Appends the samples of `sample` (container_last_seen at `now`). Their
+// timestamp is 0: CRI's mark of a value gathered live rather than cached, so
+// kubelet exposes them without one and Prometheus's staleness handling works.
 void AppendMetrics(const MetricSample& sample, absl::Time now,
                    google::protobuf::RepeatedPtrField<runtime::v1::Metric>* out);
 

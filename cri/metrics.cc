@@ -21,8 +21,8 @@ using container::ContainerRecord;
 namespace v1 = ::runtime::v1;
 
 // The usage of the cgroup at `dir` now; nothing when it cannot be read.
-std::optional<CgroupSample> SampleCgroup(const CgroupLayout& layout,
-                                         const absl::StatusOr<std::string>& dir) {
+std::optional<CgroupStats> SampleCgroup(const CgroupLayout& layout,
+                                        const absl::StatusOr<std::string>& dir) {
   if (!dir.ok()) {
     return std::nullopt;
   }
@@ -30,7 +30,7 @@ std::optional<CgroupSample> SampleCgroup(const CgroupLayout& layout,
   if (!stats.ok()) {
     return std::nullopt;
   }
-  return CgroupSample{*stats, absl::Now()};
+  return *std::move(stats);
 }
 
 }  // namespace
@@ -85,7 +85,6 @@ grpc::ServerUnaryReactor* RuntimeService::ListPodSandboxMetrics(
       absl::StatusOr<std::vector<InterfaceCounters>> interfaces = ReadNetDev(netns_pid);
       if (interfaces.ok()) {
         sample.interfaces = *std::move(interfaces);
-        sample.interfaces_time = absl::Now();
       }
     }
     AppendMetrics(sample, now, pod_metrics->mutable_metrics());

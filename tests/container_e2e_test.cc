@@ -1148,6 +1148,7 @@ TEST_F(ContainerEndToEndTest, MetricsUseCadvisorNames) {
     EXPECT_EQ(label(m, "image"), image_) << m.name();
     EXPECT_EQ(label(m, "pod"), "metrics") << m.name();
     EXPECT_EQ(label(m, "namespace"), "default") << m.name();
+    EXPECT_EQ(m.timestamp(), 0) << m.name() << ": read live";
   }
   const v1::Metric* cpu = find(ours, busy, "container_cpu_usage_seconds_total");
   EXPECT_GE(cpu->value().value(), 1u);
