@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -1038,7 +1039,30 @@ TEST_F(ContainerEndToEndTest, AttachToTerminalFollowsResize) {
 }
 
 TEST_F(ContainerEndToEndTest, MetricsUseCadvisorNames) {
-  std::string pod = RunPod(PodConfig("metrics"));
+  // A pod cgroup as kubelet would make it (cgroupfs on this host), for the
+  // pod-level cgroup families.
+  const std::string parent = absl::StrCat("/crid-e2e-metrics-", ::getpid());
+  v1::PodSandboxConfig config = PodConfig("metrics");
+  config.mutable_linux()->set_cgroup_parent(parent);
+  std::string pod = RunPod(config);
+  absl::Cleanup remove_pod_cgroup = [&] {
+    grpc::ClientContext stop_ctx;
+    v1::StopPodSandboxRequest stop;
+    stop.set_pod_sandbox_id(pod);
+    v1::StopPodSandboxResponse stop_resp;
+    (void)stub_->StopPodSandbox(&stop_ctx, stop, &stop_resp);
+    grpc::ClientContext rm_ctx;
+    v1::RemovePodSandboxRequest rm;
+    rm.set_pod_sandbox_id(pod);
+    v1::RemovePodSandboxResponse rm_resp;
+    (void)stub_->RemovePodSandbox(&rm_ctx, rm, &rm_resp);
+    for (const char* hierarchy :
+         {"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "hugetlb",
+          "net_cls", "perf_event", "systemd", "unified"}) {
+      ::rmdir(absl::StrCat("/sys/fs/cgroup/", hierarchy, parent).c_str());
+    }
+    ::rmdir(absl::StrCat("/sys/fs/cgroup", parent).c_str());
+  };
   std::string busy = RunContainer(pod, ShellContainer("busy", "while true; do :; done"));
   std::string done = RunContainer(pod, ShellContainer("done", "true"));
   // A stopped pod is left out.
@@ -1175,6 +1199,16 @@ TEST_F(ContainerEndToEndTest, MetricsUseCadvisorNames) {
   EXPECT_EQ(label(*rx, "interface"), "eth0");
   EXPECT_EQ(rx->metric_type(), v1::COUNTER);
   EXPECT_EQ(label(*rx, "container"), "");
+  // The pod's own cgroup holds the busy container.
+  const v1::Metric* pod_cpu = find(ours, "", "container_cpu_usage_seconds_total");
+  ASSERT_NE(pod_cpu, nullptr) << ours.DebugString();
+  EXPECT_GE(pod_cpu->value().value(), 1u);
+  // Read just before the container's cgroup: at most a second boundary apart.
+  EXPECT_GE(pod_cpu->value().value() + 1, cpu->value().value());
+  EXPECT_EQ(label(*pod_cpu, "container"), "");
+  const v1::Metric* pod_memory = find(ours, "", "container_memory_working_set_bytes");
+  ASSERT_NE(pod_memory, nullptr);
+  EXPECT_GT(pod_memory->value().value(), 0u);
   ASSERT_TRUE(Stop(busy, 0).ok());
 }
 
