@@ -140,6 +140,20 @@ TEST(Unimplemented, UnaryRpcsNameThemselves) {
   }
 }
 
+TEST(Metrics, DescriptorsAlwaysSamplesNeedTheManagers) {
+  TestCriServer server;
+  {
+    grpc::ClientContext ctx;
+    v1::ListMetricDescriptorsResponse resp;
+    ASSERT_TRUE(server.runtime().ListMetricDescriptors(&ctx, {}, &resp).ok());
+    EXPECT_GT(resp.descriptors_size(), 0);
+  }
+  grpc::ClientContext ctx;
+  v1::ListPodSandboxMetricsResponse resp;
+  grpc::Status st = server.runtime().ListPodSandboxMetrics(&ctx, {}, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
 TEST(Unimplemented, StreamingRpcsEndCleanly) {
   TestCriServer server;
   grpc::ClientContext ctx;
