@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -338,6 +339,8 @@ absl::Status ShimService::Create(const CreateRequest& request, CreateResponse* r
     c->stdin_once = request.stdin_once();
     c->console_fd = std::move(console_fd);
     c->exited = std::make_shared<UniqueFd>(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    // Taken before the reaper watches the pid, so it cannot name a reused pid.
+    c->pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, *pid, 0)));
     c->log = log;
     c->busy = false;
     key = c->pump_key();
@@ -457,6 +460,7 @@ absl::Status ShimService::Kill(const KillRequest& request) {
     return absl::InvalidArgumentError(absl::StrCat("signal: ", request.signal(), " is no signal"));
   }
   OciRuntimeConfig config;
+  UniqueFd init;
   {
     absl::MutexLock lock(&mu_);
     CRID_ASSIGN_OR_RETURN(Container * c, Find(request.id()));
@@ -468,8 +472,17 @@ absl::Status ShimService::Kill(const KillRequest& request) {
       return absl::OkStatus();
     }
     config = c->runtime;
+    if (request.all() && request.signal() == SIGKILL && c->pidfd.valid()) {
+      init.reset(::fcntl(c->pidfd.get(), F_DUPFD_CLOEXEC, 0));
+    }
   }
   absl::Status st = OciRuntime(config, reaper_).Kill(request.id(), request.signal(), request.all());
+  if (st.ok() && init.valid()) {
+    // `kill --all` signals what the runtime finds in the container's cgroup;
+    // the init is killed for certain, through its pidfd (no PID reuse race),
+    // and with it its PID namespace. ESRCH: it is already gone.
+    (void)::syscall(SYS_pidfd_send_signal, init.get(), SIGKILL, nullptr, 0);
+  }
   if (!st.ok()) {
     // The init may have exited while the runtime ran: nothing left to signal.
     absl::MutexLock lock(&mu_);

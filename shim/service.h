@@ -79,6 +79,8 @@ class ShimService {
     bool stdin_once = false;
     // The container's terminal (a pty master), kept for Resize.
     UniqueFd console_fd;
+    // The init's pidfd, for signals that must reach it and nothing else.
+    UniqueFd pidfd;
     // An eventfd written once the container has exited (or was deleted).
     std::shared_ptr<UniqueFd> exited;
     std::shared_ptr<CriLogWriter> log;

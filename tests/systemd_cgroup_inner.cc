@@ -1,12 +1,15 @@
 // Runs inside the systemd fixture's namespaces (started by
 // systemd_cgroup_test): crid's systemd cgroup driver against a real systemd,
 // with slices created the way kubelet creates them.
+#include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -19,6 +22,8 @@
 #include "cgroups/manager.h"
 #include "cgroups/systemd_bus.h"
 #include "gtest/gtest.h"
+#include "proto/cri_api.grpc.pb.h"
+#include "tests/crid_process.h"
 
 namespace crid {
 namespace {
@@ -328,6 +333,142 @@ TEST_F(SystemdDriver, CpusetOnV1IsWrittenBesideTheScope) {
   ASSERT_TRUE(manager_->RemoveCgroup("cpuset", kPodSlicePath).ok());
   EXPECT_FALSE(IsDir(dir));
   Reap(pid);
+}
+
+// The whole crid with the systemd driver, as kubelet runs it: the outer test
+// passes the binaries and an image in a registry on the host's loopback.
+TEST_F(SystemdDriver, CridRunsPodsAndContainersAsScopesInKubeletsSlice) {
+  const char* crid_binary = std::getenv("CRID_BINARY");
+  const char* image = std::getenv("CRID_TEST_IMAGE");
+  if (crid_binary == nullptr || image == nullptr) {
+    GTEST_SKIP() << "run by systemd_cgroup_test, which passes CRID_BINARY and CRID_TEST_IMAGE";
+  }
+  TempDir tmp;
+  ASSERT_TRUE(MakeDirs(tmp.Sub("cni"), 0755).ok());
+  std::ofstream(tmp.Sub("crid.json"))
+      << absl::StrCat(R"({"cgroupDriver":"systemd","cni":{"confDir":")", tmp.Sub("cni"),
+                      R"("},"pod":{"pauseBinary":")", std::getenv("CRID_PAUSE"),
+                      R"("},"container":{"shimBinary":")", std::getenv("CRID_SHIM"), R"("}})");
+  CridProcess crid(crid_binary, {"--config", tmp.Sub("crid.json"), "--root", tmp.Sub("root"),
+                                 "--state", tmp.Sub("state"), "--listen",
+                                 "unix://" + tmp.Sub("crid.sock"), "--log-level", "debug"});
+  crid.Start(tmp.Sub("crid.log"));
+  auto log = [&] {
+    std::string shim_logs;
+    RunCommand(absl::StrCat("tail -n 30 ", tmp.Sub("state/shims"),
+                            "/*/shim.log; ps -eo pid,ppid,stat,cmd"),
+               &shim_logs);
+    return ReadFile(tmp.Sub("crid.log")).value_or("") + "\n" + shim_logs;
+  };
+  ASSERT_TRUE(crid.WaitForSocket(tmp.Sub("crid.sock"), absl::Seconds(30))) << log();
+  auto channel =
+      grpc::CreateChannel("unix://" + tmp.Sub("crid.sock"), grpc::InsecureChannelCredentials());
+  auto runtime = runtime::v1::RuntimeService::NewStub(channel);
+  auto images = runtime::v1::ImageService::NewStub(channel);
+  {
+    grpc::ClientContext ctx;
+    runtime::v1::RuntimeConfigResponse config;
+    ASSERT_TRUE(runtime->RuntimeConfig(&ctx, {}, &config).ok());
+    EXPECT_EQ(config.linux().cgroup_driver(), runtime::v1::SYSTEMD);
+    grpc::ClientContext pull_ctx;
+    runtime::v1::PullImageRequest pull;
+    pull.mutable_image()->set_image(image);
+    runtime::v1::PullImageResponse pulled;
+    grpc::Status st = images->PullImage(&pull_ctx, pull, &pulled);
+    ASSERT_TRUE(st.ok()) << st.error_message() << "\n" << log();
+  }
+
+  runtime::v1::PodSandboxConfig pod_config;
+  pod_config.mutable_metadata()->set_name("systemd-pod");
+  pod_config.mutable_metadata()->set_namespace_("default");
+  pod_config.mutable_metadata()->set_uid(kPodUid);
+  pod_config.mutable_linux()->set_cgroup_parent(kPodSlicePath);
+  auto* ns = pod_config.mutable_linux()->mutable_security_context()->mutable_namespace_options();
+  ns->set_network(runtime::v1::NODE);  // no CNI in here
+  ns->set_pid(runtime::v1::POD);       // so crid-pause runs
+  std::string pod;
+  {
+    grpc::ClientContext ctx;
+    runtime::v1::RunPodSandboxRequest req;
+    *req.mutable_config() = pod_config;
+    runtime::v1::RunPodSandboxResponse resp;
+    grpc::Status st = runtime->RunPodSandbox(&ctx, req, &resp);
+    ASSERT_TRUE(st.ok()) << st.error_message() << "\n" << log();
+    pod = resp.pod_sandbox_id();
+  }
+  std::string container;
+  {
+    grpc::ClientContext ctx;
+    runtime::v1::CreateContainerRequest req;
+    req.set_pod_sandbox_id(pod);
+    *req.mutable_sandbox_config() = pod_config;
+    auto* c = req.mutable_config();
+    c->mutable_metadata()->set_name("main");
+    c->mutable_image()->set_image(image);
+    c->add_command("/bin/sleep");
+    c->add_args("1000");
+    c->mutable_linux()->mutable_resources()->set_memory_limit_in_bytes(48 << 20);
+    c->mutable_linux()->mutable_resources()->set_cpu_shares(300);
+    c->mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_pid(ns->pid());
+    runtime::v1::CreateContainerResponse resp;
+    grpc::Status st = runtime->CreateContainer(&ctx, req, &resp);
+    ASSERT_TRUE(st.ok()) << st.error_message() << "\n" << log();
+    container = resp.container_id();
+    grpc::ClientContext start_ctx;
+    runtime::v1::StartContainerRequest start;
+    start.set_container_id(container);
+    runtime::v1::StartContainerResponse started;
+    st = runtime->StartContainer(&start_ctx, start, &started);
+    ASSERT_TRUE(st.ok()) << st.error_message() << "\n" << log();
+  }
+  // Every unit of the pod is a scope in kubelet's pod slice.
+  const std::string slice = kPodSlicePath;
+  std::vector<std::string> scopes = {absl::StrCat("crid-", container, ".scope"),
+                                     absl::StrCat("crid-shim-", pod, ".scope"),
+                                     absl::StrCat("crid-pause-", pod, ".scope")};
+  for (const std::string& scope : scopes) {
+    EXPECT_TRUE(IsDir("/sys/fs/cgroup/systemd" + slice + "/" + scope) ||
+                IsDir(layout_.unified_mount + slice + "/" + scope))
+        << scope << " is not in " << slice << "\n"
+        << log();
+    auto group = bus_->ControlGroup(scope);
+    EXPECT_TRUE(group.ok() && *group == slice + "/" + scope) << scope << ": " << group.status();
+  }
+  std::string container_dir = slice + "/" + scopes[0];
+  if (layout_.unified) {
+    EXPECT_EQ(Read(layout_.unified_mount + container_dir + "/memory.max"), "50331648");
+  } else {
+    EXPECT_EQ(Read(V1Dir("memory", container_dir) + "/memory.limit_in_bytes"), "50331648");
+    EXPECT_EQ(Read(V1Dir("cpu", container_dir) + "/cpu.shares"), "300");
+  }
+
+  // Teardown removes every scope.
+  {
+    grpc::ClientContext ctx;
+    runtime::v1::StopPodSandboxRequest stop;
+    stop.set_pod_sandbox_id(pod);
+    runtime::v1::StopPodSandboxResponse stopped;
+    grpc::Status st = runtime->StopPodSandbox(&ctx, stop, &stopped);
+    ASSERT_TRUE(st.ok()) << st.error_message() << "\n" << log();
+    grpc::ClientContext rm_ctx;
+    runtime::v1::RemovePodSandboxRequest rm;
+    rm.set_pod_sandbox_id(pod);
+    runtime::v1::RemovePodSandboxResponse removed;
+    st = runtime->RemovePodSandbox(&rm_ctx, rm, &removed);
+    ASSERT_TRUE(st.ok()) << st.error_message() << "\n" << log();
+  }
+  for (const std::string& scope : scopes) {
+    absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (IsDir("/sys/fs/cgroup/systemd" + slice + "/" + scope) && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    EXPECT_FALSE(IsDir("/sys/fs/cgroup/systemd" + slice + "/" + scope)) << scope << " left";
+    if (!layout_.unified) {
+      EXPECT_FALSE(IsDir(V1Dir("memory", slice + "/" + scope))) << scope << " left";
+    }
+  }
+  crid.Signal(SIGTERM);
+  EXPECT_EQ(crid.Wait(absl::Seconds(30)), 0) << log();
 }
 
 }  // namespace
