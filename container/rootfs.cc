@@ -139,4 +139,30 @@ absl::StatusOr<DiskUsage> WritableLayerUsage(const std::string& container_dir) {
   return MeasureDiskUsage(container_dir + "/upper");
 }
 
+absl::StatusOr<LayerUsageCache::Sample> LayerUsageCache::Get(const std::string& container_dir) {
+  absl::Time now = absl::Now();
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = samples_.find(container_dir);
+    if (it != samples_.end() && now - it->second.taken < max_age_) {
+      return it->second;
+    }
+  }
+  // Measured outside the lock: one slow directory does not hold up the rest.
+  absl::StatusOr<DiskUsage> usage = WritableLayerUsage(container_dir);
+  absl::MutexLock lock(&mu_);
+  if (!usage.ok()) {
+    samples_.erase(container_dir);  // removed containers leave no sample
+    return usage.status();
+  }
+  Sample sample{*usage, now};
+  samples_[container_dir] = sample;
+  if (samples_.size() > kPruneAbove) {
+    for (auto it = samples_.begin(); it != samples_.end();) {
+      it = now - it->second.taken > 6 * max_age_ ? samples_.erase(it) : std::next(it);
+    }
+  }
+  return sample;
+}
+
 }  // namespace crid

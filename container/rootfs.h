@@ -6,10 +6,14 @@
 //   <container dir>/work     overlayfs' scratch directory
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "base/fs.h"
 
 namespace crid {
@@ -40,5 +44,28 @@ absl::Status RemoveOverlayRootfs(const std::string& container_dir);
 
 // Bytes and inodes of the container's writable layer, for ContainerStats.
 absl::StatusOr<DiskUsage> WritableLayerUsage(const std::string& container_dir);
+
+// WritableLayerUsage measured at most once per `max_age` per container: the
+// walk costs a few syscalls per file, and kubelet asks for every container's
+// stats every few seconds, so at hundreds of containers the List calls would
+// otherwise spend their time in the upper directories. Thread-safe.
+class LayerUsageCache {
+ public:
+  struct Sample {
+    DiskUsage usage;
+    absl::Time taken;  // when it was measured
+  };
+
+  explicit LayerUsageCache(absl::Duration max_age = absl::Seconds(10)) : max_age_(max_age) {}
+  absl::StatusOr<Sample> Get(const std::string& container_dir);
+
+ private:
+  // Samples of containers nobody asked about for this long are dropped.
+  static constexpr size_t kPruneAbove = 256;
+
+  const absl::Duration max_age_;
+  absl::Mutex mu_;
+  std::map<std::string, Sample> samples_ ABSL_GUARDED_BY(mu_);
+};
 
 }  // namespace crid

@@ -90,5 +90,29 @@ TEST(Rootfs, ManyLayersBeyondOnePageOfOptions) {
   EXPECT_TRUE(RemoveOverlayRootfs(tmp.Sub("c")).ok());
 }
 
+TEST(LayerUsageCache, MeasuresOncePerIntervalAndForgetsRemovedContainers) {
+  TempDir tmp;
+  std::string dir = tmp.Sub("c1");
+  ASSERT_TRUE(MakeDirs(dir + "/upper", 0755).ok());
+  std::ofstream(dir + "/upper/a") << std::string(5000, 'a');
+  LayerUsageCache cached(absl::Hours(1));
+  LayerUsageCache fresh(absl::ZeroDuration());
+  auto first = cached.Get(dir);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_GE(first->usage.bytes, 5000u);
+  std::ofstream(dir + "/upper/b") << std::string(50000, 'b');
+  // Within the interval the first sample stands, with the time it was taken.
+  auto again = cached.Get(dir);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->usage.bytes, first->usage.bytes);
+  EXPECT_EQ(again->taken, first->taken);
+  auto now = fresh.Get(dir);
+  ASSERT_TRUE(now.ok());
+  EXPECT_GE(now->usage.bytes, 55000u);
+  // A container that is gone is an error, not a stale sample.
+  ASSERT_TRUE(RemoveTree(dir).ok());
+  EXPECT_FALSE(fresh.Get(dir).ok());
+}
+
 }  // namespace
 }  // namespace crid

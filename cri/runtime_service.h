@@ -12,6 +12,7 @@
 #include "absl/functional/any_invocable.h"
 #include "cgroups/manager.h"
 #include "container/manager.h"
+#include "container/rootfs.h"
 #include "cri/reactors.h"
 #include "cri/runtime_state.h"
 #include "cri/streaming/server.h"
@@ -179,6 +180,8 @@ class RuntimeService final : public runtime::v1::RuntimeService::CallbackService
   sandbox::SandboxManager* const sandboxes_;
   streaming::Server* streaming_ = nullptr;
   container::ContainerManager* const containers_;
+  // Writable-layer sizes for the stats RPCs, measured at most every 10 s.
+  mutable LayerUsageCache layer_usage_;
   CgroupManager* cgroups_ = nullptr;
 };
 

@@ -74,13 +74,13 @@ v1::ContainerStats RuntimeService::StatsOf(const ContainerRecord& record,
       }
     }
   }
-  absl::StatusOr<DiskUsage> layer = WritableLayerUsage(record.dir());
+  absl::StatusOr<LayerUsageCache::Sample> layer = layer_usage_.Get(record.dir());
   if (layer.ok()) {
     v1::FilesystemUsage* fs = stats.mutable_writable_layer();
-    fs->set_timestamp(absl::ToUnixNanos(absl::Now()));
+    fs->set_timestamp(absl::ToUnixNanos(layer->taken));
     fs->mutable_fs_id()->set_mountpoint(containers_->options().root_dir);
-    fs->mutable_used_bytes()->set_value(layer->bytes);
-    fs->mutable_inodes_used()->set_value(layer->inodes);
+    fs->mutable_used_bytes()->set_value(layer->usage.bytes);
+    fs->mutable_inodes_used()->set_value(layer->usage.inodes);
   }
   return stats;
 }

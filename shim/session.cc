@@ -31,7 +31,7 @@ namespace {
 constexpr absl::Duration kTerminalGrace = absl::Milliseconds(500);
 // After the caller went away: how long to wait for the killed process.
 constexpr absl::Duration kKillWait = absl::Seconds(5);
-constexpr size_t kChunk = 32 * 1024;
+constexpr size_t kChunk = size_t{32} * 1024;
 // Sizes sent for sessions that never started are forgotten after this long.
 constexpr absl::Duration kPendingSizeLifetime = absl::Minutes(1);
 constexpr size_t kMaxSessions = 1024;

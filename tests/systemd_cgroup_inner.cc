@@ -427,14 +427,15 @@ TEST_F(SystemdDriver, CridRunsPodsAndContainersAsScopesInKubeletsSlice) {
                                      absl::StrCat("crid-shim-", pod, ".scope"),
                                      absl::StrCat("crid-pause-", pod, ".scope")};
   for (const std::string& scope : scopes) {
-    EXPECT_TRUE(IsDir("/sys/fs/cgroup/systemd" + slice + "/" + scope) ||
-                IsDir(layout_.unified_mount + slice + "/" + scope))
+    const std::string unit_path = absl::StrCat(slice, "/", scope);
+    EXPECT_TRUE(IsDir(absl::StrCat("/sys/fs/cgroup/systemd", unit_path)) ||
+                IsDir(layout_.unified_mount + unit_path))
         << scope << " is not in " << slice << "\n"
         << log();
     auto group = bus_->ControlGroup(scope);
-    EXPECT_TRUE(group.ok() && *group == slice + "/" + scope) << scope << ": " << group.status();
+    EXPECT_TRUE(group.ok() && *group == unit_path) << scope << ": " << group.status();
   }
-  std::string container_dir = slice + "/" + scopes[0];
+  std::string container_dir = absl::StrCat(slice, "/", scopes[0]);
   if (layout_.unified) {
     EXPECT_EQ(Read(layout_.unified_mount + container_dir + "/memory.max"), "50331648");
   } else {
@@ -458,13 +459,15 @@ TEST_F(SystemdDriver, CridRunsPodsAndContainersAsScopesInKubeletsSlice) {
     ASSERT_TRUE(st.ok()) << st.error_message() << "\n" << log();
   }
   for (const std::string& scope : scopes) {
+    const std::string unit_path = absl::StrCat(slice, "/", scope);
+    const std::string systemd_dir = absl::StrCat("/sys/fs/cgroup/systemd", unit_path);
     absl::Time deadline = absl::Now() + absl::Seconds(10);
-    while (IsDir("/sys/fs/cgroup/systemd" + slice + "/" + scope) && absl::Now() < deadline) {
+    while (IsDir(systemd_dir) && absl::Now() < deadline) {
       absl::SleepFor(absl::Milliseconds(50));
     }
-    EXPECT_FALSE(IsDir("/sys/fs/cgroup/systemd" + slice + "/" + scope)) << scope << " left";
+    EXPECT_FALSE(IsDir(systemd_dir)) << scope << " left";
     if (!layout_.unified) {
-      EXPECT_FALSE(IsDir(V1Dir("memory", slice + "/" + scope))) << scope << " left";
+      EXPECT_FALSE(IsDir(V1Dir("memory", unit_path))) << scope << " left";
     }
   }
   crid.Signal(SIGTERM);

@@ -19,7 +19,7 @@ namespace crid::streaming {
 
 namespace {
 
-constexpr size_t kChunk = 16 * 1024;  // one TLS record
+constexpr size_t kChunk = size_t{16} * 1024;  // one TLS record
 
 std::string OpenSslError() {
   std::string message;
