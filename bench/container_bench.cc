@@ -13,6 +13,15 @@
 // driven through its CRI socket by the same client code in the same run.
 //
 //   bazel run //bench:container_bench -- --pods 50
+//
+// With --pull_layers N it times PullImage instead: an image of N gzip layers
+// (--pull_layer_mb each, uncompressed) through each runtime, cold on a fresh
+// daemon and warm (already present), --pull_rounds fresh daemons each.
+//
+//   bazel run //bench:container_bench -- --pull_layers 8
+//
+// --sandboxes_only times pods alone (RunPodSandbox; StopPodSandbox +
+// RemovePodSandbox) on the same bridge network.
 #include <dirent.h>
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
@@ -45,9 +54,11 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "base/errors.h"
 #include "base/fs.h"
 #include "base/temp_dir.h"
 #include "base/unique_fd.h"
+#include "bench/bench_layers.h"
 #include "image/test_layers.h"
 #include "proto/cri_api.grpc.pb.h"
 #include "tests/cni_fixture.h"
@@ -55,6 +66,13 @@
 
 ABSL_FLAG(int, pods, 50, "pods to run (one container each), then stop and remove");
 ABSL_FLAG(bool, containerd, true, "also measure containerd when it is installed");
+ABSL_FLAG(bool, sandboxes_only, false,
+          "pods without containers: RunPodSandbox, then StopPodSandbox+RemovePodSandbox");
+ABSL_FLAG(int, pull_layers, 0,
+          "instead of pods: time PullImage of an image with this many gzip layers, cold (fresh "
+          "daemon) and warm (already present), through crid and containerd");
+ABSL_FLAG(int, pull_layer_mb, 25, "uncompressed MB per layer for --pull_layers");
+ABSL_FLAG(int, pull_rounds, 3, "fresh daemons per runtime for --pull_layers");
 ABSL_FLAG(std::string, containerd_binary, "", "containerd to run (default: found in PATH)");
 ABSL_FLAG(std::string, containerd_runc, "/usr/sbin/runc", "runc binary containerd's shims run");
 
@@ -745,6 +763,11 @@ absl::Status Run(Runtime& rt, const std::vector<std::string>& pulls, const std::
       }
       pod.pod_id = resp.pod_sandbox_id();
     }
+    if (absl::GetFlag(FLAGS_sandboxes_only)) {
+      r->start_ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - t0));
+      pods.push_back(pod);
+      continue;
+    }
     {
       grpc::ClientContext ctx;
       v1::CreateContainerRequest req;
@@ -782,8 +805,19 @@ absl::Status Run(Runtime& rt, const std::vector<std::string>& pulls, const std::
   }
   r->start_wall_s = absl::ToDoubleSeconds(absl::Now() - phase);
 
-  // All N up: every container must be running.
+  // All N up: every pod ready, every container running.
   {
+    grpc::ClientContext ctx;
+    v1::ListPodSandboxRequest req;
+    req.mutable_filter()->mutable_state()->set_state(v1::SANDBOX_READY);
+    v1::ListPodSandboxResponse resp;
+    grpc::Status st = rt.runtime()->ListPodSandbox(&ctx, req, &resp);
+    if (!st.ok() || resp.items_size() != n) {
+      return absl::InternalError(absl::StrCat(rt.name(), ": ", resp.items_size(), " of ", n,
+                                              " pods ready ", st.error_message()));
+    }
+  }
+  if (!absl::GetFlag(FLAGS_sandboxes_only)) {
     grpc::ClientContext ctx;
     v1::ListContainersRequest req;
     req.mutable_filter()->mutable_state()->set_state(v1::CONTAINER_RUNNING);
@@ -802,7 +836,7 @@ absl::Status Run(Runtime& rt, const std::vector<std::string>& pulls, const std::
     const Pod& pod = pods[i];
     absl::Time t0 = absl::Now();
     grpc::Status st;
-    {
+    if (!pod.container_id.empty()) {
       grpc::ClientContext ctx;
       v1::StopContainerRequest req;
       req.set_container_id(pod.container_id);
@@ -810,7 +844,7 @@ absl::Status Run(Runtime& rt, const std::vector<std::string>& pulls, const std::
       v1::StopContainerResponse resp;
       st = rt.runtime()->StopContainer(&ctx, req, &resp);
     }
-    if (st.ok()) {
+    if (st.ok() && !pod.container_id.empty()) {
       grpc::ClientContext ctx;
       v1::RemoveContainerRequest req;
       req.set_container_id(pod.container_id);
@@ -861,9 +895,14 @@ double PerPod(int64_t full, int64_t idle, int n) {
 
 void PrintOne(const Result& r) {
   std::printf("\n%s: %d pods\n", r.runtime.c_str(), r.pods);
-  std::printf("  start    (RunPodSandbox..StartContainer)     p50 %8.1f ms  p99 %8.1f ms\n",
+  const bool pods_only = absl::GetFlag(FLAGS_sandboxes_only);
+  std::printf(pods_only
+                  ? "  start    (RunPodSandbox)                     p50 %8.1f ms  p99 %8.1f ms\n"
+                  : "  start    (RunPodSandbox..StartContainer)     p50 %8.1f ms  p99 %8.1f ms\n",
               Percentile(r.start_ms, 0.5), Percentile(r.start_ms, 0.99));
-  std::printf("  teardown (StopContainer..RemovePodSandbox)   p50 %8.1f ms  p99 %8.1f ms\n",
+  std::printf(pods_only
+                  ? "  teardown (StopPodSandbox..RemovePodSandbox)  p50 %8.1f ms  p99 %8.1f ms\n"
+                  : "  teardown (StopContainer..RemovePodSandbox)   p50 %8.1f ms  p99 %8.1f ms\n",
               Percentile(r.teardown_ms, 0.5), Percentile(r.teardown_ms, 0.99));
   std::printf("  total    (start + teardown per pod)          p50 %8.1f ms  p99 %8.1f ms\n",
               Percentile(r.total_ms, 0.5), Percentile(r.total_ms, 0.99));
@@ -935,6 +974,97 @@ std::string ContainerdVersion(const std::string& binary) {
   return std::string(absl::StripAsciiWhitespace(out));
 }
 
+struct PullTimes {
+  std::vector<double> cold;  // seconds
+  std::vector<double> warm;
+};
+
+// Each round starts a fresh daemon (empty store), pulls `image` (cold), pulls
+// it again (warm) and shuts the daemon down.
+template <typename MakeRuntime>
+absl::Status TimePulls(MakeRuntime make, const std::string& image, int rounds, PullTimes* times) {
+  for (int i = 0; i < rounds; ++i) {
+    std::unique_ptr<Runtime> rt = make();
+    CRID_RETURN_IF_ERROR(rt->Start());
+    for (std::vector<double>* into : {&times->cold, &times->warm}) {
+      absl::Time start = absl::Now();
+      grpc::Status st = Pull(*rt, image);
+      if (!st.ok()) {
+        std::string log = rt->Log();
+        rt->Shutdown();
+        return absl::InternalError(
+            absl::StrCat(rt->name(), ": PullImage: ", st.error_message(), "\n", log));
+      }
+      into->push_back(absl::ToDoubleSeconds(absl::Now() - start));
+    }
+    rt->Shutdown();
+  }
+  return absl::OkStatus();
+}
+
+int PullMain(TestRegistry& registry, const TestCniNetwork& network,
+             const std::string& containerd_binary) {
+  const int layers = absl::GetFlag(FLAGS_pull_layers);
+  const int mb = absl::GetFlag(FLAGS_pull_layer_mb);
+  const int rounds = std::max(1, absl::GetFlag(FLAGS_pull_rounds));
+  TestImageSpec spec;
+  uint64_t total = 0;
+  for (int i = 0; i < layers; ++i) {
+    spec.layers.push_back({BenchLayerTar(i, size_t(mb) << 20), LayerCompression::kGzip});
+    total += spec.layers.back().tar.size();
+  }
+  if (absl::Status st = registry.PushImage("bench/big", "1", spec).status(); !st.ok()) {
+    std::fprintf(stderr, "push: %s\n", std::string(st.message()).c_str());
+    return 1;
+  }
+  const std::string image = registry.host() + "/bench/big:1";
+  std::printf("pull: %d gzip layers, %.1f MB uncompressed, %d fresh daemon(s) per runtime\n",
+              layers, total / 1e6, rounds);
+  PullTimes crid_times;
+  absl::Status st =
+      TimePulls([&] { return std::make_unique<CridRuntime>(network); }, image, rounds, &crid_times);
+  if (!st.ok()) {
+    std::fprintf(stderr, "crid: %s\n", std::string(st.message()).c_str());
+    return 1;
+  }
+  auto row = [](const char* what, double crid, double cd) {
+    if (cd > 0) {
+      std::printf("  %-26s %9.3f s %11.3f s %8.2f\n", what, crid, cd, cd / crid);
+    } else {
+      std::printf("  %-26s %9.3f s\n", what, crid);
+    }
+  };
+  PullTimes cd_times;
+  bool compare = absl::GetFlag(FLAGS_containerd) && !containerd_binary.empty();
+  if (compare) {
+    st = TimePulls(
+        [&] {
+          return std::make_unique<ContainerdRuntime>(containerd_binary, network, image,
+                                                     registry.host());
+        },
+        image, rounds, &cd_times);
+    if (!st.ok()) {
+      std::fprintf(stderr, "containerd: %s\n", std::string(st.message()).c_str());
+      return 1;
+    }
+    std::printf("\ncrid vs %s\n\n", ContainerdVersion(containerd_binary).c_str());
+  } else {
+    std::printf("\ncontainerd: comparison SKIPPED (not installed, or --nocontainerd)\n\n");
+  }
+  std::printf("  %-26s %11s %13s %8s\n", "PullImage", "crid", "containerd", "cd/crid");
+  auto p50 = [](const std::vector<double>& v) { return v.empty() ? 0.0 : Percentile(v, 50); };
+  auto best = [](const std::vector<double>& v) {
+    return v.empty() ? 0.0 : *std::min_element(v.begin(), v.end());
+  };
+  row("cold p50", p50(crid_times.cold), p50(cd_times.cold));
+  row("cold best", best(crid_times.cold), best(cd_times.cold));
+  row("warm p50", p50(crid_times.warm), p50(cd_times.warm));
+  std::printf("  cold MB/s (uncompressed)   %9.1f %13.1f\n", total / 1e6 / p50(crid_times.cold),
+              compare ? total / 1e6 / p50(cd_times.cold) : 0.0);
+  std::printf("\n  cd/crid > 1: crid is faster.\n");
+  return 0;
+}
+
 int Main() {
   const int n = absl::GetFlag(FLAGS_pods);
   if (n <= 0) {
@@ -959,8 +1089,16 @@ int Main() {
   const std::string image = registry.host() + "/bench/busybox:latest";
 
   TestCniNetwork network;
+  if (absl::GetFlag(FLAGS_pull_layers) > 0) {
+    std::string containerd_binary = absl::GetFlag(FLAGS_containerd_binary);
+    return PullMain(registry, network,
+                    containerd_binary.empty() ? FindInPath("containerd") : containerd_binary);
+  }
   TempDir logs;
-  std::printf("container_bench: %d pods, one `sleep 3600` busybox container each, one at a time\n",
+  std::printf(absl::GetFlag(FLAGS_sandboxes_only)
+                  ? "container_bench: %d pods without containers, one at a time\n"
+                  : "container_bench: %d pods, one `sleep 3600` busybox container each, one at a "
+                    "time\n",
               n);
   std::printf("network: CNI bridge %s + host-local %s (no masquerade), registry %s\n",
               network.bridge().c_str(), network.subnet().c_str(), registry.host().c_str());

@@ -1,7 +1,7 @@
 // Pull+unpack time of a multi-layer image (~200 MB uncompressed, 8 gzip layers)
 // from a local docker-registry: cold (empty image store) and warm (everything
-// already present). Where containerd's `ctr` is installed, the same pull
-// through containerd would be timed beside it; it is not run here otherwise.
+// already present), in process. The comparison with containerd, both as
+// daemons over CRI, is `bazel run //bench:container_bench -- --pull_layers 8`.
 //
 //   bazel run //bench:image_pull_bench [-- LAYERS MB_PER_LAYER]
 #include <unistd.h>
@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/temp_dir.h"
+#include "bench/bench_layers.h"
 #include "config/config.h"
 #include "image/image_store.h"
 #include "image/test_layers.h"
@@ -22,25 +23,6 @@
 
 namespace crid {
 namespace {
-
-// Half random bytes, half repeated text: gzip gets roughly 2:1, like binaries.
-std::string LayerTar(int layer, size_t bytes) {
-  std::mt19937_64 rng(static_cast<uint64_t>(layer) + 1);
-  TarBuilder tar;
-  constexpr size_t kFile = size_t{4} << 20;
-  for (size_t done = 0, i = 0; done < bytes; done += kFile, ++i) {
-    std::string data(kFile, '\0');
-    for (size_t j = 0; j + 8 <= kFile / 2; j += 8) {
-      uint64_t v = rng();
-      std::memcpy(&data[j], &v, 8);
-    }
-    for (size_t j = kFile / 2; j < kFile; ++j) {
-      data[j] = "the quick brown fox jumps over the lazy dog\n"[j % 44];
-    }
-    tar.File(absl::StrCat("layer", layer, "/file", i), data);
-  }
-  return tar.Finish();
-}
 
 int Run(int argc, char** argv) {
   int layers = 8;
@@ -57,7 +39,7 @@ int Run(int argc, char** argv) {
   TestImageSpec spec;
   uint64_t total = 0;
   for (int i = 0; i < layers; ++i) {
-    spec.layers.push_back({LayerTar(i, size_t(mb_per_layer) << 20), LayerCompression::kGzip});
+    spec.layers.push_back({BenchLayerTar(i, size_t(mb_per_layer) << 20), LayerCompression::kGzip});
     total += spec.layers.back().tar.size();
   }
   auto pushed = registry.PushImage("bench/big", "1", spec);
@@ -85,9 +67,6 @@ int Run(int argc, char** argv) {
   std::printf("image: %d gzip layers, %.1f MB uncompressed\n", layers, total / 1e6);
   std::printf("crid cold pull+unpack: %.2f s (%.1f MB/s uncompressed)\n", cold, total / 1e6 / cold);
   std::printf("crid warm pull:        %.3f s\n", warm);
-  if (access("/usr/bin/ctr", X_OK) != 0) {
-    std::printf("containerd: not installed, no comparison\n");
-  }
   return 0;
 }
 
