@@ -302,6 +302,34 @@ TEST_F(SandboxTest, TwoPodsReachEachOtherAndLeaveNothingBehind) {
   // portmap installed its DNAT rule for this pod.
   EXPECT_EQ(RunShell("iptables-save -t nat | grep -q " + id_a), 0);
 
+  // The port mapping carries traffic: from the host's network namespace to a
+  // node address at the host port reaches pod A's port 8080. The test gives
+  // the bridge an address in the pod subnet so the host can reach the pods
+  // (the network has no gateway, no masquerade, no route off the machine).
+  const std::string node_ip = network_->subnet_prefix() + "254";
+  ASSERT_EQ(RunShell(absl::StrCat("ip addr add ", node_ip, "/24 dev ", network_->bridge())), 0);
+  {
+    UniqueFd web = ListenIn(ra.netns_path(), 8080);
+    ASSERT_TRUE(web.valid());
+    std::string via_port;
+    std::thread server([&] {
+      UniqueFd conn(accept4(web.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      char buf[64] = {};
+      ssize_t n = conn.valid() ? read(conn.get(), buf, sizeof(buf)) : -1;
+      if (n > 0) {
+        via_port.assign(buf, static_cast<size_t>(n));
+      }
+    });
+    absl::Status sent = ConnectFrom("/proc/self/ns/net", node_ip,
+                                    static_cast<uint16_t>(pm->host_port()), "via the host port");
+    if (!sent.ok()) {
+      shutdown(web.get(), SHUT_RDWR);
+    }
+    server.join();
+    EXPECT_TRUE(sent.ok()) << sent;
+    EXPECT_EQ(via_port, "via the host port");
+  }
+
   // TCP from pod A to pod B.
   UniqueFd listener = ListenIn(rb.netns_path(), 7777);
   ASSERT_TRUE(listener.valid());
