@@ -64,6 +64,20 @@ ImageUser ParseImageUser(const std::string& user) {
 absl::StatusOr<std::unique_ptr<ImageStore>> ImageStore::Open(const std::string& dir,
                                                              const config::ImageConfig& config,
                                                              Store* store) {
+  std::set<std::string> pinned;
+  for (int i = 0; i < config.pinned_images_size(); ++i) {
+    absl::StatusOr<Reference> ref = ParseReference(config.pinned_images(i));
+    if (!ref.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("image.pinned_images[", i, "]: ", ref.status().message()));
+    }
+    if (!ref->tag.empty()) {
+      pinned.insert(ref->TaggedName());
+    }
+    if (!ref->digest.empty()) {
+      pinned.insert(absl::StrCat(ref->Name(), "@", ref->digest));
+    }
+  }
   CRID_ASSIGN_OR_RETURN(std::unique_ptr<ContentStore> content, ContentStore::Open(dir));
   CRID_RETURN_IF_ERROR(MakeDirs(dir + "/layers", 0700));
   // Unpacks that never finished.
@@ -81,7 +95,8 @@ absl::StatusOr<std::unique_ptr<ImageStore>> ImageStore::Open(const std::string& 
       }
     }
   }
-  return std::unique_ptr<ImageStore>(new ImageStore(dir, config, store, std::move(content)));
+  return std::unique_ptr<ImageStore>(
+      new ImageStore(dir, config, store, std::move(content), std::move(pinned)));
 }
 
 std::string ImageStore::LayerDir(const std::string& chain_id) const {
@@ -399,8 +414,21 @@ absl::StatusOr<std::vector<image::ImageRecord>> ImageStore::ListLocked() {
 }
 
 absl::StatusOr<std::vector<image::ImageRecord>> ImageStore::List() {
-  absl::MutexLock lock(&meta_mu_);
-  return ListLocked();
+  std::vector<image::ImageRecord> records;
+  {
+    absl::MutexLock lock(&meta_mu_);
+    CRID_ASSIGN_OR_RETURN(records, ListLocked());
+  }
+  // Pinned by configuration: worked out on reading, so editing the list
+  // takes effect at the next start without touching the records.
+  for (image::ImageRecord& r : records) {
+    auto named = [&](const std::string& name) { return pinned_.count(name) != 0; };
+    if (std::any_of(r.repo_tags().begin(), r.repo_tags().end(), named) ||
+        std::any_of(r.repo_digests().begin(), r.repo_digests().end(), named)) {
+      r.set_pinned(true);
+    }
+  }
+  return records;
 }
 
 absl::StatusOr<std::optional<image::ImageRecord>> ImageStore::Resolve(const std::string& image) {

@@ -88,9 +88,13 @@ class ImageStore {
     absl::StatusOr<std::string> result;
   };
 
+  // image.pinned_images, normalised: "NAME:TAG" and "NAME@DIGEST".
+  const std::set<std::string> pinned_;
+
   ImageStore(std::string dir, const config::ImageConfig& config, Store* store,
-             std::unique_ptr<ContentStore> content)
-      : dir_(std::move(dir)),
+             std::unique_ptr<ContentStore> content, std::set<std::string> pinned)
+      : pinned_(std::move(pinned)),
+        dir_(std::move(dir)),
         config_(config),
         store_(store),
         content_(std::move(content)),

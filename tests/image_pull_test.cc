@@ -279,6 +279,38 @@ TEST_F(ImagePullTest, ImagesSurviveRestart) {
   EXPECT_THAT(*config, HasSubstr("www-data:50"));
 }
 
+TEST_F(ImagePullTest, ConfiguredImagesArePinnedByTagOrDigest) {
+  TestImageSpec spec;
+  spec.layers = {{BusyboxLayerTar()}};
+  auto pinned_by_tag = registry_.PushImage("test/pause", "3.9", spec);
+  spec.user = "1000";  // another config, another image
+  auto pinned_by_digest = registry_.PushImage("test/agent", "1", spec);
+  spec.user = "2000";
+  auto plain = registry_.PushImage("test/app", "1", spec);
+  ASSERT_TRUE(pinned_by_tag.ok() && pinned_by_digest.ok() && plain.ok());
+  image_config_.add_pinned_images(Ref("test/pause:3.9"));
+  image_config_.add_pinned_images(Ref("test/agent@" + pinned_by_digest->manifest_digest));
+  OpenStore();
+  for (const char* name : {"test/pause:3.9", "test/agent:1", "test/app:1"}) {
+    ASSERT_TRUE(images_->Pull(Ref(name), {}).ok()) << name;
+  }
+  EXPECT_TRUE(MustResolve(Ref("test/pause:3.9")).pinned());
+  EXPECT_TRUE(MustResolve(Ref("test/agent:1")).pinned());
+  EXPECT_FALSE(MustResolve(Ref("test/app:1")).pinned());
+  auto all = images_->List();
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(std::count_if(all->begin(), all->end(),
+                          [](const image::ImageRecord& r) { return r.pinned(); }),
+            2);
+  // A reference that does not parse stops the store from opening, naming it.
+  image_config_.add_pinned_images("Not A Reference");
+  auto store = Store::Open(tmp_.Sub("other.db"));
+  ASSERT_TRUE(store.ok());
+  auto bad = ImageStore::Open(tmp_.Sub("other"), image_config_, store->get());
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("image.pinned_images[2]"));
+}
+
 TEST_F(ImagePullTest, MirrorIsTriedFirstAndTheRegistryIsTheFallback) {
   TestImageSpec spec;
   spec.layers = {{TarBuilder().File("m", "1").Finish()}};
