@@ -2,6 +2,7 @@
 // killed with SIGKILL in the middle of its commits.
 #include "store/store.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -163,14 +164,21 @@ TEST(Store, WriterKilledMidCommitLosesNoAcknowledgedCommitAndTearsNone) {
       WriterLoop(path, fds[1]);
     }
     ::close(fds[1]);
-    // Let the writer commit for a while, then kill it wherever it is.
-    ::usleep(std::uniform_int_distribution<int>(2000, 40000)(rng));
+    // Wait for the writer's first acknowledged commit (however slow a loaded
+    // machine makes it), let it commit for a random while more, then kill it
+    // wherever it is.
+    int last_acked = 0;
+    bool acked_any = false;
+    struct pollfd first = {fds[0], POLLIN, 0};
+    if (::poll(&first, 1, 30'000) == 1 &&
+        ::read(fds[0], &last_acked, sizeof(last_acked)) == sizeof(last_acked)) {
+      acked_any = true;
+    }
+    ::usleep(std::uniform_int_distribution<int>(0, 40000)(rng));
     ::kill(pid, SIGKILL);
     int status = 0;
     ASSERT_EQ(::waitpid(pid, &status, 0), pid);
     ASSERT_TRUE(WIFSIGNALED(status)) << "writer exited early with " << WEXITSTATUS(status);
-    int last_acked = 0;
-    bool acked_any = false;
     int round;
     while (::read(fds[0], &round, sizeof(round)) == sizeof(round)) {
       last_acked = round;
