@@ -937,6 +937,46 @@ absl::StatusOr<ExecResult> ContainerManager::ExecSync(const std::string& id,
   return result;
 }
 
+namespace {
+
+// Forwards the terminal sizes a session's client sends to the shim, on its
+// own thread, for as long as the object lives (the session call).
+class SizeForwarder {
+ public:
+  // Does nothing without `sizes` (no terminal).
+  SizeForwarder(streaming::ResizeQueue* sizes, shim::ShimClient* client, std::string id,
+                std::string session_id) {
+    if (sizes == nullptr) {
+      return;
+    }
+    thread_ =
+        std::thread([this, sizes, client, id = std::move(id), session_id = std::move(session_id)] {
+          while (!stop_.load()) {
+            std::optional<streaming::TerminalSize> size = sizes->Next(absl::Milliseconds(100));
+            if (!size.has_value()) {
+              continue;
+            }
+            absl::Status st = client->Resize(id, session_id, size->width, size->height);
+            if (!st.ok()) {
+              spdlog::debug("container {}: resize terminal: {}", id, st);
+            }
+          }
+        });
+  }
+  ~SizeForwarder() {
+    stop_ = true;
+    if (thread_.joinable()) {
+      thread_.join();
+    }
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace
+
 absl::StatusOr<int> ContainerManager::ExecStream(const std::string& id,
                                                  const std::vector<std::string>& cmd,
                                                  streaming::StreamIo io) {
@@ -965,18 +1005,9 @@ absl::StatusOr<int> ContainerManager::ExecStream(const std::string& id,
       fds.push_back(fd->get());
     }
   }
-  std::atomic<bool> stop{false};
-  std::thread sizes;
-  if (io.tty && io.resize != nullptr) {
-    sizes = std::thread(ForwardSizes, client.get(), record.id(), request.session_id(), io.resize,
-                        &stop);
-  }
-  absl::StatusOr<int> exit_code = client->ExecStream(request, fds, io.done_fd);
-  stop = true;
-  if (sizes.joinable()) {
-    sizes.join();
-  }
-  return exit_code;
+  SizeForwarder sizes(io.tty ? io.resize : nullptr, client.get(), record.id(),
+                      request.session_id());
+  return client->ExecStream(request, fds, io.done_fd);
 }
 
 absl::Status ContainerManager::Attach(const std::string& id, streaming::StreamIo io) {
@@ -1003,35 +1034,15 @@ absl::Status ContainerManager::Attach(const std::string& id, streaming::StreamIo
     request.set_stderr(true);
     fds.push_back(io.stderr_fd.get());
   }
-  std::atomic<bool> stop{false};
-  std::thread sizes;
-  if (record.config().tty() && io.resize != nullptr) {
-    sizes = std::thread(ForwardSizes, client.get(), record.id(), std::string(), io.resize, &stop);
-  }
-  absl::Status st = client->Attach(request, fds, io.done_fd);
-  stop = true;
-  if (sizes.joinable()) {
-    sizes.join();
+  absl::Status st;
+  {
+    SizeForwarder sizes(record.config().tty() ? io.resize : nullptr, client.get(), record.id(), "");
+    st = client->Attach(request, fds, io.done_fd);
   }
   if (absl::IsCancelled(st)) {
     return absl::OkStatus();  // the client detached
   }
   return st;
-}
-
-void ContainerManager::ForwardSizes(shim::ShimClient* client, const std::string& id,
-                                    const std::string& session_id, streaming::ResizeQueue* sizes,
-                                    const std::atomic<bool>* stop) {
-  while (!stop->load()) {
-    std::optional<streaming::TerminalSize> size = sizes->Next(absl::Milliseconds(100));
-    if (!size.has_value()) {
-      continue;
-    }
-    absl::Status st = client->Resize(id, session_id, size->width, size->height);
-    if (!st.ok()) {
-      spdlog::debug("container {}: resize terminal: {}", id, st);
-    }
-  }
 }
 
 absl::Status ContainerManager::UpdateResources(const std::string& id,

@@ -157,10 +157,6 @@ class ContainerManager {
   std::shared_ptr<absl::Mutex> OpLock(const std::string& id);
   // The pod's cgroup_parent when its crid processes are placed ("" if not).
   std::string PodCgroupParent(const std::string& pod_id) const;
-  // Forwards terminal sizes from `sizes` to the shim until `stop` is set.
-  static void ForwardSizes(shim::ShimClient* client, const std::string& id,
-                           const std::string& session_id, streaming::ResizeQueue* sizes,
-                           const std::atomic<bool>* stop);
 
   const ContainerOptions options_;
   std::shared_ptr<WatchHub> hub_ = std::make_shared<WatchHub>();

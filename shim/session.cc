@@ -176,6 +176,31 @@ bool RelayTerminal(pid_t pid, const ExitEvent& exit, int terminal, UniqueFd in, 
   }
 }
 
+// A session's stdio: the descriptors passed with the request, in the order
+// stdin, stdout, stderr, one for each stream the request asks for.
+struct SessionStdio {
+  UniqueFd in;
+  UniqueFd out;
+  UniqueFd err;
+};
+
+absl::StatusOr<SessionStdio> TakeStdio(bool in, bool out, bool err, std::vector<UniqueFd> fds) {
+  size_t expected = static_cast<size_t>(in) + static_cast<size_t>(out) + static_cast<size_t>(err);
+  if (fds.size() != expected) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("expected ", expected, " descriptors with the request, got ", fds.size()));
+  }
+  SessionStdio stdio;
+  auto next = fds.begin();
+  for (auto [wanted, into] :
+       {std::pair{in, &stdio.in}, std::pair{out, &stdio.out}, std::pair{err, &stdio.err}}) {
+    if (wanted) {
+      *into = std::move(*next++);
+    }
+  }
+  return stdio;
+}
+
 }  // namespace
 
 absl::Status ShimService::ExecStream(const ExecStreamRequest& request, std::vector<UniqueFd> fds,
@@ -189,16 +214,11 @@ absl::Status ShimService::ExecStream(const ExecStreamRequest& request, std::vect
     return absl::InvalidArgumentError(
         "stderr: must be false with tty (the terminal carries both streams)");
   }
-  size_t expected = static_cast<size_t>(request.stdin()) + static_cast<size_t>(request.stdout()) +
-                    static_cast<size_t>(request.stderr());
-  if (fds.size() != expected) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("expected ", expected, " descriptors with the request, got ", fds.size()));
-  }
-  size_t next = 0;
-  UniqueFd in = request.stdin() ? std::move(fds[next++]) : UniqueFd();
-  UniqueFd out = request.stdout() ? std::move(fds[next++]) : UniqueFd();
-  UniqueFd err = request.stderr() ? std::move(fds[next++]) : UniqueFd();
+  CRID_ASSIGN_OR_RETURN(SessionStdio stdio_fds, TakeStdio(request.stdin(), request.stdout(),
+                                                          request.stderr(), std::move(fds)));
+  UniqueFd in = std::move(stdio_fds.in);
+  UniqueFd out = std::move(stdio_fds.out);
+  UniqueFd err = std::move(stdio_fds.err);
 
   OciRuntimeConfig config;
   std::string scratch;
@@ -312,16 +332,11 @@ absl::Status ShimService::ExecStream(const ExecStreamRequest& request, std::vect
 absl::Status ShimService::Attach(const AttachRequest& request, std::vector<UniqueFd> fds,
                                  int conn_fd) {
   CRID_RETURN_IF_ERROR(ValidateContainerId(request.id(), "id"));
-  size_t expected = static_cast<size_t>(request.stdin()) + static_cast<size_t>(request.stdout()) +
-                    static_cast<size_t>(request.stderr());
-  if (fds.size() != expected) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("expected ", expected, " descriptors with the request, got ", fds.size()));
-  }
-  size_t next = 0;
-  UniqueFd in = request.stdin() ? std::move(fds[next++]) : UniqueFd();
-  UniqueFd out = request.stdout() ? std::move(fds[next++]) : UniqueFd();
-  UniqueFd err = request.stderr() ? std::move(fds[next++]) : UniqueFd();
+  CRID_ASSIGN_OR_RETURN(SessionStdio stdio_fds, TakeStdio(request.stdin(), request.stdout(),
+                                                          request.stderr(), std::move(fds)));
+  UniqueFd in = std::move(stdio_fds.in);
+  UniqueFd out = std::move(stdio_fds.out);
+  UniqueFd err = std::move(stdio_fds.err);
 
   std::string key;
   uint64_t generation = 0;
