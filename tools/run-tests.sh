@@ -1,31 +1,62 @@
 #!/usr/bin/env bash
-# The whole test suite: every Bazel test, again under ASan+UBSan, then the style
-# checks. Ends with one line "N passed, N failed" counting test cases (a test
-# binary that crashed or did not build counts as one failure).
+# The whole test suite: the result counter's own tests, every Bazel test, again
+# under ASan+UBSan, then the style checks. Ends with exactly one line
+# "N passed, N failed, N skipped" counting test cases; everything else goes to
+# stderr or comes before it. Only what each `bazel test` reports in its build
+# events is counted (tools/count_results.py): a target that did not build, or a
+# test binary that exited non-zero, counts as a failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 BAZEL="${BAZEL:-bazel}"
-summary_file="$(mktemp)"
-trap 'rm -f "$summary_file"' EXIT
+work_dir="$(mktemp -d)"
+trap 'rm -rf "$work_dir"' EXIT
+summary_file="$work_dir/summary"
+: >"$summary_file"
 overall=0
 
-# Adds the results of the last `bazel test` run to the summary file.
-collect() {
+# Runs a command that prints "LABEL PASSED FAILED SKIPPED" as its last stdout
+# line and adds that line to the summary; no such line counts as one failure.
+count_into_summary() {
   local label="$1"
-  python3 tools/count_results.py "$label" bazel-testlogs >>"$summary_file"
+  shift
+  local out
+  out="$("$@")"
+  local status=$?
+  [[ -n "$out" ]] && echo "$out"
+  local last
+  last="$(tail -n 1 <<<"$out")"
+  if [[ "$last" =~ ^"$label "[0-9]+\ [0-9]+\ [0-9]+$ ]]; then
+    echo "$last" >>"$summary_file"
+  else
+    echo "$label: no result line (exit status $status)" >&2
+    echo "$label 0 1 0" >>"$summary_file"
+    status=1
+  fi
+  return $status
 }
+
+echo "=== tests: count_results"
+if ! count_into_summary count_results_test python3 tools/count_results_test.py; then
+  overall=1
+fi
 
 run_suite() {
   local label="$1"
   shift
+  local events="$work_dir/$label.bep.json"
   echo "=== tests: $label"
   # Test results are never taken from the cache: they depend on the machine
-  # (kernel, packages, cgroups), which Bazel does not see.
-  if ! "$BAZEL" test --cache_test_results=no "$@" //...; then
+  # (kernel, packages, cgroups), which Bazel does not see. --keep_going: one
+  # target that does not build must not hide the results of the others.
+  if ! "$BAZEL" test --cache_test_results=no --keep_going \
+      --build_event_json_file="$events" "$@" //...; then
     overall=1
   fi
-  collect "$label"
+  # Counted before the next run: both configurations write the same testlogs.
+  if ! count_into_summary "$label" python3 tools/count_results.py "$label" "$events"; then
+    overall=1
+  fi
 }
 
 run_suite default
@@ -33,11 +64,12 @@ run_suite asan --config=asan
 
 echo "=== lint"
 if "$BAZEL" build //... >/dev/null 2>&1 && tools/lint.sh; then
-  echo "lint passed" && echo "lint 1 0" >>"$summary_file"
+  echo "lint passed" && echo "lint 1 0 0" >>"$summary_file"
 else
-  echo "lint failed" && echo "lint 0 1" >>"$summary_file"
+  echo "lint failed" && echo "lint 0 1 0" >>"$summary_file"
   overall=1
 fi
 
-awk '{p += $2; f += $3} END {printf "%d passed, %d failed\n", p, f}' "$summary_file"
+awk '{p += $2; f += $3; s += $4} END {printf "%d passed, %d failed, %d skipped\n", p, f, s}' \
+  "$summary_file"
 exit $overall
