@@ -1,0 +1,63 @@
+#!/bin/bash
+# Builds, offline, the images critest asks for (and agnhost for the node e2e tests) and pushes
+# them into the local docker-registry under their upstream repository paths and tags
+# (tests/k8s/images.py lists them and says what each one holds). crid reaches them through its
+# registry mirrors: registry.k8s.io, k8s.gcr.io, gcr.io, docker.io, public.ecr.aws and quay.io
+# all mirror to http://127.0.0.1:$CRID_K8S_REGISTRY_PORT (default 5100).
+#
+# Starts the registry when it does not run yet and stops it again at exit in that case; a
+# registry already started by tests/k8s/critest.sh is left running. Registry data lives in
+# $CRID_K8S_CACHE/registry (default /var/cache/crid-k8s). Rerunning is cheap: images are
+# reproducible, and blobs the registry holds are not sent again.
+#   IMAGE_PLAIN=1 tests/k8s/images.sh   push plain manifests instead of one-entry indexes
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lib.sh"
+
+ensure_packages gcc:/usr/bin/gcc libc6-dev:/usr/lib/x86_64-linux-gnu/libc.a python3:/usr/bin/python3 \
+  util-linux:/usr/bin/ipcs procps:/usr/bin/pgrep
+
+# agnhost and nnp come from the pinned Kubernetes build (a no-op when it is cached).
+"$HERE/build.sh" >&2
+BIN=$("$HERE/build.sh" --print-bin)
+K8S_SRC=$CACHE/gopath/pkg/mod/k8s.io/kubernetes@$K8S_VERSION
+
+WORK=$CACHE/images
+IN=$WORK/inputs
+mkdir -p "$IN" "$WORK/debs"
+
+# Debian's dynamically linked busybox and nginx, unpacked, not installed (busybox conflicts
+# with busybox-static, and nginx is not wanted as a host service).
+deb_binary() { # PACKAGE PATH-IN-PACKAGE OUTPUT-NAME
+  local pkg=$1 path=$2 out=$3 dir=$WORK/debs/$1
+  if [ ! -x "$dir/root/$path" ]; then
+    rm -rf "$dir" && mkdir -p "$dir"
+    (cd "$dir" && { apt-get download -o APT::Sandbox::User=root "$pkg" >/dev/null 2>&1 ||
+      { apt-get update -q >/dev/null && apt-get download -o APT::Sandbox::User=root "$pkg" >/dev/null; }; } &&
+      dpkg-deb -x ./*.deb root) ||
+      { echo "images.sh: FAIL: cannot download Debian package $pkg" >&2; exit 1; }
+  fi
+  install -m 0755 "$dir/root/$path" "$IN/$out"
+  dpkg-deb -f "$dir"/*.deb Package Version | paste -sd' ' >>"$IN/VERSIONS.new"
+}
+: >"$IN/VERSIONS.new"
+deb_binary busybox bin/busybox busybox
+deb_binary nginx usr/sbin/nginx nginx
+install -m 0755 /usr/bin/ipcs "$IN/ipcs"
+install -m 0755 /usr/bin/pgrep "$IN/pgrep"
+dpkg-query -W util-linux procps libc6 >>"$IN/VERSIONS.new"
+# Kubernetes' pause, as its build/pause/Makefile compiles it.
+gcc -Os -Wall -Werror -static -DVERSION=v3.10.2-crid-test -o "$IN/pause" "$K8S_SRC/build/pause/linux/pause.c"
+install -m 0755 "$BIN/agnhost" "$IN/agnhost"
+install -m 0755 "$BIN/nnp" "$IN/nnp"
+echo "kubernetes $K8S_VERSION (pause.c, agnhost $AGNHOST_VERSION, nnp)" >>"$IN/VERSIONS.new"
+mv "$IN/VERSIONS.new" "$IN/VERSIONS"
+
+registry_up
+trap registry_down EXIT
+
+plain=()
+[ "${IMAGE_PLAIN:-0}" = 1 ] && plain=(--plain)
+AGNHOST_VERSION=$AGNHOST_VERSION python3 "$HERE/images.py" --registry "$REGISTRY_ADDR" --inputs "$IN" \
+  --list "$WORK/pushed.txt" "${plain[@]}"
+echo "images.sh: tag list in $WORK/pushed.txt; inputs: $(paste -sd';' "$IN/VERSIONS")"
