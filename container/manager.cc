@@ -620,11 +620,17 @@ absl::StatusOr<std::string> ContainerManager::CreateLocked(
   }
   CRID_ASSIGN_OR_RETURN(const OciRuntimeConfig* runtime, Handler(pod.runtime_handler()));
   const std::string& image_name = config.image().image();
-  CRID_ASSIGN_OR_RETURN(std::optional<image::ImageRecord> image, images_->Resolve(image_name));
-  if (!image) {
-    return absl::NotFoundError(
-        absl::StrCat("image.image: image \"", image_name, "\" is not present; pull it first"));
+  // The lease keeps the image's layers on disk until this container is
+  // published, from when LayersInUse reports them.
+  absl::StatusOr<std::pair<image::ImageRecord, ImageLease>> leased = images_->Acquire(image_name);
+  if (!leased.ok()) {
+    if (leased.status().code() == absl::StatusCode::kNotFound) {
+      return absl::NotFoundError(
+          absl::StrCat("image.image: image \"", image_name, "\" is not present; pull it first"));
+    }
+    return leased.status();
   }
+  const image::ImageRecord* image = &leased->first;
   CRID_ASSIGN_OR_RETURN(std::string image_config_text, images_->ConfigJson(image->id()));
   CRID_ASSIGN_OR_RETURN(ImageSettings image_settings, ParseImageConfig(image_config_text));
 

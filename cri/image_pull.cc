@@ -21,6 +21,7 @@ grpc::ServerUnaryReactor* ImageService::PullImage(grpc::CallbackServerContext* c
   auth.auth = request->auth().auth();
   auth.identity_token = request->auth().identity_token();
   auth.registry_token = request->auth().registry_token();
+  auth.server_address = request->auth().server_address();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   executor_.Run([this, name, auth, reactor, response] {
     absl::StatusOr<std::string> id = images_->Pull(name, auth);

@@ -117,9 +117,69 @@ absl::StatusOr<std::string> ImageStore::ConfigJson(const std::string& id) const 
   return content_->ReadBlob(id, kMaxConfigBytes);
 }
 
+ImageLease& ImageLease::operator=(ImageLease&& other) noexcept {
+  if (this != &other) {
+    Release();
+    store_ = other.store_;
+    keys_ = std::move(other.keys_);
+    other.store_ = nullptr;
+    other.keys_.clear();
+  }
+  return *this;
+}
+
+void ImageLease::Release() {
+  if (store_ != nullptr) {
+    store_->Unhold(keys_);
+    store_ = nullptr;
+    keys_.clear();
+  }
+}
+
+void ImageStore::Hold(const std::vector<std::string>& keys) {
+  absl::MutexLock lock(&mu_);
+  active_.insert(keys.begin(), keys.end());
+}
+
+void ImageStore::Unhold(const std::vector<std::string>& keys) {
+  absl::MutexLock lock(&mu_);
+  for (const std::string& k : keys) {
+    auto it = active_.find(k);
+    if (it != active_.end()) {
+      active_.erase(it);
+    }
+  }
+}
+
+std::shared_ptr<absl::Mutex> ImageStore::LayerLock(const std::string& chain_id) {
+  absl::MutexLock lock(&mu_);
+  std::shared_ptr<absl::Mutex>& slot = layer_locks_[chain_id];
+  if (slot == nullptr) {
+    slot = std::make_shared<absl::Mutex>();
+  }
+  return slot;
+}
+
+absl::StatusOr<std::pair<image::ImageRecord, ImageLease>> ImageStore::Acquire(
+    const std::string& image) {
+  absl::MutexLock lock(&meta_mu_);
+  CRID_ASSIGN_OR_RETURN(std::optional<image::ImageRecord> record, ResolveLocked(image));
+  if (!record.has_value()) {
+    return absl::NotFoundError(absl::StrCat("image \"", image, "\" is not present"));
+  }
+  ImageLease lease;
+  lease.store_ = this;
+  lease.keys_.assign(record->chain_ids().begin(), record->chain_ids().end());
+  lease.keys_.push_back(record->id());
+  Hold(lease.keys_);
+  return std::make_pair(std::move(*record), std::move(lease));
+}
+
 absl::StatusOr<std::string> ImageStore::Pull(const std::string& image, const RegistryAuth& auth) {
   CRID_ASSIGN_OR_RETURN(Reference ref, ParseReference(image));
-  std::string key = ref.String();
+  // Only pulls with the same credentials share a download: a pull without them
+  // must not be answered by one whose credentials unlocked the image.
+  std::string key = absl::StrCat(ref.String(), "|", auth.Identity());
   std::shared_ptr<InFlight> flight;
   bool leader = false;
   {
@@ -134,7 +194,7 @@ absl::StatusOr<std::string> ImageStore::Pull(const std::string& image, const Reg
     }
   }
   if (!leader) {
-    spdlog::info("pull of {} already running, waiting for it", key);
+    spdlog::info("pull of {} already running, waiting for it", ref.String());
     flight->done.WaitForNotification();
     return flight->result;
   }
@@ -152,16 +212,9 @@ absl::Status ImageStore::EnsureLayer(const Reference& ref, const std::string& bl
                                      const std::string& chain_id, const RegistryAuth& auth,
                                      std::atomic<uint64_t>* progress) {
   std::string final_dir = absl::StrCat(dir_, "/layers/", DigestHex(chain_id));
-  std::shared_ptr<absl::Mutex> layer_mu;
-  {
-    absl::MutexLock lock(&mu_);
-    std::shared_ptr<absl::Mutex>& slot = layer_locks_[chain_id];
-    if (slot == nullptr) {
-      slot = std::make_shared<absl::Mutex>();
-    }
-    layer_mu = slot;
-  }
-  // Two images sharing a layer unpack it once.
+  std::shared_ptr<absl::Mutex> layer_mu = LayerLock(chain_id);
+  // Two images sharing a layer unpack it once; garbage collection removes a
+  // layer only under this lock, after seeing that no pull holds it.
   absl::MutexLock layer_lock(layer_mu.get());
   if (Exists(final_dir)) {
     if (progress != nullptr) {
@@ -251,16 +304,8 @@ absl::StatusOr<std::string> ImageStore::DoPull(const std::string& image, const R
   for (const Descriptor& d : parsed->layers) {
     active.push_back(d.digest);
   }
-  {
-    absl::MutexLock lock(&mu_);
-    active_.insert(active.begin(), active.end());
-  }
-  absl::Cleanup release = [this, &active] {
-    absl::MutexLock lock(&mu_);
-    for (const std::string& a : active) {
-      active_.erase(active_.find(a));
-    }
-  };
+  Hold(active);
+  absl::Cleanup release = [this, &active] { Unhold(active); };
 
   for (const FetchedManifest* m : {&top, &manifest}) {
     if (!content_->Has(m->digest)) {
@@ -413,29 +458,40 @@ absl::StatusOr<std::vector<image::ImageRecord>> ImageStore::ListLocked() {
   return out;
 }
 
-absl::StatusOr<std::vector<image::ImageRecord>> ImageStore::List() {
-  std::vector<image::ImageRecord> records;
-  {
-    absl::MutexLock lock(&meta_mu_);
-    CRID_ASSIGN_OR_RETURN(records, ListLocked());
-  }
+void ImageStore::MarkPinned(std::vector<image::ImageRecord>* records) const {
   // Pinned by configuration: worked out on reading, so editing the list
   // takes effect at the next start without touching the records.
-  for (image::ImageRecord& r : records) {
+  for (image::ImageRecord& r : *records) {
     auto named = [&](const std::string& name) { return pinned_.count(name) != 0; };
     if (std::any_of(r.repo_tags().begin(), r.repo_tags().end(), named) ||
         std::any_of(r.repo_digests().begin(), r.repo_digests().end(), named)) {
       r.set_pinned(true);
     }
   }
+}
+
+absl::StatusOr<std::vector<image::ImageRecord>> ImageStore::List() {
+  std::vector<image::ImageRecord> records;
+  {
+    absl::MutexLock lock(&meta_mu_);
+    CRID_ASSIGN_OR_RETURN(records, ListLocked());
+  }
+  MarkPinned(&records);
   return records;
 }
 
 absl::StatusOr<std::optional<image::ImageRecord>> ImageStore::Resolve(const std::string& image) {
+  absl::MutexLock lock(&meta_mu_);
+  return ResolveLocked(image);
+}
+
+absl::StatusOr<std::optional<image::ImageRecord>> ImageStore::ResolveLocked(
+    const std::string& image) {
   if (image.empty()) {
     return absl::InvalidArgumentError("image reference is empty");
   }
-  CRID_ASSIGN_OR_RETURN(std::vector<image::ImageRecord> records, List());
+  CRID_ASSIGN_OR_RETURN(std::vector<image::ImageRecord> records, ListLocked());
+  MarkPinned(&records);
   if (LooksLikeImageId(image)) {
     std::string id = absl::StartsWith(image, "sha256:") ? image : "sha256:" + image;
     for (image::ImageRecord& r : records) {
@@ -463,11 +519,11 @@ absl::StatusOr<std::optional<image::ImageRecord>> ImageStore::Resolve(const std:
 }
 
 absl::Status ImageStore::Remove(const std::string& image) {
-  CRID_ASSIGN_OR_RETURN(std::optional<image::ImageRecord> record, Resolve(image));
+  absl::MutexLock lock(&meta_mu_);
+  CRID_ASSIGN_OR_RETURN(std::optional<image::ImageRecord> record, ResolveLocked(image));
   if (!record.has_value()) {
     return absl::OkStatus();
   }
-  absl::MutexLock lock(&meta_mu_);
   CRID_RETURN_IF_ERROR(store_->Delete(kBucket, record->id()));
   spdlog::info("removed image {} ({})", record->id(),
                record->repo_tags().empty() ? "untagged" : record->repo_tags(0));
@@ -494,11 +550,17 @@ absl::Status ImageStore::CollectGarbage() {
     std::set<std::string> used = layers_in_use_();
     keep.insert(used.begin(), used.end());
   }
+  // `keep` is a snapshot: a pull or a lease may have taken hold of something
+  // since, so each deletion checks `active_` again first. Pulls hold what they
+  // use before they look for it, so a pull either sees the deletion or is seen.
   absl::Status result;
   CRID_ASSIGN_OR_RETURN(std::vector<std::string> blobs, content_->List());
   for (const std::string& blob : blobs) {
     if (!keep.count(blob)) {
-      result.Update(content_->Remove(blob));
+      absl::MutexLock lock(&mu_);
+      if (active_.count(blob) == 0) {
+        result.Update(content_->Remove(blob));
+      }
     }
   }
   std::string layers = dir_ + "/layers";
@@ -513,22 +575,29 @@ absl::Status ImageStore::CollectGarbage() {
     closedir(d);
   }
   for (const std::string& name : unused) {
-    // Layers currently being unpacked for another image are locked.
-    std::shared_ptr<absl::Mutex> layer_mu;
+    std::string chain = "sha256:" + name;
+    std::string doomed = absl::StrCat(layers, "/.tmp-gc-", name.substr(0, 12), "-", getpid(), "-",
+                                      g_temp_counter.fetch_add(1));
     {
-      absl::MutexLock lock(&mu_);
-      auto it = layer_locks_.find("sha256:" + name);
-      if (it != layer_locks_.end()) {
-        layer_mu = it->second;
+      // Under the layer's lock no pull is checking for it or unpacking it.
+      std::shared_ptr<absl::Mutex> layer_mu = LayerLock(chain);
+      absl::MutexLock layer_lock(layer_mu.get());
+      {
+        absl::MutexLock lock(&mu_);
+        if (active_.count(chain) != 0) {
+          continue;
+        }
+      }
+      // Renamed out of the way first: a crash in the middle of the removal
+      // leaves a .tmp- directory (removed at the next start), never a partial
+      // layer under its final name.
+      std::string path = absl::StrCat(layers, "/", name);
+      if (rename(path.c_str(), doomed.c_str()) != 0) {
+        result.Update(ErrnoError(errno, "rename ", path, " to ", doomed));
+        continue;
       }
     }
-    if (layer_mu != nullptr) {
-      layer_mu->Lock();
-    }
-    result.Update(RemoveTree(absl::StrCat(layers, "/", name)));
-    if (layer_mu != nullptr) {
-      layer_mu->Unlock();
-    }
+    result.Update(RemoveTree(doomed));
   }
   return result;
 }

@@ -26,6 +26,25 @@
 
 namespace crid {
 
+class ImageStore;
+
+// Keeps an image's config and layers from being deleted (by RemoveImage or
+// garbage collection) while it lives, e.g. while a container is being created
+// from them and is not yet visible to the in-use callback.
+class ImageLease {
+ public:
+  ImageLease() = default;
+  ImageLease(ImageLease&& other) noexcept { *this = std::move(other); }
+  ImageLease& operator=(ImageLease&& other) noexcept;
+  ~ImageLease() { Release(); }
+  void Release();
+
+ private:
+  friend class ImageStore;
+  ImageStore* store_ = nullptr;
+  std::vector<std::string> keys_;
+};
+
 class ImageStore {
  public:
   // `dir` is ROOT/images. Metadata goes to `store` (bucket "images").
@@ -34,7 +53,7 @@ class ImageStore {
                                                           Store* store);
 
   // Pulls `image` (any reference form) and returns its ID. Concurrent pulls of
-  // the same reference share one download.
+  // the same reference with the same credentials share one download.
   absl::StatusOr<std::string> Pull(const std::string& image, const RegistryAuth& auth);
 
   // Loads the images of an OCI image-layout tar or a `docker save` tar and
@@ -45,6 +64,10 @@ class ImageStore {
   // The image named by ID ("sha256:<hex>" or bare hex), any tag or any digest
   // reference; nullopt when absent. INVALID_ARGUMENT for a malformed reference.
   absl::StatusOr<std::optional<image::ImageRecord>> Resolve(const std::string& image);
+
+  // Resolve, and a lease on what the image found is made of, taken together so
+  // that no removal can come in between. NOT_FOUND when absent.
+  absl::StatusOr<std::pair<image::ImageRecord, ImageLease>> Acquire(const std::string& image);
 
   absl::StatusOr<std::vector<image::ImageRecord>> List();
 
@@ -79,10 +102,17 @@ class ImageStore {
     return CollectGarbage();
   }
 
+  // Whether a pull or a lease holds `key` (a blob digest or chain ID) now.
+  bool IsHeld(const std::string& key) {
+    absl::MutexLock lock(&mu_);
+    return active_.count(key) != 0;
+  }
+
   const std::string& dir() const { return dir_; }
   RegistryClient* registry() { return &registry_; }
 
  private:
+  friend class ImageLease;
   struct InFlight {
     absl::Notification done;
     absl::StatusOr<std::string> result;
@@ -113,6 +143,14 @@ class ImageStore {
                            const std::vector<std::string>& repo_digests);
   absl::StatusOr<std::vector<image::ImageRecord>> ListLocked()
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(meta_mu_);
+  absl::StatusOr<std::optional<image::ImageRecord>> ResolveLocked(const std::string& image)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(meta_mu_);
+  void MarkPinned(std::vector<image::ImageRecord>* records) const;
+  // Marks blobs and chain IDs in use by a pull or a lease (a multiset: each
+  // holder adds and removes its own).
+  void Hold(const std::vector<std::string>& keys);
+  void Unhold(const std::vector<std::string>& keys);
+  std::shared_ptr<absl::Mutex> LayerLock(const std::string& chain_id);
   absl::Status CollectGarbage() ABSL_EXCLUSIVE_LOCKS_REQUIRED(meta_mu_);
 
   const std::string dir_;
@@ -123,7 +161,8 @@ class ImageStore {
 
   absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<InFlight>> in_flight_ ABSL_GUARDED_BY(mu_);
-  // Blobs and chain IDs that running pulls use: garbage collection keeps them.
+  // Blobs and chain IDs that running pulls and leases use: garbage collection
+  // keeps them, checking again under each layer's lock before it deletes.
   std::multiset<std::string> active_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<absl::Mutex>> layer_locks_ ABSL_GUARDED_BY(mu_);
 

@@ -68,10 +68,20 @@ std::string HostOfUrl(absl::string_view url) {
   return std::string(url.substr(0, url.find('/')));
 }
 
+// Worth another attempt at the same endpoint. RESOURCE_EXHAUSTED is final: it is
+// a full disk here or an answer over its size limit, neither of which a retry mends
+// (a registry's 429 is UNAVAILABLE).
 bool IsTransient(const absl::Status& st) {
   return st.code() == absl::StatusCode::kUnavailable ||
-         st.code() == absl::StatusCode::kResourceExhausted ||
          st.code() == absl::StatusCode::kDeadlineExceeded;
+}
+
+// Docker Hub answers under several names; credentials saved for one are for all.
+std::string CanonicalRegistryHost(absl::string_view host) {
+  if (host == kDefaultDomain || host == "index.docker.io" || host == "registry-1.docker.io") {
+    return kDefaultDomain;
+  }
+  return std::string(host);
 }
 
 class StringBody final : public RegistryBody {
@@ -96,6 +106,45 @@ class StringBody final : public RegistryBody {
 };
 
 }  // namespace
+
+std::string RegistryAuth::Identity() const {
+  if (empty()) {
+    return "";
+  }
+  // Length-prefixed so that no two different field lists hash alike.
+  std::string all;
+  for (const std::string* field :
+       {&username, &password, &auth, &identity_token, &registry_token, &server_address}) {
+    absl::StrAppend(&all, field->size(), ":", *field, ";");
+  }
+  return DigestOf(all);
+}
+
+bool RegistryAuth::IsFor(const std::string& host, const std::string& domain) const {
+  std::string target = domain;
+  if (!server_address.empty()) {
+    absl::string_view address = server_address;
+    absl::ConsumePrefix(&address, "https://");
+    absl::ConsumePrefix(&address, "http://");
+    target = std::string(address.substr(0, address.find('/')));
+  }
+  return CanonicalRegistryHost(target) == CanonicalRegistryHost(host);
+}
+
+std::pair<std::string, std::map<std::string, std::string>> StrongestChallenge(
+    const std::vector<std::string>& headers) {
+  std::pair<std::string, std::map<std::string, std::string>> best;
+  auto rank = [](const std::string& scheme) {
+    return scheme == "bearer" ? 2 : scheme == "basic" ? 1 : 0;
+  };
+  for (const std::string& h : headers) {
+    auto challenge = ParseAuthChallenge(h);
+    if (best.first.empty() || rank(challenge.first) > rank(best.first)) {
+      best = std::move(challenge);
+    }
+  }
+  return best;
+}
 
 std::pair<std::string, std::map<std::string, std::string>> ParseAuthChallenge(
     const std::string& header) {
@@ -137,6 +186,7 @@ std::pair<std::string, std::map<std::string, std::string>> ParseAuthChallenge(
 struct RegistryClient::Response {
   long status = 0;
   std::map<std::string, std::string> headers;  // lower-case names, last answer only
+  std::vector<std::string> challenges;         // every WWW-Authenticate of the last answer
   std::string error_body;
 };
 
@@ -232,6 +282,7 @@ class RegistryClient::Request {
     absl::string_view line(data, size * n);
     if (absl::StartsWith(line, "HTTP/")) {
       self->response_.headers.clear();  // a new answer (after a redirect)
+      self->response_.challenges.clear();
       self->last_status_ = 0;
       size_t sp = line.find(' ');
       int code = 0;
@@ -242,8 +293,12 @@ class RegistryClient::Request {
     }
     size_t colon = line.find(':');
     if (colon != absl::string_view::npos) {
-      self->response_.headers[absl::AsciiStrToLower(line.substr(0, colon))] =
-          std::string(absl::StripAsciiWhitespace(line.substr(colon + 1)));
+      std::string name = absl::AsciiStrToLower(line.substr(0, colon));
+      std::string value(absl::StripAsciiWhitespace(line.substr(colon + 1)));
+      if (name == "www-authenticate") {
+        self->response_.challenges.push_back(value);
+      }
+      self->response_.headers[name] = std::move(value);
     }
     return size * n;
   }
@@ -290,6 +345,7 @@ std::vector<RegistryEndpoint> RegistryClient::Endpoints(const std::string& domai
       RegistryEndpoint ep;
       ep.base_url = std::string(absl::StripSuffix(mirror, "/"));
       ep.host = HostOfUrl(ep.base_url);
+      ep.mirror = true;
       out.push_back(ep);
     }
     insecure = it->second.insecure();
@@ -337,12 +393,14 @@ absl::StatusOr<std::string> RegistryClient::FetchToken(
   }
   const std::string& realm = realm_it->second;
   std::string service = challenge.count("service") ? challenge.at("service") : "";
-  std::string key = absl::StrCat(realm, "|", service, "|", scope, "|", auth.username, auth.auth,
-                                 auth.identity_token);
+  std::string key = absl::StrCat(realm, "|", service, "|", scope, "|", auth.Identity());
   {
     absl::MutexLock lock(&mu_);
-    if (auto it = tokens_.find(key); it != tokens_.end() && it->second.expires > absl::Now()) {
-      return it->second.token;
+    if (auto it = tokens_.find(key); it != tokens_.end()) {
+      if (it->second.expires > absl::Now()) {
+        return it->second.token;
+      }
+      tokens_.erase(it);
     }
   }
   GlobalInit();
@@ -496,7 +554,8 @@ absl::Status DescribeHttpError(long status, const std::string& url, const std::s
     case 404:
       return absl::NotFoundError(absl::StrCat("not found (404): ", msg));
     case 429:
-      return absl::ResourceExhaustedError(absl::StrCat("too many requests (429): ", msg));
+      // Retried with backoff, like any registry that is briefly unavailable.
+      return absl::UnavailableError(absl::StrCat("too many requests (429): ", msg));
     default:
       if (status >= 500) {
         return absl::UnavailableError(msg);
@@ -509,25 +568,36 @@ absl::Status DescribeHttpError(long status, const std::string& url, const std::s
 
 absl::StatusOr<RegistryClient::Response> RegistryClient::GetWithAuth(
     const RegistryEndpoint& endpoint, Request& request, const Reference& ref,
-    const std::string& url, std::vector<std::string> headers, const RegistryAuth& auth,
+    const std::string& url, std::vector<std::string> headers, const RegistryAuth& pull_auth,
     RegistryBody* body) {
+  // A mirror, or another registry, is never shown credentials meant for the
+  // registry the pull names: it is asked anonymously.
+  static const RegistryAuth kAnonymous;
+  const RegistryAuth& auth = pull_auth.IsFor(endpoint.host, ref.domain) ? pull_auth : kAnonymous;
   std::string scope = absl::StrCat("repository:", ref.path, ":pull");
-  std::string cache_key = absl::StrCat(endpoint.base_url, "|", scope);
+  std::string cache_key = absl::StrCat(endpoint.base_url, "|", scope, "|", auth.Identity());
   std::vector<std::string> with_auth = headers;
+  std::string sent;  // the Authorization header sent first, if any
   if (!auth.registry_token.empty()) {
-    with_auth.push_back("Authorization: Bearer " + auth.registry_token);
+    sent = "Authorization: Bearer " + auth.registry_token;
   } else {
     absl::MutexLock lock(&mu_);
     if (auto it = endpoint_auth_.find(cache_key); it != endpoint_auth_.end()) {
-      with_auth.push_back(it->second);
+      sent = it->second;
     }
   }
+  if (!sent.empty()) {
+    with_auth.push_back(sent);
+  }
   CRID_ASSIGN_OR_RETURN(Response resp, request.Perform(url, with_auth, nullptr, body));
-  auto challenge_it = resp.headers.find("www-authenticate");
-  if (resp.status != 401 || challenge_it == resp.headers.end()) {
+  if (resp.status != 401 || resp.challenges.empty()) {
     return resp;
   }
-  auto [scheme, params] = ParseAuthChallenge(challenge_it->second);
+  // The registry refused what was sent: it is not offered again.
+  if (!sent.empty()) {
+    ForgetAuthorization(cache_key, sent);
+  }
+  auto [scheme, params] = StrongestChallenge(resp.challenges);
   std::string header;
   if (scheme == "bearer") {
     std::string token_scope = params.count("scope") ? params["scope"] : scope;
@@ -545,12 +615,33 @@ absl::StatusOr<RegistryClient::Response> RegistryClient::GetWithAuth(
   } else {
     return resp;
   }
-  {
-    absl::MutexLock lock(&mu_);
-    endpoint_auth_[cache_key] = header;
+  if (header == sent) {
+    return resp;  // refused already
   }
   headers.push_back(header);
-  return request.Perform(url, headers, nullptr, body);
+  CRID_ASSIGN_OR_RETURN(Response retried, request.Perform(url, headers, nullptr, body));
+  if (retried.status == 401 || retried.status == 403) {
+    ForgetAuthorization(cache_key, header);  // a fresh token refused is not kept either
+    return retried;
+  }
+  absl::MutexLock lock(&mu_);
+  endpoint_auth_[cache_key] = header;
+  return retried;
+}
+
+void RegistryClient::ForgetAuthorization(const std::string& cache_key, const std::string& header) {
+  constexpr absl::string_view kBearer = "Authorization: Bearer ";
+  absl::MutexLock lock(&mu_);
+  if (auto it = endpoint_auth_.find(cache_key);
+      it != endpoint_auth_.end() && it->second == header) {
+    endpoint_auth_.erase(it);
+  }
+  if (absl::StartsWith(header, kBearer)) {
+    absl::string_view token = absl::string_view(header).substr(kBearer.size());
+    for (auto it = tokens_.begin(); it != tokens_.end();) {
+      it = it->second.token == token ? tokens_.erase(it) : std::next(it);
+    }
+  }
 }
 
 absl::StatusOr<FetchedManifest> RegistryClient::FetchManifest(const Reference& ref,

@@ -32,10 +32,20 @@ struct RegistryAuth {
   std::string auth;            // base64("username:password")
   std::string identity_token;  // OAuth2 refresh token for the token endpoint
   std::string registry_token;  // a bearer token to send as is
+  // The registry these credentials are for ("registry.example.com", "https://index.docker.io/v1/");
+  // empty: the registry the image reference names. Mirrors of it get none.
+  std::string server_address;
   bool empty() const {
     return username.empty() && password.empty() && auth.empty() && identity_token.empty() &&
            registry_token.empty();
   }
+  // A digest of every credential field ("" for an anonymous pull): caches of
+  // tokens and Authorization headers, and shared pulls, are keyed by it, so one
+  // pull never sends or profits from another's credentials.
+  std::string Identity() const;
+  // Whether these credentials may be sent to `host` ("host[:port]") while
+  // pulling from registry `domain`.
+  bool IsFor(const std::string& host, const std::string& domain) const;
 };
 
 struct FetchedManifest {
@@ -50,6 +60,7 @@ struct RegistryEndpoint {
   std::string base_url;
   bool skip_verify = false;
   std::string host;  // host[:port] of base_url, for the certs directory
+  bool mirror = false;
 };
 
 class RegistryClient {
@@ -85,15 +96,21 @@ class RegistryClient {
   // Runs `attempt` on every endpoint with retries, authentication and fallback.
   absl::Status Run(const Reference& ref, const std::string& what,
                    const std::function<absl::Status(const RegistryEndpoint&, Request&)>& attempt);
-  // GET with authentication: the credentials that worked last for this endpoint
-  // and scope, then the registry's challenge (Bearer token or Basic) once.
+  // GET with authentication: the Authorization that worked last for this
+  // endpoint, scope and credential identity, then the registry's challenge
+  // (Bearer token or Basic) once. Credentials go only to the host they are for.
   absl::StatusOr<Response> GetWithAuth(const RegistryEndpoint& endpoint, Request& request,
                                        const Reference& ref, const std::string& url,
                                        std::vector<std::string> headers, const RegistryAuth& auth,
                                        RegistryBody* body);
+  // A token from the challenge's realm, cached per realm, service, scope and
+  // credential identity until shortly before it expires.
   absl::StatusOr<std::string> FetchToken(const RegistryEndpoint& endpoint,
                                          const std::map<std::string, std::string>& challenge,
                                          const std::string& scope, const RegistryAuth& auth);
+  // Drops an Authorization header the registry refused, and its token if it is
+  // a Bearer one, so neither is offered again.
+  void ForgetAuthorization(const std::string& cache_key, const std::string& header);
   std::string CaBundleFor(const std::string& host) const;
 
   const config::ImageConfig config_;
@@ -105,7 +122,7 @@ class RegistryClient {
   };
   absl::Mutex mu_;
   std::map<std::string, CachedToken> tokens_ ABSL_GUARDED_BY(mu_);
-  // "base_url|scope" -> Authorization header that worked last.
+  // "base_url|scope|identity" -> Authorization header that worked last.
   std::map<std::string, std::string> endpoint_auth_ ABSL_GUARDED_BY(mu_);
   // Mirrors that refused connections, and until when they are skipped.
   std::map<std::string, absl::Time> down_until_ ABSL_GUARDED_BY(mu_);
@@ -114,5 +131,10 @@ class RegistryClient {
 // Parses a WWW-Authenticate header: scheme ("bearer"/"basic", lower case) and params.
 std::pair<std::string, std::map<std::string, std::string>> ParseAuthChallenge(
     const std::string& header);
+
+// The challenge to answer among several WWW-Authenticate headers: Bearer over
+// Basic, other schemes last; scheme "" when there is none.
+std::pair<std::string, std::map<std::string, std::string>> StrongestChallenge(
+    const std::vector<std::string>& headers);
 
 }  // namespace crid

@@ -214,6 +214,44 @@ TEST_F(RegistryClientTest, BearerTokenFlowWithCredentialsAndCachedToken) {
   EXPECT_EQ(denied.status().code(), absl::StatusCode::kUnauthenticated) << denied.status();
 }
 
+// A registry that offers Basic and Bearer (two WWW-Authenticate headers, in
+// either order) is answered with a token.
+TEST_F(RegistryClientTest, StrongestOfSeveralChallengesIsAnswered) {
+  for (bool bearer_first : {true, false}) {
+    std::string realm;
+    std::atomic<int> token_requests{0};
+    ScriptedServer server([&](const HttpRequest& req) {
+      HttpResponse r;
+      if (absl::StartsWith(req.path, "/token")) {
+        ++token_requests;
+        r.body = "{\"token\":\"tok\"}";
+        return r;
+      }
+      auto auth = req.headers.find("authorization");
+      if (auth == req.headers.end() || auth->second != "Bearer tok") {
+        r.status = 401;
+        std::string bearer = "WWW-Authenticate: Bearer realm=\"" + realm + "\",service=\"reg\"";
+        std::string basic = "WWW-Authenticate: Basic realm=\"reg\"";
+        r.headers = bearer_first ? std::vector<std::string>{bearer, basic}
+                                 : std::vector<std::string>{basic, bearer};
+        return r;
+      }
+      r.body = blob_;
+      return r;
+    });
+    realm = "http://" + server.host() + "/token";
+    RegistryAuth auth;
+    auth.username = "crid";
+    auth.password = "pw";
+    auto got = Client()->FetchSmallBlob(Ref(server.host()), digest_, auth, 1 << 20);
+    EXPECT_TRUE(got.ok()) << got.status() << (bearer_first ? " (Bearer first)" : " (Basic first)");
+    EXPECT_EQ(token_requests.load(), 1);
+  }
+  EXPECT_EQ(StrongestChallenge({"Basic realm=\"a\"", "Bearer realm=\"b\""}).first, "bearer");
+  EXPECT_EQ(StrongestChallenge({"Negotiate", "Basic realm=\"a\""}).first, "basic");
+  EXPECT_EQ(StrongestChallenge({}).first, "");
+}
+
 TEST_F(RegistryClientTest, RegistryTokenIsSentAsIs) {
   ScriptedServer server([&](const HttpRequest& req) {
     HttpResponse r;
@@ -260,7 +298,9 @@ TEST_F(RegistryClientTest, GivesUpAfterAttemptsNamingRegistryAndRepository) {
   });
   absl::Status st =
       Client(2)->FetchBlob(Ref(server.host()), digest_, 100000, {}, content_.get(), nullptr);
-  EXPECT_EQ(st.code(), absl::StatusCode::kResourceExhausted);
+  // 429 is retried like 503; RESOURCE_EXHAUSTED is kept for a full disk here.
+  EXPECT_EQ(st.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(st.message()), HasSubstr("429"));
   EXPECT_THAT(std::string(st.message()), HasSubstr(server.host()));
   EXPECT_THAT(std::string(st.message()), HasSubstr("team/app"));
   EXPECT_EQ(server.requests().size(), 2u);

@@ -1,16 +1,21 @@
 // Pulls from a real registry (docker-registry on 127.0.0.1) through the image
 // store: image formats, compression, multi-platform indexes, whiteouts, Basic
 // auth, mirrors, concurrent pulls, tags moving, removal, restart persistence.
+#include <dirent.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
+#include <cstring>
+#include <functional>
 #include <memory>
 #include <set>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "base/fs.h"
@@ -18,9 +23,12 @@
 #include "config/config.h"
 #include "image/image_store.h"
 #include "image/manifest.h"
+#include "image/reference.h"
+#include "image/registry.h"
 #include "image/test_layers.h"
 #include "store/store.h"
 #include "tests/image_registry_fixture.h"
+#include "tests/token_server.h"
 
 namespace crid {
 namespace {
@@ -28,6 +36,24 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+
+bool Exists(const std::string& path) {
+  struct stat st {};
+  return lstat(path.c_str(), &st) == 0;
+}
+
+std::vector<std::string> DirEntries(const std::string& path) {
+  std::vector<std::string> out;
+  if (DIR* d = opendir(path.c_str()); d != nullptr) {
+    while (dirent* e = readdir(d)) {
+      if (std::string(e->d_name) != "." && std::string(e->d_name) != "..") {
+        out.emplace_back(e->d_name);
+      }
+    }
+    closedir(d);
+  }
+  return out;
+}
 
 class ImagePullTest : public ::testing::Test {
  protected:
@@ -382,6 +408,101 @@ TEST_F(ImagePullTest, DockerHubNamesGoToTheirMirrorBeforeTheOrigin) {
   EXPECT_EQ(client.Endpoints("registry.k8s.io")[0].base_url, "https://registry.k8s.io");
 }
 
+// A container being created holds a lease: removing its image meanwhile keeps
+// the layers until the lease ends.
+TEST_F(ImagePullTest, LeasedLayersSurviveImageRemoval) {
+  TestImageSpec spec;
+  spec.layers = {{TarBuilder().File("etc/a", "a").Finish()}};
+  ASSERT_TRUE(registry_.PushImage("test/leased", "1", spec).ok());
+  auto id = images_->Pull(Ref("test/leased:1"), {});
+  ASSERT_TRUE(id.ok()) << id.status();
+  auto leased = images_->Acquire(Ref("test/leased:1"));
+  ASSERT_TRUE(leased.ok()) << leased.status();
+  std::string layer = images_->LayerDir(leased->first.chain_ids(0));
+
+  ASSERT_TRUE(images_->Remove(*id).ok());
+  EXPECT_TRUE(Exists(layer + "/etc/a")) << "a leased layer was removed";
+  EXPECT_EQ(images_->Acquire(Ref("test/leased:1")).status().code(), absl::StatusCode::kNotFound);
+
+  leased->second.Release();
+  ASSERT_TRUE(images_->CollectGarbageNow().ok());
+  EXPECT_FALSE(Exists(layer));
+  // Removal renames first: nothing half-deleted is left under the layers dir.
+  for (const std::string& name : DirEntries(tmp_.Sub("images/layers"))) {
+    ADD_FAILURE() << "left in layers/: " << name;
+  }
+}
+
+// A pull that starts while garbage collection runs, and finds a layer it shares
+// with the image being removed, keeps that layer: collection checks again under
+// the layer's lock before it deletes.
+TEST_F(ImagePullTest, CollectionSparesALayerAPullTookMeanwhile) {
+  TestImageSpec a;
+  a.layers = {{TarBuilder().File("etc/shared", "s").Finish()}};
+  a.marker = "a";
+  TestImageSpec b = a;
+  b.marker = "b";
+  ASSERT_TRUE(registry_.PushImage("test/a", "1", a).ok());
+  auto pushed_b = registry_.PushImage("test/b", "1", b);
+  ASSERT_TRUE(pushed_b.ok());
+  auto id_a = images_->Pull(Ref("test/a:1"), {});
+  ASSERT_TRUE(id_a.ok()) << id_a.status();
+  std::string chain = MustResolve(Ref("test/a:1")).chain_ids(0);
+
+  // Called by the collection after it took its snapshot: a pull of b starts
+  // and gets as far as holding the shared layer.
+  std::thread pull_b;
+  absl::StatusOr<std::string> id_b;
+  bool started = false;
+  images_->SetLayersInUse([&] {
+    if (!started) {
+      started = true;
+      pull_b = std::thread([&] { id_b = images_->Pull(Ref("test/b:1"), {}); });
+      absl::Time deadline = absl::Now() + absl::Seconds(20);
+      while (!images_->IsHeld(chain) && absl::Now() < deadline) {
+        absl::SleepFor(absl::Milliseconds(1));
+      }
+    }
+    return std::set<std::string>();
+  });
+  ASSERT_TRUE(images_->Remove(*id_a).ok());
+  pull_b.join();
+  images_->SetLayersInUse(nullptr);
+  ASSERT_TRUE(started);
+  ASSERT_TRUE(id_b.ok()) << id_b.status();
+  EXPECT_TRUE(Exists(images_->LayerDir(chain) + "/etc/shared"))
+      << "the layer of a freshly pulled image was collected";
+}
+
+// An image store over its own database, with one attempt per endpoint unless
+// the test asks for more.
+struct AuthTestStore {
+  explicit AuthTestStore(const std::function<void(config::ImageConfig*)>& configure = nullptr) {
+    auto opened = Store::Open(tmp.Sub("crid.db"));
+    EXPECT_TRUE(opened.ok()) << opened.status();
+    store = std::move(*opened);
+    config::ImageConfig config = DefaultConfig().image();
+    config.set_pull_attempts(1);
+    if (configure) {
+      configure(&config);
+    }
+    auto opened_images = ImageStore::Open(tmp.Sub("images"), config, store.get());
+    EXPECT_TRUE(opened_images.ok()) << opened_images.status();
+    images = std::move(*opened_images);
+    images->registry()->set_initial_backoff(absl::Milliseconds(10));
+  }
+  TempDir tmp;
+  std::unique_ptr<Store> store;
+  std::unique_ptr<ImageStore> images;
+};
+
+RegistryAuth UserPassword(const std::string& user, const std::string& password) {
+  RegistryAuth auth;
+  auth.username = user;
+  auth.password = password;
+  return auth;
+}
+
 TEST(ImageAuthTest, BasicAuthRegistryNeedsCredentials) {
   TestRegistry registry("crid", "s3cret");
   ASSERT_TRUE(registry.Start().ok());
@@ -389,37 +510,196 @@ TEST(ImageAuthTest, BasicAuthRegistryNeedsCredentials) {
   spec.layers = {{TarBuilder().File("secret", "1").Finish()}};
   auto pushed = registry.PushImage("private/app", "1", spec);
   ASSERT_TRUE(pushed.ok()) << pushed.status();
-
-  TempDir tmp;
-  auto store = Store::Open(tmp.Sub("crid.db"));
-  ASSERT_TRUE(store.ok());
-  config::ImageConfig config = DefaultConfig().image();
-  config.set_pull_attempts(1);
-  auto images = ImageStore::Open(tmp.Sub("images"), config, store->get());
-  ASSERT_TRUE(images.ok());
+  AuthTestStore s;
   std::string ref = registry.host() + "/private/app:1";
 
-  auto anonymous = (*images)->Pull(ref, {});
+  auto anonymous = s.images->Pull(ref, {});
   ASSERT_FALSE(anonymous.ok());
   EXPECT_EQ(anonymous.status().code(), absl::StatusCode::kUnauthenticated) << anonymous.status();
   EXPECT_THAT(std::string(anonymous.status().message()), HasSubstr("private/app"));
-
-  RegistryAuth wrong;
-  wrong.username = "crid";
-  wrong.password = "wrong";
-  EXPECT_EQ((*images)->Pull(ref, wrong).status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(s.images->Pull(ref, UserPassword("crid", "wrong")).status().code(),
+            absl::StatusCode::kUnauthenticated);
 
   RegistryAuth auth;
   auth.auth = absl::Base64Escape("crid:s3cret");
-  auto id = (*images)->Pull(ref, auth);
+  auto id = s.images->Pull(ref, auth);
   ASSERT_TRUE(id.ok()) << id.status();
   EXPECT_EQ(*id, pushed->config_digest);
+  ASSERT_TRUE(s.images->Remove(*id).ok());
+  EXPECT_TRUE(s.images->Pull(ref, UserPassword("crid", "s3cret")).ok());
+}
 
-  RegistryAuth user_pass;
-  user_pass.username = "crid";
-  user_pass.password = "s3cret";
-  ASSERT_TRUE((*images)->Remove(*id).ok());
-  EXPECT_TRUE((*images)->Pull(ref, user_pass).ok());
+// What one pull's credentials unlocked stays locked for pulls without them: the
+// Authorization that worked is remembered per credential identity only.
+TEST(ImageAuthTest, BasicCredentialsOfOnePullAreNotReusedByOthers) {
+  TestRegistry registry("crid", "s3cret");
+  ASSERT_TRUE(registry.Start().ok());
+  TestImageSpec spec;
+  spec.layers = {{TarBuilder().File("secret", "1").Finish()}};
+  ASSERT_TRUE(registry.PushImage("private/app", "1", spec).ok());
+  AuthTestStore s;
+  std::string ref = registry.host() + "/private/app:1";
+
+  auto id = s.images->Pull(ref, UserPassword("crid", "s3cret"));
+  ASSERT_TRUE(id.ok()) << id.status();
+  ASSERT_TRUE(s.images->Remove(*id).ok());
+
+  auto anonymous = s.images->Pull(ref, {});
+  EXPECT_EQ(anonymous.status().code(), absl::StatusCode::kUnauthenticated) << anonymous.status();
+  auto wrong = s.images->Pull(ref, UserPassword("crid", "wrong"));
+  EXPECT_EQ(wrong.status().code(), absl::StatusCode::kUnauthenticated) << wrong.status();
+  auto other_user = s.images->Pull(ref, UserPassword("mallory", "s3cret"));
+  EXPECT_EQ(other_user.status().code(), absl::StatusCode::kUnauthenticated) << other_user.status();
+  EXPECT_TRUE(s.images->Pull(ref, UserPassword("crid", "s3cret")).ok());
+}
+
+// A registry behind a token server (distribution's token auth with RS256 JWTs).
+class BearerAuthTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(tokens_.Start().ok());
+    registry_.EnableTokenAuth(tokens_.realm(), tokens_.cert_path(), TokenServer::kService,
+                              TokenServer::kIssuer);
+    ASSERT_TRUE(registry_.Start().ok());
+    registry_.set_push_authorization("Authorization: Bearer " +
+                                     tokens_.Mint("pusher", "private/app", {"pull", "push"}));
+    TestImageSpec spec;
+    spec.layers = {{TarBuilder().File("secret", "1").Finish()}};
+    auto pushed = registry_.PushImage("private/app", "1", spec);
+    ASSERT_TRUE(pushed.ok()) << pushed.status();
+    id_ = pushed->config_digest;
+    ref_ = registry_.host() + "/private/app:1";
+  }
+
+  TokenServer tokens_{"crid", "s3cret"};
+  TestRegistry registry_;
+  std::string id_;
+  std::string ref_;
+};
+
+TEST_F(BearerAuthTest, TokensOfOnePullAreNotReusedByOthers) {
+  AuthTestStore s;
+  auto id = s.images->Pull(ref_, UserPassword("crid", "s3cret"));
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_EQ(*id, id_);
+  ASSERT_TRUE(s.images->Remove(*id).ok());
+
+  auto anonymous = s.images->Pull(ref_, {});
+  EXPECT_EQ(anonymous.status().code(), absl::StatusCode::kUnauthenticated) << anonymous.status();
+  auto wrong = s.images->Pull(ref_, UserPassword("crid", "wrong"));
+  EXPECT_EQ(wrong.status().code(), absl::StatusCode::kUnauthenticated) << wrong.status();
+  EXPECT_TRUE(s.images->Pull(ref_, UserPassword("crid", "s3cret")).ok());
+}
+
+// A pull without credentials that starts while a credentialed pull of the same
+// image runs gets its own answer, not the other pull's.
+TEST_F(BearerAuthTest, ConcurrentPullsShareOnlyWithTheSameCredentials) {
+  AuthTestStore s;
+  tokens_.set_answer_delay_ms(1500);
+  absl::StatusOr<std::string> credentialed;
+  std::thread leader([&] { credentialed = s.images->Pull(ref_, UserPassword("crid", "s3cret")); });
+  // The first token request has arrived: the credentialed pull is in flight.
+  absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (tokens_.requests().empty() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_FALSE(tokens_.requests().empty());
+  auto anonymous = s.images->Pull(ref_, {});
+  leader.join();
+  ASSERT_TRUE(credentialed.ok()) << credentialed.status();
+  EXPECT_EQ(anonymous.status().code(), absl::StatusCode::kUnauthenticated) << anonymous.status();
+}
+
+// A token the registry refuses is dropped, not handed back on the next try.
+TEST_F(BearerAuthTest, RefusedTokenIsFetchedAnew) {
+  AuthTestStore s;
+  tokens_.set_hand_out_expired(true);
+  auto refused = s.images->Pull(ref_, UserPassword("crid", "s3cret"));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnauthenticated) << refused.status();
+  tokens_.set_hand_out_expired(false);
+  size_t before = tokens_.requests().size();
+  auto id = s.images->Pull(ref_, UserPassword("crid", "s3cret"));
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_GT(tokens_.requests().size(), before);
+}
+
+// Credentials are for the registry the image names (or the one server_address
+// names); a mirror of it and the mirror's token realm never see them.
+TEST_F(BearerAuthTest, CredentialsAreNotSentToMirrors) {
+  // localhost:1 is the registry the image names; nothing listens there.
+  AuthTestStore s([&](config::ImageConfig* config) {
+    (*config->mutable_registries())["localhost:1"].add_mirrors("http://" + registry_.host());
+  });
+  std::string ref = "localhost:1/private/app:1";
+  auto through_mirror = s.images->Pull(ref, UserPassword("crid", "s3cret"));
+  EXPECT_FALSE(through_mirror.ok());
+  for (const std::string& user : tokens_.requests()) {
+    EXPECT_EQ(user, "") << "credentials for localhost:1 reached the mirror's token realm";
+  }
+
+  RegistryAuth for_mirror = UserPassword("crid", "s3cret");
+  for_mirror.server_address = registry_.host();
+  auto id = s.images->Pull(ref, for_mirror);
+  ASSERT_TRUE(id.ok()) << id.status();
+  EXPECT_EQ(*id, id_);
+  EXPECT_THAT(tokens_.requests(), ::testing::Contains("crid"));
+}
+
+TEST(RegistryAuthTest, CredentialsAreForTheirRegistryOnly) {
+  RegistryAuth auth = UserPassword("crid", "s3cret");
+  EXPECT_TRUE(auth.IsFor("registry.example.com", "registry.example.com"));
+  EXPECT_FALSE(auth.IsFor("mirror.example.com", "registry.example.com"));
+  EXPECT_TRUE(auth.IsFor("registry-1.docker.io", "docker.io"));
+  auth.server_address = "https://index.docker.io/v1/";
+  EXPECT_TRUE(auth.IsFor("registry-1.docker.io", "docker.io"));
+  EXPECT_FALSE(auth.IsFor("127.0.0.1:5000", "docker.io"));
+  auth.server_address = "127.0.0.1:5000";
+  EXPECT_TRUE(auth.IsFor("127.0.0.1:5000", "docker.io"));
+  EXPECT_NE(UserPassword("crid", "a").Identity(), UserPassword("crid", "b").Identity());
+  EXPECT_EQ(RegistryAuth().Identity(), "");
+}
+
+// A full disk and an over-size answer are final: no attempt is repeated (a
+// repeat would first sleep the 30 s backoff).
+TEST(RegistryErrorTest, DiskFullAndOversizeAnswersAreNotRetried) {
+  TestRegistry registry;
+  ASSERT_TRUE(registry.Start().ok());
+  std::string noise(8 << 20, '\0');
+  uint64_t x = 88172645463325252ULL;
+  for (char& c : noise) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    c = static_cast<char>(x);
+  }
+  TestImageSpec spec;
+  spec.layers = {{TarBuilder().File("noise", noise).Finish()}};
+  ASSERT_TRUE(registry.PushImage("test/big", "1", spec).ok());
+
+  TempDir tmp;
+  ASSERT_EQ(mount("tmpfs", tmp.path().c_str(), "tmpfs", 0, "size=2m"), 0) << strerror(errno);
+  absl::Cleanup unmount = [&] { umount2(tmp.path().c_str(), MNT_DETACH); };
+  auto store = Store::Open(tmp.Sub("crid.db"));
+  ASSERT_TRUE(store.ok()) << store.status();
+  config::ImageConfig config = DefaultConfig().image();
+  config.set_pull_attempts(4);
+  auto images = ImageStore::Open(tmp.Sub("images"), config, store->get());
+  ASSERT_TRUE(images.ok()) << images.status();
+  (*images)->registry()->set_initial_backoff(absl::Seconds(30));
+
+  absl::Time start = absl::Now();
+  auto full = (*images)->Pull(registry.host() + "/test/big:1", {});
+  EXPECT_EQ(full.status().code(), absl::StatusCode::kResourceExhausted) << full.status();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(20));
+
+  RegistryClient client(config);
+  client.set_initial_backoff(absl::Seconds(30));
+  auto ref = ParseReference(registry.host() + "/test/big:1");
+  ASSERT_TRUE(ref.ok());
+  start = absl::Now();
+  auto oversize = client.FetchManifest(*ref, "1", {}, 16);
+  EXPECT_EQ(oversize.status().code(), absl::StatusCode::kResourceExhausted) << oversize.status();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(20));
 }
 
 }  // namespace

@@ -156,6 +156,12 @@ absl::Status TestRegistry::EnableTls() {
   return absl::OkStatus();
 }
 
+void TestRegistry::EnableTokenAuth(const std::string& realm, const std::string& cert_path,
+                                   const std::string& service, const std::string& issuer) {
+  token_auth_ = absl::StrCat("auth:\n  token:\n    realm: ", realm, "\n    service: ", service,
+                             "\n    issuer: ", issuer, "\n    rootcertbundle: ", cert_path, "\n");
+}
+
 absl::Status TestRegistry::Start() {
   if (access(kRegistryBinary, X_OK) != 0) {
     return absl::FailedPreconditionError(
@@ -190,6 +196,7 @@ absl::Status TestRegistry::Start() {
                     "auth:\n  htpasswd:\n    realm: crid-test\n    path: ", tmp_.Sub("htpasswd"),
                     "\n");
   }
+  absl::StrAppend(&config, token_auth_);
   CRID_RETURN_IF_ERROR(WriteFileAtomic(tmp_.Sub("config.yml"), config, 0600));
   std::string log = tmp_.Sub("registry.log");
   std::string config_path = tmp_.Sub("config.yml");
@@ -231,6 +238,9 @@ absl::StatusOr<long> TestRegistry::Http(const std::string& method, const std::st
   curl_slist* list = nullptr;
   for (const std::string& h : headers) {
     list = curl_slist_append(list, h.c_str());
+  }
+  if (!push_authorization_.empty()) {
+    list = curl_slist_append(list, push_authorization_.c_str());
   }
   std::string loc;
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());

@@ -57,6 +57,14 @@ class TestRegistry {
   absl::Status EnableTls();
   std::string ca_path() const { return tmp_.Sub("ca.crt"); }
 
+  // Answers with Bearer challenges whose realm is `realm`, trusting tokens
+  // signed by the key of `cert_path` (see TokenServer). Call before Start.
+  void EnableTokenAuth(const std::string& realm, const std::string& cert_path,
+                       const std::string& service, const std::string& issuer);
+  // The Authorization header the helpers push with (token auth), e.g.
+  // "Authorization: Bearer ...". Basic auth uses the constructor's user.
+  void set_push_authorization(std::string header) { push_authorization_ = std::move(header); }
+
   absl::Status Start();
   void Stop();
   // "127.0.0.1:PORT"
@@ -82,6 +90,8 @@ class TestRegistry {
   std::string password_;
   std::string host_;
   std::string scheme_ = "http";
+  std::string token_auth_;  // the "auth: token:" section of the config
+  std::string push_authorization_;
   pid_t pid_ = -1;
 };
 
