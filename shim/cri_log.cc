@@ -1,6 +1,7 @@
 #include "shim/cri_log.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
@@ -54,52 +55,81 @@ std::string CriLogWriter::FormatRecord(absl::Time time, LogStream stream, bool p
 }
 
 absl::Status CriLogWriter::Emit(LogStream stream, bool partial, absl::string_view content) {
-  std::string record = FormatRecord(options_.now(), stream, partial, content);
-  absl::string_view rest = record;
-  while (!rest.empty()) {
-    ssize_t n = ::write(fd_.get(), rest.data(), rest.size());
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      return ErrnoError(errno, "write log file ", path_);
+  // The newline that ends a record cut short earlier goes out with this one.
+  const size_t lead = mid_line_ ? 1 : 0;
+  std::string record(lead, '\n');
+  record += FormatRecord(options_.now(), stream, partial, content);
+  size_t done = 0;
+  int err = 0;
+  while (done < record.size()) {
+    ssize_t n = options_.write_fd(fd_.get(), record.data() + done, record.size() - done);
+    if (n < 0 && errno == EINTR) {
+      continue;
     }
-    rest.remove_prefix(static_cast<size_t>(n));
+    if (n <= 0) {
+      // write(2) returning 0 for a non-empty buffer would loop forever.
+      err = n < 0 ? errno : EIO;
+      break;
+    }
+    done += static_cast<size_t>(n);
   }
-  return absl::OkStatus();
+  if (err == 0) {
+    mid_line_ = false;
+    return absl::OkStatus();
+  }
+  if (done <= lead) {
+    // None of the record is in the file: it is lost whole.
+    mid_line_ = done < lead;
+    ++losses_.dropped;
+    return ErrnoError(err, "write log file ", path_, " (", StreamName(stream), " record of ",
+                      record.size() - lead, " bytes dropped)");
+  }
+  // The file holds the record's beginning: end its line now if the file takes
+  // one more byte, else the next record starts with the newline.
+  ++losses_.cut;
+  mid_line_ = true;
+  ssize_t n;
+  do {
+    n = options_.write_fd(fd_.get(), "\n", 1);
+  } while (n < 0 && errno == EINTR);
+  if (n == 1) {
+    mid_line_ = false;
+  }
+  return ErrnoError(err, "write log file ", path_, " (", StreamName(stream), " record cut after ",
+                    done - lead, " of ", record.size() - lead, " bytes)");
 }
 
 absl::Status CriLogWriter::Write(LogStream stream, absl::string_view data) {
   absl::MutexLock lock(&mu_);
   std::string& pending = pending_[static_cast<int>(stream)];
+  // A failed record is lost, never kept in `pending` to be glued to the next
+  // line; the rest of the data is still written.
+  absl::Status first_error;
   while (!data.empty()) {
     size_t newline = data.find('\n');
+    const bool complete = newline != absl::string_view::npos;
     absl::string_view piece = data.substr(0, newline);
+    data.remove_prefix(complete ? newline + 1 : data.size());
     // Cut overlong lines into partial records of at most max_line_bytes.
     while (pending.size() + piece.size() > options_.max_line_bytes) {
       size_t take = options_.max_line_bytes - pending.size();
       pending.append(piece.data(), take);
       piece.remove_prefix(take);
-      CRID_RETURN_IF_ERROR(Emit(stream, /*partial=*/true, pending));
+      first_error.Update(Emit(stream, /*partial=*/true, pending));
       pending.clear();
-      if (newline != absl::string_view::npos && piece.empty()) {
-        break;
-      }
-    }
-    if (newline == absl::string_view::npos) {
-      pending.append(piece.data(), piece.size());
-      return absl::OkStatus();
     }
     pending.append(piece.data(), piece.size());
+    if (!complete) {
+      break;
+    }
     absl::string_view line = pending;
     if (!line.empty() && line.back() == '\r') {
       line.remove_suffix(1);
     }
-    CRID_RETURN_IF_ERROR(Emit(stream, /*partial=*/false, line));
+    first_error.Update(Emit(stream, /*partial=*/false, line));
     pending.clear();
-    data.remove_prefix(newline + 1);
   }
-  return absl::OkStatus();
+  return first_error;
 }
 
 absl::Status CriLogWriter::Close(LogStream stream) {
@@ -108,6 +138,8 @@ absl::Status CriLogWriter::Close(LogStream stream) {
   if (pending.empty()) {
     return absl::OkStatus();
   }
+  // The stream's last line never got its newline: a partial record, as
+  // containerd writes it.
   absl::Status st = Emit(stream, /*partial=*/true, pending);
   pending.clear();
   return st;
@@ -115,9 +147,20 @@ absl::Status CriLogWriter::Close(LogStream stream) {
 
 absl::Status CriLogWriter::Reopen() {
   CRID_ASSIGN_OR_RETURN(UniqueFd fd, OpenLog(path_));
+  struct stat st;
+  // A new (rotated) file needs no newline for a record cut short in the old one.
+  bool empty = ::fstat(fd.get(), &st) == 0 && st.st_size == 0;
   absl::MutexLock lock(&mu_);
   fd_ = std::move(fd);
+  if (empty) {
+    mid_line_ = false;
+  }
   return absl::OkStatus();
+}
+
+CriLogWriter::Losses CriLogWriter::losses() const {
+  absl::MutexLock lock(&mu_);
+  return losses_;
 }
 
 }  // namespace crid

@@ -44,6 +44,10 @@ IoPump::~IoPump() {
   if (thread_.joinable()) {
     thread_.join();
   }
+  // The thread is gone: write what is left of every stream's last line.
+  for (auto& [key, container] : containers_) {
+    CloseAll(container, /*copy_first=*/false);
+  }
 }
 
 void IoPump::Post(std::function<void()> task) {
@@ -124,14 +128,27 @@ void IoPump::Remove(const std::string& key) {
     if (it == containers_.end()) {
       return;
     }
-    for (auto& s : it->second.sources) {
-      ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, s->fd.get(), nullptr);
-    }
-    for (Subscriber& sub : it->second.subscribers) {
-      CloseSubscriber(sub);
-    }
+    CloseAll(it->second, /*copy_first=*/true);
     containers_.erase(it);
   });
+}
+
+void IoPump::CloseAll(Container& container, bool copy_first) {
+  // Copy the pointers: Pump and Close erase sources.
+  std::vector<Open*> sources;
+  for (auto& s : container.sources) {
+    sources.push_back(s.get());
+  }
+  for (Open* s : sources) {
+    // What is already in the pipe, then the stream's unterminated last line.
+    if (!copy_first || Pump(container, s)) {
+      Close(container, s);
+    }
+  }
+  for (Subscriber& sub : container.subscribers) {
+    CloseSubscriber(sub);
+  }
+  container.subscribers.clear();
 }
 
 void IoPump::Subscribe(const std::string& key, uint64_t id, UniqueFd stdout_fd, UniqueFd stderr_fd,

@@ -37,7 +37,8 @@ class IoPump {
   // pty hands over its last bytes asynchronously), then calls `done` on the
   // pump thread.
   void Drain(const std::string& key, absl::Duration grace, std::function<void()> done);
-  // Stops copying and closes `key`'s sources.
+  // Copies what is already in `key`'s sources, writes each stream's
+  // unterminated last line to the log, and closes the sources.
   void Remove(const std::string& key);
 
   // Also copies `key`'s output, from now on, to an attached client: stdout
@@ -83,6 +84,9 @@ class IoPump {
   // Reads `source` until it would block; false once it reached EOF and was closed.
   bool Pump(Container& container, Open* source);
   void Close(Container& container, Open* source);
+  // Closes every source of `container` (after copying what they hold when
+  // `copy_first`) and every subscriber.
+  void CloseAll(Container& container, bool copy_first);
   // Hands a chunk to every subscriber; drops those that cannot take it whole.
   static void Publish(Container& container, LogStream stream, absl::string_view data);
   static void CloseSubscriber(Subscriber& subscriber);
