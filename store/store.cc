@@ -1,7 +1,12 @@
 #include "store/store.h"
 
+#include <spdlog/spdlog.h>
+
 #include "absl/cleanup/cleanup.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "base/errors.h"
+#include "base/logging.h"
 
 namespace crid {
 
@@ -9,6 +14,14 @@ namespace {
 
 // Schema version recorded in SQLite's user_version; bump with a migration.
 constexpr int kSchemaVersion = 1;
+
+std::string DirOf(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) {
+    return ".";
+  }
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
 
 constexpr char kSchema[] =
     "CREATE TABLE IF NOT EXISTS kv ("
@@ -38,7 +51,13 @@ std::string ColumnBytes(sqlite3_stmt* stmt, int column) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
+Store::Store(sqlite3* db, std::string path, const StoreOptions& options)
+    : db_(db),
+      path_(std::move(path)),
+      dir_(DirOf(path_)),
+      reserve_(path_ + ".reserve", options.reserve_bytes) {}
+
+absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path, StoreOptions options) {
   sqlite3* db = nullptr;
   int rc = sqlite3_open_v2(
       path.c_str(), &db,
@@ -49,33 +68,112 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const std::string& path) {
     sqlite3_close(db);
     return absl::UnavailableError(absl::StrCat("open store ", path, ": ", msg));
   }
-  std::unique_ptr<Store> store(new Store(db, path));
+  std::unique_ptr<Store> store(new Store(db, path, options));
   absl::MutexLock lock(&store->mu_);
   sqlite3_busy_timeout(db, 5000);
-  // WAL: a commit appends to a checksummed log, so a torn write is detected and
-  // dropped on recovery. synchronous=FULL fsyncs the log on every commit, so an
-  // acknowledged commit survives power loss, not just a process crash.
+  // These only set connection state; nothing touches the disk yet.
+  // Exclusive locking: crid is the only user of its root (crid.lock), and in
+  // this mode SQLite keeps the WAL index in memory instead of a -shm file; a
+  // -shm file cannot be created on a full disk, and without it a WAL database
+  // cannot even be read. synchronous=FULL fsyncs the log on every commit, so
+  // an acknowledged commit survives power loss, not just a process crash.
   for (const char* pragma :
-       {"PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON"}) {
+       {"PRAGMA locking_mode=EXCLUSIVE", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON"}) {
     if (absl::Status st = store->Exec(pragma); !st.ok()) {
       return st;
     }
   }
-  if (absl::Status st = store->Exec(kSchema); !st.ok()) {
-    return st;
-  }
-  if (absl::Status st = store->Exec(absl::StrCat("PRAGMA user_version=", kSchemaVersion).c_str());
-      !st.ok()) {
+  if (absl::Status st = store->EnsureSchema(); !st.ok()) {
     return st;
   }
   // Quick structural check: a corrupt file is refused at start, not mid-operation.
-  if (absl::Status st = store->Exec("PRAGMA quick_check"); !st.ok()) {
-    return st;
+  absl::StatusOr<std::string> check = store->QueryText("PRAGMA quick_check");
+  if (!check.ok()) {
+    return check.status();
+  }
+  if (*check != "ok") {
+    return absl::DataLossError(absl::StrCat("store ", path, ": quick_check: ", *check));
   }
   if (absl::Status st = store->Prepare(); !st.ok()) {
     return st;
   }
+  // Without room for the reserve crid still starts: it then refuses whatever
+  // needs space (CheckRoom) and serves removals, which give space back.
+  if (absl::Status st = store->reserve_.Fill(); !st.ok()) {
+    spdlog::warn(
+        "store {}: no space reserve, new pods, containers and pulls are refused until "
+        "there is room: {}",
+        path, st.message());
+  }
+  // A WAL left by a crash is replayed in memory on the first read and folded
+  // into the database by SQLite's own checkpoints; a checkpoint that fails for
+  // lack of space only leaves the WAL for later, so none is forced here.
   return store;
+}
+
+absl::Status Store::EnsureSchema() {
+  absl::StatusOr<std::string> version_text = QueryText("PRAGMA user_version");
+  if (!version_text.ok()) {
+    return version_text.status();
+  }
+  int version = 0;
+  if (!absl::SimpleAtoi(*version_text, &version)) {
+    return absl::DataLossError(
+        absl::StrCat("store ", path_, ": user_version \"", *version_text, "\" is not a number"));
+  }
+  if (version > kSchemaVersion) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("store ", path_, ": schema version ", version,
+                     " was written by a newer crid (this one knows ", kSchemaVersion, ")"));
+  }
+  absl::StatusOr<std::string> mode = QueryText("PRAGMA journal_mode");
+  if (!mode.ok()) {
+    return mode.status();
+  }
+  if (version == kSchemaVersion && *mode == "wal") {
+    return absl::OkStatus();
+  }
+  // WAL: a commit appends to a checksummed log, so a torn write is detected
+  // and dropped on recovery.
+  if (*mode != "wal") {
+    CRID_ASSIGN_OR_RETURN(std::string set, QueryText("PRAGMA journal_mode=WAL"));
+    if (set != "wal") {
+      return absl::InternalError(
+          absl::StrCat("store ", path_, ": journal_mode=WAL: SQLite kept \"", set, "\""));
+    }
+  }
+  if (version < kSchemaVersion) {
+    CRID_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    absl::Status st = Exec(kSchema);
+    if (st.ok()) {
+      st = Exec(absl::StrCat("PRAGMA user_version=", kSchemaVersion).c_str());
+    }
+    if (st.ok()) {
+      st = Exec("COMMIT");
+    }
+    if (!st.ok()) {
+      Exec("ROLLBACK").IgnoreError();
+      return st;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> Store::QueryText(const char* sql) {
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(db_, sql, -1, &stmt, nullptr) != SQLITE_OK) {
+    return Error(sql);
+  }
+  absl::Cleanup finalize = [stmt] { sqlite3_finalize(stmt); };
+  int rc = sqlite3_step(stmt);
+  if (rc == SQLITE_DONE) {
+    return std::string();
+  }
+  if (rc != SQLITE_ROW) {
+    return Error(sql);
+  }
+  const unsigned char* text = sqlite3_column_text(stmt, 0);
+  return text == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(text));
 }
 
 Store::~Store() {
@@ -86,10 +184,11 @@ Store::~Store() {
   sqlite3_close(db_);
 }
 
-absl::Status Store::Error(const char* what) const ABSL_NO_THREAD_SAFETY_ANALYSIS {
+absl::Status Store::Error(const char* what) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   int code = sqlite3_errcode(db_);
   absl::StatusCode status_code = absl::StatusCode::kInternal;
   if (code == SQLITE_FULL) {
+    disk_full_ = true;
     status_code = absl::StatusCode::kResourceExhausted;
   } else if (code == SQLITE_BUSY || code == SQLITE_LOCKED || code == SQLITE_IOERR) {
     status_code = absl::StatusCode::kUnavailable;
@@ -182,8 +281,7 @@ absl::StatusOr<std::optional<std::string>> Store::GetLocked(absl::string_view bu
   return std::optional<std::string>(ColumnBytes(stmt, 0));
 }
 
-absl::Status Store::Update(absl::FunctionRef<absl::Status(Transaction&)> fn) {
-  absl::MutexLock lock(&mu_);
+absl::Status Store::UpdateOnce(absl::FunctionRef<absl::Status(Transaction&)> fn) {
   if (absl::Status st = Exec("BEGIN IMMEDIATE"); !st.ok()) {
     return st;
   }
@@ -198,6 +296,64 @@ absl::Status Store::Update(absl::FunctionRef<absl::Status(Transaction&)> fn) {
   // Nothing of a failed transaction may stay visible.
   Exec("ROLLBACK").IgnoreError();
   return st;
+}
+
+absl::Status Store::Update(absl::FunctionRef<absl::Status(Transaction&)> fn) {
+  absl::MutexLock lock(&mu_);
+  disk_full_ = false;
+  absl::Status st = UpdateOnce(fn);
+  if (!st.ok() && disk_full_) {
+    // The commit could not grow the WAL. Two ways to room: the reserve, and
+    // a checkpoint that moves the WAL's pages into the database (in place,
+    // as long as the database does not grow) so the next commit writes over
+    // the WAL's already allocated start instead of appending.
+    if (reserve_.Release()) {
+      spdlog::warn("store {}: the disk is full; released the {} space reserve ({}) to commit",
+                   path_, HumanBytes(reserve_.bytes()), reserve_.path());
+    }
+    if (absl::Status cp = Exec("PRAGMA wal_checkpoint(RESTART)"); !cp.ok()) {
+      spdlog::warn("store {}: checkpoint on a full disk: {}", path_, cp.message());
+    }
+    disk_full_ = false;
+    st = UpdateOnce(fn);
+  }
+  if (st.ok() && !reserve_.held()) {
+    MaybeRefillReserve();
+  }
+  return st;
+}
+
+void Store::MaybeRefillReserve() {
+  absl::StatusOr<FilesystemSpace> space = StatFilesystem(dir_);
+  if (!space.ok() || space->avail_bytes < 2 * reserve_.bytes()) {
+    return;
+  }
+  if (absl::Status st = reserve_.Fill(); st.ok()) {
+    spdlog::info("store {}: space reserve {} filled again", path_, reserve_.path());
+  }
+}
+
+absl::Status Store::CheckRoom(absl::string_view what) {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<FilesystemSpace> space = StatFilesystem(dir_);
+  if (!space.ok()) {
+    return space.status();
+  }
+  if (!reserve_.held()) {
+    MaybeRefillReserve();
+  }
+  constexpr uint64_t kMinInodes = 64;
+  bool short_of_bytes = space->avail_bytes < reserve_.bytes() || !reserve_.held();
+  bool short_of_inodes = space->inodes_limited && space->avail_inodes < kMinInodes;
+  if (!short_of_bytes && !short_of_inodes) {
+    return absl::OkStatus();
+  }
+  return absl::ResourceExhaustedError(
+      absl::StrCat("no space to ", what, ": filesystem ", space->mount_point,
+                   space->fs_type.empty() ? "" : absl::StrCat(" (", space->fs_type, ")"),
+                   " holding ", dir_, " has ", HumanBytes(space->avail_bytes), " and ",
+                   space->avail_inodes, " inodes free; crid keeps ", HumanBytes(reserve_.bytes()),
+                   " free for removals (remove containers or images to make room)"));
 }
 
 absl::Status Store::Put(absl::string_view bucket, absl::string_view key, absl::string_view value) {

@@ -7,6 +7,12 @@
 // be atomic (an image tag moving from one image to another, a pod and its
 // containers removed together). With rename-per-file that needs a journal of our
 // own; SQLite's WAL gives it, with a checksummed log and decades of crash testing.
+//
+// A full disk must not stop crid: kubelet needs it then, to remove containers
+// and images. So Open writes nothing unless the schema must change, the
+// database is held in exclusive locking mode (its WAL index lives in memory,
+// not in a -shm file that a full disk cannot grow), and a spare file next to
+// the database is given up when a commit fails for lack of space.
 #pragma once
 
 #include <sqlite3.h>
@@ -23,8 +29,15 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "store/space.h"
 
 namespace crid {
+
+struct StoreOptions {
+  // Kept allocated in `<path>.reserve`, released when a commit fails with a
+  // full disk, refilled once there is twice as much free again. 0 disables.
+  uint64_t reserve_bytes = 4ull << 20;
+};
 
 class Store;
 
@@ -46,13 +59,24 @@ class Transaction {
 class Store {
  public:
   // Opens (creating if needed) the database at `path`. The file's directory must
-  // exist. Fails if the file is not a crid store or is corrupt.
-  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& path);
+  // exist. Fails if the file is not a crid store or is corrupt. An existing
+  // store of this schema is opened without writing to the disk. The process
+  // holds the database exclusively until the Store is destroyed.
+  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& path,
+                                                     StoreOptions options = {});
   ~Store();
 
   // Runs `fn` in one transaction; commits if it returns OK, rolls back otherwise
-  // and returns its status.
+  // and returns its status. When the commit fails because the disk is full,
+  // the space reserve is released and `fn` runs once more, so `fn` must only
+  // work through the transaction.
   absl::Status Update(absl::FunctionRef<absl::Status(Transaction&)> fn);
+
+  // For operations that make crid use more disk (new pods, containers,
+  // pulls): RESOURCE_EXHAUSTED naming the filesystem when it has less free
+  // than the reserve, or the reserve had to be used. `what` completes "no
+  // space to ...".
+  absl::Status CheckRoom(absl::string_view what);
 
   // Single-key conveniences, each its own transaction.
   absl::Status Put(absl::string_view bucket, absl::string_view key, absl::string_view value);
@@ -63,7 +87,7 @@ class Store {
 
  private:
   friend class Transaction;
-  explicit Store(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
+  Store(sqlite3* db, std::string path, const StoreOptions& options);
 
   // Prepared once, reused by every call; guarded by mu_ like db_.
   struct Statements {
@@ -75,7 +99,15 @@ class Store {
 
   absl::Status Prepare() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status Error(const char* what) const;
+  // The first column of the first row of `sql` as text ("" when no row).
+  absl::StatusOr<std::string> QueryText(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Creates the schema or brings it up to this version; reads only when it is current.
+  absl::Status EnsureSchema() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status UpdateOnce(absl::FunctionRef<absl::Status(Transaction&)> fn)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Fills the reserve again when there is room for it and as much to spare.
+  void MaybeRefillReserve() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status Error(const char* what);
   absl::Status PutLocked(absl::string_view bucket, absl::string_view key, absl::string_view value)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status DeleteLocked(absl::string_view bucket, absl::string_view key)
@@ -87,7 +119,12 @@ class Store {
   absl::Mutex mu_;
   sqlite3* db_ ABSL_GUARDED_BY(mu_);
   Statements stmts_ ABSL_GUARDED_BY(mu_);
+  // Set by Error() when SQLite reported SQLITE_FULL.
+  bool disk_full_ ABSL_GUARDED_BY(mu_) = false;
   const std::string path_;
+  // The directory holding the database, the reserve and the WAL.
+  const std::string dir_;
+  SpaceReserve reserve_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace crid
