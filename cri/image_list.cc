@@ -17,6 +17,9 @@ void ToCriImage(const image::ImageRecord& record, runtime::v1::Image* out) {
   }
   out->set_username(user.username);
   out->mutable_spec()->set_image(record.id());
+  out->mutable_spec()->mutable_annotations()->insert(record.annotations().begin(),
+                                                     record.annotations().end());
+  out->mutable_spec()->set_runtime_handler(record.runtime_handler());
   out->set_pinned(record.pinned());
 }
 

@@ -22,9 +22,13 @@ grpc::ServerUnaryReactor* ImageService::PullImage(grpc::CallbackServerContext* c
   auth.identity_token = request->auth().identity_token();
   auth.registry_token = request->auth().registry_token();
   auth.server_address = request->auth().server_address();
+  PullOptions options;
+  options.annotations.insert(request->image().annotations().begin(),
+                             request->image().annotations().end());
+  options.runtime_handler = request->image().runtime_handler();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  executor_.Run([this, name, auth, reactor, response] {
-    absl::StatusOr<std::string> id = images_->Pull(name, auth);
+  executor_.Run([this, name, auth, options, reactor, response] {
+    absl::StatusOr<std::string> id = images_->Pull(name, auth, options);
     if (!id.ok()) {
       reactor->Finish(ToGrpcStatus(
           absl::Status(id.status().code(),

@@ -175,11 +175,15 @@ absl::StatusOr<std::pair<image::ImageRecord, ImageLease>> ImageStore::Acquire(
   return std::make_pair(std::move(*record), std::move(lease));
 }
 
-absl::StatusOr<std::string> ImageStore::Pull(const std::string& image, const RegistryAuth& auth) {
+absl::StatusOr<std::string> ImageStore::Pull(const std::string& image, const RegistryAuth& auth,
+                                             const PullOptions& options) {
   CRID_ASSIGN_OR_RETURN(Reference ref, ParseReference(image));
   // Only pulls with the same credentials share a download: a pull without them
   // must not be answered by one whose credentials unlocked the image.
-  std::string key = absl::StrCat(ref.String(), "|", auth.Identity());
+  std::string key = absl::StrCat(ref.String(), "|", auth.Identity(), "|", options.runtime_handler);
+  for (const auto& [k, v] : options.annotations) {
+    absl::StrAppend(&key, "|", k.size(), ":", k, "=", v);
+  }
   std::shared_ptr<InFlight> flight;
   bool leader = false;
   {
@@ -198,7 +202,7 @@ absl::StatusOr<std::string> ImageStore::Pull(const std::string& image, const Reg
     flight->done.WaitForNotification();
     return flight->result;
   }
-  flight->result = DoPull(image, auth);
+  flight->result = DoPull(image, auth, options);
   {
     absl::MutexLock lock(&mu_);
     in_flight_.erase(key);
@@ -252,7 +256,8 @@ absl::Status ImageStore::EnsureLayer(const Reference& ref, const std::string& bl
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> ImageStore::DoPull(const std::string& image, const RegistryAuth& auth) {
+absl::StatusOr<std::string> ImageStore::DoPull(const std::string& image, const RegistryAuth& auth,
+                                               const PullOptions& options) {
   CRID_ASSIGN_OR_RETURN(Reference ref, ParseReference(image));
   absl::Time start = absl::Now();
   spdlog::info("pulling image {}", ref.String());
@@ -383,6 +388,8 @@ absl::StatusOr<std::string> ImageStore::DoPull(const std::string& image, const R
   for (const std::string& c : chains) {
     fresh.add_chain_ids(c);
   }
+  fresh.mutable_annotations()->insert(options.annotations.begin(), options.annotations.end());
+  fresh.set_runtime_handler(options.runtime_handler);
   std::vector<std::string> tags;
   if (!ref.TaggedName().empty()) {
     tags.push_back(ref.TaggedName());
@@ -412,7 +419,16 @@ absl::Status ImageStore::RecordImage(const image::ImageRecord& fresh,
   google::protobuf::RepeatedPtrField<std::string> old_digests = record.repo_digests();
   int64_t created = record.created();
   bool pinned = record.pinned();
+  // Annotations accumulate over pulls; a pull that names a handler sets it.
+  google::protobuf::Map<std::string, std::string> annotations = record.annotations();
+  for (const auto& [k, v] : fresh.annotations()) {
+    annotations[k] = v;
+  }
+  std::string handler =
+      fresh.runtime_handler().empty() ? record.runtime_handler() : fresh.runtime_handler();
   record = fresh;
+  *record.mutable_annotations() = std::move(annotations);
+  record.set_runtime_handler(handler);
   *record.mutable_repo_tags() = old_tags;
   *record.mutable_repo_digests() = old_digests;
   record.set_created(created);

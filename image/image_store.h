@@ -45,6 +45,12 @@ class ImageLease {
   std::vector<std::string> keys_;
 };
 
+// What a PullImage request says about the image besides its name.
+struct PullOptions {
+  std::map<std::string, std::string> annotations;
+  std::string runtime_handler;
+};
+
 class ImageStore {
  public:
   // `dir` is ROOT/images. Metadata goes to `store` (bucket "images").
@@ -54,7 +60,8 @@ class ImageStore {
 
   // Pulls `image` (any reference form) and returns its ID. Concurrent pulls of
   // the same reference with the same credentials share one download.
-  absl::StatusOr<std::string> Pull(const std::string& image, const RegistryAuth& auth);
+  absl::StatusOr<std::string> Pull(const std::string& image, const RegistryAuth& auth,
+                                   const PullOptions& options = {});
 
   // Loads the images of an OCI image-layout tar or a `docker save` tar and
   // returns their IDs. Names come from the archive (RepoTags, or the
@@ -130,7 +137,8 @@ class ImageStore {
         content_(std::move(content)),
         registry_(config) {}
 
-  absl::StatusOr<std::string> DoPull(const std::string& image, const RegistryAuth& auth);
+  absl::StatusOr<std::string> DoPull(const std::string& image, const RegistryAuth& auth,
+                                     const PullOptions& options);
   absl::Status EnsureLayer(const Reference& ref, const std::string& blob_digest, int64_t size,
                            const std::string& diff_id, const std::string& chain_id,
                            const RegistryAuth& auth, std::atomic<uint64_t>* progress);

@@ -209,6 +209,15 @@ absl::StatusOr<std::vector<std::string>> ImageStore::Import(const std::string& a
         std::string name = JsonString(*ann, "io.containerd.image.name");
         if (name.empty()) {
           name = JsonString(*ann, "org.opencontainers.image.ref.name");
+          // The OCI layout lets ref.name be a bare tag ("latest", "v1.2"),
+          // which names no repository: the image comes in unnamed (by ID)
+          // rather than as docker.io/library/latest.
+          if (!name.empty() && !absl::StrContains(name, '/') && !absl::StrContains(name, ':') &&
+              !absl::StrContains(name, '@')) {
+            spdlog::warn("import: {} is named only by the tag \"{}\"; imported by ID", digest,
+                         name);
+            name.clear();
+          }
         }
         if (!name.empty()) {
           names.push_back(name);

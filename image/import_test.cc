@@ -78,6 +78,46 @@ TEST_F(ImportTest, OciLayoutArchive) {
   EXPECT_EQ(*ReadFile(images_->LayerDir((*record)->chain_ids(0)) + "/hello"), "from oci");
 }
 
+// An OCI layout whose only name is a bare tag (as skopeo writes `oci:dir:tag`):
+// the image comes in by ID, not as an image called "latest".
+TEST_F(ImportTest, BareTagRefNameIsNotTakenAsAnImageName) {
+  std::string layer_tar = TarBuilder().File("hello", "tagged").Finish();
+  std::string config = Config(DigestOf(layer_tar), "");
+  std::string manifest = absl::StrCat(
+      "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","
+      "\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"",
+      DigestOf(config), "\",\"size\":", config.size(),
+      "},\"layers\":[{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\",\"digest\":\"",
+      DigestOf(layer_tar), "\",\"size\":", layer_tar.size(), "}]}");
+  std::string index = absl::StrCat(
+      "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"application/vnd.oci.image.manifest."
+      "v1+json\",\"digest\":\"",
+      DigestOf(manifest), "\",\"size\":", manifest.size(),
+      ",\"annotations\":{\"org.opencontainers.image.ref.name\":\"latest\"}}]}");
+  auto blob = [](const std::string& data) {
+    return "blobs/sha256/" + std::string(DigestHex(DigestOf(data)));
+  };
+  auto ids = Import(TarBuilder()
+                        .File("oci-layout", "{\"imageLayoutVersion\":\"1.0.0\"}")
+                        .File("index.json", index)
+                        .File(blob(manifest), manifest)
+                        .File(blob(config), config)
+                        .File(blob(layer_tar), layer_tar)
+                        .Finish());
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  auto list = images_->List();
+  ASSERT_TRUE(list.ok());
+  ASSERT_EQ(list->size(), 1u);
+  EXPECT_THAT((*list)[0].repo_tags(), ::testing::IsEmpty());
+  EXPECT_THAT((*list)[0].repo_digests(), ::testing::IsEmpty());
+  auto by_tag = images_->Resolve("latest");
+  ASSERT_TRUE(by_tag.ok());
+  EXPECT_FALSE(by_tag->has_value());
+  auto by_id = images_->Resolve(DigestOf(config));
+  ASSERT_TRUE(by_id.ok());
+  EXPECT_TRUE(by_id->has_value());
+}
+
 TEST_F(ImportTest, DockerSaveArchive) {
   std::string layer_tar = TarBuilder().File("bin/tool", "docker layer").Finish();
   std::string config = Config(DigestOf(layer_tar), "www-data");

@@ -181,6 +181,19 @@ absl::StatusOr<ImageManifest> ParseImageManifest(absl::string_view body) {
     return config.status();
   }
   m.config = *std::move(config);
+  // An OCI artifact (a Helm chart, a signature, an SBOM) uses the image
+  // manifest format but has no runnable filesystem: say so before any download.
+  std::string artifact_type = JsonString(*obj, "artifactType");
+  const std::string& config_type = m.config.media_type;
+  if (!artifact_type.empty() ||
+      (!config_type.empty() && config_type != "application/vnd.oci.image.config.v1+json" &&
+       config_type != "application/vnd.docker.container.image.v1+json")) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("this is an OCI artifact, not a container image (",
+                     artifact_type.empty() ? "config media type \"" + config_type + "\""
+                                           : "artifactType \"" + artifact_type + "\"",
+                     ")"));
+  }
   const google::protobuf::ListValue* layers = JsonList(*obj, "layers");
   if (layers == nullptr) {
     return absl::InvalidArgumentError("image manifest has no \"layers\" list");
@@ -194,6 +207,17 @@ absl::StatusOr<ImageManifest> ParseImageManifest(absl::string_view body) {
         ParseDescriptor(layers->values(i), absl::StrCat("image manifest layers[", i, "]"));
     if (!d.ok()) {
       return d.status();
+    }
+    const std::string& type = d->media_type;
+    if (absl::EndsWith(type, "+encrypted")) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("image manifest layers[", i, "] is encrypted (media type \"", type,
+                       "\"); crid has no keys to decrypt image layers"));
+    }
+    if (absl::StrContains(type, ".foreign.") || absl::StrContains(type, ".nondistributable.")) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "image manifest layers[", i, "] is a foreign (non-distributable) layer (media type \"",
+          type, "\"), which crid does not fetch from outside the registry"));
     }
     m.layers.push_back(*std::move(d));
   }

@@ -72,11 +72,13 @@ TEST(ManifestTest, ClassifiesByContentTypeOrBody) {
 }
 
 TEST(ManifestTest, ImageManifestAndConfig) {
-  std::string manifest = "{\"schemaVersion\":2,\"config\":{\"mediaType\":\"x\",\"digest\":\"" +
-                         DigestOf("c") +
-                         "\",\"size\":1},\"layers\":[{\"mediaType\":\"y\","
-                         "\"digest\":\"" +
-                         DigestOf("l") + "\",\"size\":123}]}";
+  std::string manifest =
+      "{\"schemaVersion\":2,\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\","
+      "\"digest\":\"" +
+      DigestOf("c") +
+      "\",\"size\":1},\"layers\":[{\"mediaType\":\"y\","
+      "\"digest\":\"" +
+      DigestOf("l") + "\",\"size\":123}]}";
   auto m = ParseImageManifest(manifest);
   ASSERT_TRUE(m.ok()) << m.status();
   EXPECT_EQ(m->config.digest, DigestOf("c"));
@@ -102,6 +104,46 @@ TEST(ManifestTest, ImageManifestAndConfig) {
   EXPECT_EQ(chain[1], DigestOf(DigestOf("a") + " " + DigestOf("b")));
   EXPECT_FALSE(ParseImageConfig("{\"rootfs\":{\"diff_ids\":[\"bad\"]}}").ok());
   EXPECT_FALSE(ParseImageConfig("{}").ok());
+}
+
+std::string ManifestWith(const std::string& config_type, const std::string& layer_type,
+                         const std::string& extra = "") {
+  std::string digest = "sha256:" + std::string(64, 'a');
+  return "{\"schemaVersion\":2," + extra + "\"config\":{\"mediaType\":\"" + config_type +
+         "\",\"digest\":\"" + digest + "\",\"size\":2},\"layers\":[{\"mediaType\":\"" + layer_type +
+         "\",\"digest\":\"" + digest + "\",\"size\":3}]}";
+}
+
+// Refused up front with the reason, before anything is downloaded.
+TEST(ManifestTest, ArtifactsForeignAndEncryptedLayersAreRefusedByName) {
+  const std::string oci_config = "application/vnd.oci.image.config.v1+json";
+  const std::string gzip = "application/vnd.oci.image.layer.v1.tar+gzip";
+  EXPECT_TRUE(ParseImageManifest(ManifestWith(oci_config, gzip)).ok());
+  EXPECT_TRUE(ParseImageManifest(ManifestWith("application/vnd.docker.container.image.v1+json",
+                                              "application/vnd.docker.image.rootfs.diff.tar.gzip"))
+                  .ok());
+
+  auto helm = ParseImageManifest(ManifestWith("application/vnd.cncf.helm.config.v1+json", gzip));
+  EXPECT_EQ(helm.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(helm.status().message()), HasSubstr("artifact"));
+  EXPECT_THAT(std::string(helm.status().message()), HasSubstr("helm"));
+
+  auto sbom = ParseImageManifest(ManifestWith("application/vnd.oci.empty.v1+json", gzip,
+                                              "\"artifactType\":\"application/spdx+json\","));
+  EXPECT_EQ(sbom.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(sbom.status().message()), HasSubstr("application/spdx+json"));
+
+  auto foreign = ParseImageManifest(
+      ManifestWith(oci_config, "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"));
+  EXPECT_EQ(foreign.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(foreign.status().message()), HasSubstr("foreign"));
+  auto nondist = ParseImageManifest(
+      ManifestWith(oci_config, "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"));
+  EXPECT_EQ(nondist.status().code(), absl::StatusCode::kFailedPrecondition);
+
+  auto encrypted = ParseImageManifest(ManifestWith(oci_config, gzip + "+encrypted"));
+  EXPECT_EQ(encrypted.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(encrypted.status().message()), HasSubstr("encrypted"));
 }
 
 TEST(ManifestTest, AuthChallengeParsing) {
