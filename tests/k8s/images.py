@@ -28,7 +28,7 @@ Each tag is pushed as an OCI image index with one linux/amd64 manifest (upstream
 are multi-platform lists); --plain pushes the manifests alone.
 
 usage: images.py --registry HOST:PORT --inputs DIR [--plain] [--list]
-  DIR holds: busybox (binary), nginx (binary), ipcs, pgrep, pause, nnp, agnhost
+  DIR holds: busybox (binary), nginx (binary), ipcs, pgrep, pause, nnp, and agnhost (optional)
 """
 import argparse
 import gzip
@@ -377,7 +377,14 @@ def define_images(b):
     b.image("nonewprivs", [base, nnp], cmd=["nnp"])
     b.tag("nonewprivs", "e2e-test-images/nonewprivs:1.3")
 
-    # ---- agnhost: Kubernetes' test/images/agnhost
+    # ---- agnhost: Kubernetes' test/images/agnhost (left out when not built)
+    if os.path.isfile(os.path.join(b.inputs, "agnhost")):
+        define_agnhost(b, base)
+
+    define_cri_tools_images(b, base)
+
+
+def define_agnhost(b, base):
     def agnhost(l):
         l.add_host_file("agnhost", b.input("agnhost"))
         l.symlink("agnhost-2", "agnhost")
@@ -390,6 +397,8 @@ def define_images(b):
             ports=["80/tcp", "8080/tcp", "8081/tcp", "9376/tcp", "5000/tcp"])
     b.tag("agnhost", "e2e-test-images/agnhost:%s" % os.environ.get("AGNHOST_VERSION", "2.66.1"))
 
+
+def define_cri_tools_images(b, base):
     # ---- cri-tools' images (cri-tools images/: image-user, image-predefined-group, image-test)
     for name, user in [("test-image-user-uid", "1002"), ("test-image-user-username", "www-data"),
                        ("test-image-user-uid-group", "1003:1004"),

@@ -9,16 +9,23 @@
 # registry already started by tests/k8s/critest.sh is left running. Registry data lives in
 # $CRID_K8S_CACHE/registry (default /var/cache/crid-k8s). Rerunning is cheap: images are
 # reproducible, and blobs the registry holds are not sent again.
-#   IMAGE_PLAIN=1 tests/k8s/images.sh   push plain manifests instead of one-entry indexes
+#   tests/k8s/images.sh [--critest-only]   --critest-only leaves out agnhost (saves its build)
+#   IMAGE_PLAIN=1 tests/k8s/images.sh      push plain manifests instead of one-entry indexes
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lib.sh"
+CRITEST_ONLY=0
+case "${1:-}" in
+  --critest-only) CRITEST_ONLY=1 ;;
+  "") ;;
+  *) echo "usage: $0 [--critest-only]" >&2; exit 2 ;;
+esac
 
 ensure_packages gcc:/usr/bin/gcc libc6-dev:/usr/lib/x86_64-linux-gnu/libc.a python3:/usr/bin/python3 \
   util-linux:/usr/bin/ipcs procps:/usr/bin/pgrep
 
 # agnhost and nnp come from the pinned Kubernetes build (a no-op when it is cached).
-"$HERE/build.sh" >&2
+if [ "$CRITEST_ONLY" = 1 ]; then "$HERE/build.sh" nnp >&2; else "$HERE/build.sh" nnp agnhost >&2; fi
 BIN=$("$HERE/build.sh" --print-bin)
 K8S_SRC=$CACHE/gopath/pkg/mod/k8s.io/kubernetes@$K8S_VERSION
 
@@ -48,9 +55,14 @@ install -m 0755 /usr/bin/pgrep "$IN/pgrep"
 dpkg-query -W util-linux procps libc6 >>"$IN/VERSIONS.new"
 # Kubernetes' pause, as its build/pause/Makefile compiles it.
 gcc -Os -Wall -Werror -static -DVERSION=v3.10.2-crid-test -o "$IN/pause" "$K8S_SRC/build/pause/linux/pause.c"
-install -m 0755 "$BIN/agnhost" "$IN/agnhost"
 install -m 0755 "$BIN/nnp" "$IN/nnp"
-echo "kubernetes $K8S_VERSION (pause.c, agnhost $AGNHOST_VERSION, nnp)" >>"$IN/VERSIONS.new"
+if [ "$CRITEST_ONLY" = 1 ]; then
+  rm -f "$IN/agnhost"
+  echo "kubernetes $K8S_VERSION (pause.c, nnp)" >>"$IN/VERSIONS.new"
+else
+  install -m 0755 "$BIN/agnhost" "$IN/agnhost"
+  echo "kubernetes $K8S_VERSION (pause.c, nnp, agnhost $AGNHOST_VERSION)" >>"$IN/VERSIONS.new"
+fi
 mv "$IN/VERSIONS.new" "$IN/VERSIONS"
 
 registry_up
