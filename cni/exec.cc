@@ -3,11 +3,14 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 
 #include "absl/strings/match.h"
@@ -29,43 +32,9 @@ bool IsExecutableFile(const std::string& path) {
   return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && access(path.c_str(), X_OK) == 0;
 }
 
-// The plugin's structured error ({"code","msg","details"}), or its raw output.
-std::string PluginErrorMessage(const std::string& out, const std::string& err) {
-  absl::StatusOr<JsonValue> doc = ParseJson(out);
-  if (doc.ok() && doc->kind_case() == JsonValue::kStructValue) {
-    std::string msg = StringField(doc->struct_value(), "msg");
-    std::string details = StringField(doc->struct_value(), "details");
-    if (!msg.empty()) {
-      return details.empty() ? msg : absl::StrCat(msg, ": ", details);
-    }
-  }
-  std::string text = out.empty() ? err : out;
-  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) {
-    text.pop_back();
-  }
-  return text.empty() ? "no output" : text;
-}
-
-}  // namespace
-
-absl::StatusOr<std::string> FindPlugin(const std::string& type,
-                                       const std::vector<std::string>& bin_dirs) {
-  if (type.empty() || absl::StrContains(type, '/')) {
-    return absl::InvalidArgumentError(absl::StrCat("invalid CNI plugin type \"", type, "\""));
-  }
-  for (const std::string& dir : bin_dirs) {
-    std::string path = absl::StrCat(dir, "/", type);
-    if (IsExecutableFile(path)) {
-      return path;
-    }
-  }
-  return absl::NotFoundError(absl::StrCat("failed to find CNI plugin \"", type, "\" in path [",
-                                          absl::StrJoin(bin_dirs, ":"), "]"));
-}
-
-absl::StatusOr<std::string> ExecPlugin(const std::string& binary, const PluginInvocation& inv,
-                                       const std::string& stdin_data, absl::Duration timeout) {
-  // Everything the child needs is built before fork: it only calls dup2/execve.
+// crid's environment without CNI_* variables, PATH with the sbin directories,
+// and the CNI_* variables of `inv`.
+std::vector<std::string> PluginEnvironment(const PluginInvocation& inv) {
   std::vector<std::string> env;
   bool has_path = false;
   for (char** e = environ; *e != nullptr; ++e) {
@@ -101,6 +70,145 @@ absl::StatusOr<std::string> ExecPlugin(const std::string& binary, const PluginIn
   env.push_back("CNI_IFNAME=" + inv.ifname);
   env.push_back("CNI_ARGS=" + absl::StrJoin(args, ";"));
   env.push_back("CNI_PATH=" + absl::StrJoin(inv.bin_dirs, ":"));
+  return env;
+}
+
+// CNI's well-known error codes (spec, "Error"), named in messages.
+const char* CniErrorName(int code) {
+  switch (code) {
+    case 1:
+      return "incompatible CNI version";
+    case 2:
+      return "unsupported field in network configuration";
+    case 3:
+      return "container unknown or does not exist";
+    case 4:
+      return "invalid necessary environment variables";
+    case 5:
+      return "I/O failure";
+    case 6:
+      return "failed to decode content";
+    case 7:
+      return "invalid network config";
+    case kCniErrorTryAgainLater:
+      return "try again later";
+    case 50:
+      return "plugin not available";
+    case 51:
+      return "plugin not available, limited connectivity";
+    default:
+      return nullptr;
+  }
+}
+
+struct PluginFailure {
+  int code = 0;  // the CNI error code, 0 when the plugin gave none
+  std::string message;
+};
+
+// The plugin's structured error ({"code","msg","details"}), or its raw output.
+PluginFailure ReadPluginFailure(const std::string& out, const std::string& err) {
+  PluginFailure failure;
+  absl::StatusOr<JsonValue> doc = ParseJson(out);
+  if (doc.ok() && doc->kind_case() == JsonValue::kStructValue) {
+    const JsonObject& obj = doc->struct_value();
+    if (const JsonValue* code = Field(obj, "code");
+        code != nullptr && code->kind_case() == JsonValue::kNumberValue) {
+      failure.code = static_cast<int>(code->number_value());
+    }
+    std::string msg = StringField(obj, "msg");
+    std::string details = StringField(obj, "details");
+    if (!msg.empty()) {
+      failure.message = details.empty() ? msg : absl::StrCat(msg, ": ", details);
+      return failure;
+    }
+  }
+  std::string text = out.empty() ? err : out;
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) {
+    text.pop_back();
+  }
+  failure.message = text.empty() ? "no output" : text;
+  return failure;
+}
+
+// Whether `pid` (a child not yet reaped) has exited; it stays a zombie, so
+// its PID, and with it the process group ID, cannot be reused.
+bool HasExited(pid_t pid) {
+  siginfo_t info = {};
+  return waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+         info.si_pid == pid;
+}
+
+// The kernel's struct sigaction (rt_sigaction(2)), for the signals libc's
+// sigaction refuses to touch.
+struct KernelSigaction {
+  sighandler_t handler;
+  unsigned long flags;  // NOLINT(runtime/int): the kernel's type
+  void (*restorer)();
+  uint64_t mask;
+};
+
+// Everything between fork and execve: only async-signal-safe calls (crid has
+// threads). The plugin gets its own process group (so the group can be killed
+// with everything it started), crid's blocked signals and ignored signals
+// undone, and no descriptors but 0-2.
+[[noreturn]] void ExecChild(int in, int out, int err, char* const argv[], char* const envp[],
+                            int max_fd) {
+  setpgid(0, 0);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig != SIGKILL && sig != SIGSTOP && signal(sig, SIG_DFL) == SIG_ERR) {
+      // libc refuses its own signals (32 and 33 with glibc), which crid can
+      // inherit ignored; the kernel does not.
+      KernelSigaction dfl = {};
+      dfl.handler = SIG_DFL;
+      syscall(SYS_rt_sigaction, sig, &dfl, nullptr, sizeof(dfl.mask));
+    }
+  }
+  int fds[3] = {in, out, err};
+  for (int& fd : fds) {
+    // A pipe end that is itself 0-2 must not be overwritten by another's dup2.
+    if (fd < 3) {
+      fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    }
+  }
+  for (int i = 0; i < 3; ++i) {
+    if (dup2(fds[i], i) < 0) {
+      _exit(127);
+    }
+  }
+  if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0) {
+    for (int fd = 3; fd < max_fd; ++fd) {
+      close(fd);
+    }
+  }
+  execve(argv[0], argv, envp);
+  _exit(127);
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> FindPlugin(const std::string& type,
+                                       const std::vector<std::string>& bin_dirs) {
+  if (type.empty() || absl::StrContains(type, '/')) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid CNI plugin type \"", type, "\""));
+  }
+  for (const std::string& dir : bin_dirs) {
+    std::string path = absl::StrCat(dir, "/", type);
+    if (IsExecutableFile(path)) {
+      return path;
+    }
+  }
+  return absl::NotFoundError(absl::StrCat("failed to find CNI plugin \"", type, "\" in path [",
+                                          absl::StrJoin(bin_dirs, ":"), "]"));
+}
+
+absl::StatusOr<std::string> ExecPlugin(const std::string& binary, const PluginInvocation& inv,
+                                       const std::string& stdin_data, absl::Duration timeout) {
+  // Everything the child needs is built before fork (see ExecChild).
+  std::vector<std::string> env = PluginEnvironment(inv);
   std::vector<char*> envp;
   envp.reserve(env.size() + 1);
   for (std::string& e : env) {
@@ -109,6 +217,12 @@ absl::StatusOr<std::string> ExecPlugin(const std::string& binary, const PluginIn
   envp.push_back(nullptr);
   std::string argv0 = binary;
   char* argv[] = {argv0.data(), nullptr};
+
+  struct rlimit nofile = {};
+  getrlimit(RLIMIT_NOFILE, &nofile);
+  const int max_fd = nofile.rlim_cur == RLIM_INFINITY
+                         ? 65536
+                         : static_cast<int>(std::min<rlim_t>(nofile.rlim_cur, 1 << 20));
 
   int in[2], out[2], err[2];
   if (pipe2(in, O_CLOEXEC) != 0) {
@@ -129,16 +243,18 @@ absl::StatusOr<std::string> ExecPlugin(const std::string& binary, const PluginIn
     return ErrnoError(errno, "fork for CNI plugin ", binary);
   }
   if (pid == 0) {
-    dup2(in_r.get(), 0);
-    dup2(out_w.get(), 1);
-    dup2(err_w.get(), 2);
-    execve(argv0.c_str(), argv, envp.data());
-    _exit(127);
+    ExecChild(in_r.get(), out_w.get(), err_w.get(), argv, envp.data(), max_fd);
   }
+  // Also from this side, so the group exists before a kill can be needed
+  // (EACCES once the child has exec'd: it did it itself by then).
+  setpgid(pid, pid);
   in_r.reset();
   out_w.reset();
   err_w.reset();
   fcntl(in_w.get(), F_SETFL, O_NONBLOCK);
+  // Readable once the plugin exits; without pidfds (Linux < 5.3) exits are
+  // noticed by polling.
+  UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
 
   std::string stdout_data, stderr_data;
   size_t written = 0;
@@ -147,8 +263,22 @@ absl::StatusOr<std::string> ExecPlugin(const std::string& binary, const PluginIn
   }
   const absl::Time deadline = absl::Now() + timeout;
   bool timed_out = false;
-  while (out_r.valid() || err_r.valid()) {
-    struct pollfd fds[3];
+  bool too_much = false;
+  bool exited = false;
+  int poll_errno = 0;
+  for (;;) {
+    exited = exited || HasExited(pid);
+    // Done when the plugin has exited and nothing (a process it started) holds
+    // its output open any more; either one alone may take forever.
+    if (exited && !out_r.valid() && !err_r.valid()) {
+      break;
+    }
+    absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) {
+      timed_out = true;
+      break;
+    }
+    struct pollfd fds[4];
     int n = 0;
     int out_i = -1, err_i = -1, in_i = -1;
     if (out_r.valid()) {
@@ -163,28 +293,42 @@ absl::StatusOr<std::string> ExecPlugin(const std::string& binary, const PluginIn
       in_i = n;
       fds[n++] = {in_w.get(), POLLOUT, 0};
     }
-    absl::Duration left = deadline - absl::Now();
-    if (left <= absl::ZeroDuration()) {
-      timed_out = true;
-      break;
+    int64_t wait_ms = absl::ToInt64Milliseconds(left) + 1;
+    if (!exited) {
+      if (pidfd.valid()) {
+        fds[n++] = {pidfd.get(), POLLIN, 0};
+      } else {
+        wait_ms = std::min<int64_t>(wait_ms, 20);
+      }
     }
-    int r = poll(fds, n, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
+    int r = poll(fds, n, static_cast<int>(std::min<int64_t>(wait_ms, 1 << 30)));
     if (r < 0 && errno != EINTR) {
+      poll_errno = errno;
       break;
     }
-    char buf[16384];
-    auto drain = [&](int i, UniqueFd& fd, std::string& sink) {
-      if (i >= 0 && (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) != 0) {
-        ssize_t got = read(fd.get(), buf, sizeof(buf));
-        if (got > 0) {
-          sink.append(buf, static_cast<size_t>(got));
-        } else if (got == 0 || errno != EINTR) {
-          fd.reset();
-        }
+    if (r <= 0) {
+      continue;
+    }
+    char buf[65536];
+    auto drain = [&](int i, UniqueFd& fd, std::string& sink, size_t keep) {
+      if (i < 0 || (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) {
+        return;
+      }
+      ssize_t got = read(fd.get(), buf, sizeof(buf));
+      if (got > 0) {
+        sink.append(buf, std::min(static_cast<size_t>(got), keep - std::min(keep, sink.size())));
+      } else if (got == 0 || errno != EINTR) {
+        fd.reset();
       }
     };
-    drain(out_i, out_r, stdout_data);
-    drain(err_i, err_r, stderr_data);
+    // One byte more than allowed is enough to know it is too much.
+    drain(out_i, out_r, stdout_data, kMaxPluginOutputBytes + 1);
+    // Diagnostics only: kept up to the cap, the rest read and dropped.
+    drain(err_i, err_r, stderr_data, kMaxPluginOutputBytes);
+    if (stdout_data.size() > kMaxPluginOutputBytes) {
+      too_much = true;
+      break;
+    }
     if (in_i >= 0 && (fds[in_i].revents & (POLLOUT | POLLERR | POLLHUP)) != 0) {
       ssize_t put = write(in_w.get(), stdin_data.data() + written, stdin_data.size() - written);
       if (put > 0) {
@@ -197,16 +341,31 @@ absl::StatusOr<std::string> ExecPlugin(const std::string& binary, const PluginIn
     }
   }
   in_w.reset();
-  if (timed_out) {
+  out_r.reset();
+  err_r.reset();
+  if (timed_out || too_much || poll_errno != 0) {
+    // The whole group: a plugin's children (iptables, a hung helper) die with
+    // it. The plugin is not reaped yet, so the group ID is still its own.
+    kill(-pid, SIGKILL);
     kill(pid, SIGKILL);
   }
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
+  if (poll_errno != 0) {
+    return ErrnoError(poll_errno, "poll output of CNI plugin ", binary);
+  }
   if (timed_out) {
-    return absl::DeadlineExceededError(absl::StrCat("CNI plugin ", binary, " ", inv.command,
-                                                    " did not finish within ",
-                                                    absl::FormatDuration(timeout), "; killed"));
+    return absl::DeadlineExceededError(
+        absl::StrCat("CNI plugin ", binary, " ", inv.command, " did not finish within ",
+                     absl::FormatDuration(timeout),
+                     exited ? " (it exited, but a process it started kept its output open)" : "",
+                     "; killed with its process group"));
+  }
+  if (too_much) {
+    return absl::ResourceExhaustedError(absl::StrCat("CNI plugin ", binary, " ", inv.command,
+                                                     " wrote more than ", kMaxPluginOutputBytes,
+                                                     " bytes to stdout; killed"));
   }
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
     return stdout_data;
@@ -216,8 +375,19 @@ absl::StatusOr<std::string> ExecPlugin(const std::string& binary, const PluginIn
   if (WIFEXITED(status) && WEXITSTATUS(status) == 127 && stdout_data.empty()) {
     return absl::InternalError(absl::StrCat("CNI plugin ", binary, " could not be executed"));
   }
-  return absl::InternalError(absl::StrCat("CNI plugin ", binary, " ", inv.command, " failed (", how,
-                                          "): ", PluginErrorMessage(stdout_data, stderr_data)));
+  PluginFailure failure = ReadPluginFailure(stdout_data, stderr_data);
+  if (failure.code != 0) {
+    const char* name = CniErrorName(failure.code);
+    absl::StrAppend(&how, ", CNI error code ", failure.code, name != nullptr ? " \"" : "",
+                    name != nullptr ? name : "", name != nullptr ? "\"" : "");
+  }
+  std::string message = absl::StrCat("CNI plugin ", binary, " ", inv.command, " failed (", how,
+                                     "): ", failure.message);
+  // "Try again later": the caller (kubelet) retries an UNAVAILABLE answer.
+  if (failure.code == kCniErrorTryAgainLater) {
+    return absl::UnavailableError(message);
+  }
+  return absl::InternalError(message);
 }
 
 }  // namespace crid::cni

@@ -1,8 +1,11 @@
 // Runs one CNI plugin binary the way the CNI spec says: CNI_* variables in the
 // environment, the network configuration on stdin, the result (or a structured
-// error) on stdout. Hung plugins are killed by PID after a deadline.
+// error) on stdout. A plugin runs in its own process group, which is killed
+// whole when the plugin (or anything it started that holds its output) outlives
+// the deadline, and its output is capped.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <utility>
 #include <vector>
@@ -25,9 +28,17 @@ struct PluginInvocation {
 absl::StatusOr<std::string> FindPlugin(const std::string& type,
                                        const std::vector<std::string>& bin_dirs);
 
-// Executes `binary` with `stdin_data`. On exit 0 returns stdout. Otherwise the
-// error carries the plugin's own message ("msg" and "details" of the CNI error
-// object, or its stderr), with code UNAVAILABLE for a timeout.
+// Most a plugin may write to stdout; more is refused (the plugin is killed).
+inline constexpr size_t kMaxPluginOutputBytes = size_t{1} << 20;
+// CNI's "try again later" error code.
+inline constexpr int kCniErrorTryAgainLater = 11;
+
+// Executes `binary` with `stdin_data`, with default signal dispositions, an
+// empty signal mask and only descriptors 0-2. On exit 0 returns stdout.
+// Otherwise the error carries the plugin's own message ("msg" and "details" of
+// the CNI error object, or its stderr) and its CNI error code, with status code
+// UNAVAILABLE for code 11 (try again later), DEADLINE_EXCEEDED for a timeout and
+// RESOURCE_EXHAUSTED for output over kMaxPluginOutputBytes.
 absl::StatusOr<std::string> ExecPlugin(const std::string& binary, const PluginInvocation& inv,
                                        const std::string& stdin_data, absl::Duration timeout);
 
