@@ -179,7 +179,7 @@ T_CRID=$(( $(date +%s) - t ))
 
 # ---- 3. registry and images
 t=$(date +%s)
-registry_up || die "docker-registry did not start"
+registry_up adopt || die "docker-registry did not start"
 "$HERE/images.sh" --critest-only >&2 || die "tests/k8s/images.sh failed"
 T_IMAGES=$(( $(date +%s) - t ))
 

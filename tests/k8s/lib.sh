@@ -30,10 +30,17 @@ registry_healthy() {
 # Starts Debian's docker-registry (CNCF distribution) on 127.0.0.1:$REGISTRY_PORT with its data
 # under $REGISTRY_DIR, unless the one this script family started earlier still serves.
 # Sets REGISTRY_STARTED_HERE=1 when it started one; registry_down stops only that one.
+# With "adopt", a registry that an earlier run started and never stopped (its command line
+# names our config file) is taken over, so that registry_down stops it.
 registry_up() {
   ensure_packages docker-registry:/usr/bin/docker-registry curl:/usr/bin/curl
   mkdir -p "$REGISTRY_DIR/data"
-  if [ -f "$REGISTRY_PIDFILE" ] && kill -0 "$(cat "$REGISTRY_PIDFILE")" 2>/dev/null && registry_healthy; then
+  local old
+  old=$(cat "$REGISTRY_PIDFILE" 2>/dev/null || true)
+  if [ -n "$old" ] && kill -0 "$old" 2>/dev/null && registry_healthy; then
+    if [ "${1:-}" = adopt ] && tr '\0' ' ' <"/proc/$old/cmdline" 2>/dev/null | grep -qF "$REGISTRY_DIR/config.yml"; then
+      REGISTRY_STARTED_HERE=1
+    fi
     return 0
   fi
   if registry_healthy; then
