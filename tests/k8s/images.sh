@@ -45,14 +45,14 @@ deb_binary() { # PACKAGE PATH-IN-PACKAGE OUTPUT-NAME
       { echo "images.sh: FAIL: cannot download Debian package $pkg" >&2; exit 1; }
   fi
   install -m 0755 "$dir/root/$path" "$IN/$out"
-  dpkg-deb -f "$dir"/*.deb Package Version | paste -sd' ' >>"$IN/VERSIONS.new"
+  dpkg-deb --showformat='${Package} ${Version}\n' -W "$dir"/*.deb >>"$IN/VERSIONS.new"
 }
 : >"$IN/VERSIONS.new"
 deb_binary busybox bin/busybox busybox
 deb_binary nginx usr/sbin/nginx nginx
 install -m 0755 /usr/bin/ipcs "$IN/ipcs"
 install -m 0755 /usr/bin/pgrep "$IN/pgrep"
-dpkg-query -W util-linux procps libc6 >>"$IN/VERSIONS.new"
+dpkg-query --showformat='${Package} ${Version}\n' -W util-linux procps libc6 >>"$IN/VERSIONS.new"
 # Kubernetes' pause, as its build/pause/Makefile compiles it.
 gcc -Os -Wall -Werror -static -DVERSION=v3.10.2-crid-test -o "$IN/pause" "$K8S_SRC/build/pause/linux/pause.c"
 install -m 0755 "$BIN/nnp" "$IN/nnp"
