@@ -23,6 +23,7 @@
 #include "tests/cni_fixture.h"
 #include "tests/crid_process.h"
 #include "tests/image_registry_fixture.h"
+#include "tests/leak_census.h"
 #include "tests/streaming_client.h"
 
 namespace crid {
@@ -31,6 +32,7 @@ namespace {
 using ::crid::streaming_test::SpdyClient;
 using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 using ::testing::Not;
 namespace v1 = ::runtime::v1;
 
@@ -55,6 +57,12 @@ class ContainerEndToEndTest : public ::testing::Test {
   void SetUp() override {
     ASSERT_EQ(::access("/usr/sbin/runc", X_OK), 0) << "runc is required (tools/install-deps.sh)";
     image_ = registry_->host() + "/test/busybox:latest";
+    census_ = std::make_unique<LeakCensus>(
+        LeakCensusOptions{tmp_.Sub("root"),
+                          tmp_.Sub("state"),
+                          network_.bridge(),
+                          network_.network_name(),
+                          {tmp_.Sub("crid.log"), tmp_.Sub("crid-teardown.log")}});
     std::ofstream(tmp_.Sub("crid.json")) << absl::StrCat(
         R"({"cni":{"confDir":")", network_.conf_dir(), R"(","binDirs":[")", kSystemCniBinDir,
         R"("]},"pod":{"pauseBinary":")", RunfilePath("pause/crid-pause"),
@@ -70,37 +78,45 @@ class ContainerEndToEndTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    // Remove every pod (and so every container and shim) this test made.
-    if (crid_ && crid_->running()) {
-      grpc::ClientContext ctx;
-      v1::ListPodSandboxResponse list;
-      if (stub_->ListPodSandbox(&ctx, {}, &list).ok()) {
-        for (const auto& pod : list.items()) {
-          grpc::ClientContext c1;
-          v1::StopPodSandboxRequest stop;
-          stop.set_pod_sandbox_id(pod.id());
-          v1::StopPodSandboxResponse r1;
-          (void)stub_->StopPodSandbox(&c1, stop, &r1);
-          grpc::ClientContext c2;
-          v1::RemovePodSandboxRequest rm;
-          rm.set_pod_sandbox_id(pod.id());
-          v1::RemovePodSandboxResponse r2;
-          grpc::Status st = stub_->RemovePodSandbox(&c2, rm, &r2);
-          EXPECT_TRUE(st.ok()) << st.error_message();
-        }
-      }
-      crid_->Signal(SIGTERM);
-      EXPECT_EQ(crid_->Wait(absl::Seconds(30)), 0);
+    if (census_ == nullptr) {
+      return;  // SetUp stopped before anything was made
     }
+    // Remove every pod (and so every container and shim) this test made,
+    // through crid; a test that left crid down gets one for this.
+    if (crid_ == nullptr || !crid_->running()) {
+      crid_ = StartCrid("crid-teardown.log");
+    }
+    grpc::ClientContext ctx;
+    v1::ListPodSandboxResponse list;
+    if (stub_->ListPodSandbox(&ctx, {}, &list).ok()) {
+      for (const auto& pod : list.items()) {
+        grpc::ClientContext c1;
+        v1::StopPodSandboxRequest stop;
+        stop.set_pod_sandbox_id(pod.id());
+        v1::StopPodSandboxResponse r1;
+        (void)stub_->StopPodSandbox(&c1, stop, &r1);
+        grpc::ClientContext c2;
+        v1::RemovePodSandboxRequest rm;
+        rm.set_pod_sandbox_id(pod.id());
+        v1::RemovePodSandboxResponse r2;
+        grpc::Status st = stub_->RemovePodSandbox(&c2, rm, &r2);
+        EXPECT_TRUE(st.ok()) << st.error_message();
+      }
+    }
+    crid_->Signal(SIGTERM);
+    EXPECT_EQ(crid_->Wait(absl::Seconds(30)), 0) << Log();
+    crid_.reset();
+    // Nothing crid made for the test's pods and containers is left on the host.
+    EXPECT_THAT(census_->Leaks(), IsEmpty()) << Log();
   }
 
-  std::unique_ptr<CridProcess> StartCrid() {
+  std::unique_ptr<CridProcess> StartCrid(const std::string& log = "crid.log") {
     auto crid = std::make_unique<CridProcess>(
         RunfilePath("crid"),
         std::vector<std::string>{"--config", tmp_.Sub("crid.json"), "--root", tmp_.Sub("root"),
                                  "--state", tmp_.Sub("state"), "--listen",
                                  "unix://" + tmp_.Sub("crid.sock"), "--log-level", "debug"});
-    crid->Start(tmp_.Sub("crid.log"));
+    crid->Start(tmp_.Sub(log));
     EXPECT_TRUE(crid->WaitForSocket(tmp_.Sub("crid.sock"), absl::Seconds(30))) << Log();
     auto channel =
         grpc::CreateChannel("unix://" + tmp_.Sub("crid.sock"), grpc::InsecureChannelCredentials());
@@ -333,6 +349,7 @@ class ContainerEndToEndTest : public ::testing::Test {
   static TestRegistry* registry_;
   TempDir tmp_;
   TestCniNetwork network_;
+  std::unique_ptr<LeakCensus> census_;
   std::string image_;
   std::unique_ptr<CridProcess> crid_;
   std::unique_ptr<v1::RuntimeService::Stub> stub_;

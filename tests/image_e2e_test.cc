@@ -15,12 +15,14 @@
 #include "proto/cri_api.grpc.pb.h"
 #include "tests/crid_process.h"
 #include "tests/image_registry_fixture.h"
+#include "tests/leak_census.h"
 
 namespace crid {
 namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 namespace v1 = ::runtime::v1;
 
 class ImageE2eTest : public ::testing::Test {
@@ -56,6 +58,8 @@ class ImageE2eTest : public ::testing::Test {
     if (crid_ != nullptr) {
       StopCrid();
     }
+    // Pulls mount nothing and leave no process behind.
+    EXPECT_THAT(census_.Leaks(), IsEmpty()) << Log();
   }
 
   std::string socket() const { return tmp_.Sub("crid.sock"); }
@@ -89,6 +93,9 @@ class ImageE2eTest : public ::testing::Test {
   }
 
   TempDir tmp_;
+  // Counted when the fixture is made, before SetUp starts anything.
+  LeakCensus census_{
+      LeakCensusOptions{tmp_.Sub("root"), tmp_.Sub("state"), "", "", {tmp_.Sub("crid.log")}}};
   TestRegistry registry_;
   std::unique_ptr<CridProcess> crid_;
   std::unique_ptr<v1::ImageService::Stub> stub_;

@@ -14,11 +14,13 @@
 #include "proto/cri_api.grpc.pb.h"
 #include "tests/cni_fixture.h"
 #include "tests/crid_process.h"
+#include "tests/leak_census.h"
 
 namespace crid {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 using ::testing::StartsWith;
 namespace v1 = ::runtime::v1;
 
@@ -29,15 +31,42 @@ class SandboxEndToEndTest : public ::testing::Test {
         << absl::StrCat(R"({"cni":{"confDir":")", network_.conf_dir(), R"(","binDirs":[")",
                         kSystemCniBinDir, R"("]},"pod":{"pauseBinary":")",
                         RunfilePath("pause/crid-pause"), R"(","shmSizeBytes":"8388608"}})");
+    census_ = std::make_unique<LeakCensus>(
+        LeakCensusOptions{tmp_.Sub("root"),
+                          tmp_.Sub("state"),
+                          network_.bridge(),
+                          network_.network_name(),
+                          {tmp_.Sub("crid.log"), tmp_.Sub("crid-teardown.log")}});
   }
 
-  std::unique_ptr<CridProcess> StartCrid() {
+  void TearDown() override {
+    // Whatever a failed test left: a crid on the same root and state removes
+    // every pod, then nothing of them may be left on the host.
+    std::unique_ptr<CridProcess> crid = StartCrid("crid-teardown.log");
+    grpc::ClientContext ctx;
+    v1::ListPodSandboxResponse list;
+    if (stub_->ListPodSandbox(&ctx, {}, &list).ok()) {
+      for (const v1::PodSandbox& pod : list.items()) {
+        grpc::ClientContext rm_ctx;
+        v1::RemovePodSandboxRequest rm;
+        rm.set_pod_sandbox_id(pod.id());
+        v1::RemovePodSandboxResponse rm_resp;
+        grpc::Status st = stub_->RemovePodSandbox(&rm_ctx, rm, &rm_resp);
+        EXPECT_TRUE(st.ok()) << st.error_message();
+      }
+    }
+    crid->Signal(SIGTERM);
+    EXPECT_EQ(crid->Wait(absl::Seconds(20)), 0) << Log();
+    EXPECT_THAT(census_->Leaks(), IsEmpty()) << Log();
+  }
+
+  std::unique_ptr<CridProcess> StartCrid(const std::string& log = "crid.log") {
     auto crid = std::make_unique<CridProcess>(
         RunfilePath("crid"),
         std::vector<std::string>{"--config", tmp_.Sub("crid.json"), "--root", tmp_.Sub("root"),
                                  "--state", tmp_.Sub("state"), "--listen",
                                  "unix://" + tmp_.Sub("crid.sock"), "--log-level", "debug"});
-    crid->Start(tmp_.Sub("crid.log"));
+    crid->Start(tmp_.Sub(log));
     EXPECT_TRUE(crid->WaitForSocket(tmp_.Sub("crid.sock"), absl::Seconds(20))) << Log();
     stub_ = v1::RuntimeService::NewStub(
         grpc::CreateChannel("unix://" + tmp_.Sub("crid.sock"), grpc::InsecureChannelCredentials()));
@@ -62,6 +91,7 @@ class SandboxEndToEndTest : public ::testing::Test {
 
   TempDir tmp_;
   TestCniNetwork network_;
+  std::unique_ptr<LeakCensus> census_;
   std::unique_ptr<v1::RuntimeService::Stub> stub_;
 };
 

@@ -28,11 +28,13 @@
 #include "sandbox/pause_process.h"
 #include "store/store.h"
 #include "tests/cni_fixture.h"
+#include "tests/leak_census.h"
 
 namespace crid {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 using ::testing::StartsWith;
 namespace v1 = ::runtime::v1;
 
@@ -141,6 +143,8 @@ class SandboxTest : public ::testing::Test {
  protected:
   void SetUp() override {
     network_ = std::make_unique<TestCniNetwork>();
+    census_ = std::make_unique<LeakCensus>(LeakCensusOptions{
+        tmp_.Sub("root"), tmp_.Sub("state"), network_->bridge(), network_->network_name()});
     server_ = std::make_unique<PodServer>(tmp_.path(), network_->conf_dir(), tmp_.Sub("bin"));
     mkdir(tmp_.Sub("bin").c_str(), 0755);
   }
@@ -148,10 +152,15 @@ class SandboxTest : public ::testing::Test {
     // Whatever a failed test left: remove every pod through crid.
     if (server_) {
       for (const sandbox::SandboxRecord& r : server_->manager().List({})) {
+        census_->Own(r.id());
         (void)server_->manager().Remove(r.id());
       }
     }
     server_.reset();
+    // Whatever the test did, removing its pods left nothing on the host.
+    if (census_ != nullptr) {
+      EXPECT_THAT(census_->Leaks(), IsEmpty());
+    }
     network_.reset();
   }
 
@@ -214,6 +223,7 @@ class SandboxTest : public ::testing::Test {
 
   // Everything a pod owns on the host is gone.
   void ExpectNothingLeft(const sandbox::SandboxRecord& r) {
+    census_->Own(r.id());  // and TearDown's census looks for its namespaces and cgroups
     EXPECT_NE(access(r.netns_path().c_str(), F_OK), 0) << r.netns_path();
     EXPECT_NE(access(r.pod_dir().c_str(), F_OK), 0) << r.pod_dir();
     EXPECT_NE(access(tmp_.Sub("state/ns/" + r.id()).c_str(), F_OK), 0);
@@ -227,6 +237,7 @@ class SandboxTest : public ::testing::Test {
 
   TempDir tmp_;
   std::unique_ptr<TestCniNetwork> network_;
+  std::unique_ptr<LeakCensus> census_;
   std::unique_ptr<PodServer> server_;
 };
 

@@ -22,6 +22,7 @@
 #include "proto/cri_api.grpc.pb.h"
 #include "tests/cni_fixture.h"
 #include "tests/crid_process.h"
+#include "tests/leak_census.h"
 #include "tests/streaming_client.h"
 
 namespace crid {
@@ -30,6 +31,7 @@ namespace {
 using ::crid::streaming_test::HttpRequest;
 using ::crid::streaming_test::SpdyClient;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 namespace v1 = ::runtime::v1;
 
 constexpr int kEchoPort = 8080;
@@ -76,6 +78,11 @@ class StreamingEndToEndTest : public ::testing::Test {
         R"({"cni":{"confDir":")", network_.conf_dir(), R"(","binDirs":[")", kSystemCniBinDir,
         R"("]},"pod":{"pauseBinary":")", RunfilePath("pause/crid-pause"),
         R"(","shmSizeBytes":"8388608"},"streaming":{"address":"127.0.0.1","port":0}})");
+    census_ = std::make_unique<LeakCensus>(LeakCensusOptions{tmp_.Sub("root"),
+                                                             tmp_.Sub("state"),
+                                                             network_.bridge(),
+                                                             network_.network_name(),
+                                                             {tmp_.Sub("crid.log")}});
     crid_ = std::make_unique<CridProcess>(
         RunfilePath("crid"),
         std::vector<std::string>{"--config", tmp_.Sub("crid.json"), "--root", tmp_.Sub("root"),
@@ -127,16 +134,21 @@ class StreamingEndToEndTest : public ::testing::Test {
       v1::StopPodSandboxRequest stop;
       stop.set_pod_sandbox_id(pod_id_);
       v1::StopPodSandboxResponse stop_resp;
-      stub_->StopPodSandbox(&ctx, stop, &stop_resp);
+      (void)stub_->StopPodSandbox(&ctx, stop, &stop_resp);
       grpc::ClientContext rm_ctx;
       v1::RemovePodSandboxRequest rm;
       rm.set_pod_sandbox_id(pod_id_);
       v1::RemovePodSandboxResponse rm_resp;
-      stub_->RemovePodSandbox(&rm_ctx, rm, &rm_resp);
+      grpc::Status st = stub_->RemovePodSandbox(&rm_ctx, rm, &rm_resp);
+      EXPECT_TRUE(st.ok()) << st.error_message();
     }
     if (crid_ != nullptr) {
       crid_->Signal(SIGTERM);
       EXPECT_EQ(crid_->Wait(absl::Seconds(20)), 0) << Log();
+      crid_.reset();
+    }
+    if (census_ != nullptr) {
+      EXPECT_THAT(census_->Leaks(), IsEmpty()) << Log();
     }
   }
 
@@ -195,6 +207,7 @@ class StreamingEndToEndTest : public ::testing::Test {
 
   TempDir tmp_;
   TestCniNetwork network_;
+  std::unique_ptr<LeakCensus> census_;
   std::unique_ptr<CridProcess> crid_;
   std::unique_ptr<v1::RuntimeService::Stub> stub_;
   std::string pod_id_;
