@@ -1,9 +1,12 @@
 #include "cni/network.h"
 
+#include <arpa/inet.h>
 #include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/inotify.h>
 #include <unistd.h>
+
+#include <algorithm>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -22,6 +25,25 @@ constexpr char kCacheKind[] = "cniCacheV1";
 bool SupportsPrevResultOnDel(const std::string& version) {
   return !(version.empty() || absl::StartsWith(version, "0.1") ||
            absl::StartsWith(version, "0.2") || absl::StartsWith(version, "0.3"));
+}
+
+bool IsIpv4(const IpInfo& ip) {
+  struct in_addr addr;
+  return inet_pton(AF_INET, ip.ip().c_str(), &addr) == 1;
+}
+
+// containerd's default choice of the pod IP: the first IPv4 address on the
+// pod's side (the other family stays in the list, in order, as additional IPs).
+void PutPrimaryIpFirst(NetworkResult& result) {
+  auto on_pod_side = [&](const IpInfo& ip) {
+    return ip.interface < 0 || ip.interface >= static_cast<int>(result.interfaces.size()) ||
+           !result.interfaces[ip.interface].sandbox.empty();
+  };
+  auto primary = std::find_if(result.ips.begin(), result.ips.end(),
+                              [&](const IpInfo& ip) { return IsIpv4(ip) && on_pod_side(ip); });
+  if (primary != result.ips.end()) {
+    std::rotate(result.ips.begin(), primary, primary + 1);
+  }
 }
 
 }  // namespace
@@ -64,6 +86,22 @@ absl::StatusOr<NetworkResult> ParseResult(absl::string_view json) {
       result.ips.push_back(std::move(ip));
     }
   }
+  // CNI 0.1.0/0.2.0 results: one "ip4" and one "ip6" object, {"ip": CIDR,
+  // "gateway", "routes"}, read into the current form's IP list.
+  for (const char* family : {"ip4", "ip6"}) {
+    const JsonValue* legacy = Field(top, "ips") == nullptr ? Field(top, family) : nullptr;
+    if (legacy == nullptr || legacy->kind_case() != JsonValue::kStructValue) {
+      continue;
+    }
+    IpInfo ip;
+    ip.address = StringField(legacy->struct_value(), "ip");
+    ip.gateway = StringField(legacy->struct_value(), "gateway");
+    if (ip.address.empty()) {
+      return absl::InternalError(absl::StrCat("CNI result: ", family, ".ip: missing"));
+    }
+    result.ips.push_back(std::move(ip));
+  }
+  PutPrimaryIpFirst(result);
   return result;
 }
 

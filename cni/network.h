@@ -57,11 +57,14 @@ struct IpInfo {
 struct NetworkResult {
   std::string network_name;
   std::vector<InterfaceInfo> interfaces;
+  // The pod IP first: the first IPv4 address on the pod's side when there is
+  // one (containerd's default), then the others in the result's order.
   std::vector<IpInfo> ips;
   std::string json;  // the final result as the last plugin returned it
 };
 
-// Reads interfaces and IPs from a CNI result (0.3.x, 0.4.0, 1.x shapes).
+// Reads interfaces and IPs from a CNI result: the 0.3.x, 0.4.0 and 1.x shape,
+// or the "ip4"/"ip6" objects of 0.1.0 and 0.2.0.
 absl::StatusOr<NetworkResult> ParseResult(absl::string_view json);
 
 // The plugin config for one step of a chain: the plugin object plus name,

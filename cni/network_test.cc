@@ -136,6 +136,8 @@ TEST_F(CniNetworkTest, FailingPluginReportsItsMessageAndLeavesNothing) {
   EXPECT_THAT(std::string(result.status().message()),
               HasSubstr("quota exceeded: no more pods here"));
   EXPECT_THAT(std::string(result.status().message()), HasSubstr("type=\"failer\""));
+  // Code 11 is "try again later": kubelet retries an UNAVAILABLE answer.
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kUnavailable) << result.status();
   EXPECT_FALSE(LinkInNetns(ns, "eth0"));
   EXPECT_EQ(BridgePortCount(net.bridge()), 0);
   EXPECT_FALSE(manager->CachedResult("pod2id", "eth0").has_value());
@@ -229,6 +231,64 @@ TEST_F(CniNetworkTest, PassesSpecEnvironmentChainsPrevResultAndCapabilities) {
   EXPECT_THAT(ReadFile(tmp_.Sub("rec1-DEL.in")).value_or(""), HasSubstr("192.0.2.7/24"));
   EXPECT_THAT(ReadFile(tmp_.Sub("rec2-DEL.in")).value_or(""), HasSubstr("\"portMappings\""));
   EXPECT_THAT(ReadFile(tmp_.Sub("rec1-DEL.env")).value_or(""), HasSubstr("CNI_COMMAND=DEL\n"));
+}
+
+TEST_F(CniNetworkTest, LegacyResultIpsAreRead) {
+  std::string conf_dir = tmp_.Sub("conf");
+  mkdir(conf_dir.c_str(), 0755);
+  std::ofstream(conf_dir + "/1.conf") << R"({"cniVersion":"0.2.0","name":"old","type":"old"})";
+  // A CNI 0.2.0 result: "ip4"/"ip6" objects instead of an "ips" list.
+  WriteExecutable(tmp_.Sub("bin/old"),
+                  "#!/bin/sh\n"
+                  "[ \"$CNI_COMMAND\" = ADD ] || exit 0\n"
+                  "echo '{\"cniVersion\":\"0.2.0\","
+                  "\"ip4\":{\"ip\":\"10.22.0.5/16\",\"gateway\":\"10.22.0.1\","
+                  "\"routes\":[{\"dst\":\"0.0.0.0/0\"}]},"
+                  "\"ip6\":{\"ip\":\"fd00:22::5/64\",\"gateway\":\"fd00:22::1\"},"
+                  "\"dns\":{}}'\n");
+  auto manager = Manager(conf_dir, {tmp_.Sub("bin")});
+  Attachment a;
+  a.container_id = "legacy";
+  a.netns = "/proc/self/ns/net";
+  absl::StatusOr<NetworkResult> result = manager->Setup(a);
+  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_EQ(result->ips.size(), 2u);
+  EXPECT_EQ(result->ips[0].address, "10.22.0.5/16");
+  EXPECT_EQ(result->ips[0].gateway, "10.22.0.1");
+  EXPECT_EQ(result->ips[1].ip(), "fd00:22::5");
+  std::optional<NetworkResult> cached = manager->CachedResult("legacy", "eth0");
+  ASSERT_TRUE(cached.has_value());
+  ASSERT_EQ(cached->ips.size(), 2u);
+  EXPECT_EQ(cached->ips[0].ip(), "10.22.0.5");
+  EXPECT_TRUE(manager->Teardown(a).ok());
+}
+
+TEST_F(CniNetworkTest, DualStackPodIpIsTheIpv4AddressOnThePodSide) {
+  std::string conf_dir = tmp_.Sub("conf");
+  mkdir(conf_dir.c_str(), 0755);
+  std::ofstream(conf_dir + "/1.conf") << R"({"cniVersion":"1.0.0","name":"ds","type":"ds"})";
+  // IPv6 listed first, and an IPv4 address on the host side of the veth.
+  WriteExecutable(tmp_.Sub("bin/ds"),
+                  "#!/bin/sh\n"
+                  "[ \"$CNI_COMMAND\" = ADD ] || exit 0\n"
+                  "echo '{\"cniVersion\":\"1.0.0\",\"interfaces\":["
+                  "{\"name\":\"veth1\"},{\"name\":\"eth0\",\"sandbox\":\"'$CNI_NETNS'\"}],"
+                  "\"ips\":[{\"address\":\"fd00:10::7/64\",\"interface\":1},"
+                  "{\"address\":\"192.0.2.1/32\",\"interface\":0},"
+                  "{\"address\":\"10.10.0.7/24\",\"interface\":1}]}'\n");
+  auto manager = Manager(conf_dir, {tmp_.Sub("bin")});
+  Attachment a;
+  a.container_id = "dualstack";
+  a.netns = "/proc/self/ns/net";
+  absl::StatusOr<NetworkResult> result = manager->Setup(a);
+  ASSERT_TRUE(result.ok()) << result.status();
+  std::vector<std::string> ips;
+  for (const IpInfo& ip : result->ips) {
+    ips.push_back(ip.ip());
+  }
+  EXPECT_THAT(ips, ::testing::ElementsAre("10.10.0.7", "fd00:10::7", "192.0.2.1"));
+  EXPECT_EQ(result->ips[0].interface, 1);
+  EXPECT_TRUE(manager->Teardown(a).ok());
 }
 
 TEST_F(CniNetworkTest, WatchFlipsReadinessWithoutRestart) {
