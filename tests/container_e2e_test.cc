@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -342,6 +343,36 @@ class ContainerEndToEndTest : public ::testing::Test {
     return data;
   }
 
+  // Polls `condition` until it holds or `timeout` passed; returns whether it held.
+  static bool WaitFor(const std::function<bool()>& condition,
+                      absl::Duration timeout = absl::Seconds(20)) {
+    const absl::Time deadline = absl::Now() + timeout;
+    while (!condition()) {
+      if (absl::Now() >= deadline) {
+        return false;
+      }
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    return true;
+  }
+
+  // Sends `command` to the session's shell until its output shows `expected`
+  // (a new terminal size reaches the shell some time after the resize
+  // message); returns everything read.
+  static std::string AskUntil(const Session& s, const std::string& command,
+                              const std::string& expected,
+                              absl::Duration timeout = absl::Seconds(20)) {
+    std::string seen;
+    const absl::Time deadline = absl::Now() + timeout;
+    while (!absl::StrContains(seen, expected) && absl::Now() < deadline) {
+      if (!s.client->Write(s.in, command).ok()) {
+        break;
+      }
+      seen += ReadUntil(s.client.get(), s.out, expected, absl::Milliseconds(500));
+    }
+    return seen;
+  }
+
   std::string ReadLog(const std::string& pod_name, const std::string& name) {
     return ReadFile(tmp_.Sub("logs/" + pod_name + "/" + name + ".log")).value_or("");
   }
@@ -452,7 +483,10 @@ TEST_F(ContainerEndToEndTest, StopUsesImageStopSignalThenKills) {
       pod, ShellContainer("graceful",
                           "trap 'echo got-usr1; exit 0' USR1; echo ready; while true; do sleep "
                           "0.1; done"));
-  absl::SleepFor(absl::Milliseconds(500));
+  // The trap is set once it says so.
+  ASSERT_TRUE(WaitFor([&] {
+    return absl::StrContains(ReadLog("stop", "graceful"), " stdout F ready\n");
+  })) << Log();
   absl::Time t0 = absl::Now();
   ASSERT_TRUE(Stop(graceful, 10).ok()) << Log();
   EXPECT_LT(absl::Now() - t0, absl::Seconds(5));
@@ -464,8 +498,11 @@ TEST_F(ContainerEndToEndTest, StopUsesImageStopSignalThenKills) {
 
   // Ignores the stop signal: killed once the timeout passes.
   std::string stubborn = RunContainer(
-      pod, ShellContainer("stubborn", "trap '' USR1 TERM; while true; do sleep 0.1; done"));
-  absl::SleepFor(absl::Milliseconds(300));
+      pod,
+      ShellContainer("stubborn", "trap '' USR1 TERM; echo ready; while true; do sleep 0.1; done"));
+  ASSERT_TRUE(WaitFor([&] {
+    return absl::StrContains(ReadLog("stop", "stubborn"), " stdout F ready\n");
+  })) << Log();
   t0 = absl::Now();
   ASSERT_TRUE(Stop(stubborn, 2).ok()) << Log();
   absl::Duration took = absl::Now() - t0;
@@ -622,9 +659,13 @@ TEST_F(ContainerEndToEndTest, SurvivesSigkillOfCrid) {
   std::string runner = RunContainer(pod, ShellContainer("runner", "sleep 1000"));
   std::string later = RunContainer(pod, ShellContainer("later", "sleep 3; exit 7"));
   std::string created = CreateOk(pod, ShellContainer("created", "echo late-start"));
+  const pid_t later_pid =
+      nlohmann::json::parse(Status(later, true).info().at("info"))["pid"].get<pid_t>();
+  ASSERT_GT(later_pid, 0);
   crid_->Signal(SIGKILL);
   crid_->Wait(absl::Seconds(10));
-  absl::SleepFor(absl::Seconds(4));  // `later` exits while crid is down
+  // `later` exits (and its shim reaps it) while crid is down.
+  EXPECT_TRUE(WaitFor([&] { return ::kill(later_pid, 0) != 0; })) << "pid " << later_pid;
   crid_ = StartCrid();
   EXPECT_EQ(Status(runner).status().state(), v1::CONTAINER_RUNNING) << Log();
   v1::ContainerStatus st = Status(later).status();
@@ -832,8 +873,10 @@ TEST_F(ContainerEndToEndTest, UpdateResourcesAndReopenLog) {
     v1::ReopenContainerLogResponse resp;
     ASSERT_TRUE(stub_->ReopenContainerLog(&ctx, req, &resp).ok());
   }
-  absl::SleepFor(absl::Seconds(1));
-  EXPECT_THAT(ReadFile(log).value_or(""), HasSubstr(" stdout F tick\n"));
+  EXPECT_TRUE(WaitFor([&] {
+    return absl::StrContains(ReadFile(log).value_or(""), " stdout F tick\n");
+  })) << "nothing written to the reopened "
+      << log;
 }
 
 TEST_F(ContainerEndToEndTest, StatsFromCgroupsLayerAndNetwork) {
@@ -843,7 +886,6 @@ TEST_F(ContainerEndToEndTest, StatsFromCgroupsLayerAndNetwork) {
   (*busy.mutable_labels())["role"] = "busy";
   std::string id = RunContainer(pod, busy);
   std::string idle = RunContainer(pod, ShellContainer("idle", "sleep 1000"));
-  absl::SleepFor(absl::Seconds(2));
   auto container_stats = [&](const std::string& cid) {
     grpc::ClientContext ctx;
     v1::ContainerStatsRequest req;
@@ -853,8 +895,12 @@ TEST_F(ContainerEndToEndTest, StatsFromCgroupsLayerAndNetwork) {
     EXPECT_TRUE(st.ok()) << st.error_message();
     return resp.stats();
   };
+  // The busy loop runs once the blob is written.
+  EXPECT_TRUE(WaitFor([&] {
+    return container_stats(id).writable_layer().used_bytes().value() >= 20000000u;
+  })) << Log();
   v1::ContainerStats first = container_stats(id);
-  absl::SleepFor(absl::Seconds(1));
+  absl::SleepFor(absl::Seconds(1));  // the window the CPU rate is measured over
   v1::ContainerStats second = container_stats(id);
   EXPECT_EQ(second.attributes().id(), id);
   EXPECT_EQ(second.attributes().labels().at("role"), "busy");
@@ -965,9 +1011,9 @@ TEST_F(ContainerEndToEndTest, ExecWithTerminalFollowsResize) {
   Session s = OpenSession(SessionUrl(id, {"/bin/sh"}, true, true), true, true);
   ASSERT_NE(s.client, nullptr);
   ASSERT_TRUE(s.client->Write(s.resize, R"({"Width":77,"Height":22})").ok());
-  absl::SleepFor(absl::Milliseconds(300));
-  ASSERT_TRUE(s.client->Write(s.in, "busybox stty size; busybox tty; exit 3\n").ok());
-  std::string out = s.client->ReadAll(s.out).value_or("");
+  std::string out = AskUntil(s, "busybox stty size\n", "22 77");
+  ASSERT_TRUE(s.client->Write(s.in, "busybox tty; exit 3\n").ok());
+  out += s.client->ReadAll(s.out).value_or("");
   EXPECT_THAT(out, HasSubstr("22 77"));
   EXPECT_THAT(out, HasSubstr("/dev/pts/"));
   EXPECT_EQ(SessionExitCode(s.client->ReadAll(s.error).value_or("")), 3) << out;
@@ -978,9 +1024,10 @@ TEST_F(ContainerEndToEndTest, ExecWithTerminalFollowsResize) {
   ASSERT_TRUE(again.client->Write(again.in, "busybox stty size\n").ok());
   ReadUntil(again.client.get(), again.out, "\n");
   ASSERT_TRUE(again.client->Write(again.resize, R"({"Width":132,"Height":41})").ok());
-  absl::SleepFor(absl::Milliseconds(300));
-  ASSERT_TRUE(again.client->Write(again.in, "busybox stty size; exit\n").ok());
-  EXPECT_THAT(again.client->ReadAll(again.out).value_or(""), HasSubstr("41 132"));
+  std::string seen = AskUntil(again, "busybox stty size\n", "41 132");
+  ASSERT_TRUE(again.client->Write(again.in, "exit\n").ok());
+  seen += again.client->ReadAll(again.out).value_or("");
+  EXPECT_THAT(seen, HasSubstr("41 132"));
 }
 
 TEST_F(ContainerEndToEndTest, AbandonedExecIsKilled) {
@@ -1013,7 +1060,15 @@ TEST_F(ContainerEndToEndTest, AttachSharesOutputAndStdinOnceEndsTheContainer) {
   Session typist = OpenSession(SessionUrl(id, {}, true, false), true, false);
   ASSERT_NE(watcher.client, nullptr);
   ASSERT_NE(typist.client, nullptr);
-  absl::SleepFor(absl::Milliseconds(300));  // both subscribed
+  // Both attaches get the shell's output once subscribed: echo until both see it.
+  std::string watched, typed;
+  ASSERT_TRUE(WaitFor([&] {
+    EXPECT_TRUE(typist.client->Write(typist.in, "echo subscribed\n").ok());
+    watched += ReadUntil(watcher.client.get(), watcher.out, "subscribed", absl::Milliseconds(200));
+    typed += ReadUntil(typist.client.get(), typist.out, "subscribed", absl::Milliseconds(200));
+    return absl::StrContains(watched, "subscribed") && absl::StrContains(typed, "subscribed");
+  })) << "watcher: "
+      << watched << ", typist: " << typed;
   ASSERT_TRUE(typist.client->Write(typist.in, "echo hi-from-attach; echo oops >&2\n").ok());
   EXPECT_THAT(ReadUntil(typist.client.get(), typist.out, "hi-from-attach"),
               HasSubstr("hi-from-attach"));
@@ -1046,9 +1101,7 @@ TEST_F(ContainerEndToEndTest, AttachToTerminalFollowsResize) {
   Session s = OpenSession(SessionUrl(id, {}, true, true), true, true);
   ASSERT_NE(s.client, nullptr);
   ASSERT_TRUE(s.client->Write(s.resize, R"({"Width":120,"Height":50})").ok());
-  absl::SleepFor(absl::Milliseconds(300));
-  ASSERT_TRUE(s.client->Write(s.in, "busybox stty size\n").ok());
-  EXPECT_THAT(ReadUntil(s.client.get(), s.out, "50 120"), HasSubstr("50 120")) << Log();
+  EXPECT_THAT(AskUntil(s, "busybox stty size\n", "50 120"), HasSubstr("50 120")) << Log();
   // Detaching leaves the container running.
   s.client->Close();
   absl::SleepFor(absl::Milliseconds(300));
