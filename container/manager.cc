@@ -33,8 +33,6 @@ namespace {
 namespace v1 = ::runtime::v1;
 using json = nlohmann::json;
 
-// How long one exit watcher call waits before asking again.
-constexpr absl::Duration kWatchInterval = absl::Minutes(10);
 // After SIGKILL, how long a container may take to be reaped.
 constexpr absl::Duration kKillWait = absl::Seconds(30);
 
@@ -224,11 +222,16 @@ absl::StatusOr<std::unique_ptr<ContainerManager>> ContainerManager::Create(
   CRID_RETURN_IF_ERROR(MakeDirs(options.shim_dir, 0711));
   std::unique_ptr<ContainerManager> m(
       new ContainerManager(std::move(options), store, sandboxes, images));
-  {
-    absl::MutexLock lock(&m->hub_->mu);
-    m->hub_->manager = m.get();
-  }
   m->pool_ = std::make_unique<sandbox::WorkerPool>(m->options_.workers, m->options_.max_queued);
+  ContainerManager* raw_manager = m.get();
+  ShimEventLoop::Handlers handlers;
+  handlers.on_message = [raw_manager](const std::string& pod_id, const shim::Response& message) {
+    raw_manager->OnShimMessage(pod_id, message);
+  };
+  handlers.on_closed = [raw_manager](const std::string& pod_id) {
+    raw_manager->OnShimStreamClosed(pod_id);
+  };
+  m->events_ = std::make_unique<ShimEventLoop>(std::move(handlers));
   CRID_RETURN_IF_ERROR(m->Recover());
   if (images != nullptr) {
     ContainerManager* raw = m.get();
@@ -241,21 +244,8 @@ ContainerManager::~ContainerManager() {
   if (images_ != nullptr) {
     images_->SetLayersInUse(nullptr);
   }
-  std::vector<std::thread> watchers;
-  {
-    absl::MutexLock lock(&mu_);
-    stopping_ = true;
-    watchers.swap(watchers_);
-  }
-  // Watchers may sit in a long Wait on a shim; they check `alive` before they
-  // touch this object again, so they are left to finish on their own.
-  {
-    absl::MutexLock lock(&hub_->mu);
-    hub_->manager = nullptr;
-  }
-  for (std::thread& t : watchers) {
-    t.detach();
-  }
+  // No event handler runs from here on; the shims keep running.
+  events_.reset();
 }
 
 absl::Status ContainerManager::Recover() {
@@ -279,6 +269,9 @@ absl::Status ContainerManager::Recover() {
     std::map<std::string, shim::ContainerState> states;
     if (connected.ok()) {
       client = std::move(*connected);
+      // Subscribed before the states are read: an exit after the read still
+      // arrives as an event.
+      Subscribe(pod_id, client.get());
       absl::StatusOr<std::vector<shim::ContainerState>> list = client->List();
       if (list.ok()) {
         for (shim::ContainerState& s : *list) {
@@ -316,11 +309,21 @@ absl::Status ContainerManager::Recover() {
         lost.set_status(shim::ContainerState::EXITED);
         lost.set_exit_code(255);
         lost.set_finished_at_ns(NowNs());
-        record.set_reason("Unknown");
-        record.set_message(client ? "the pod's shim no longer knows the container"
-                                  : "the pod's shim is gone; the container's fate is unknown");
-        Publish(record);
-        RecordExit(record.id(), lost);
+        std::string message = "the pod's shim no longer knows the container";
+        if (!client) {
+          // Its shim died while crid was down: nothing watches it any more.
+          message = "the pod's crid-shim exited unexpectedly; crid killed the container";
+          absl::StatusOr<const OciRuntimeConfig*> handler = Handler(record.runtime_handler());
+          absl::Status killed =
+              handler.ok() ? OciRuntime(**handler).Delete(record.id(), true) : handler.status();
+          if (!killed.ok()) {
+            message = absl::StrCat(
+                "the pod's crid-shim exited unexpectedly; killing the "
+                "container failed: ",
+                killed.message());
+          }
+        }
+        RecordExit(record.id(), lost, client ? "Unknown" : "ShimExited", message);
         continue;
       }
       if (it->second.status() == shim::ContainerState::EXITED) {
@@ -332,9 +335,6 @@ absl::Status ContainerManager::Recover() {
         record.set_started_at_ns(it->second.started_at_ns());
         (void)Persist(record);
         Publish(record);
-        Watch(record.id(), pod_id);
-      } else if (record.state() == ContainerRecord::RUNNING) {
-        Watch(record.id(), pod_id);
       }
     }
   }
@@ -443,9 +443,115 @@ absl::StatusOr<std::shared_ptr<shim::ShimClient>> ContainerManager::ShimFor(
       return Annotate(placed.status(), "placing crid-shim in the pod's cgroup");
     }
   }
+  Subscribe(pod_id, shared.get());
   absl::MutexLock lock(&mu_);
   shims_[pod_id] = shared;
   return shared;
+}
+
+void ContainerManager::Subscribe(const std::string& pod_id, shim::ShimClient* client) {
+  absl::StatusOr<UniqueFd> stream = client->Subscribe();
+  if (!stream.ok()) {
+    // Exits are then only seen by Stop and after a restart.
+    spdlog::error("pod {}: cannot subscribe to its shim's events: {}", ShortId(pod_id),
+                  stream.status().message());
+    return;
+  }
+  events_->Watch(pod_id, std::move(*stream));
+}
+
+void ContainerManager::OnShimMessage(const std::string& pod_id, const shim::Response& message) {
+  auto take = [this](const shim::ContainerState& state) {
+    if (state.status() == shim::ContainerState::EXITED) {
+      RecordExit(state.id(), state);
+    }
+  };
+  if (message.has_event()) {
+    take(message.event().state());
+  } else if (message.has_states()) {
+    for (const shim::ContainerState& state : message.states().containers()) {
+      take(state);
+    }
+  }
+}
+
+void ContainerManager::OnShimStreamClosed(const std::string& pod_id) {
+  // Checking the shim and killing what it ran take runtime calls: not on the
+  // event thread.
+  if (!pool_->Submit([this, pod_id] { HandleShimDeath(pod_id); })) {
+    HandleShimDeath(pod_id);
+  }
+}
+
+void ContainerManager::HandleShimDeath(const std::string& pod_id) {
+  std::shared_ptr<shim::ShimClient> client;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = shims_.find(pod_id);
+    if (it == shims_.end()) {
+      return;  // the pod was removed
+    }
+    client = it->second;
+  }
+  if (client->Ping().ok()) {
+    // The shim lives; only its stream broke.
+    Subscribe(pod_id, client.get());
+    return;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = shims_.find(pod_id);
+    if (it != shims_.end() && it->second == client) {
+      shims_.erase(it);
+    }
+  }
+  spdlog::error("pod {}: its crid-shim (pid {}) is gone; killing the containers it ran",
+                ShortId(pod_id), client->pid());
+  runtime::v1::ContainerFilter filter;
+  filter.set_pod_sandbox_id(pod_id);
+  for (const ContainerRecord& listed : List(filter)) {
+    if (listed.pod_id() != pod_id || listed.state() == ContainerRecord::EXITED) {
+      continue;
+    }
+    std::shared_ptr<absl::Mutex> op = OpLock(listed.id());
+    absl::MutexLock op_lock(op.get());
+    absl::StatusOr<ContainerRecord> record = Get(listed.id());
+    if (!record.ok() || record->state() == ContainerRecord::EXITED) {
+      continue;
+    }
+    // An exit the shim saw before it went is in its exit records.
+    absl::StatusOr<shim::ContainerState> recorded =
+        shim::ShimClient::ReadExitRecord(ShimDir(pod_id), record->id());
+    if (recorded.ok()) {
+      RecordExit(record->id(), *recorded);
+      continue;
+    }
+    // Nobody holds its stdio or would see it exit: it is killed, with its
+    // runtime state, as a shim's cleanup does.
+    absl::StatusOr<const OciRuntimeConfig*> handler = Handler(record->runtime_handler());
+    std::string outcome = "crid killed it";
+    if (handler.ok()) {
+      if (absl::Status st = OciRuntime(**handler).Delete(record->id(), /*force=*/true); !st.ok()) {
+        outcome = absl::StrCat("killing it failed: ", st.message());
+        spdlog::error("container {}: {}", ShortId(record->id()), outcome);
+      }
+    } else {
+      outcome = absl::StrCat("it could not be killed: ", handler.status().message());
+    }
+    shim::ContainerState lost;
+    lost.set_id(record->id());
+    lost.set_status(shim::ContainerState::EXITED);
+    lost.set_exit_code(137);
+    lost.set_finished_at_ns(NowNs());
+    RecordExit(record->id(), lost, "ShimExited",
+               absl::StrCat("the pod's crid-shim exited unexpectedly; ", outcome));
+  }
+}
+
+void ContainerManager::Notify(const ContainerRecord& record, ContainerEventKind kind) const {
+  if (observer_) {
+    observer_(record, kind);
+  }
 }
 
 absl::Status ContainerManager::Persist(const ContainerRecord& record) {
@@ -466,74 +572,41 @@ std::shared_ptr<absl::Mutex> ContainerManager::OpLock(const std::string& id) {
   return l;
 }
 
-void ContainerManager::RecordExit(const std::string& id, const shim::ContainerState& state) {
-  absl::MutexLock lock(&mu_);
-  auto it = containers_.find(id);
-  if (it == containers_.end() || it->second.state() == ContainerRecord::EXITED) {
-    return;
-  }
-  ContainerRecord& r = it->second;
-  r.set_state(ContainerRecord::EXITED);
-  r.set_exit_code(state.exit_code());
-  r.set_finished_at_ns(state.finished_at_ns() != 0 ? state.finished_at_ns() : NowNs());
-  if (r.started_at_ns() == 0 && state.started_at_ns() != 0) {
-    r.set_started_at_ns(state.started_at_ns());
-  }
-  if (r.reason().empty()) {
-    r.set_reason(ExitReason(state));
-  }
-  if (absl::Status st = Persist(r); !st.ok()) {
-    spdlog::error("container {}: persisting its exit: {}", ShortId(id), st.message());
-  }
-  spdlog::info("container {} exited with code {} ({})", ShortId(id), r.exit_code(), r.reason());
-}
-
-void ContainerManager::Watch(const std::string& id, const std::string& pod_id) {
-  absl::StatusOr<std::shared_ptr<shim::ShimClient>> client = ShimFor(pod_id, false);
-  if (!client.ok()) {
-    return;
-  }
-  std::shared_ptr<WatchHub> hub = hub_;
-  std::thread watcher([hub, client = *client, id] {
-    int failures = 0;
-    while (true) {
-      {
-        absl::MutexLock lock(&hub->mu);
-        if (hub->manager == nullptr) {
-          return;
-        }
-      }
-      absl::StatusOr<shim::ContainerState> state = client->Wait(id, kWatchInterval);
-      if (state.ok()) {
-        absl::MutexLock lock(&hub->mu);
-        if (hub->manager != nullptr) {
-          hub->manager->RecordExit(id, *state);
-        }
-        return;
-      }
-      if (state.status().code() == absl::StatusCode::kDeadlineExceeded) {
-        failures = 0;
-        continue;
-      }
-      if (state.status().code() == absl::StatusCode::kNotFound) {
-        return;  // removed meanwhile
-      }
-      if (++failures >= 5) {
-        spdlog::error("container {}: lost contact with the pod's shim: {}", ShortId(id),
-                      state.status().message());
-        shim::ContainerState lost;
-        lost.set_exit_code(255);
-        absl::MutexLock lock(&hub->mu);
-        if (hub->manager != nullptr) {
-          hub->manager->RecordExit(id, lost);
-        }
-        return;
-      }
-      absl::SleepFor(absl::Seconds(1));
+void ContainerManager::RecordExit(const std::string& id, const shim::ContainerState& state,
+                                  const std::string& reason, const std::string& message) {
+  ContainerRecord exited;
+  bool start_unreported = false;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = containers_.find(id);
+    if (it == containers_.end() || it->second.state() == ContainerRecord::EXITED) {
+      return;
     }
-  });
-  absl::MutexLock lock(&mu_);
-  watchers_.push_back(std::move(watcher));
+    ContainerRecord& r = it->second;
+    // An exit that overtook its StartContainer: subscribers see the start first.
+    start_unreported = r.state() == ContainerRecord::CREATED && state.started_at_ns() != 0;
+    r.set_state(ContainerRecord::EXITED);
+    r.set_exit_code(state.exit_code());
+    r.set_finished_at_ns(state.finished_at_ns() != 0 ? state.finished_at_ns() : NowNs());
+    if (r.started_at_ns() == 0 && state.started_at_ns() != 0) {
+      r.set_started_at_ns(state.started_at_ns());
+    }
+    if (!reason.empty()) {
+      r.set_reason(reason);
+      r.set_message(message);
+    } else if (r.reason().empty()) {
+      r.set_reason(ExitReason(state));
+    }
+    if (absl::Status st = Persist(r); !st.ok()) {
+      spdlog::error("container {}: persisting its exit: {}", ShortId(id), st.message());
+    }
+    spdlog::info("container {} exited with code {} ({})", ShortId(id), r.exit_code(), r.reason());
+    exited = r;
+  }
+  if (start_unreported) {
+    Notify(exited, ContainerEventKind::kStarted);
+  }
+  Notify(exited, ContainerEventKind::kStopped);
 }
 
 absl::Status ContainerManager::Destroy(const ContainerRecord& record) {
@@ -549,16 +622,22 @@ absl::Status ContainerManager::Destroy(const ContainerRecord& record) {
     CRID_RETURN_IF_ERROR(RemoveTree(record.dir()));
   }
   CRID_RETURN_IF_ERROR(store_->Delete(kContainerBucket, record.id()));
-  absl::MutexLock lock(&mu_);
-  containers_.erase(record.id());
-  op_locks_.erase(record.id());
-  for (auto it = creates_.begin(); it != creates_.end();) {
-    if (it->second->done.HasBeenNotified() && it->second->result.ok() &&
-        *it->second->result == record.id()) {
-      it = creates_.erase(it);
-    } else {
-      ++it;
+  bool was_published = false;
+  {
+    absl::MutexLock lock(&mu_);
+    was_published = containers_.erase(record.id()) != 0;
+    op_locks_.erase(record.id());
+    for (auto it = creates_.begin(); it != creates_.end();) {
+      if (it->second->done.HasBeenNotified() && it->second->result.ok() &&
+          *it->second->result == record.id()) {
+        it = creates_.erase(it);
+      } else {
+        ++it;
+      }
     }
+  }
+  if (was_published) {
+    Notify(record, ContainerEventKind::kDeleted);
   }
   return absl::OkStatus();
 }
@@ -613,6 +692,9 @@ absl::StatusOr<std::string> ContainerManager::Create(const std::string& pod_id,
 absl::StatusOr<std::string> ContainerManager::CreateLocked(
     const std::string& pod_id, const v1::ContainerConfig& config,
     const v1::PodSandboxConfig& sandbox_config) {
+  // A container's writable layer and logs grow; a full disk keeps its last
+  // room for removals.
+  CRID_RETURN_IF_ERROR(store_->CheckRoom("create a container"));
   CRID_ASSIGN_OR_RETURN(sandbox::SandboxRecord pod, sandboxes_->Get(pod_id));
   if (pod.state() != sandbox::SandboxRecord::READY) {
     return absl::FailedPreconditionError(
@@ -749,6 +831,7 @@ absl::StatusOr<std::string> ContainerManager::CreateLocked(
   CRID_RETURN_IF_ERROR(Persist(record));
   created = true;
   Publish(record);
+  Notify(record, ContainerEventKind::kCreated);
   spdlog::info("container {} ({}) created in pod {}", ShortId(id), config.metadata().name(),
                ShortId(pod_id));
   return id;
@@ -779,14 +862,29 @@ absl::Status ContainerManager::Start(const std::string& id) {
     return st;
   }
   absl::StatusOr<shim::ContainerState> state = client->State(record.id());
-  record.set_state(ContainerRecord::RUNNING);
-  record.set_started_at_ns(state.ok() && state->started_at_ns() != 0 ? state->started_at_ns()
-                                                                     : NowNs());
-  CRID_RETURN_IF_ERROR(Persist(record));
-  Publish(record);
-  Watch(record.id(), record.pod_id());
-  // A container that exited at once is reported by the watcher.
+  int64_t started = state.ok() && state->started_at_ns() != 0 ? state->started_at_ns() : NowNs();
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = containers_.find(record.id());
+    // Its exit event may have come first (a container that exits at once):
+    // the exit stands, and RecordExit has reported the start with it.
+    bool exited = it != containers_.end() && it->second.state() == ContainerRecord::EXITED;
+    if (exited) {
+      record = it->second;
+    } else {
+      record.set_state(ContainerRecord::RUNNING);
+    }
+    if (record.started_at_ns() == 0) {
+      record.set_started_at_ns(started);
+    }
+    CRID_RETURN_IF_ERROR(Persist(record));
+    containers_[record.id()] = record;
+    if (exited) {
+      return absl::OkStatus();
+    }
+  }
   spdlog::info("container {} started", ShortId(record.id()));
+  Notify(record, ContainerEventKind::kStarted);
   return absl::OkStatus();
 }
 
@@ -880,6 +978,8 @@ absl::Status ContainerManager::RemovePod(const std::string& pod_id) {
       shims_.erase(it);
     }
   }
+  // The stream closing now is the shutdown, not a death.
+  events_->Unwatch(pod_id);
   std::string dir = ShimDir(pod_id);
   if (!client) {
     absl::StatusOr<std::unique_ptr<shim::ShimClient>> c = shim::ShimClient::Connect(dir);

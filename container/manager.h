@@ -4,17 +4,21 @@
 //   Create: CREATING --(rootfs, config.json, shim create)--> CREATED
 //           any failure undoes every earlier step; a crash while CREATING is
 //           undone on the next start.
-//   Start:  CREATED -> RUNNING; an exit watcher moves it to EXITED.
+//   Start:  CREATED -> RUNNING; the shim's exit event moves it to EXITED.
 //   Stop:   stop signal, SIGKILL after the timeout -> EXITED; idempotent.
 //   Remove: killed if running, runtime state, rootfs and record gone.
 //
 // Records are persisted in the store before a change is published; Status and
-// List read memory. After a restart every record is matched against its pod's
-// shim: containers that still run are watched again, exits that happened while
-// crid was down are taken from the shim (or its exit records).
+// List read memory. Exits arrive as events each pod's shim pushes over one
+// stream (ShimEventLoop: one thread for every shim). A stream that ends means
+// the shim died: what it ran is killed through the OCI runtime and recorded as
+// exited, and the pod's next container gets a new shim. After a restart every
+// record is matched against its pod's shim: exits that happened while crid was
+// down are taken from the shim (or its exit records).
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -31,6 +35,7 @@
 #include "cgroups/manager.h"
 #include "container/container.pb.h"
 #include "container/oci_runtime.h"
+#include "container/shim_events.h"
 #include "cri/streaming/runtime.h"
 #include "image/image_store.h"
 #include "proto/cri_api.pb.h"
@@ -59,6 +64,10 @@ struct ContainerOptions {
 
 // The store bucket of container records (key: container ID).
 inline constexpr char kContainerBucket[] = "containers";
+
+// The changes GetContainerEvents reports.
+enum class ContainerEventKind { kCreated, kStarted, kStopped, kDeleted };
+using ContainerObserver = std::function<void(const ContainerRecord&, ContainerEventKind)>;
 
 // What ExecSync returns.
 struct ExecResult {
@@ -113,6 +122,10 @@ class ContainerManager {
   // The handlers, as Status reports them (sorted by name).
   std::vector<std::string> HandlerNames() const;
 
+  // Told of every create, start, exit and removal, after the record is
+  // published, with no lock held. Set before serving; not changed afterwards.
+  void SetObserver(ContainerObserver observer) { observer_ = std::move(observer); }
+
   // Puts each pod's shim into the pod's cgroup (kubelet's cgroup_parent) as
   // `crid-shim-<pod id>`. Not owned; without one the shims stay in crid's.
   void SetCgroupManager(CgroupManager* cgroups) { cgroups_ = cgroups; }
@@ -124,12 +137,6 @@ class ContainerManager {
   struct InFlight {
     absl::Notification done;
     absl::StatusOr<std::string> result;
-  };
-  // What exit watchers reach the manager through: they may outlive it (a Wait
-  // on a shim is not interruptible), so the destructor clears `manager`.
-  struct WatchHub {
-    absl::Mutex mu;
-    ContainerManager* manager ABSL_GUARDED_BY(mu) = nullptr;
   };
 
   ContainerManager(ContainerOptions options, Store* store, sandbox::SandboxManager* sandboxes,
@@ -147,10 +154,19 @@ class ContainerManager {
   absl::StatusOr<std::shared_ptr<shim::ShimClient>> ShimFor(const std::string& pod_id, bool launch);
   absl::Status Persist(const ContainerRecord& record);
   void Publish(const ContainerRecord& record);
-  // Records an exit the shim reported; persists and publishes.
-  void RecordExit(const std::string& id, const shim::ContainerState& state);
-  // Waits in the background for a running container to exit.
-  void Watch(const std::string& id, const std::string& pod_id);
+  // Records an exit the shim reported; persists and publishes. `reason` and
+  // `message` (when set) say why, instead of the exit code.
+  void RecordExit(const std::string& id, const shim::ContainerState& state,
+                  const std::string& reason = "", const std::string& message = "");
+  // Opens the pod's shim event stream and hands it to the event loop.
+  void Subscribe(const std::string& pod_id, shim::ShimClient* client);
+  // Event loop handlers (ShimEventLoop::Handlers).
+  void OnShimMessage(const std::string& pod_id, const shim::Response& message);
+  void OnShimStreamClosed(const std::string& pod_id);
+  // The pod's shim stopped answering: kills its containers through the OCI
+  // runtime, records their exits and forgets the shim.
+  void HandleShimDeath(const std::string& pod_id);
+  void Notify(const ContainerRecord& record, ContainerEventKind kind) const;
   // Undoes what a (possibly half-done) container made: runtime state, rootfs,
   // directory, record.
   absl::Status Destroy(const ContainerRecord& record);
@@ -159,7 +175,6 @@ class ContainerManager {
   std::string PodCgroupParent(const std::string& pod_id) const;
 
   const ContainerOptions options_;
-  std::shared_ptr<WatchHub> hub_ = std::make_shared<WatchHub>();
   Store* const store_;
   sandbox::SandboxManager* const sandboxes_;
   ImageStore* const images_;
@@ -171,12 +186,13 @@ class ContainerManager {
   std::map<std::string, std::shared_ptr<shim::ShimClient>> shims_ ABSL_GUARDED_BY(mu_);
   // Serializes launching shims (one per pod).
   absl::Mutex shim_launch_mu_;
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::vector<std::thread> watchers_ ABSL_GUARDED_BY(mu_);
+  ContainerObserver observer_;
   std::atomic<uint64_t> next_session_{1};
   std::atomic<CgroupManager*> cgroups_{nullptr};
   // Declared last: destroyed first, finishing queued work while the rest lives.
   std::unique_ptr<sandbox::WorkerPool> pool_;
+  // Stopped first of all in the destructor: its handlers use the rest.
+  std::unique_ptr<ShimEventLoop> events_;
 };
 
 // "name_podname_podnamespace_poduid_attempt": a container's identity in its pod.

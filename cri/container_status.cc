@@ -34,6 +34,39 @@ std::string VerboseInfo(const ContainerRecord& r) {
 
 }  // namespace
 
+void ToCriContainerStatus(const ContainerRecord& r, runtime::v1::ContainerStatus* status) {
+  const runtime::v1::ContainerConfig& config = r.config();
+  status->set_id(r.id());
+  *status->mutable_metadata() = config.metadata();
+  status->set_state(container::CriState(r.state()));
+  status->set_created_at(r.created_at_ns());
+  status->set_started_at(r.started_at_ns());
+  status->set_finished_at(r.finished_at_ns());
+  status->set_exit_code(r.exit_code());
+  *status->mutable_image() = config.image();
+  status->mutable_image()->set_image(r.image_name());
+  status->set_image_ref(r.image_ref());
+  status->set_image_id(r.image_id());
+  status->set_reason(r.reason());
+  status->set_message(r.message());
+  *status->mutable_labels() = config.labels();
+  *status->mutable_annotations() = config.annotations();
+  *status->mutable_mounts() = config.mounts();
+  status->set_log_path(r.log_path());
+  *status->mutable_resources()->mutable_linux() = config.linux().resources();
+  runtime::v1::LinuxContainerUser* user = status->mutable_user()->mutable_linux();
+  user->set_uid(r.uid());
+  user->set_gid(r.gid());
+  // The process's whole group list, as `id -G` shows it: the primary group first.
+  user->add_supplemental_groups(r.gid());
+  for (int64_t gid : r.additional_gids()) {
+    if (gid != r.gid()) {
+      user->add_supplemental_groups(gid);
+    }
+  }
+  status->set_stop_signal(config.stop_signal());
+}
+
 grpc::ServerUnaryReactor* RuntimeService::ContainerStatus(
     grpc::CallbackServerContext* context, const runtime::v1::ContainerStatusRequest* request,
     runtime::v1::ContainerStatusResponse* response) {
@@ -47,37 +80,7 @@ grpc::ServerUnaryReactor* RuntimeService::ContainerStatus(
   if (!r.ok()) {
     return FinishUnary(context, r.status());
   }
-  const runtime::v1::ContainerConfig& config = r->config();
-  runtime::v1::ContainerStatus* status = response->mutable_status();
-  status->set_id(r->id());
-  *status->mutable_metadata() = config.metadata();
-  status->set_state(container::CriState(r->state()));
-  status->set_created_at(r->created_at_ns());
-  status->set_started_at(r->started_at_ns());
-  status->set_finished_at(r->finished_at_ns());
-  status->set_exit_code(r->exit_code());
-  *status->mutable_image() = config.image();
-  status->mutable_image()->set_image(r->image_name());
-  status->set_image_ref(r->image_ref());
-  status->set_image_id(r->image_id());
-  status->set_reason(r->reason());
-  status->set_message(r->message());
-  *status->mutable_labels() = config.labels();
-  *status->mutable_annotations() = config.annotations();
-  *status->mutable_mounts() = config.mounts();
-  status->set_log_path(r->log_path());
-  *status->mutable_resources()->mutable_linux() = config.linux().resources();
-  runtime::v1::LinuxContainerUser* user = status->mutable_user()->mutable_linux();
-  user->set_uid(r->uid());
-  user->set_gid(r->gid());
-  // The process's whole group list, as `id -G` shows it: the primary group first.
-  user->add_supplemental_groups(r->gid());
-  for (int64_t gid : r->additional_gids()) {
-    if (gid != r->gid()) {
-      user->add_supplemental_groups(gid);
-    }
-  }
-  status->set_stop_signal(config.stop_signal());
+  ToCriContainerStatus(*r, response->mutable_status());
   if (request->verbose()) {
     (*response->mutable_info())["info"] = VerboseInfo(*r);
   }

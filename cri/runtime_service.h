@@ -13,6 +13,7 @@
 #include "cgroups/manager.h"
 #include "container/manager.h"
 #include "container/rootfs.h"
+#include "cri/container_events.h"
 #include "cri/reactors.h"
 #include "cri/runtime_state.h"
 #include "cri/streaming/server.h"
@@ -26,11 +27,17 @@ inline constexpr char kKubeletApiVersion[] = "0.1.0";
 inline constexpr char kRuntimeName[] = "crid";
 inline constexpr char kRuntimeApiVersion[] = "v1";
 
+// The CRI view of a record (container_status.cc, sandbox_status.cc).
+void ToCriContainerStatus(const container::ContainerRecord& r,
+                          runtime::v1::ContainerStatus* status);
+void ToCriPodSandboxStatus(const sandbox::SandboxRecord& r, runtime::v1::PodSandboxStatus* status);
+
 class RuntimeService final : public runtime::v1::RuntimeService::CallbackService {
  public:
+  // With a container manager, its lifecycle changes feed GetContainerEvents.
   explicit RuntimeService(RuntimeState* state, sandbox::SandboxManager* sandboxes = nullptr,
-                          container::ContainerManager* containers = nullptr)
-      : state_(state), sandboxes_(sandboxes), containers_(containers) {}
+                          container::ContainerManager* containers = nullptr);
+  ~RuntimeService() override;
 
   // version.cc
   grpc::ServerUnaryReactor* Version(grpc::CallbackServerContext* context,
@@ -102,8 +109,9 @@ class RuntimeService final : public runtime::v1::RuntimeService::CallbackService
       grpc::CallbackServerContext* context, const runtime::v1::ReopenContainerLogRequest* request,
       runtime::v1::ReopenContainerLogResponse* response) override;
   CRID_UNIMPLEMENTED_UNARY(RuntimeService, CheckpointContainer)
-  CRID_UNIMPLEMENTED_STREAM(RuntimeService, GetContainerEvents, GetEventsRequest,
-                            ContainerEventResponse)
+  // container_events.cc
+  grpc::ServerWriteReactor<runtime::v1::ContainerEventResponse>* GetContainerEvents(
+      grpc::CallbackServerContext* context, const runtime::v1::GetEventsRequest* request) override;
 
   // Streaming.
   grpc::ServerUnaryReactor* ExecSync(grpc::CallbackServerContext* context,
@@ -163,6 +171,10 @@ class RuntimeService final : public runtime::v1::RuntimeService::CallbackService
   runtime::v1::ContainerStats StatsOf(const container::ContainerRecord& record,
                                       const std::string& cgroup_parent) const;
   runtime::v1::PodSandboxStats PodStatsOf(const sandbox::SandboxRecord& pod) const;
+  // container_events.cc: the event of `kind` for `record`, with its pod's
+  // status and the statuses of the pod's containers.
+  runtime::v1::ContainerEventResponse EventOf(const container::ContainerRecord& record,
+                                              container::ContainerEventKind kind) const;
   // A process inside the pod's network namespace: crid-pause, else one of
   // its running containers (from `containers`); 0 when there is none.
   static pid_t PodNetnsPid(const sandbox::SandboxRecord& pod,
@@ -183,6 +195,7 @@ class RuntimeService final : public runtime::v1::RuntimeService::CallbackService
   // Writable-layer sizes for the stats RPCs, measured at most every 10 s.
   mutable LayerUsageCache layer_usage_;
   CgroupManager* cgroups_ = nullptr;
+  ContainerEventHub events_;
 };
 
 }  // namespace crid

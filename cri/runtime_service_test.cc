@@ -157,12 +157,21 @@ TEST(Metrics, DescriptorsAlwaysSamplesNeedTheManagers) {
 TEST(Unimplemented, StreamingRpcsEndCleanly) {
   TestCriServer server;
   grpc::ClientContext ctx;
+  auto reader = server.runtime().StreamContainerStats(&ctx, {});
+  v1::StreamContainerStatsResponse batch;
+  EXPECT_FALSE(reader->Read(&batch));
+  grpc::Status st = reader->Finish();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_THAT(st.error_message(), HasSubstr("StreamContainerStats"));
+}
+
+TEST(ContainerEvents, WithoutContainersTheStreamSaysUnavailable) {
+  TestCriServer server;
+  grpc::ClientContext ctx;
   auto reader = server.runtime().GetContainerEvents(&ctx, {});
   v1::ContainerEventResponse event;
   EXPECT_FALSE(reader->Read(&event));
-  grpc::Status st = reader->Finish();
-  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_THAT(st.error_message(), HasSubstr("GetContainerEvents"));
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
 }
 
 TEST(Server, AcceptsMessagesUpToSixteenMebibytes) {

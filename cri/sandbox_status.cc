@@ -37,6 +37,27 @@ std::string VerboseInfo(const sandbox::SandboxRecord& r) {
 
 }  // namespace
 
+void ToCriPodSandboxStatus(const sandbox::SandboxRecord& r, runtime::v1::PodSandboxStatus* status) {
+  status->set_id(r.id());
+  *status->mutable_metadata() = r.config().metadata();
+  status->set_state(ToCriState(r));
+  status->set_created_at(r.created_at_ns());
+  if (r.ips_size() > 0) {
+    status->mutable_network()->set_ip(r.ips(0));
+    for (int i = 1; i < r.ips_size(); ++i) {
+      status->mutable_network()->add_additional_ips()->set_ip(r.ips(i));
+    }
+  }
+  const auto& ns = r.config().linux().security_context().namespace_options();
+  auto* options = status->mutable_linux()->mutable_namespaces()->mutable_options();
+  options->set_network(ns.network());
+  options->set_pid(ns.pid());
+  options->set_ipc(ns.ipc());
+  *status->mutable_labels() = r.config().labels();
+  *status->mutable_annotations() = r.config().annotations();
+  status->set_runtime_handler(r.runtime_handler());
+}
+
 grpc::ServerUnaryReactor* RuntimeService::PodSandboxStatus(
     grpc::CallbackServerContext* context, const runtime::v1::PodSandboxStatusRequest* request,
     runtime::v1::PodSandboxStatusResponse* response) {
@@ -50,25 +71,7 @@ grpc::ServerUnaryReactor* RuntimeService::PodSandboxStatus(
   if (!r.ok()) {
     return FinishUnary(context, r.status());
   }
-  runtime::v1::PodSandboxStatus* status = response->mutable_status();
-  status->set_id(r->id());
-  *status->mutable_metadata() = r->config().metadata();
-  status->set_state(ToCriState(*r));
-  status->set_created_at(r->created_at_ns());
-  if (r->ips_size() > 0) {
-    status->mutable_network()->set_ip(r->ips(0));
-    for (int i = 1; i < r->ips_size(); ++i) {
-      status->mutable_network()->add_additional_ips()->set_ip(r->ips(i));
-    }
-  }
-  const auto& ns = r->config().linux().security_context().namespace_options();
-  auto* options = status->mutable_linux()->mutable_namespaces()->mutable_options();
-  options->set_network(ns.network());
-  options->set_pid(ns.pid());
-  options->set_ipc(ns.ipc());
-  *status->mutable_labels() = r->config().labels();
-  *status->mutable_annotations() = r->config().annotations();
-  status->set_runtime_handler(r->runtime_handler());
+  ToCriPodSandboxStatus(*r, response->mutable_status());
   response->set_timestamp(absl::ToUnixNanos(absl::Now()));
   if (request->verbose()) {
     (*response->mutable_info())["info"] = VerboseInfo(*r);

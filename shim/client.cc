@@ -201,6 +201,14 @@ absl::StatusOr<Response> ShimClient::Call(const Request& request, absl::Duration
   return response;
 }
 
+absl::StatusOr<UniqueFd> ShimClient::Subscribe() {
+  CRID_ASSIGN_OR_RETURN(UniqueFd fd, Dial(dir_));
+  Request request;
+  request.mutable_subscribe();
+  CRID_RETURN_IF_ERROR(WriteFrame(fd.get(), request, absl::Now() + kPingTimeout));
+  return fd;
+}
+
 absl::StatusOr<Response> ShimClient::CallSession(const Request& request,
                                                  const std::vector<int>& fds, int cancel_fd) {
   CRID_ASSIGN_OR_RETURN(UniqueFd fd, Dial(dir_));

@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "base/unique_fd.h"
 #include "proto/shim.pb.h"
 
 namespace crid::shim {
@@ -63,6 +64,9 @@ class ShimClient {
   // be gone. A shim that is already gone is success.
   absl::Status Shutdown();
   absl::StatusOr<PingResponse> Ping();
+  // Opens the shim's event stream (see SubscribeRequest): the returned
+  // connection carries framed Responses, a `states` snapshot first.
+  absl::StatusOr<UniqueFd> Subscribe();
 
   // The exit a shim wrote to DIR/exits/<id>.json (see shim/service.h), for a
   // container whose shim is gone: status EXITED with its exit code, OOM flag

@@ -114,6 +114,28 @@ absl::Status ReadFrame(int fd, google::protobuf::MessageLite* message, absl::Tim
   return absl::OkStatus();
 }
 
+absl::StatusOr<bool> FrameReader::Next(google::protobuf::MessageLite* message) {
+  if (buffer_.size() < 4) {
+    return false;
+  }
+  const auto* header = reinterpret_cast<const unsigned char*>(buffer_.data());
+  size_t size = (size_t{header[0]} << 24) | (size_t{header[1]} << 16) | (size_t{header[2]} << 8) |
+                size_t{header[3]};
+  if (size > kMaxFrameBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("shim message of ", size, " bytes exceeds ", kMaxFrameBytes));
+  }
+  if (buffer_.size() < 4 + size) {
+    return false;
+  }
+  bool parsed = message->ParseFromArray(buffer_.data() + 4, static_cast<int>(size));
+  buffer_.erase(0, 4 + size);
+  if (!parsed) {
+    return absl::InvalidArgumentError("shim message: unreadable");
+  }
+  return true;
+}
+
 absl::Status SendFds(int fd, const std::vector<int>& fds, absl::Time deadline) {
   if (fds.empty() || fds.size() > kMaxPassedFds) {
     return absl::InvalidArgumentError(absl::StrCat("cannot pass ", fds.size(), " descriptors"));

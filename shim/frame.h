@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -21,6 +22,19 @@ constexpr size_t kMaxFrameBytes = size_t{16} << 20;
 absl::Status WriteFrame(int fd, const google::protobuf::MessageLite& message, absl::Time deadline);
 // INVALID_ARGUMENT for an oversized frame or bytes that do not parse.
 absl::Status ReadFrame(int fd, google::protobuf::MessageLite* message, absl::Time deadline);
+
+// Reassembles frames from bytes read off a non-blocking socket, for readers
+// that multiplex many connections on one thread.
+class FrameReader {
+ public:
+  void Append(const char* data, size_t size) { buffer_.append(data, size); }
+  // The next complete frame parsed into `message`: true when one was taken,
+  // false when more bytes are needed; INVALID_ARGUMENT for a bad frame.
+  absl::StatusOr<bool> Next(google::protobuf::MessageLite* message);
+
+ private:
+  std::string buffer_;
+};
 
 // Descriptors that follow a request (see proto/shim.proto): one byte carrying
 // them as SCM_RIGHTS. At most kMaxPassedFds.

@@ -74,6 +74,10 @@ void Serve(ShimService* service, UniqueFd conn, int wake_fd) {
         st = received.status();
       }
     }
+    if (st.ok() && request.has_subscribe()) {
+      service->Subscribe(conn.get());  // the connection is the stream
+      return;
+    }
     if (st.ok()) {
       response = service->Handle(request, std::move(fds), conn.get());
     } else if (absl::IsUnavailable(st) || absl::IsDeadlineExceeded(st)) {

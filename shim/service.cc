@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -29,6 +30,10 @@ namespace {
 
 // How long output may still arrive after a process exited (see IoPump::Drain).
 constexpr absl::Duration kOutputGrace = absl::Milliseconds(500);
+// Subscribe streams: how many exits are kept for a subscriber that is behind,
+// and how long one may take to read an event before it is dropped.
+constexpr size_t kEventBacklog = 1024;
+constexpr absl::Duration kEventWriteTimeout = absl::Seconds(30);
 // ExecSync output limit when the request names none: both streams together
 // must fit in one response frame.
 constexpr int64_t kDefaultExecOutputBytes = int64_t{4} << 20;
@@ -389,8 +394,76 @@ void ShimService::Finish(const std::string& id, uint64_t generation, bool oom_ki
   c.status = ContainerState::EXITED;
   WriteExitRecord(c);
   SignalExited(c);
+  AppendEvent(c);
   log::Info("container {} exited with {}{}", id, c.exit_code, oom_killed ? " (OOM killed)" : "");
   changed_.SignalAll();
+}
+
+void ShimService::AppendEvent(const Container& c) {
+  ContainerState state;
+  FillState(c, &state);
+  events_.emplace_back(++last_event_, std::move(state));
+  while (events_.size() > kEventBacklog) {
+    events_.pop_front();
+  }
+}
+
+namespace {
+
+// Whether the peer of a stream connection has closed it (or it broke).
+bool PeerGone(int fd) {
+  struct pollfd p = {fd, POLLIN | POLLRDHUP, 0};
+  if (::poll(&p, 1, 0) <= 0) {
+    return false;
+  }
+  if ((p.revents & (POLLHUP | POLLRDHUP | POLLERR)) != 0) {
+    return true;
+  }
+  char byte;
+  return ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+}
+
+}  // namespace
+
+void ShimService::Subscribe(int conn_fd) {
+  uint64_t seen = 0;
+  bool snapshot = true;
+  while (!PeerGone(conn_fd)) {
+    std::vector<Response> batch;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!snapshot && last_event_ == seen && !shutdown_) {
+        changed_.WaitWithTimeout(&mu_, absl::Seconds(1));
+      }
+      if (shutdown_) {
+        return;
+      }
+      // Events the subscriber would miss: it gets the whole picture again.
+      if (!snapshot && !events_.empty() && events_.front().first > seen + 1) {
+        snapshot = true;
+      }
+      if (snapshot) {
+        StateList* list = batch.emplace_back().mutable_states();
+        for (const auto& [id, c] : containers_) {
+          FillState(*c, list->add_containers());
+        }
+        seen = last_event_;
+        snapshot = false;
+      } else {
+        for (const auto& [seq, state] : events_) {
+          if (seq > seen) {
+            *batch.emplace_back().mutable_event()->mutable_state() = state;
+          }
+        }
+        seen = last_event_;
+      }
+    }
+    for (const Response& r : batch) {
+      if (!WriteFrame(conn_fd, r, absl::Now() + kEventWriteTimeout).ok()) {
+        return;
+      }
+    }
+  }
 }
 
 void ShimService::SignalExited(const Container& c) {

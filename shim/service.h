@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -43,6 +44,10 @@ class ShimService {
   Response Handle(const Request& request, std::vector<UniqueFd> fds = {}, int conn_fd = -1);
   // How many descriptors follow `request` on its connection.
   static size_t PassedFdCount(const Request& request);
+  // Serves a Subscribe request on `conn_fd` until the peer goes away or the
+  // shim shuts down: a snapshot of every container, then each exit as it
+  // happens (see proto/shim.proto).
+  void Subscribe(int conn_fd);
   // Removes every container from the runtime (Shutdown, or the shim's
   // directory is gone and nobody can reach them any more).
   void DeleteAll();
@@ -108,6 +113,8 @@ class ShimService {
   void Finish(const std::string& id, uint64_t generation, bool oom_killed);
   void WriteExitRecord(const Container& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static void SignalExited(const Container& c);
+  // Appends `c`'s state to the event log read by Subscribe streams.
+  void AppendEvent(const Container& c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static void FillState(const Container& c, ContainerState* state);
   // The container, or NOT_FOUND naming it.
   absl::StatusOr<Container*> Find(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -123,6 +130,10 @@ class ShimService {
   uint64_t next_generation_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t next_exec_ ABSL_GUARDED_BY(mu_) = 1;
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
+  // Exits in the order they happened, numbered from 1, for Subscribe streams;
+  // only the newest kEventBacklog are kept.
+  std::deque<std::pair<uint64_t, ContainerState>> events_ ABSL_GUARDED_BY(mu_);
+  uint64_t last_event_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t next_attach_ ABSL_GUARDED_BY(mu_) = 1;
 
   // Exec sessions with a terminal, by "<container id>/<session id>": the

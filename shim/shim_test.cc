@@ -240,6 +240,56 @@ TEST_F(ShimTest, ExitCodesAndStateAfterExit) {
   EXPECT_EQ(client_->State(three).status().code(), absl::StatusCode::kNotFound);
 }
 
+// The event stream: a snapshot of what the shim has, then each exit as it
+// happens, with its final exit code; closing the stream leaves the shim be.
+TEST_F(ShimTest, SubscribeStreamsASnapshotThenEachExit) {
+  std::string before = Run("before", "exit 4");
+  ASSERT_TRUE(client_->Wait(before, absl::Seconds(20)).ok());
+  absl::StatusOr<UniqueFd> stream = client_->Subscribe();
+  ASSERT_TRUE(stream.ok()) << stream.status();
+  Response snapshot;
+  ASSERT_TRUE(ReadFrame(stream->get(), &snapshot, absl::Now() + absl::Seconds(10)).ok());
+  ASSERT_TRUE(snapshot.has_states());
+  ASSERT_EQ(snapshot.states().containers_size(), 1);
+  EXPECT_EQ(snapshot.states().containers(0).id(), before);
+  EXPECT_EQ(snapshot.states().containers(0).exit_code(), 4);
+
+  std::string later = Run("later", "sleep 0.2; exit 5");
+  Response event;
+  ASSERT_TRUE(ReadFrame(stream->get(), &event, absl::Now() + absl::Seconds(20)).ok());
+  ASSERT_TRUE(event.has_event());
+  EXPECT_EQ(event.event().state().id(), later);
+  EXPECT_EQ(event.event().state().status(), ContainerState::EXITED);
+  EXPECT_EQ(event.event().state().exit_code(), 5);
+
+  // Read in small pieces, as crid's event loop may get them, FrameReader
+  // puts the frames together again.
+  std::string third = Run("third", "exit 6");
+  std::string bytes;
+  char buf[64];
+  FrameReader reader;
+  Response pieced;
+  absl::Time deadline = absl::Now() + absl::Seconds(20);
+  bool got = false;
+  while (!got && absl::Now() < deadline) {
+    ssize_t n = ::recv(stream->get(), buf, 7, MSG_DONTWAIT);  // small pieces on purpose
+    if (n > 0) {
+      reader.Append(buf, static_cast<size_t>(n));
+      absl::StatusOr<bool> next = reader.Next(&pieced);
+      ASSERT_TRUE(next.ok()) << next.status();
+      got = *next;
+    } else {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+  }
+  ASSERT_TRUE(got);
+  EXPECT_EQ(pieced.event().state().id(), third);
+  EXPECT_EQ(pieced.event().state().exit_code(), 6);
+
+  stream->reset();
+  EXPECT_TRUE(client_->Ping().ok());
+}
+
 TEST_F(ShimTest, LogHasCriRecordsForStdoutAndStderr) {
   std::string id = Run("log", "echo hello; echo oops >&2; printf partial");
   ASSERT_TRUE(client_->Wait(id, absl::Seconds(20)).ok());
