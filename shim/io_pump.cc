@@ -242,6 +242,12 @@ bool IoPump::Pump(Container& container, Open* source) {
         if (!st.ok() && !container.write_failed) {
           log::Warn("container {}: {}; output is lost until a write succeeds", source->key, st);
         }
+        if (st.ok() && container.write_failed) {
+          CriLogWriter::Losses lost = container.log->losses();
+          log::Warn(
+              "container {}: log writes succeed again ({} records dropped, {} cut short in all)",
+              source->key, lost.dropped, lost.cut);
+        }
         container.write_failed = !st.ok();
       }
       continue;
