@@ -53,7 +53,7 @@ BRIDGE=cridk8s0
 SKIPS=${CRITEST_SKIPS:-$HERE/critest-skips.txt}
 CRID_PID=
 SHM_BEFORE=
-HAD_HOSTPORT_CHAINS=0
+HAD_HOSTPORT_CHAINS=1   # until checked: leave portmap's shared chains alone
 
 result_line() { # PASSED FAILED SKIPPED
   echo "critest: $1 passed, $2 failed, $3 skipped"
@@ -96,16 +96,21 @@ leftover_pids() {
   done
 }
 
-teardown() {
-  trap - EXIT INT TERM
-  if [ -n "$CRID_PID" ] && [ -n "${BIN:-}" ] && kill -0 "$CRID_PID" 2>/dev/null; then
-    # Whatever critest left behind, removed through the CRI like kubelet would.
-    crictl --timeout 60s rmp -fa >/dev/null 2>&1
-    left=$(crictl pods -q 2>/dev/null | wc -l)
-    [ "$left" -gt 0 ] && echo "critest.sh: warning: $left pod(s) still listed after rmp -fa" >&2
-    stop_pid "$CRID_PID" crid
-  fi
-  CRID_PID=
+# What crid should have removed but a failed or interrupted run may leave: runc containers
+# under our runc root, our shims and the processes in our pods' network namespaces, mounts
+# under our directories; then the directories. Each finding is reported.
+remove_leftovers() {
+  local pid cmd
+  # A crid of an interrupted run (started with our config file): stopped first, like ours.
+  for pid in $(pgrep -x crid 2>/dev/null); do
+    cmd=$( { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null) || continue
+    if [[ "$cmd" == *" --config $STATE_DIR/crid.json"* ]]; then
+      echo "critest.sh: warning: leftover crid pid $pid; stopping it" >&2
+      kill -TERM "$pid" 2>/dev/null
+      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      kill -KILL "$pid" 2>/dev/null
+    fi
+  done
   if [ -d "$STATE_DIR/runtime/runc" ]; then
     for c in $(runc --root "$STATE_DIR/runtime/runc" list -q 2>/dev/null); do
       echo "critest.sh: warning: leftover runc container $c; deleting it" >&2
@@ -125,11 +130,25 @@ teardown() {
     done
   done
   rm -rf --one-file-system "$STATE_DIR" "$ROOT_DIR" 2>/dev/null
+}
+
+teardown() {
+  trap - EXIT INT TERM
+  if [ -n "$CRID_PID" ] && [ -n "${BIN:-}" ] && kill -0 "$CRID_PID" 2>/dev/null; then
+    # Whatever critest left behind, removed through the CRI like kubelet would.
+    crictl --timeout 60s rmp -fa >/dev/null 2>&1
+    left=$(crictl pods -q 2>/dev/null | wc -l)
+    [ "$left" -gt 0 ] && echo "critest.sh: warning: $left pod(s) still listed after rmp -fa" >&2
+    stop_pid "$CRID_PID" crid
+  fi
+  CRID_PID=
+  remove_leftovers
   if ip link show "$BRIDGE" >/dev/null 2>&1; then
     ip link del "$BRIDGE" 2>/dev/null
   fi
-  # portmap's top-level chains, when this run created them.
-  if [ "$HAD_HOSTPORT_CHAINS" = 0 ] && iptables -t nat -S CNI-HOSTPORT-DNAT >/dev/null 2>&1; then
+  # portmap's top-level chains, when this run created them and no pod (of anyone) uses them.
+  if [ "$HAD_HOSTPORT_CHAINS" = 0 ] && iptables -t nat -S CNI-HOSTPORT-DNAT >/dev/null 2>&1 &&
+    ! iptables -t nat -S CNI-HOSTPORT-DNAT 2>/dev/null | grep -q '^-A '; then
     iptables -t nat -S 2>/dev/null | grep -e '-j CNI-HOSTPORT-' | sed 's/^-A /-D /' |
       while read -r rule; do eval iptables -t nat "$rule" 2>/dev/null; done
     for c in $(iptables -t nat -S 2>/dev/null | sed -n 's/^-N \(CNI-HOSTPORT-[A-Z]*\)$/\1/p'); do
@@ -184,15 +203,17 @@ registry_up adopt || die "docker-registry did not start"
 T_IMAGES=$(( $(date +%s) - t ))
 
 # ---- 4. crid with mirrors and a CNI network
-if [ -S "$SOCK" ] || [ -e "$ROOT_DIR" ] || [ -e "$STATE_DIR" ]; then
+if [ -e "$ROOT_DIR" ] || [ -e "$STATE_DIR" ]; then
   echo "critest.sh: removing what an earlier run left in $ROOT_DIR and $STATE_DIR" >&2
-  rm -rf --one-file-system "$STATE_DIR" "$ROOT_DIR" 2>/dev/null
+  remove_leftovers
   findmnt -rn -o TARGET | grep -qE "^($ROOT_DIR|$STATE_DIR)(/|$)" && die "mounts remain under $ROOT_DIR or $STATE_DIR from an earlier run"
 fi
+# The bridge is ours by name; an interrupted run leaves it (and its route) behind.
+ip link del "$BRIDGE" 2>/dev/null && echo "critest.sh: warning: removed bridge $BRIDGE left by an earlier run" >&2
 if ip -4 route show | grep -qE "^${SUBNET%%/*}[/ ]"; then
   die "the pod subnet $SUBNET is already routed on this host (set CRID_K8S_POD_SUBNET)"
 fi
-iptables -t nat -S CNI-HOSTPORT-DNAT >/dev/null 2>&1 && HAD_HOSTPORT_CHAINS=1
+iptables -t nat -S CNI-HOSTPORT-DNAT >/dev/null 2>&1 && HAD_HOSTPORT_CHAINS=1 || HAD_HOSTPORT_CHAINS=0
 SHM_BEFORE=$(ipcs -m 2>/dev/null | awk '$1 ~ /^0x/ {print $2}'; echo none)
 mkdir -p "$ROOT_DIR" "$STATE_DIR/netns" "$NET_DIR" "$STATE_DIR/bin"
 # Copies, so that a rebuild in the work tree during the run cannot swap binaries under crid.
@@ -239,7 +260,7 @@ cp "$STATE_DIR/crid.json" "$NET_DIR/10-critest.conflist" "$RESULTS/"
 # proxy variables (libcurl honours them) send every such request to a closed port on the
 # loopback, so not even a DNS query leaves the machine; the local registry is exempt.
 http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 no_proxy=127.0.0.1,localhost \
-  "$CRID" --config "$STATE_DIR/crid.json" >"$RESULTS/crid.log" 2>&1 </dev/null &
+  "$CRID" --config "$STATE_DIR/crid.json" >"$RESULTS/crid.log" 2>&1 </dev/null 9>&- &
 CRID_PID=$!
 for i in $(seq 1 200); do
   kill -0 "$CRID_PID" 2>/dev/null || { tail -20 "$RESULTS/crid.log" >&2; CRID_PID=; die "crid exited at start (log: $RESULTS/crid.log)"; }
@@ -260,7 +281,7 @@ timeout --signal=INT --kill-after=2m "${CRITEST_TIMEOUT:-45m}" \
   "$BIN/critest" --config "$STATE_DIR/crictl.yaml" --runtime-endpoint "$EP" --image-endpoint "$EP" \
   --ginkgo.no-color --ginkgo.timeout=40m \
   --ginkgo.json-report="$RESULTS/critest.json" --ginkgo.junit-report="$RESULTS/critest-junit.xml" \
-  "${SKIP_ARGS[@]}" "${EXTRA[@]}" >"$RESULTS/critest.log" 2>&1
+  "${SKIP_ARGS[@]}" "${EXTRA[@]}" >"$RESULTS/critest.log" 2>&1 9>&-
 rc=$?
 T_CRITEST=$(( $(date +%s) - t ))
 grep -E '^(Ran [0-9]+ of [0-9]+ Specs|(SUCCESS|FAIL)! )' "$RESULTS/critest.log" >&2
