@@ -1,12 +1,15 @@
 #include "sandbox/manager.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 
@@ -14,6 +17,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "base/errors.h"
 #include "base/fs.h"
@@ -161,6 +165,60 @@ std::string HostHostname() {
 
 void RemoveIfEmptyDir(const std::string& path) { rmdir(path.c_str()); }
 
+// Test hook: with CRID_TEST_CRASH_AT=<point> in its environment crid kills
+// itself with SIGKILL at that point, leaving exactly what a crash there leaves.
+void CrashPoint(absl::string_view point) {
+  static const char* const crash_at = std::getenv("CRID_TEST_CRASH_AT");
+  if (crash_at != nullptr && point == crash_at) {
+    raise(SIGKILL);
+  }
+}
+
+std::vector<std::string> DirEntries(const std::string& dir) {
+  std::vector<std::string> names;
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) {
+    return names;
+  }
+  while (dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    if (name != "." && name != "..") {
+      names.push_back(std::move(name));
+    }
+  }
+  closedir(d);
+  return names;
+}
+
+ino_t InodeOf(const std::string& path) {
+  struct stat st {};
+  return stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+// The parent (kubelet's cgroup_parent, as the cgroup tree spells it) of the
+// `crid-pause-<id>` cgroup `pid` is in, from /proc/<pid>/cgroup; "" if none.
+std::string PauseCgroupParent(pid_t pid, const std::string& pod_id) {
+  absl::StatusOr<std::string> cgroups = ReadFile(absl::StrCat("/proc/", pid, "/cgroup"));
+  if (!cgroups.ok()) {
+    return "";
+  }
+  const std::string leaf = "crid-" + PauseCgroupName(pod_id);
+  for (absl::string_view line : absl::StrSplit(*cgroups, '\n')) {
+    // hierarchy-ID:controllers:path
+    size_t colon = line.find(':', line.find(':') + 1);
+    if (colon == absl::string_view::npos) {
+      continue;
+    }
+    absl::string_view path = line.substr(colon + 1);
+    size_t slash = path.rfind('/');
+    absl::string_view name = path.substr(slash + 1);
+    if (slash != absl::string_view::npos && (name == leaf || name == leaf + ".scope")) {
+      return slash == 0 ? "/" : std::string(path.substr(0, slash));
+    }
+  }
+  return "";
+}
+
 bool Matches(const SandboxRecord& r, const runtime::v1::PodSandboxFilter& filter) {
   if (!filter.id().empty() && !absl::StartsWith(r.id(), filter.id())) {
     return false;
@@ -193,9 +251,13 @@ absl::StatusOr<std::unique_ptr<SandboxManager>> SandboxManager::Create(SandboxOp
   CRID_RETURN_IF_ERROR(MakeDirs(options.state_dir + "/ns", 0711));
   CRID_RETURN_IF_ERROR(MakeDirs(options.netns_dir, 0755));
   std::unique_ptr<SandboxManager> m(new SandboxManager(std::move(options), store, cni));
+  m->cgroups_ = m->options_.cgroups;
   m->pool_ = std::make_unique<WorkerPool>(std::max<size_t>(m->options_.workers, 1),
                                           m->options_.max_queued);
   CRID_ASSIGN_OR_RETURN(auto rows, store->List(kSandboxBucket));
+  // A crash between starting crid-pause and recording its PID leaves one
+  // running that only its command line ties to its pod.
+  const std::vector<FoundPause> pauses = FindPauseProcesses(m->options_.state_dir);
   for (const auto& [id, value] : rows) {
     SandboxRecord record;
     if (!record.ParseFromString(value)) {
@@ -206,6 +268,15 @@ absl::StatusOr<std::unique_ptr<SandboxManager>> SandboxManager::Create(SandboxOp
     if (record.state() == SandboxRecord::CREATING) {
       // crid stopped in the middle of RunPodSandbox: kubelet has no ID for it.
       spdlog::warn("sandbox {} was being created when crid stopped; removing it", id);
+      if (record.pause_pid() == 0) {
+        for (const FoundPause& pause : pauses) {
+          if (pause.pod_id == id) {
+            record.set_pause_pid(pause.process.pid);
+            record.set_pause_start_time(pause.process.start_time);
+            break;
+          }
+        }
+      }
       (void)m->StopResources(&record, /*best_effort=*/true);
       (void)m->RemoveResources(record);
       (void)store->Delete(kSandboxBucket, id);
@@ -229,7 +300,98 @@ absl::StatusOr<std::unique_ptr<SandboxManager>> SandboxManager::Create(SandboxOp
     m->runs_[MetadataKey(record.config().metadata())] = run;
     m->pods_[id] = std::move(record);
   }
+  m->RemoveLeftovers(pauses);
   return m;
+}
+
+void SandboxManager::RemoveLeftovers(const std::vector<FoundPause>& pauses) {
+  std::map<std::string, SandboxRecord> known;
+  {
+    absl::MutexLock lock(&mu_);
+    known = pods_;
+  }
+  for (const FoundPause& pause : pauses) {
+    auto it = known.find(pause.pod_id);
+    const SandboxRecord* record = it != known.end() ? &it->second : nullptr;
+    if (record != nullptr && record->pause_pid() == pause.process.pid &&
+        record->pause_start_time() == pause.process.start_time) {
+      continue;
+    }
+    // Pods torn down above have already stopped theirs.
+    if (PauseAlive(pause.process)) {
+      StopOrphanPause(pause, record);
+    }
+  }
+  RemoveUnknownStateDirs(known);
+}
+
+void SandboxManager::StopOrphanPause(const FoundPause& pause, const SandboxRecord* record) {
+  const std::string& id = pause.pod_id;
+  const pid_t pid = pause.process.pid;
+  spdlog::warn("crid-pause {} of sandbox {} belongs to no pod; stopping it", pid, id);
+  // Read before it dies: where it was placed, and which network namespace it holds.
+  std::string parent =
+      record != nullptr ? record->config().linux().cgroup_parent() : PauseCgroupParent(pid, id);
+  ino_t netns = InodeOf(absl::StrCat("/proc/", pid, "/ns/net"));
+  if (absl::Status st = StopPause(pause.process); !st.ok()) {
+    spdlog::error("sandbox {}: stopping crid-pause {}: {}", id, pid, st.message());
+    return;
+  }
+  if (CgroupManager* cgroups = cgroups_.load(); cgroups != nullptr && !parent.empty()) {
+    if (absl::Status st = cgroups->RemoveCgroup(PauseCgroupName(id), parent); !st.ok()) {
+      spdlog::error("sandbox {}: removing crid-pause's cgroup: {}", id, st.message());
+    }
+  }
+  // A pin is this pod's only when it pins the namespace crid-pause was in; a
+  // pod with a record keeps its pin until it is stopped.
+  std::string pin = absl::StrCat(options_.netns_dir, "/crid-", id.substr(0, 32));
+  if (record == nullptr && netns != 0 && IsPinnedNamespace(pin) && InodeOf(pin) == netns) {
+    if (absl::Status st = RemovePinnedNamespace(pin); !st.ok()) {
+      spdlog::error("sandbox {}: {}", id, st.message());
+    }
+  }
+}
+
+void SandboxManager::RemoveUnknownStateDirs(const std::map<std::string, SandboxRecord>& known) {
+  const std::string pods_dir = options_.state_dir + "/pods";
+  for (const std::string& name : DirEntries(pods_dir)) {
+    const std::string dir = absl::StrCat(pods_dir, "/", name);
+    if (known.count(name) != 0) {
+      // WriteFileAtomic's temporaries (`hosts.tmp.<pid>`) of a write cut short.
+      for (const std::string& file : DirEntries(dir)) {
+        if (absl::StrContains(file, ".tmp.")) {
+          std::string path = absl::StrCat(dir, "/", file);
+          spdlog::warn("sandbox {}: removing leftover {}", name, path);
+          unlink(path.c_str());
+        }
+      }
+      continue;
+    }
+    spdlog::warn("removing {}: no pod sandbox has it", dir);
+    std::string shm = dir + "/shm";
+    if (umount2(shm.c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT) {
+      spdlog::error("{}", ErrnoError(errno, "unmount ", shm).message());
+    }
+    if (absl::Status st = RemoveTree(dir); !st.ok()) {
+      spdlog::error("removing {}: {}", dir, st.message());
+    }
+  }
+  const std::string ns_root = options_.state_dir + "/ns";
+  for (const std::string& name : DirEntries(ns_root)) {
+    if (known.count(name) != 0) {
+      continue;
+    }
+    const std::string dir = absl::StrCat(ns_root, "/", name);
+    spdlog::warn("removing {}: no pod sandbox has it", dir);
+    for (const std::string& entry : DirEntries(dir)) {
+      if (absl::Status st = RemovePinnedNamespace(absl::StrCat(dir, "/", entry)); !st.ok()) {
+        spdlog::error("{}", st.message());
+      }
+    }
+    if (rmdir(dir.c_str()) != 0 && errno != ENOENT) {
+      spdlog::error("{}", ErrnoError(errno, "remove ", dir).message());
+    }
+  }
 }
 
 absl::Status SandboxManager::Persist(const SandboxRecord& record) {
@@ -302,6 +464,9 @@ absl::StatusOr<std::string> SandboxManager::RunLocked(const runtime::v1::PodSand
         "config.linux.security_context.namespace_options.pid: POD needs crid-pause, which was "
         "not found");
   }
+  // A pod takes a little disk; refusing it keeps the last of a full disk for
+  // the removals that free space.
+  CRID_RETURN_IF_ERROR(store_->CheckRoom("create a pod sandbox"));
 
   SandboxRecord record;
   record.set_id(NewSandboxId());
@@ -422,7 +587,8 @@ absl::StatusOr<std::string> SandboxManager::RunLocked(const runtime::v1::PodSand
     if (own_ipc) {
       join.push_back({NamespaceType::kIpc, record.ipc_ns_path()});
     }
-    CRID_ASSIGN_OR_RETURN(PauseProcess pause, StartPause(options_.pause_binary, join));
+    CRID_ASSIGN_OR_RETURN(PauseProcess pause,
+                          StartPause(options_.pause_binary, join, {options_.state_dir, id}));
     record.set_pause_pid(pause.pid);
     record.set_pause_start_time(pause.start_time);
     // In the pod's cgroup, as kubelet accounts it; a failure undoes the pod.
@@ -436,6 +602,7 @@ absl::StatusOr<std::string> SandboxManager::RunLocked(const runtime::v1::PodSand
     }
   }
 
+  CrashPoint("sandbox-run-before-ready");
   record.set_state(SandboxRecord::READY);
   CRID_RETURN_IF_ERROR(Persist(record));
   committed = true;
@@ -507,17 +674,11 @@ absl::Status SandboxManager::RemoveResources(const SandboxRecord& record) {
   if (!record.uts_ns_path().empty()) {
     note(RemovePinnedNamespace(record.uts_ns_path()));
   }
-  const std::string& dir = record.pod_dir();
-  if (!dir.empty()) {
-    for (const char* name : {"hostname", "hosts", "resolv.conf"}) {
-      std::string path = absl::StrCat(dir, "/", name);
-      if (unlink(path.c_str()) != 0 && errno != ENOENT) {
-        note(ErrnoError(errno, "remove ", path));
-      }
-    }
-    if (rmdir(dir.c_str()) != 0 && errno != ENOENT) {
-      note(ErrnoError(errno, "remove ", dir));
-    }
+  // The whole directory, with any temporary file a crash left in it. It
+  // holds no mount any more (shm is gone above); RemoveTree refuses to cross
+  // one if it does.
+  if (!record.pod_dir().empty()) {
+    note(RemoveTree(record.pod_dir()));
   }
   std::string ns_dir = absl::StrCat(options_.state_dir, "/ns/", record.id());
   if (rmdir(ns_dir.c_str()) != 0 && errno != ENOENT) {

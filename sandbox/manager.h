@@ -24,6 +24,7 @@
 #include "cgroups/manager.h"
 #include "cni/network.h"
 #include "proto/cri_api.pb.h"
+#include "sandbox/pause_process.h"
 #include "sandbox/sandbox.pb.h"
 #include "sandbox/worker_pool.h"
 #include "store/store.h"
@@ -44,6 +45,9 @@ struct SandboxOptions {
   // Threads for Run/Stop/Remove, and how many requests may wait for one.
   size_t workers = 4;
   size_t max_queued = 256;
+  // Where crid-pause processes go (see SetCgroupManager); given here so that
+  // recovery can remove the cgroups of pods it tears down. Not owned.
+  CgroupManager* cgroups = nullptr;
 };
 
 // The store bucket of sandbox records (key: sandbox ID).
@@ -57,7 +61,11 @@ class SandboxManager {
   void SetCgroupManager(CgroupManager* cgroups) { cgroups_ = cgroups; }
 
   // Loads every record; finishes the teardown of pods whose creation was cut
-  // short by a crash; marks pods whose pause process died NOTREADY.
+  // short by a crash; marks pods whose pause process died NOTREADY. Then
+  // removes what a crash left that no record owns: crid-pause processes of
+  // this state directory (with their cgroups and network namespace pins),
+  // pod directories and namespace directories, and temporary files in the
+  // pod directories that remain.
   static absl::StatusOr<std::unique_ptr<SandboxManager>> Create(SandboxOptions options,
                                                                 Store* store, cni::CniManager* cni);
 
@@ -96,6 +104,11 @@ class SandboxManager {
   absl::Status StopResources(SandboxRecord* record, bool best_effort);
   // Everything else: shm, IPC/UTS namespaces, files, directories.
   absl::Status RemoveResources(const SandboxRecord& record);
+  // Recovery, after the records are loaded: `pauses` are the crid-pause
+  // processes found running for this state directory.
+  void RemoveLeftovers(const std::vector<FoundPause>& pauses);
+  void StopOrphanPause(const FoundPause& pause, const SandboxRecord* record);
+  void RemoveUnknownStateDirs(const std::map<std::string, SandboxRecord>& known);
   std::shared_ptr<absl::Mutex> OpLock(const std::string& id);
   void Publish(const SandboxRecord& record);
 

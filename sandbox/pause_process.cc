@@ -1,17 +1,21 @@
 #include "sandbox/pause_process.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "base/errors.h"
 #include "base/fs.h"
@@ -46,8 +50,104 @@ bool PauseAlive(const PauseProcess& pause) {
   return pause.pid > 0 && ProcessStartTime(pause.pid) == pause.start_time;
 }
 
+namespace {
+
+constexpr char kPodFlag[] = "--crid-pod=";
+constexpr char kStateFlag[] = "--crid-state=";
+
+bool IsPodId(absl::string_view id) {
+  if (id.size() != 64) {
+    return false;
+  }
+  for (char c : id) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Inode of a /proc/.../ns/<type> file; 0 when unreadable.
+ino_t NamespaceInode(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+// True when the last NSpid of /proc/<pid>/status is 1 and there are two:
+// PID 1 of a namespace one level below ours.
+bool IsPidNamespaceInit(pid_t pid) {
+  absl::StatusOr<std::string> status = ReadFile(absl::StrCat("/proc/", pid, "/status"));
+  if (!status.ok()) {
+    return false;
+  }
+  for (absl::string_view line : absl::StrSplit(*status, '\n')) {
+    if (absl::ConsumePrefix(&line, "NSpid:")) {
+      std::vector<absl::string_view> ids =
+          absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
+      return ids.size() == 2 && ids[1] == "1";
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+std::vector<FoundPause> FindPauseProcesses(const std::string& state_dir) {
+  std::vector<FoundPause> found;
+  const ino_t our_mnt = NamespaceInode("/proc/self/ns/mnt");
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr || our_mnt == 0) {
+    if (proc != nullptr) {
+      ::closedir(proc);
+    }
+    return found;
+  }
+  while (dirent* e = ::readdir(proc)) {
+    pid_t pid = 0;
+    if (!absl::SimpleAtoi(e->d_name, &pid) || pid <= 1) {
+      continue;
+    }
+    absl::StatusOr<std::string> cmdline = ReadFile(absl::StrCat("/proc/", pid, "/cmdline"));
+    if (!cmdline.ok()) {
+      continue;
+    }
+    std::vector<absl::string_view> argv = absl::StrSplit(*cmdline, '\0');
+    // Arguments end with a NUL, which leaves one empty field.
+    if (argv.size() != 4 || !argv[3].empty()) {
+      continue;
+    }
+    absl::string_view pod = argv[1];
+    absl::string_view state = argv[2];
+    if (!absl::EndsWith(argv[0], "crid-pause") || !absl::ConsumePrefix(&pod, kPodFlag) ||
+        !IsPodId(pod) || !absl::ConsumePrefix(&state, kStateFlag) || state != state_dir) {
+      continue;
+    }
+    char exe[4096] = {};
+    ssize_t n = ::readlink(absl::StrCat("/proc/", pid, "/exe").c_str(), exe, sizeof(exe) - 1);
+    absl::string_view exe_name = n > 0 ? absl::string_view(exe, static_cast<size_t>(n)) : "";
+    // An upgrade may have replaced the binary under a running crid-pause.
+    absl::ConsumeSuffix(&exe_name, " (deleted)");
+    exe_name = exe_name.substr(exe_name.rfind('/') + 1);
+    if (exe_name != "crid-pause") {
+      continue;
+    }
+    if (NamespaceInode(absl::StrCat("/proc/", pid, "/ns/mnt")) != our_mnt ||
+        !IsPidNamespaceInit(pid)) {
+      continue;
+    }
+    uint64_t start = ProcessStartTime(pid);
+    if (start == 0) {
+      continue;
+    }
+    found.push_back({{pid, start}, std::string(pod)});
+  }
+  ::closedir(proc);
+  return found;
+}
+
 absl::StatusOr<PauseProcess> StartPause(const std::string& binary,
-                                        const std::vector<NamespacePath>& join) {
+                                        const std::vector<NamespacePath>& join,
+                                        const PauseOwner& owner) {
   if (access(binary.c_str(), X_OK) != 0) {
     return ErrnoError(errno, "crid-pause binary ", binary);
   }
@@ -69,7 +169,9 @@ absl::StatusOr<PauseProcess> StartPause(const std::string& binary,
   }
   UniqueFd rd(p[0]), wr(p[1]);
   std::string path = binary;
-  char* argv[] = {path.data(), nullptr};
+  std::string pod_arg = absl::StrCat(kPodFlag, owner.pod_id);
+  std::string state_arg = absl::StrCat(kStateFlag, owner.state_dir);
+  char* argv[] = {path.data(), pod_arg.data(), state_arg.data(), nullptr};
   char* envp[] = {nullptr};
   pid_t pid = static_cast<pid_t>(syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, 0, 0, 0, 0));
   if (pid < 0) {

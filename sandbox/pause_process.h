@@ -2,6 +2,11 @@
 // created with clone(CLONE_NEWPID) after joining the pod's network, IPC and UTS
 // namespaces, runs in its own session, and outlives crid restarts; it is
 // identified by PID plus start time so a recycled PID is never signalled.
+//
+// Its command line names the pod and crid's state directory
+// (`crid-pause --crid-pod=<id> --crid-state=<dir>`), so a crid-pause started
+// by a crid that died before recording its PID is still found on the next
+// start (FindPauseProcesses), and one belonging to another crid is left alone.
 #pragma once
 
 #include <sys/types.h>
@@ -20,8 +25,27 @@ struct PauseProcess {
   uint64_t start_time = 0;  // field 22 of /proc/PID/stat
 };
 
+// Who a crid-pause belongs to: written into its argv before it exists.
+struct PauseOwner {
+  std::string state_dir;
+  std::string pod_id;
+};
+
 absl::StatusOr<PauseProcess> StartPause(const std::string& binary,
-                                        const std::vector<NamespacePath>& join);
+                                        const std::vector<NamespacePath>& join,
+                                        const PauseOwner& owner);
+
+struct FoundPause {
+  PauseProcess process;
+  std::string pod_id;
+};
+
+// Every running crid-pause started for `state_dir`. A process counts only when
+// all of these hold, so nothing else is ever taken for one: its argv is
+// exactly crid-pause's with this state directory and a well-formed pod ID,
+// its executable is named crid-pause, it is PID 1 of its own PID namespace,
+// and it shares crid's mount namespace (a container's process cannot).
+std::vector<FoundPause> FindPauseProcesses(const std::string& state_dir);
 
 // Start time of `pid`, 0 when it does not exist.
 uint64_t ProcessStartTime(pid_t pid);
