@@ -113,8 +113,9 @@ std::string FindPauseBinary(const config::Config& config) {
 }
 
 absl::StatusOr<std::unique_ptr<sandbox::SandboxManager>> StartSandboxes(
-    const config::Config& config, Store* store, cni::CniManager* cni) {
+    const config::Config& config, Store* store, cni::CniManager* cni, CgroupManager* cgroups) {
   sandbox::SandboxOptions options;
+  options.cgroups = cgroups;
   options.state_dir = config.state();
   options.netns_dir = config.pod().netns_dir();
   options.pause_binary = FindPauseBinary(config);
@@ -272,8 +273,16 @@ int Run(int argc, char** argv) {
     spdlog::critical("starting CNI: {}", cni.status().message());
     return kExitFailure;
   }
+  // Before the sandboxes: their recovery removes the cgroups of pods it tears down.
+  // Without the cgroup manager (systemd configured but not reachable) crid
+  // still serves; stats then lack CPU and memory, and the log says why.
+  absl::StatusOr<std::unique_ptr<CgroupManager>> cgroups = StartCgroups(*driver);
+  if (!cgroups.ok()) {
+    spdlog::error("cgroup manager ({} driver) unavailable, no CPU/memory stats: {}",
+                  CgroupDriverName(*driver), cgroups.status().message());
+  }
   absl::StatusOr<std::unique_ptr<sandbox::SandboxManager>> sandboxes =
-      StartSandboxes(*config, store->get(), cni->get());
+      StartSandboxes(*config, store->get(), cni->get(), cgroups.ok() ? cgroups->get() : nullptr);
   if (!sandboxes.ok()) {
     spdlog::critical("recovering pod sandboxes: {}", sandboxes.status().message());
     return kExitFailure;
@@ -291,18 +300,11 @@ int Run(int argc, char** argv) {
     return kExitFailure;
   }
   RuntimeService runtime_service(state->get(), sandboxes->get(), containers->get());
-  // Without the cgroup manager (systemd configured but not reachable) crid
-  // still serves; stats then lack CPU and memory, and the log says why.
-  absl::StatusOr<std::unique_ptr<CgroupManager>> cgroups = StartCgroups(*driver);
   if (cgroups.ok()) {
     runtime_service.SetCgroupManager(cgroups->get());
-    (*sandboxes)->SetCgroupManager(cgroups->get());
     (*containers)->SetCgroupManager(cgroups->get());
-  } else {
-    spdlog::error("cgroup manager ({} driver) unavailable, no CPU/memory stats: {}",
-                  CgroupDriverName(*driver), cgroups.status().message());
   }
-  ImageService image_service(images->get());
+  ImageService image_service(images->get(), store->get());
   // Exec, Attach and PortForward URLs point at the streaming server.
   streaming::SandboxStreamingRuntime streaming_runtime(sandboxes->get());
   container::ContainerStreams container_streams(containers->get());

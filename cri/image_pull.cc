@@ -28,6 +28,14 @@ grpc::ServerUnaryReactor* ImageService::PullImage(grpc::CallbackServerContext* c
   options.runtime_handler = request->image().runtime_handler();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   executor_.Run([this, name, auth, options, reactor, response] {
+    // Layers take space; on a short disk the last of it is kept for removals.
+    if (store_ != nullptr) {
+      if (absl::Status room = store_->CheckRoom(absl::StrCat("pull image \"", name, "\""));
+          !room.ok()) {
+        reactor->Finish(ToGrpcStatus(room));
+        return;
+      }
+    }
     absl::StatusOr<std::string> id = images_->Pull(name, auth, options);
     if (!id.ok()) {
       reactor->Finish(ToGrpcStatus(

@@ -11,6 +11,7 @@
 #include "image/executor.h"
 #include "image/image_store.h"
 #include "proto/cri_api.grpc.pb.h"
+#include "store/store.h"
 
 namespace crid {
 
@@ -21,7 +22,10 @@ class ImageService final : public runtime::v1::ImageService::CallbackService {
 
   // Without an image store (in-process tests of the other services) every RPC
   // answers UNIMPLEMENTED.
-  explicit ImageService(ImageStore* images = nullptr) : images_(images), executor_(kWorkers) {}
+  // With `store`, pulls are refused (RESOURCE_EXHAUSTED) when its filesystem
+  // is short of space (Store::CheckRoom).
+  explicit ImageService(ImageStore* images = nullptr, Store* store = nullptr)
+      : images_(images), store_(store), executor_(kWorkers) {}
 
   // image_list.cc
   grpc::ServerUnaryReactor* ListImages(grpc::CallbackServerContext* context,
@@ -49,6 +53,7 @@ class ImageService final : public runtime::v1::ImageService::CallbackService {
 
  private:
   ImageStore* const images_;
+  Store* const store_;
   // Last member: its destructor finishes running work before the rest goes.
   Executor executor_;
 };
