@@ -232,6 +232,7 @@ absl::StatusOr<std::unique_ptr<ContainerManager>> ContainerManager::Create(
     raw_manager->OnShimStreamClosed(pod_id);
   };
   m->events_ = std::make_unique<ShimEventLoop>(std::move(handlers));
+  m->stop_timer_ = std::thread([raw_manager] { raw_manager->RunStopTimer(); });
   CRID_RETURN_IF_ERROR(m->Recover());
   if (images != nullptr) {
     ContainerManager* raw = m.get();
@@ -246,6 +247,22 @@ ContainerManager::~ContainerManager() {
   }
   // No event handler runs from here on; the shims keep running.
   events_.reset();
+  {
+    absl::MutexLock lock(&mu_);
+    shutting_down_ = true;
+    stops_changed_.Signal();
+  }
+  stop_timer_.join();
+  std::vector<std::string> waiting;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, pending] : stops_) {
+      waiting.push_back(id);
+    }
+  }
+  for (const std::string& id : waiting) {
+    FinishStops(id, absl::UnavailableError("crid is shutting down"));
+  }
 }
 
 absl::Status ContainerManager::Recover() {
@@ -607,6 +624,7 @@ void ContainerManager::RecordExit(const std::string& id, const shim::ContainerSt
     Notify(exited, ContainerEventKind::kStarted);
   }
   Notify(exited, ContainerEventKind::kStopped);
+  FinishStops(id, absl::OkStatus());
 }
 
 absl::Status ContainerManager::Destroy(const ContainerRecord& record) {
@@ -639,6 +657,7 @@ absl::Status ContainerManager::Destroy(const ContainerRecord& record) {
   if (was_published) {
     Notify(record, ContainerEventKind::kDeleted);
   }
+  FinishStops(record.id(), absl::OkStatus());
   return absl::OkStatus();
 }
 
@@ -888,45 +907,143 @@ absl::Status ContainerManager::Start(const std::string& id) {
   return absl::OkStatus();
 }
 
-absl::Status ContainerManager::Stop(const std::string& id, absl::Duration timeout) {
-  CRID_ASSIGN_OR_RETURN(ContainerRecord record, Get(id));
-  std::shared_ptr<absl::Mutex> op = OpLock(record.id());
-  absl::MutexLock op_lock(op.get());
-  CRID_ASSIGN_OR_RETURN(record, Get(record.id()));
-  if (record.state() == ContainerRecord::EXITED) {
-    return absl::OkStatus();
+void ContainerManager::StopAsync(const std::string& id, absl::Duration timeout, StopDone done) {
+  absl::StatusOr<ContainerRecord> record = Get(id);
+  if (!record.ok()) {
+    std::move(done)(record.status());
+    return;
   }
-  absl::StatusOr<std::shared_ptr<shim::ShimClient>> client = ShimFor(record.pod_id(), false);
+  std::shared_ptr<absl::Mutex> op = OpLock(record->id());
+  absl::MutexLock op_lock(op.get());
+  record = Get(record->id());
+  if (!record.ok() || record->state() == ContainerRecord::EXITED) {
+    std::move(done)(record.ok() ? absl::OkStatus() : record.status());
+    return;
+  }
+  absl::StatusOr<std::shared_ptr<shim::ShimClient>> client = ShimFor(record->pod_id(), false);
   if (!client.ok()) {
     shim::ContainerState lost;
     lost.set_exit_code(255);
-    RecordExit(record.id(), lost);
-    return absl::OkStatus();
+    RecordExit(record->id(), lost);
+    std::move(done)(absl::OkStatus());
+    return;
   }
-  absl::StatusOr<shim::ContainerState> state = absl::DeadlineExceededError("not signalled yet");
-  if (timeout > absl::ZeroDuration() && record.state() == ContainerRecord::RUNNING) {
-    absl::Status st = (*client)->Kill(record.id(), record.stop_signal(), false);
-    if (!st.ok()) {
-      spdlog::debug("container {}: stop signal: {}", ShortId(record.id()), st.message());
+  // A container that was never started has no stop signal handler to wait for.
+  bool kill_now = timeout <= absl::ZeroDuration() || record->state() != ContainerRecord::RUNNING;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = containers_.find(record->id());
+    if (it == containers_.end() || it->second.state() == ContainerRecord::EXITED) {
+      std::move(done)(absl::OkStatus());
+      return;
     }
-    state = (*client)->Wait(record.id(), timeout);
+    absl::Time deadline = absl::Now() + (kill_now ? kKillWait : timeout);
+    PendingStop& pending = stops_[record->id()];
+    if (pending.done.empty()) {
+      pending.pod_id = record->pod_id();
+      pending.deadline = deadline;
+      pending.killed = kill_now;
+    } else if (kill_now && !pending.killed) {
+      pending.killed = true;  // a later stop with less patience
+      pending.deadline = deadline;
+    } else if (!pending.killed) {
+      pending.deadline = std::min(pending.deadline, deadline);
+    }
+    pending.done.push_back(std::move(done));
+    stops_changed_.Signal();
   }
-  if (!state.ok()) {
-    if (state.status().code() != absl::StatusCode::kDeadlineExceeded) {
-      return state.status();
-    }
-    absl::Status st = (*client)->Kill(record.id(), SIGKILL, true);
-    if (!st.ok()) {
-      spdlog::debug("container {}: SIGKILL: {}", ShortId(record.id()), st.message());
-    }
-    state = (*client)->Wait(record.id(), kKillWait);
-    if (!state.ok()) {
-      return Annotate(state.status(),
-                      absl::StrCat("container ", record.id(), " did not exit after SIGKILL"));
-    }
+  absl::Status st = kill_now ? (*client)->Kill(record->id(), SIGKILL, true)
+                             : (*client)->Kill(record->id(), record->stop_signal(), false);
+  if (!st.ok()) {
+    spdlog::debug("container {}: stop signal: {}", ShortId(record->id()), st.message());
   }
-  RecordExit(record.id(), *state);
-  return absl::OkStatus();
+}
+
+absl::Status ContainerManager::Stop(const std::string& id, absl::Duration timeout) {
+  absl::Notification stopped;
+  absl::Status result;
+  StopAsync(id, timeout, [&](absl::Status st) {
+    result = std::move(st);
+    stopped.Notify();
+  });
+  stopped.WaitForNotification();
+  return result;
+}
+
+void ContainerManager::FinishStops(const std::string& id, const absl::Status& status) {
+  std::vector<StopDone> done;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = stops_.find(id);
+    if (it == stops_.end()) {
+      return;
+    }
+    done = std::move(it->second.done);
+    stops_.erase(it);
+  }
+  for (StopDone& d : done) {
+    std::move(d)(status);
+  }
+}
+
+bool ContainerManager::CheckExited(const std::string& id, const std::string& pod_id) {
+  absl::StatusOr<std::shared_ptr<shim::ShimClient>> client = ShimFor(pod_id, false);
+  if (!client.ok()) {
+    return false;
+  }
+  absl::StatusOr<shim::ContainerState> state = (*client)->State(id);
+  if (state.ok() && state->status() == shim::ContainerState::EXITED) {
+    RecordExit(id, *state);
+    return true;
+  }
+  return false;
+}
+
+void ContainerManager::RunStopTimer() {
+  absl::MutexLock lock(&mu_);
+  while (!shutting_down_) {
+    absl::Time next = absl::InfiniteFuture();
+    for (const auto& [id, pending] : stops_) {
+      next = std::min(next, pending.deadline);
+    }
+    stops_changed_.WaitWithDeadline(&mu_, next);
+    absl::Time now = absl::Now();
+    std::vector<std::pair<std::string, std::string>> to_kill;
+    std::vector<std::pair<std::string, std::string>> overdue;
+    for (auto& [id, pending] : stops_) {
+      if (pending.deadline > now) {
+        continue;
+      }
+      if (!pending.killed) {
+        pending.killed = true;
+        pending.deadline = now + kKillWait;
+        to_kill.emplace_back(id, pending.pod_id);
+      } else {
+        pending.deadline = absl::InfiniteFuture();  // settled below
+        overdue.emplace_back(id, pending.pod_id);
+      }
+    }
+    if (to_kill.empty() && overdue.empty()) {
+      continue;
+    }
+    mu_.Unlock();
+    for (const auto& [id, pod_id] : to_kill) {
+      absl::StatusOr<std::shared_ptr<shim::ShimClient>> client = ShimFor(pod_id, false);
+      if (client.ok()) {
+        if (absl::Status st = (*client)->Kill(id, SIGKILL, true); !st.ok()) {
+          spdlog::debug("container {}: SIGKILL: {}", ShortId(id), st.message());
+        }
+      }
+    }
+    for (const auto& [id, pod_id] : overdue) {
+      if (!CheckExited(id, pod_id)) {
+        FinishStops(id, absl::DeadlineExceededError(
+                            absl::StrCat("container ", id, " did not exit within ",
+                                         absl::FormatDuration(kKillWait), " of SIGKILL")));
+      }
+    }
+    mu_.Lock();
+  }
 }
 
 absl::Status ContainerManager::Remove(const std::string& id) {
@@ -951,13 +1068,27 @@ absl::Status ContainerManager::Remove(const std::string& id) {
 absl::Status ContainerManager::StopPod(const std::string& pod_id) {
   runtime::v1::ContainerFilter filter;
   filter.set_pod_sandbox_id(pod_id);
+  // Every container is killed at once; then the exits are awaited together.
+  absl::Mutex mu;
   absl::Status first;
+  size_t pending = 0;
   for (const ContainerRecord& record : List(filter)) {
     if (record.pod_id() != pod_id || record.state() == ContainerRecord::EXITED) {
       continue;
     }
-    first.Update(Stop(record.id(), absl::ZeroDuration()));
+    {
+      absl::MutexLock lock(&mu);
+      ++pending;
+    }
+    StopAsync(record.id(), absl::ZeroDuration(), [&](absl::Status st) {
+      absl::MutexLock lock(&mu);
+      first.Update(st);
+      --pending;
+    });
   }
+  absl::MutexLock lock(&mu);
+  mu.Await(absl::Condition(
+      +[](size_t* left) { return *left == 0; }, &pending));
   return first;
 }
 

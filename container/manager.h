@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -91,7 +92,11 @@ class ContainerManager {
                                      const runtime::v1::PodSandboxConfig& sandbox_config);
   absl::Status Start(const std::string& id);
   // Stop signal, then SIGKILL once `timeout` passed (0: at once). OK when the
-  // container already exited.
+  // container already exited. StopAsync waits on nothing: `done` runs once
+  // the shim's exit event arrives (or with an error when even SIGKILL did not
+  // end it), so a long grace period holds no thread. Stop waits for it.
+  using StopDone = absl::AnyInvocable<void(absl::Status) &&>;
+  void StopAsync(const std::string& id, absl::Duration timeout, StopDone done);
   absl::Status Stop(const std::string& id, absl::Duration timeout);
   // OK for unknown IDs.
   absl::Status Remove(const std::string& id);
@@ -167,6 +172,14 @@ class ContainerManager {
   // runtime, records their exits and forgets the shim.
   void HandleShimDeath(const std::string& pod_id);
   void Notify(const ContainerRecord& record, ContainerEventKind kind) const;
+  // Completes (and forgets) the stops waiting for container `id`.
+  void FinishStops(const std::string& id, const absl::Status& status);
+  // The one thread behind every stop's deadline: SIGKILL when the grace period
+  // is over, an error when even that did not end the container.
+  void RunStopTimer();
+  // Asks the pod's shim whether the container exited (an event that never
+  // came); records the exit if so.
+  bool CheckExited(const std::string& id, const std::string& pod_id);
   // Undoes what a (possibly half-done) container made: runtime state, rootfs,
   // directory, record.
   absl::Status Destroy(const ContainerRecord& record);
@@ -187,6 +200,17 @@ class ContainerManager {
   // Serializes launching shims (one per pod).
   absl::Mutex shim_launch_mu_;
   ContainerObserver observer_;
+  // Stops waiting for an exit, by container ID.
+  struct PendingStop {
+    std::string pod_id;
+    absl::Time deadline;
+    bool killed = false;  // SIGKILL was sent; the deadline is the last one
+    std::vector<StopDone> done;
+  };
+  std::map<std::string, PendingStop> stops_ ABSL_GUARDED_BY(mu_);
+  absl::CondVar stops_changed_;
+  bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread stop_timer_;
   std::atomic<uint64_t> next_session_{1};
   std::atomic<CgroupManager*> cgroups_{nullptr};
   // Declared last: destroyed first, finishing queued work while the rest lives.

@@ -97,11 +97,26 @@ grpc::ServerUnaryReactor* RuntimeService::StopContainer(
     return FinishUnary(context, absl::InvalidArgumentError(absl::StrCat(
                                     "timeout: must not be negative, got ", request->timeout())));
   }
-  return RunContainerWork(context, [this, request]() -> absl::Status {
-    absl::Status st = containers_->Stop(request->container_id(), absl::Seconds(request->timeout()));
-    // kubelet stops containers it may have removed already.
-    return st.code() == absl::StatusCode::kNotFound ? absl::OkStatus() : st;
+  if (containers_ == nullptr) {
+    return FinishUnary(context,
+                       absl::UnavailableError("containers are not available in this crid"));
+  }
+  // A worker only sends the signal; the answer goes out when the exit event
+  // arrives, so a long grace period holds no thread.
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  bool queued = containers_->pool()->Submit([this, request, reactor] {
+    containers_->StopAsync(
+        request->container_id(), absl::Seconds(request->timeout()), [reactor](absl::Status st) {
+          // kubelet stops containers it may have removed already.
+          reactor->Finish(
+              ToGrpcStatus(st.code() == absl::StatusCode::kNotFound ? absl::OkStatus() : st));
+        });
   });
+  if (!queued) {
+    reactor->Finish(ToGrpcStatus(
+        absl::ResourceExhaustedError("too many container operations queued; retry later")));
+  }
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* RuntimeService::RemoveContainer(

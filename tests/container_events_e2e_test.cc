@@ -132,6 +132,58 @@ TEST_F(ContainerEventsTest, KilledShimTakesItsContainersAndLeavesThePodUsable) {
   EXPECT_TRUE(st.ok()) << st.error_message();
 }
 
+// Stops that wait out a grace period hold no worker: with more of them in
+// flight than crid has container workers, an exec probe in another pod is
+// still answered at once.
+TEST_F(ContainerEventsTest, SlowStopsDoNotDelayOtherPods) {
+  std::string busy_pod = RunPod(PodConfig("stubborn"));
+  std::vector<std::string> stubborn;
+  for (int i = 0; i < 20; ++i) {
+    stubborn.push_back(RunContainer(
+        busy_pod,
+        ShellContainer(absl::StrCat("s", i), "trap '' TERM USR1; while true; do sleep 1; done")));
+  }
+  std::string probe_pod = RunPod(PodConfig("probed"));
+  std::string probed = RunContainer(probe_pod, ShellContainer("probed", "sleep 1000"));
+
+  absl::Time start = absl::Now();
+  std::vector<std::thread> stops;
+  std::vector<grpc::Status> results(stubborn.size());
+  for (size_t i = 0; i < stubborn.size(); ++i) {
+    stops.emplace_back([&, i] { results[i] = Stop(stubborn[i], 6); });
+  }
+  // Probes throughout the grace period: each is answered promptly.
+  int probes = 0;
+  absl::Duration slowest;
+  while (absl::Now() - start < absl::Seconds(4)) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    v1::ExecSyncRequest req;
+    req.set_container_id(probed);
+    req.add_cmd("/bin/true");
+    req.set_timeout(2);
+    v1::ExecSyncResponse resp;
+    absl::Time sent = absl::Now();
+    grpc::Status probe = stub_->ExecSync(&ctx, req, &resp);
+    slowest = std::max(slowest, absl::Now() - sent);
+    if (!probe.ok()) {
+      ADD_FAILURE() << "an exec probe waited behind slow stops: " << probe.error_message();
+      break;
+    }
+    ++probes;
+  }
+  EXPECT_GT(probes, 3);
+  EXPECT_LT(slowest, absl::Seconds(2));
+  for (std::thread& t : stops) {
+    t.join();
+  }
+  for (size_t i = 0; i < stubborn.size(); ++i) {
+    EXPECT_TRUE(results[i].ok()) << results[i].error_message();
+    EXPECT_EQ(Status(stubborn[i]).status().exit_code(), 137);
+  }
+  EXPECT_GE(absl::Now() - start, absl::Seconds(6)) << "the grace period was cut short";
+}
+
 // Reads a GetContainerEvents stream in the background.
 class EventReader {
  public:
