@@ -1,8 +1,10 @@
 // Pod sandboxes through the CRI socket with real namespaces, Debian's CNI
 // plugins (bridge + host-local + portmap on a private subnet) and crid-pause.
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,7 +13,9 @@
 #include <thread>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "base/fs.h"
 #include "base/temp_dir.h"
 #include "base/unique_fd.h"
@@ -22,12 +26,16 @@
 #include "cri/server.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "image/digest.h"
+#include "image/test_layers.h"
 #include "netns/namespace.h"
 #include "proto/cri_api.grpc.pb.h"
 #include "sandbox/manager.h"
 #include "sandbox/pause_process.h"
+#include "store/small_filesystem.h"
 #include "store/store.h"
 #include "tests/cni_fixture.h"
+#include "tests/crid_process.h"
 #include "tests/leak_census.h"
 
 namespace crid {
@@ -634,6 +642,314 @@ TEST_F(SandboxTest, StatusAndListStayFastWhileAPluginHangs) {
   runner.join();
   ASSERT_FALSE(id.empty());
   EXPECT_TRUE(Remove(id).ok());
+}
+
+// The real crid binary restarted on the same root and state, for what only a
+// process crash or a full disk shows.
+class CridRestartTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::ofstream(tmp_.Sub("crid.json"))
+        << absl::StrCat(R"({"cgroupDriver":"cgroupfs","cni":{"confDir":")", network_.conf_dir(),
+                        R"(","binDirs":[")", kSystemCniBinDir, R"("]},"pod":{"pauseBinary":")",
+                        RunfilePath("pause/crid-pause"), R"(","shmSizeBytes":"8388608"}})");
+  }
+  void TearDown() override {
+    if (crid_ && crid_->running()) {
+      crid_->Signal(SIGTERM);
+      EXPECT_EQ(crid_->Wait(absl::Seconds(30)), 0) << Log();
+    }
+  }
+
+  std::vector<std::string> Args(const std::string& root) const {
+    return {"--config", tmp_.Sub("crid.json"), "--root",      root,   "--state", tmp_.Sub("state"),
+            "--listen", "unix://" + socket(),  "--log-level", "debug"};
+  }
+  std::string socket() const { return tmp_.Sub("crid.sock"); }
+
+  // Starts crid and waits for its socket; false when it exited instead.
+  bool StartCrid(const std::string& root, std::map<std::string, std::string> env = {}) {
+    crid_ = std::make_unique<CridProcess>(RunfilePath("crid"), Args(root), std::move(env));
+    crid_->Start(tmp_.Sub("crid.log"));
+    if (!crid_->WaitForSocket(socket(), absl::Seconds(30))) {
+      return false;
+    }
+    auto channel = grpc::CreateChannel("unix://" + socket(), grpc::InsecureChannelCredentials());
+    runtime_ = v1::RuntimeService::NewStub(channel);
+    images_ = v1::ImageService::NewStub(channel);
+    return true;
+  }
+
+  std::string Log() const {
+    std::string text = ReadAll(tmp_.Sub("crid.log"));
+    return text.size() > 8000 ? text.substr(text.size() - 8000) : text;
+  }
+
+  grpc::Status RunPod(const v1::PodSandboxConfig& config, std::string* id) {
+    grpc::ClientContext ctx;
+    v1::RunPodSandboxRequest req;
+    *req.mutable_config() = config;
+    v1::RunPodSandboxResponse resp;
+    grpc::Status st = runtime_->RunPodSandbox(&ctx, req, &resp);
+    *id = resp.pod_sandbox_id();
+    return st;
+  }
+  std::vector<v1::PodSandbox> ListPods() {
+    grpc::ClientContext ctx;
+    v1::ListPodSandboxResponse resp;
+    grpc::Status st = runtime_->ListPodSandbox(&ctx, {}, &resp);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return {resp.items().begin(), resp.items().end()};
+  }
+  grpc::Status StopPod(const std::string& id) {
+    grpc::ClientContext ctx;
+    v1::StopPodSandboxRequest req;
+    req.set_pod_sandbox_id(id);
+    v1::StopPodSandboxResponse resp;
+    return runtime_->StopPodSandbox(&ctx, req, &resp);
+  }
+  grpc::Status RemovePod(const std::string& id) {
+    grpc::ClientContext ctx;
+    v1::RemovePodSandboxRequest req;
+    req.set_pod_sandbox_id(id);
+    v1::RemovePodSandboxResponse resp;
+    return runtime_->RemovePodSandbox(&ctx, req, &resp);
+  }
+  std::vector<v1::Image> ListImages() {
+    grpc::ClientContext ctx;
+    v1::ListImagesResponse resp;
+    grpc::Status st = images_->ListImages(&ctx, {}, &resp);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return {resp.images().begin(), resp.images().end()};
+  }
+
+  TempDir tmp_;
+  TestCniNetwork network_;
+  std::unique_ptr<CridProcess> crid_;
+  std::unique_ptr<v1::RuntimeService::Stub> runtime_;
+  std::unique_ptr<v1::ImageService::Stub> images_;
+};
+
+std::vector<std::string> DirNames(const std::string& dir) {
+  std::vector<std::string> names;
+  if (DIR* d = opendir(dir.c_str()); d != nullptr) {
+    while (dirent* e = readdir(d)) {
+      if (std::string(e->d_name) != "." && std::string(e->d_name) != "..") {
+        names.push_back(e->d_name);
+      }
+    }
+    closedir(d);
+  }
+  return names;
+}
+
+// Processes whose command line names pod `id` (as crid-pause's does).
+std::vector<pid_t> ProcessesNaming(const std::string& id) {
+  std::vector<pid_t> pids;
+  for (const std::string& name : DirNames("/proc")) {
+    pid_t pid = 0;
+    if (absl::SimpleAtoi(name, &pid) &&
+        absl::StrContains(ReadAll("/proc/" + name + "/cmdline"), "--crid-pod=" + id)) {
+      pids.push_back(pid);
+    }
+  }
+  return pids;
+}
+
+// Paths below the hierarchy roots of the cgroups `pid` is in, e.g. "/x/crid-pause-<id>".
+std::vector<std::string> CgroupPathsOf(pid_t pid) {
+  std::vector<std::string> paths;
+  for (absl::string_view line :
+       absl::StrSplit(ReadAll(absl::StrCat("/proc/", pid, "/cgroup")), '\n', absl::SkipEmpty())) {
+    paths.emplace_back(line.substr(line.find(':', line.find(':') + 1) + 1));
+  }
+  return paths;
+}
+
+// Every directory `path` names in some mounted hierarchy under /sys/fs/cgroup.
+std::vector<std::string> CgroupDirsNamed(const std::string& path) {
+  std::vector<std::string> found;
+  std::vector<std::string> roots = {"/sys/fs/cgroup"};
+  for (const std::string& name : DirNames("/sys/fs/cgroup")) {
+    roots.push_back("/sys/fs/cgroup/" + name);
+  }
+  for (const std::string& root : roots) {
+    struct stat st;
+    if (stat((root + path).c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+      found.push_back(root + path);
+    }
+  }
+  return found;
+}
+
+TEST_F(CridRestartTest, KilledInsideRunPodSandboxLeavesNoPauseOrFilesAfterRestart) {
+  const std::string cgroup_parent = absl::StrCat("/crid-recovery-test-", getpid());
+  LeakCensus census(LeakCensusOptions{tmp_.Sub("root"), tmp_.Sub("state"), network_.bridge()});
+  ASSERT_TRUE(StartCrid(tmp_.Sub("root"), {{"CRID_TEST_CRASH_AT", "sandbox-run-before-ready"}}))
+      << Log();
+  v1::PodSandboxConfig c = PodConfig("crashed-pod");
+  c.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_pid(v1::POD);
+  c.mutable_linux()->set_cgroup_parent(cgroup_parent);
+  std::string id;
+  EXPECT_FALSE(RunPod(c, &id).ok());
+  ASSERT_EQ(crid_->Wait(absl::Seconds(20)), 128 + SIGKILL) << Log();
+
+  // What the crash left: the pod's directory, a running crid-pause in the
+  // pod's cgroup holding its network namespace, whose pin is still there.
+  std::vector<std::string> pod_dirs = DirNames(tmp_.Sub("state/pods"));
+  ASSERT_EQ(pod_dirs.size(), 1u) << Log();
+  id = pod_dirs[0];
+  std::vector<pid_t> pauses = ProcessesNaming(id);
+  ASSERT_EQ(pauses.size(), 1u) << Log();
+  const pid_t pause = pauses[0];
+  const uint64_t pause_start = sandbox::ProcessStartTime(pause);
+  std::vector<std::string> pause_cgroups;
+  for (const std::string& path : CgroupPathsOf(pause)) {
+    if (absl::EndsWith(path, "/crid-pause-" + id)) {
+      for (const std::string& dir : CgroupDirsNamed(path)) {
+        pause_cgroups.push_back(dir);
+      }
+    }
+  }
+  EXPECT_FALSE(pause_cgroups.empty()) << ReadAll(absl::StrCat("/proc/", pause, "/cgroup"));
+  const std::string netns = "/run/netns/crid-" + id.substr(0, 32);
+  EXPECT_TRUE(IsPinnedNamespace(netns));
+  // And what a kill inside a temp-file write leaves, and a pod directory
+  // whose record never made it to the store.
+  std::ofstream(tmp_.Sub("state/pods/" + id + "/hostname.tmp.4242")) << "half";
+  const std::string stray = std::string(64, 'e');
+  ASSERT_TRUE(MakeDirs(tmp_.Sub("state/pods/" + stray), 0755).ok());
+  std::ofstream(tmp_.Sub("state/pods/" + stray + "/hosts.tmp.99")) << "half";
+
+  ASSERT_TRUE(StartCrid(tmp_.Sub("root"))) << Log();
+  EXPECT_TRUE(ListPods().empty());
+  EXPECT_NE(sandbox::ProcessStartTime(pause), pause_start) << "crid-pause " << pause << " survived";
+  EXPECT_TRUE(ProcessesNaming(id).empty());
+  EXPECT_NE(access(tmp_.Sub("state/pods/" + id).c_str(), F_OK), 0);
+  EXPECT_NE(access(tmp_.Sub("state/pods/" + stray).c_str(), F_OK), 0);
+  EXPECT_NE(access(tmp_.Sub("state/ns/" + id).c_str(), F_OK), 0);
+  EXPECT_NE(access(netns.c_str(), F_OK), 0);
+  EXPECT_THAT(ReadAll("/proc/self/mountinfo"), Not(HasSubstr(id.substr(0, 32))));
+  for (const std::string& dir : pause_cgroups) {
+    EXPECT_NE(access(dir.c_str(), F_OK), 0) << dir;
+  }
+  EXPECT_EQ(BridgePortCount(network_.bridge()), 0);
+  crid_->Signal(SIGTERM);
+  EXPECT_EQ(crid_->Wait(absl::Seconds(30)), 0) << Log();
+  EXPECT_THAT(census.Leaks(), IsEmpty());
+  // The parent is the test's; what is left below it only if the test failed.
+  for (const std::string& dir : CgroupDirsNamed(cgroup_parent)) {
+    rmdir((dir + "/crid-pause-" + id).c_str());
+    rmdir(dir.c_str());
+  }
+}
+
+// A `docker save` archive of one small image named `tag`.
+std::string SmallImageArchive(const std::string& tag) {
+  std::string layer = TarBuilder().File("hello.txt", "hello\n").Finish();
+  std::string layer_digest = DigestOf(layer);
+  std::string config =
+      absl::StrCat(R"({"architecture":"amd64","os":"linux","config":{"Cmd":["/hello"]},)",
+                   R"("rootfs":{"type":"layers","diff_ids":[")", layer_digest, R"("]}})");
+  std::string manifest = absl::StrCat(R"([{"Config":"config.json","RepoTags":[")", tag,
+                                      R"("],"Layers":["layer/layer.tar"]}])");
+  return TarBuilder()
+      .File("manifest.json", manifest)
+      .File("config.json", config)
+      .Dir("layer")
+      .File("layer/layer.tar", layer)
+      .Finish();
+}
+
+TEST_F(CridRestartTest, StartsOnAFullDiskServesRemovalsAndRefusesCreates) {
+  SmallFilesystem fs(48 << 20);
+  ASSERT_TRUE(fs.ok()) << fs.status();
+  const std::string root = fs.Sub("root");
+  LeakCensus census(LeakCensusOptions{root, tmp_.Sub("state"), network_.bridge()});
+  std::ofstream(tmp_.Sub("image.tar")) << SmallImageArchive("test/full:latest");
+  auto [code, out] = RunCridToExit(
+      {"--root", root, "--state", tmp_.Sub("state"), "images", "import", tmp_.Sub("image.tar")},
+      tmp_.path());
+  ASSERT_EQ(code, 0) << out;
+
+  ASSERT_TRUE(StartCrid(root)) << Log();
+  std::string pod_a, pod_b;
+  ASSERT_TRUE(RunPod(PodConfig("full-a"), &pod_a).ok()) << Log();
+  ASSERT_TRUE(RunPod(PodConfig("full-b"), &pod_b).ok()) << Log();
+  // A crash, as when crid was killed while a container filled the disk.
+  crid_->Signal(SIGKILL);
+  ASSERT_EQ(crid_->Wait(absl::Seconds(20)), 128 + SIGKILL);
+  ASSERT_TRUE(fs.Fill().ok());
+  ASSERT_EQ(fs.Available(), 0u);
+
+  ASSERT_TRUE(StartCrid(root)) << Log();
+  EXPECT_EQ(ListPods().size(), 2u);
+  std::vector<v1::Image> images = ListImages();
+  ASSERT_EQ(images.size(), 1u);
+  {
+    grpc::ClientContext ctx;
+    v1::PodSandboxStatusRequest req;
+    req.set_pod_sandbox_id(pod_a);
+    v1::PodSandboxStatusResponse resp;
+    grpc::Status st = runtime_->PodSandboxStatus(&ctx, req, &resp);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    EXPECT_EQ(resp.status().state(), v1::SANDBOX_READY);
+  }
+
+  // What needs space is refused, naming the filesystem.
+  std::string refused;
+  grpc::Status run = RunPod(PodConfig("full-c"), &refused);
+  EXPECT_EQ(run.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << run.error_message();
+  EXPECT_THAT(run.error_message(), HasSubstr(fs.path()));
+  {
+    grpc::ClientContext ctx;
+    v1::CreateContainerRequest req;
+    req.set_pod_sandbox_id(pod_a);
+    req.mutable_config()->mutable_metadata()->set_name("c");
+    req.mutable_config()->mutable_image()->set_image("test/full:latest");
+    *req.mutable_sandbox_config() = PodConfig("full-a");
+    v1::CreateContainerResponse resp;
+    grpc::Status st = runtime_->CreateContainer(&ctx, req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::PullImageRequest req;
+    req.mutable_image()->set_image("127.0.0.1:1/test/other:latest");
+    v1::PullImageResponse resp;
+    grpc::Status st = images_->PullImage(&ctx, req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
+    EXPECT_THAT(st.error_message(), HasSubstr(fs.path()));
+  }
+
+  // What frees space works.
+  grpc::Status st = StopPod(pod_a);
+  EXPECT_TRUE(st.ok()) << st.error_message() << Log();
+  st = RemovePod(pod_a);
+  EXPECT_TRUE(st.ok()) << st.error_message() << Log();
+  st = RemovePod(pod_b);
+  EXPECT_TRUE(st.ok()) << st.error_message() << Log();
+  EXPECT_TRUE(ListPods().empty());
+  {
+    grpc::ClientContext ctx;
+    v1::RemoveImageRequest req;
+    req.mutable_image()->set_image(images[0].id());
+    v1::RemoveImageResponse resp;
+    grpc::Status removed = images_->RemoveImage(&ctx, req, &resp);
+    EXPECT_TRUE(removed.ok()) << removed.error_message() << Log();
+  }
+  EXPECT_TRUE(ListImages().empty());
+  EXPECT_THAT(Log(), HasSubstr("released the"));
+
+  // Removals survive a restart.
+  crid_->Signal(SIGTERM);
+  ASSERT_EQ(crid_->Wait(absl::Seconds(30)), 0) << Log();
+  ASSERT_TRUE(StartCrid(root)) << Log();
+  EXPECT_TRUE(ListPods().empty());
+  EXPECT_TRUE(ListImages().empty());
+  crid_->Signal(SIGTERM);
+  EXPECT_EQ(crid_->Wait(absl::Seconds(30)), 0) << Log();
+  EXPECT_THAT(census.Leaks(), IsEmpty());
 }
 
 }  // namespace
