@@ -95,8 +95,48 @@ absl::StatusOr<std::unique_ptr<ImageStore>> ImageStore::Open(const std::string& 
       }
     }
   }
-  return std::unique_ptr<ImageStore>(
+  std::unique_ptr<ImageStore> images(
       new ImageStore(dir, config, store, std::move(content), std::move(pinned)));
+  // Each layer is measured once here; from now on as it is unpacked.
+  if (DIR* d = opendir((dir + "/layers").c_str()); d != nullptr) {
+    std::vector<std::string> layers;
+    while (dirent* e = readdir(d)) {
+      if (e->d_name[0] != '.' && ValidateDigest(absl::StrCat("sha256:", e->d_name)).ok()) {
+        layers.emplace_back(e->d_name);
+      }
+    }
+    closedir(d);
+    for (const std::string& hex : layers) {
+      images->AccountLayer(hex);
+    }
+  }
+  return images;
+}
+
+void ImageStore::AccountLayer(const std::string& hex) {
+  absl::StatusOr<DiskUsage> usage = MeasureDiskUsage(absl::StrCat(dir_, "/layers/", hex));
+  if (!usage.ok()) {
+    spdlog::warn("measuring layer {}: {}", hex, usage.status());
+    return;
+  }
+  absl::MutexLock lock(&mu_);
+  layer_usage_[hex] = *usage;
+}
+
+void ImageStore::ForgetLayer(const std::string& hex) {
+  absl::MutexLock lock(&mu_);
+  layer_usage_.erase(hex);
+}
+
+absl::StatusOr<DiskUsage> ImageStore::Usage() {
+  CRID_ASSIGN_OR_RETURN(DiskUsage total, MeasureDiskUsage(dir_ + "/blobs"));
+  total.inodes += 2;  // DIR and DIR/layers
+  absl::MutexLock lock(&mu_);
+  for (const auto& [hex, usage] : layer_usage_) {
+    total.bytes += usage.bytes;
+    total.inodes += usage.inodes;
+  }
+  return total;
 }
 
 std::string ImageStore::LayerDir(const std::string& chain_id) const {
@@ -251,6 +291,7 @@ absl::Status ImageStore::EnsureLayer(const Reference& ref, const std::string& bl
     return ErrnoError(errno, "rename ", temp, " to ", final_dir);
   }
   std::move(remove_temp).Cancel();
+  AccountLayer(std::string(DigestHex(chain_id)));
   spdlog::debug("unpacked layer {} ({} bytes, {} entries) in {}", blob_digest, result->bytes,
                 result->entries, absl::FormatDuration(absl::Now() - start));
   return absl::OkStatus();
@@ -612,6 +653,7 @@ absl::Status ImageStore::CollectGarbage() {
         result.Update(ErrnoError(errno, "rename ", path, " to ", doomed));
         continue;
       }
+      ForgetLayer(name);
     }
     result.Update(RemoveTree(doomed));
   }

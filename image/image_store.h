@@ -82,8 +82,10 @@ class ImageStore {
   // Blobs and layers no other image uses are deleted.
   absl::Status Remove(const std::string& image);
 
-  // Bytes and inodes used under DIR.
-  absl::StatusOr<DiskUsage> Usage() const { return MeasureDiskUsage(dir_); }
+  // Bytes and inodes used under DIR: the blobs (one flat directory) and the
+  // unpacked layers, whose usage is measured once when each is unpacked (or
+  // when the store opens), so no call walks the layer trees.
+  absl::StatusOr<DiskUsage> Usage();
 
   // The image config JSON of image `id`.
   absl::StatusOr<std::string> ConfigJson(const std::string& id) const;
@@ -173,6 +175,11 @@ class ImageStore {
   // keeps them, checking again under each layer's lock before it deletes.
   std::multiset<std::string> active_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<absl::Mutex>> layer_locks_ ABSL_GUARDED_BY(mu_);
+  // Disk usage of each unpacked layer, by the hex of its chain ID.
+  std::map<std::string, DiskUsage> layer_usage_ ABSL_GUARDED_BY(mu_);
+  // Records the usage of layer directory `hex` (measured now) or forgets it.
+  void AccountLayer(const std::string& hex);
+  void ForgetLayer(const std::string& hex);
 
   // Serialises metadata changes (tags moving, removals, GC).
   absl::Mutex meta_mu_;

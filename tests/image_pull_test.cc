@@ -408,6 +408,39 @@ TEST_F(ImagePullTest, DockerHubNamesGoToTheirMirrorBeforeTheOrigin) {
   EXPECT_EQ(client.Endpoints("registry.k8s.io")[0].base_url, "https://registry.k8s.io");
 }
 
+// Usage is kept as layers come and go, and agrees with a walk of the tree.
+TEST_F(ImagePullTest, UsageFollowsPullsAndRemovalsWithoutWalkingLayers) {
+  auto walk = [&] { return *MeasureDiskUsage(tmp_.Sub("images")); };
+  auto usage = images_->Usage();
+  ASSERT_TRUE(usage.ok()) << usage.status();
+  uint64_t empty_bytes = usage->bytes;
+
+  TestImageSpec spec;
+  spec.layers = {{BusyboxLayerTar()}, {TarBuilder().File("etc/extra", "x").Finish()}};
+  ASSERT_TRUE(registry_.PushImage("test/usage", "1", spec).ok());
+  auto id = images_->Pull(Ref("test/usage:1"), {});
+  ASSERT_TRUE(id.ok()) << id.status();
+  usage = images_->Usage();
+  ASSERT_TRUE(usage.ok());
+  DiskUsage walked = walk();
+  EXPECT_GT(usage->bytes, empty_bytes + (512u << 10));
+  // The walk also counts a few directories of the store itself.
+  EXPECT_NEAR(static_cast<double>(usage->bytes), static_cast<double>(walked.bytes), 64 * 1024);
+  EXPECT_NEAR(static_cast<double>(usage->inodes), static_cast<double>(walked.inodes), 16);
+
+  // Reopened, the layers are measured again.
+  OpenStore();
+  auto reopened = images_->Usage();
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_EQ(reopened->bytes, usage->bytes);
+  EXPECT_EQ(reopened->inodes, usage->inodes);
+
+  ASSERT_TRUE(images_->Remove(*id).ok());
+  usage = images_->Usage();
+  ASSERT_TRUE(usage.ok());
+  EXPECT_LT(usage->bytes, empty_bytes + (64u << 10));
+}
+
 // A container being created holds a lease: removing its image meanwhile keeps
 // the layers until the lease ends.
 TEST_F(ImagePullTest, LeasedLayersSurviveImageRemoval) {
