@@ -139,23 +139,35 @@ absl::StatusOr<DiskUsage> WritableLayerUsage(const std::string& container_dir) {
   return MeasureDiskUsage(container_dir + "/upper");
 }
 
+LayerUsageCache::LayerUsageCache(absl::Duration max_age)
+    : max_age_(max_age), thread_([this] { Refresh(); }) {}
+
+LayerUsageCache::~LayerUsageCache() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  thread_.join();
+}
+
 absl::StatusOr<LayerUsageCache::Sample> LayerUsageCache::Get(const std::string& container_dir) {
   absl::Time now = absl::Now();
   {
     absl::MutexLock lock(&mu_);
     auto it = samples_.find(container_dir);
-    if (it != samples_.end() && now - it->second.taken < max_age_) {
+    if (it != samples_.end()) {
+      if (now - it->second.taken >= max_age_) {
+        stale_.insert(container_dir);
+      }
       return it->second;
     }
   }
-  // Measured outside the lock: one slow directory does not hold up the rest.
   absl::StatusOr<DiskUsage> usage = WritableLayerUsage(container_dir);
-  absl::MutexLock lock(&mu_);
   if (!usage.ok()) {
-    samples_.erase(container_dir);  // removed containers leave no sample
     return usage.status();
   }
   Sample sample{*usage, now};
+  absl::MutexLock lock(&mu_);
   samples_[container_dir] = sample;
   if (samples_.size() > kPruneAbove) {
     for (auto it = samples_.begin(); it != samples_.end();) {
@@ -163,6 +175,31 @@ absl::StatusOr<LayerUsageCache::Sample> LayerUsageCache::Get(const std::string& 
     }
   }
   return sample;
+}
+
+void LayerUsageCache::Refresh() {
+  absl::MutexLock lock(&mu_);
+  while (true) {
+    mu_.Await(absl::Condition(
+        +[](LayerUsageCache* self)
+             ABSL_NO_THREAD_SAFETY_ANALYSIS { return self->stopping_ || !self->stale_.empty(); },
+        this));
+    if (stopping_) {
+      return;
+    }
+    std::string dir = *stale_.begin();
+    stale_.erase(stale_.begin());
+    mu_.Unlock();
+    // Measured outside the lock: stats calls keep getting the old sample.
+    absl::StatusOr<DiskUsage> usage = WritableLayerUsage(dir);
+    absl::Time taken = absl::Now();
+    mu_.Lock();
+    if (!usage.ok()) {
+      samples_.erase(dir);  // removed containers leave no sample
+    } else if (auto it = samples_.find(dir); it != samples_.end()) {
+      it->second = Sample{*usage, taken};
+    }
+  }
 }
 
 }  // namespace crid

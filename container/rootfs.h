@@ -7,7 +7,9 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -56,16 +58,28 @@ class LayerUsageCache {
     absl::Time taken;  // when it was measured
   };
 
-  explicit LayerUsageCache(absl::Duration max_age = absl::Seconds(10)) : max_age_(max_age) {}
+  // Starts the refresh thread.
+  explicit LayerUsageCache(absl::Duration max_age = absl::Seconds(10));
+  ~LayerUsageCache();
+  LayerUsageCache(const LayerUsageCache&) = delete;
+  LayerUsageCache& operator=(const LayerUsageCache&) = delete;
+
+  // The container's last sample. A sample older than max_age is still
+  // answered, and measured again on the refresh thread, so a stats call never
+  // walks a layer; only a container's first call measures (its layer is new).
   absl::StatusOr<Sample> Get(const std::string& container_dir);
 
  private:
   // Samples of containers nobody asked about for this long are dropped.
   static constexpr size_t kPruneAbove = 256;
+  void Refresh();
 
   const absl::Duration max_age_;
   absl::Mutex mu_;
   std::map<std::string, Sample> samples_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> stale_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
 };
 
 }  // namespace crid

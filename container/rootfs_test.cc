@@ -109,9 +109,29 @@ TEST(LayerUsageCache, MeasuresOncePerIntervalAndForgetsRemovedContainers) {
   auto now = fresh.Get(dir);
   ASSERT_TRUE(now.ok());
   EXPECT_GE(now->usage.bytes, 55000u);
-  // A container that is gone is an error, not a stale sample.
+  // Past its age a sample is still answered at once, and measured again in
+  // the background: a later call sees the new size.
+  std::ofstream(dir + "/upper/c") << std::string(100000, 'c');
+  auto stale = fresh.Get(dir);
+  ASSERT_TRUE(stale.ok());
+  EXPECT_EQ(stale->taken, now->taken);
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  absl::StatusOr<LayerUsageCache::Sample> refreshed = stale;
+  while (refreshed.ok() && refreshed->usage.bytes < 155000u && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+    refreshed = fresh.Get(dir);
+  }
+  ASSERT_TRUE(refreshed.ok());
+  EXPECT_GE(refreshed->usage.bytes, 155000u);
+  // A container that is gone becomes an error once the refresh finds it gone.
   ASSERT_TRUE(RemoveTree(dir).ok());
-  EXPECT_FALSE(fresh.Get(dir).ok());
+  deadline = absl::Now() + absl::Seconds(10);
+  absl::StatusOr<LayerUsageCache::Sample> gone = fresh.Get(dir);
+  while (gone.ok() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+    gone = fresh.Get(dir);
+  }
+  EXPECT_FALSE(gone.ok());
 }
 
 }  // namespace
