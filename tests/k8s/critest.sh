@@ -42,16 +42,14 @@ while [ $# -gt 0 ]; do
 done
 
 T0=$(date +%s)
+PROG=critest.sh
 RESULTS=$CACHE/results
 ROOT_DIR=/var/lib/crid-critest
 STATE_DIR=/run/crid-critest
-SOCK=$STATE_DIR/crid.sock
-EP=unix://$SOCK
-NET_DIR=$STATE_DIR/net.d
 SUBNET=${CRID_K8S_POD_SUBNET:-10.233.0.0/24}
 BRIDGE=cridk8s0
+crid_paths   # SOCK, EP, NET_DIR, CRID_PID (lib.sh)
 SKIPS=${CRITEST_SKIPS:-$HERE/critest-skips.txt}
-CRID_PID=
 SHM_BEFORE=
 HAD_HOSTPORT_CHAINS=1   # until checked: leave portmap's shared chains alone
 
@@ -66,86 +64,14 @@ die() { # MESSAGE -- a failure before critest could run counts as one failed spe
   exit 1
 }
 
-crictl() { "$BIN/crictl" --config "$STATE_DIR/crictl.yaml" "$@"; }
+crictl() { crid_crictl "$@"; }
 
-# ---- teardown: only what this script started
-stop_pid() { # PID NAME
-  local pid=$1 i
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null
-  for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$pid" 2>/dev/null; then
-    echo "critest.sh: $2 (pid $pid) ignored SIGTERM for 10 s; killing it" >&2
-    kill -KILL "$pid" 2>/dev/null
-  fi
-  wait "$pid" 2>/dev/null
-}
-
-# PIDs of processes this run's crid started and left: shims (their --dir is under our state
-# directory) and anything inside one of our pods' network namespaces (crid-pause, containers).
-leftover_pids() {
-  local p cmd net pins=""
-  for p in "$STATE_DIR"/netns/*; do
-    [ -e "$p" ] && pins+=" net:[$(stat -L -c %i "$p" 2>/dev/null)]"
-  done
-  for p in /proc/[0-9]*; do
-    cmd=$( { tr '\0' ' ' <"$p/cmdline"; } 2>/dev/null) || continue
-    if [[ "$cmd" == *" --dir $STATE_DIR/"* ]]; then echo "${p#/proc/}"; continue; fi
-    net=$(readlink "$p/ns/net" 2>/dev/null) || continue
-    [[ -n "$pins" && "$pins " == *" $net "* ]] && echo "${p#/proc/}"
-  done
-}
-
-# What crid should have removed but a failed or interrupted run may leave: runc containers
-# under our runc root, our shims and the processes in our pods' network namespaces, mounts
-# under our directories; then the directories. Each finding is reported.
-remove_leftovers() {
-  local pid cmd
-  # A crid of an interrupted run (started with our config file): stopped first, like ours.
-  for pid in $(pgrep -x crid 2>/dev/null); do
-    cmd=$( { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null) || continue
-    if [[ "$cmd" == *" --config $STATE_DIR/crid.json"* ]]; then
-      echo "critest.sh: warning: leftover crid pid $pid; stopping it" >&2
-      kill -TERM "$pid" 2>/dev/null
-      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -KILL "$pid" 2>/dev/null
-    fi
-  done
-  if [ -d "$STATE_DIR/runtime/runc" ]; then
-    for c in $(runc --root "$STATE_DIR/runtime/runc" list -q 2>/dev/null); do
-      echo "critest.sh: warning: leftover runc container $c; deleting it" >&2
-      runc --root "$STATE_DIR/runtime/runc" delete -f "$c" >/dev/null 2>&1
-    done
-  fi
-  # Shims and crid-pause outlive crid by design; end the ones this run left.
-  for pid in $(leftover_pids); do
-    echo "critest.sh: warning: leftover process $pid ($(cat /proc/$pid/comm 2>/dev/null)); killing it" >&2
-    kill -KILL "$pid" 2>/dev/null
-  done
-  # Mounts left under our directories (deepest first), then the directories.
-  for d in "$STATE_DIR" "$ROOT_DIR"; do
-    findmnt -rn -o TARGET 2>/dev/null | grep -E "^$d(/|$)" | sort -r | while read -r m; do
-      echo "critest.sh: warning: leftover mount $m; unmounting it" >&2
-      umount -l "$m" 2>/dev/null
-    done
-  done
-  rm -rf --one-file-system "$STATE_DIR" "$ROOT_DIR" 2>/dev/null
-}
-
+# ---- teardown: only what this script started (crid's part: crid_stop in lib.sh)
 teardown() {
   trap - EXIT INT TERM
-  if [ -n "$CRID_PID" ] && [ -n "${BIN:-}" ] && kill -0 "$CRID_PID" 2>/dev/null; then
-    # Whatever critest left behind, removed through the CRI like kubelet would.
-    crictl --timeout 60s rmp -fa >/dev/null 2>&1
-    left=$(crictl pods -q 2>/dev/null | wc -l)
-    [ "$left" -gt 0 ] && echo "critest.sh: warning: $left pod(s) still listed after rmp -fa" >&2
-    stop_pid "$CRID_PID" crid
-  fi
-  CRID_PID=
-  remove_leftovers
-  if ip link show "$BRIDGE" >/dev/null 2>&1; then
-    ip link del "$BRIDGE" 2>/dev/null
-  fi
+  # Whatever critest left behind is removed through the CRI like kubelet would, then crid
+  # stops and what it left is reported and removed, and the bridge.
+  crid_stop
   # portmap's top-level chains, when this run created them and no pod (of anyone) uses them.
   if [ "$HAD_HOSTPORT_CHAINS" = 0 ] && iptables -t nat -S CNI-HOSTPORT-DNAT >/dev/null 2>&1 &&
     ! iptables -t nat -S CNI-HOSTPORT-DNAT 2>/dev/null | grep -q '^-A '; then
@@ -184,16 +110,7 @@ T_TOOLS=$(( $(date +%s) - t ))
 
 # ---- 2. crid
 t=$(date +%s)
-if [ -n "${CRID_BIN:-}" ]; then
-  CRID=$CRID_BIN
-  OUTDIR=$(dirname "$CRID_BIN")
-else
-  (cd "$REPO" && bazel build //:crid) >"$RESULTS/bazel-build.log" 2>&1 ||
-    { tail -20 "$RESULTS/bazel-build.log" >&2; die "bazel build //:crid failed (log: $RESULTS/bazel-build.log)"; }
-  OUTDIR=$(readlink -f "$REPO/bazel-bin")
-  CRID=$OUTDIR/crid
-fi
-for f in "$CRID" "$OUTDIR/shim/crid-shim" "$OUTDIR/pause/crid-pause"; do [ -x "$f" ] || die "missing $f"; done
+crid_build || die "cannot build crid"
 T_CRID=$(( $(date +%s) - t ))
 
 # ---- 3. registry and images
@@ -203,70 +120,10 @@ registry_up adopt || die "docker-registry did not start"
 T_IMAGES=$(( $(date +%s) - t ))
 
 # ---- 4. crid with mirrors and a CNI network
-if [ -e "$ROOT_DIR" ] || [ -e "$STATE_DIR" ]; then
-  echo "critest.sh: removing what an earlier run left in $ROOT_DIR and $STATE_DIR" >&2
-  remove_leftovers
-  findmnt -rn -o TARGET | grep -qE "^($ROOT_DIR|$STATE_DIR)(/|$)" && die "mounts remain under $ROOT_DIR or $STATE_DIR from an earlier run"
-fi
-# The bridge is ours by name; an interrupted run leaves it (and its route) behind.
-ip link del "$BRIDGE" 2>/dev/null && echo "critest.sh: warning: removed bridge $BRIDGE left by an earlier run" >&2
-if ip -4 route show | grep -qE "^${SUBNET%%/*}[/ ]"; then
-  die "the pod subnet $SUBNET is already routed on this host (set CRID_K8S_POD_SUBNET)"
-fi
 iptables -t nat -S CNI-HOSTPORT-DNAT >/dev/null 2>&1 && HAD_HOSTPORT_CHAINS=1 || HAD_HOSTPORT_CHAINS=0
 SHM_BEFORE=$(ipcs -m 2>/dev/null | awk '$1 ~ /^0x/ {print $2}'; echo none)
-mkdir -p "$ROOT_DIR" "$STATE_DIR/netns" "$NET_DIR" "$STATE_DIR/bin"
-# Copies, so that a rebuild in the work tree during the run cannot swap binaries under crid.
-install -m 0755 "$CRID" "$STATE_DIR/bin/crid"
-install -m 0755 "$OUTDIR/shim/crid-shim" "$STATE_DIR/bin/crid-shim"
-install -m 0755 "$OUTDIR/pause/crid-pause" "$STATE_DIR/bin/crid-pause"
-CRID=$STATE_DIR/bin/crid
-SHIM_BIN=$STATE_DIR/bin/crid-shim
-PAUSE_BIN=$STATE_DIR/bin/crid-pause
-# isGateway gives the bridge an address in the subnet so the host reaches pod IPs; with no
-# routes in the IPAM config, pods have no default route, and ipMasq is off: nothing leaves
-# the machine. portmap's snat (on by default) only rewrites 127.0.0.1 -> hostPort traffic.
-cat >"$NET_DIR/10-critest.conflist" <<EOF
-{
-  "cniVersion": "1.0.0",
-  "name": "crid-critest",
-  "plugins": [
-    {"type": "bridge", "bridge": "$BRIDGE", "isGateway": true, "ipMasq": false, "hairpinMode": true,
-     "ipam": {"type": "host-local", "dataDir": "$STATE_DIR/ipam", "ranges": [[{"subnet": "$SUBNET"}]]}},
-    {"type": "portmap", "capabilities": {"portMappings": true}}
-  ]
-}
-EOF
-mirror="{\"mirrors\": [\"http://$REGISTRY_ADDR\"]}"
-cat >"$STATE_DIR/crid.json" <<EOF
-{
-  "root": "$ROOT_DIR",
-  "state": "$STATE_DIR",
-  "listen": "$EP",
-  "logLevel": "info",
-  "cgroupDriver": "cgroupfs",
-  "image": {"registries": {
-    "registry.k8s.io": $mirror, "k8s.gcr.io": $mirror, "gcr.io": $mirror,
-    "docker.io": $mirror, "public.ecr.aws": $mirror, "quay.io": $mirror}},
-  "cni": {"confDir": "$NET_DIR", "binDirs": ["/usr/lib/cni", "/opt/cni/bin"]},
-  "pod": {"pauseBinary": "$PAUSE_BIN", "netnsDir": "$STATE_DIR/netns"},
-  "container": {"shimBinary": "$SHIM_BIN"},
-  "streaming": {"address": "127.0.0.1"}
-}
-EOF
-printf 'runtime-endpoint: %s\nimage-endpoint: %s\ntimeout: 30\n' "$EP" "$EP" >"$STATE_DIR/crictl.yaml"
-cp "$STATE_DIR/crid.json" "$NET_DIR/10-critest.conflist" "$RESULTS/"
-# crid falls back from a mirror to the upstream registry when the mirror lacks an image. The
-# proxy variables (libcurl honours them) send every such request to a closed port on the
-# loopback, so not even a DNS query leaves the machine; the local registry is exempt.
-http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 no_proxy=127.0.0.1,localhost \
-  "$CRID" --config "$STATE_DIR/crid.json" >"$RESULTS/crid.log" 2>&1 </dev/null 9>&- &
-CRID_PID=$!
-for i in $(seq 1 200); do
-  kill -0 "$CRID_PID" 2>/dev/null || { tail -20 "$RESULTS/crid.log" >&2; CRID_PID=; die "crid exited at start (log: $RESULTS/crid.log)"; }
-  crictl --timeout 2s version >/dev/null 2>&1 && break
-  sleep 0.1
-done
+crid_prepare cgroupfs || die "cannot prepare crid's directories and network"
+crid_start || die "crid did not start"
 crictl version >&2 || die "crid does not answer on $EP"
 
 # ---- 5. critest
