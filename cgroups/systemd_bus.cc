@@ -1,5 +1,6 @@
 #include "cgroups/systemd_bus.h"
 
+#include <poll.h>
 #include <systemd/sd-bus.h>
 
 #include <cctype>
@@ -224,6 +225,10 @@ static int OnJobRemoved(sd_bus_message* m, void* userdata, sd_bus_error* /*error
   return 0;
 }
 
+namespace {
+constexpr absl::Duration kUnlockedPoll = absl::Milliseconds(20);
+}  // namespace
+
 absl::Status SystemdBus::WaitForJob(const std::string& job, const std::string& what,
                                     absl::Duration timeout) {
   absl::Time deadline = absl::Now() + timeout;
@@ -249,9 +254,20 @@ absl::Status SystemdBus::WaitForJob(const std::string& job, const std::string& w
       return absl::DeadlineExceededError(absl::StrCat(
           what, ": systemd job ", job, " did not finish in ", absl::FormatDuration(timeout)));
     }
-    r = sd_bus_wait(bus_, absl::ToInt64Microseconds(left));
-    if (r < 0 && r != -EINTR) {
-      return ErrnoError(-r, what, ": waiting for systemd");
+    // Waited for without the lock, so other units start and stop meanwhile.
+    // Another caller may read our signal off the socket while we poll (it is
+    // then in the bus's queue, not on the fd): short polls notice it soon.
+    struct pollfd p = {sd_bus_get_fd(bus_), static_cast<short>(sd_bus_get_events(bus_)), 0};
+    if (p.fd < 0) {
+      return ErrnoError(-p.fd, what, ": waiting for systemd");
+    }
+    int wait_ms = static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(left) + 1,
+                                                     absl::ToInt64Milliseconds(kUnlockedPoll)));
+    mu_.Unlock();
+    ::poll(&p, 1, wait_ms);
+    mu_.Lock();
+    if (bus_ == nullptr) {
+      return absl::UnavailableError(absl::StrCat(what, ": the systemd connection was closed"));
     }
   }
 }

@@ -431,7 +431,16 @@ absl::StatusOr<std::shared_ptr<shim::ShimClient>> ContainerManager::ShimFor(
   if (!launch) {
     return absl::NotFoundError(absl::StrCat("pod ", pod_id, " has no shim"));
   }
-  absl::MutexLock launch_lock(&shim_launch_mu_);
+  std::shared_ptr<absl::Mutex> launch_mu;
+  {
+    absl::MutexLock lock(&mu_);
+    std::shared_ptr<absl::Mutex>& slot = shim_launch_locks_[pod_id];
+    if (slot == nullptr) {
+      slot = std::make_shared<absl::Mutex>();
+    }
+    launch_mu = slot;
+  }
+  absl::MutexLock launch_lock(launch_mu.get());
   {
     absl::MutexLock lock(&mu_);
     auto it = shims_.find(pod_id);
@@ -1108,6 +1117,7 @@ absl::Status ContainerManager::RemovePod(const std::string& pod_id) {
       client = it->second;
       shims_.erase(it);
     }
+    shim_launch_locks_.erase(pod_id);
   }
   // The stream closing now is the shutdown, not a death.
   events_->Unwatch(pod_id);

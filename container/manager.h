@@ -197,8 +197,9 @@ class ContainerManager {
   std::map<std::string, std::shared_ptr<InFlight>> creates_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<absl::Mutex>> op_locks_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<shim::ShimClient>> shims_ ABSL_GUARDED_BY(mu_);
-  // Serializes launching shims (one per pod).
-  absl::Mutex shim_launch_mu_;
+  // One launch at a time per pod (the pod gets one shim); pods launch theirs
+  // in parallel. Entries go with the pod (RemovePod).
+  std::map<std::string, std::shared_ptr<absl::Mutex>> shim_launch_locks_ ABSL_GUARDED_BY(mu_);
   ContainerObserver observer_;
   // Stops waiting for an exit, by container ID.
   struct PendingStop {
