@@ -644,6 +644,30 @@ TEST_F(SandboxTest, StatusAndListStayFastWhileAPluginHangs) {
   EXPECT_TRUE(Remove(id).ok());
 }
 
+TEST_F(SandboxTest, RestartStopsOnlyItsOwnOrphanedPause) {
+  // A crid-pause whose pod never made it to the store, one started for
+  // another crid's state directory, and the pause of a live pod.
+  const std::string orphan_id(64, 'a');
+  auto orphan = sandbox::StartPause(PauseBinary(), {}, {tmp_.Sub("state"), orphan_id});
+  ASSERT_TRUE(orphan.ok()) << orphan.status();
+  auto foreign = sandbox::StartPause(PauseBinary(), {}, {tmp_.Sub("other-state"), orphan_id});
+  ASSERT_TRUE(foreign.ok()) << foreign.status();
+  v1::PodSandboxConfig c = PodConfig("live-pid-pod");
+  c.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_pid(v1::POD);
+  std::string id = MustRun(c);
+  sandbox::SandboxRecord r = Record(id);
+  ASSERT_GT(r.pause_pid(), 0);
+
+  server_->Restart();
+  EXPECT_FALSE(sandbox::PauseAlive(*orphan)) << "orphaned crid-pause " << orphan->pid;
+  EXPECT_TRUE(sandbox::PauseAlive(*foreign)) << "another crid's crid-pause was stopped";
+  EXPECT_TRUE(sandbox::PauseAlive({r.pause_pid(), r.pause_start_time()}));
+  EXPECT_EQ(Status(id).status().state(), v1::SANDBOX_READY);
+  EXPECT_TRUE(sandbox::StopPause(*foreign).ok());
+  EXPECT_TRUE(Remove(id).ok());
+  ExpectNothingLeft(r);
+}
+
 // The real crid binary restarted on the same root and state, for what only a
 // process crash or a full disk shows.
 class CridRestartTest : public ::testing::Test {
