@@ -35,6 +35,7 @@ CGROUP_ROOT = CFG["cgroup_root"]     # e.g. /crid-kubelet-test
 STATE_DIR = CFG["state_dir"]
 ROOT_DIR = CFG["root_dir"]
 KUBELET_LOG = CFG["kubelet_log"]
+CRID_LOG_START = os.path.getsize(CFG["crid_log"])
 
 counts = {"PASS": 0, "FAIL": 0, "SKIP": 0}
 SSL = ssl.create_default_context()
@@ -288,9 +289,10 @@ def main():
     mounts_before = mounts_under()
 
     # ---- 2. the static pod runs, both containers ready
-    with open(POD_FILE + ".tmp", "w") as f:
+    tmp = os.path.join(CFG["manifests"], ".kt.json.tmp")   # kubelet skips hidden files
+    with open(tmp, "w") as f:
         json.dump(manifest(), f, indent=1)
-    os.rename(POD_FILE + ".tmp", POD_FILE)   # the file source never sees half a file
+    os.rename(tmp, POD_FILE)   # the file source never sees half a file
     t0 = time.time()
 
     def pod_ready():
@@ -304,6 +306,12 @@ def main():
     pod, why = wait_for("pod ready", pod_ready, 180)
     if not check(pod, "static pod %s/%s: both containers running and ready (exec liveness, HTTP and exec readiness)" % (NS, POD),
                  "not ready within 180 s: %s; /pods says %s" % (why, summarize(kubelet_pod_safe()))):
+        if MODE == "evented":
+            evented_checks()
+        p = kubelet_pod_safe()
+        if p:
+            remove_pod_and_check(p["metadata"]["uid"], mounts_before)
+        crid_log_check()
         cleanup_and_finish(t_start)
         return
     log("pod ready %.1f s after the manifest appeared" % (time.time() - t0))
@@ -444,7 +452,17 @@ def main():
 
     # ---- 10. manifest removed: kubelet stops and removes the pod; nothing of it remains
     remove_pod_and_check(uid, mounts_before)
+    crid_log_check()
     cleanup_and_finish(t_start)
+
+
+def crid_log_check():
+    with open(CFG["crid_log"], "rb") as f:
+        f.seek(CRID_LOG_START)
+        lines = f.read().decode("utf-8", "replace").splitlines()
+    errors = [l for l in lines if re.match(r"^\S+ (error|critical) ", l)]
+    check(not errors, "crid logged no error while kubelet drove it",
+          "%d error lines, first: %s" % (len(errors), errors[0][:300] if errors else ""))
 
 
 def evented_checks():
