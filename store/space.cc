@@ -66,7 +66,7 @@ absl::Status WriteZeros(int fd, uint64_t bytes, const std::string& path) {
 
 }  // namespace
 
-absl::StatusOr<FilesystemSpace> StatFilesystem(const std::string& path) {
+absl::StatusOr<FilesystemSpace> StatFilesystem(const std::string& path, bool find_mount) {
   struct statvfs vfs {};
   if (::statvfs(path.c_str(), &vfs) != 0) {
     return ErrnoError(errno, "statvfs ", path);
@@ -77,7 +77,7 @@ absl::StatusOr<FilesystemSpace> StatFilesystem(const std::string& path) {
   space.inodes_limited = vfs.f_files != 0;
   space.mount_point = path;
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) {
+  if (!find_mount || ::stat(path.c_str(), &st) != 0) {
     return space;
   }
   // The last mount of the device is the one in view.

@@ -23,8 +23,9 @@ struct FilesystemSpace {
   std::string fs_type;
 };
 
-// statvfs(2) of `path` plus its mount point from /proc/self/mountinfo.
-absl::StatusOr<FilesystemSpace> StatFilesystem(const std::string& path);
+// statvfs(2) of `path`, plus (with `find_mount`) its mount point and type
+// from /proc/self/mountinfo, which is long on a busy node: only for messages.
+absl::StatusOr<FilesystemSpace> StatFilesystem(const std::string& path, bool find_mount = true);
 
 // "12.0 MiB", "512 B".
 std::string HumanBytes(uint64_t bytes);

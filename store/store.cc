@@ -324,7 +324,7 @@ absl::Status Store::Update(absl::FunctionRef<absl::Status(Transaction&)> fn) {
 }
 
 void Store::MaybeRefillReserve() {
-  absl::StatusOr<FilesystemSpace> space = StatFilesystem(dir_);
+  absl::StatusOr<FilesystemSpace> space = StatFilesystem(dir_, /*find_mount=*/false);
   if (!space.ok() || space->avail_bytes < 2 * reserve_.bytes()) {
     return;
   }
@@ -335,7 +335,7 @@ void Store::MaybeRefillReserve() {
 
 absl::Status Store::CheckRoom(absl::string_view what) {
   absl::MutexLock lock(&mu_);
-  absl::StatusOr<FilesystemSpace> space = StatFilesystem(dir_);
+  absl::StatusOr<FilesystemSpace> space = StatFilesystem(dir_, /*find_mount=*/false);
   if (!space.ok()) {
     return space.status();
   }
@@ -347,6 +347,10 @@ absl::Status Store::CheckRoom(absl::string_view what) {
   bool short_of_inodes = space->inodes_limited && space->avail_inodes < kMinInodes;
   if (!short_of_bytes && !short_of_inodes) {
     return absl::OkStatus();
+  }
+  // The refusal names the filesystem.
+  if (absl::StatusOr<FilesystemSpace> named = StatFilesystem(dir_); named.ok()) {
+    space = std::move(named);
   }
   return absl::ResourceExhaustedError(
       absl::StrCat("no space to ", what, ": filesystem ", space->mount_point,
