@@ -1,5 +1,5 @@
-// One thread that reads the event stream of every pod's crid-shim (proto/
-// shim.proto, SubscribeRequest) with epoll: container exits reach crid as the
+// Reads the event stream of every pod's crid-shim (proto/shim.proto,
+// SubscribeRequest) on one FdWatch thread: container exits reach crid as the
 // shims push them, without a thread per container or per pod, and a stream
 // that ends tells crid the shim died.
 #pragma once
@@ -7,11 +7,11 @@
 #include <cstdint>
 #include <map>
 #include <string>
-#include <thread>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/synchronization/mutex.h"
+#include "base/fd_watch.h"
 #include "base/unique_fd.h"
 #include "proto/shim.pb.h"
 #include "shim/frame.h"
@@ -27,10 +27,8 @@ class ShimEventLoop {
     absl::AnyInvocable<void(const std::string& pod_id)> on_closed;
   };
 
-  // Starts the thread. Handlers run on it, one at a time, with no lock held.
-  explicit ShimEventLoop(Handlers handlers);
-  // Stops and joins the thread; streams still watched are closed.
-  ~ShimEventLoop();
+  // Handlers run on the watch thread, one at a time, with no lock held.
+  explicit ShimEventLoop(Handlers handlers) : handlers_(std::move(handlers)) {}
   ShimEventLoop(const ShimEventLoop&) = delete;
   ShimEventLoop& operator=(const ShimEventLoop&) = delete;
 
@@ -39,28 +37,23 @@ class ShimEventLoop {
   void Watch(const std::string& pod_id, UniqueFd stream);
   // Stops reading the pod's stream and closes it; on_closed is not called.
   void Unwatch(const std::string& pod_id);
-  bool Watching(const std::string& pod_id) const;
 
  private:
-  struct Stream {
-    std::string pod_id;
-    UniqueFd fd;
-    shim::FrameReader reader;
-  };
-  void Run();
-  // Reads what `key`'s stream has; false when it ended.
-  bool Drain(uint64_t key, std::vector<shim::Response>* messages, std::string* pod_id);
-  void RemoveLocked(uint64_t key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Reads what the stream has and hands over whole messages; false when it
+  // ended.
+  bool OnReadable(const std::string& pod_id, uint64_t generation, int fd);
 
   Handlers handlers_;
-  UniqueFd epoll_;
-  UniqueFd wake_;
-  mutable absl::Mutex mu_;
-  std::map<uint64_t, Stream> streams_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, uint64_t> by_pod_ ABSL_GUARDED_BY(mu_);
-  uint64_t next_key_ ABSL_GUARDED_BY(mu_) = 1;
-  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread thread_;
+  absl::Mutex mu_;
+  struct Stream {
+    uint64_t key = 0;         // FdWatch key
+    uint64_t generation = 0;  // tells a replaced stream from its successor
+    shim::FrameReader reader;
+  };
+  std::map<std::string, Stream> streams_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_generation_ ABSL_GUARDED_BY(mu_) = 1;
+  // Last: destroyed first, so no handler runs on a half-destroyed loop.
+  FdWatch watch_;
 };
 
 }  // namespace crid::container
