@@ -22,6 +22,7 @@ import ssl
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -38,6 +39,7 @@ KUBELET_LOG = CFG["kubelet_log"]
 CRID_LOG_START = os.path.getsize(CFG["crid_log"])
 
 counts = {"PASS": 0, "FAIL": 0, "SKIP": 0}
+RUNC_BEFORE = set()
 SSL = ssl.create_default_context()
 SSL.check_hostname = False
 SSL.verify_mode = ssl.CERT_NONE   # kubelet's own self-signed serving certificate
@@ -56,14 +58,29 @@ def check(ok, what, why=""):
     return ok
 
 
+def few(items, n=3):
+    items = list(items)
+    return "%d: %s%s" % (len(items), ", ".join(str(i) for i in items[:n]), ", ..." if len(items) > n else "")
+
+
+def runc_list():
+    p = subprocess.run(["runc", "--root", os.path.join(STATE_DIR, "runtime", "runc"), "list", "-q"],
+                       capture_output=True, text=True)
+    return set(p.stdout.split()), p.stderr.strip()
+
+
 def log(msg):
     print("  %s" % msg, file=sys.stderr, flush=True)
 
 
 def http(path, method="GET", timeout=10):
     req = urllib.request.Request(KUBELET + path, method=method)
-    with urllib.request.urlopen(req, context=SSL, timeout=timeout) as r:
-        return r.status, r.read().decode("utf-8", "replace")
+    try:
+        with urllib.request.urlopen(req, context=SSL, timeout=timeout) as r:
+            return r.status, r.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as e:
+        body = e.read().decode("utf-8", "replace").strip()
+        raise IOError("%s %s: HTTP %d: %s" % (method, path, e.code, body[:400])) from None
 
 
 def http_json(path):
@@ -287,6 +304,8 @@ def main():
           "crictl info: RuntimeReady and NetworkReady", "conditions %s %s" % (conds, err.strip()))
 
     mounts_before = mounts_under()
+    global RUNC_BEFORE
+    RUNC_BEFORE = runc_list()[0]
 
     # ---- 2. the static pod runs, both containers ready
     tmp = os.path.join(CFG["manifests"], ".kt.json.tmp")   # kubelet skips hidden files
@@ -526,16 +545,15 @@ def remove_pod_and_check(uid, mounts_before):
     log("kubelet removed the pod from crid %.0f s after the manifest went" % (time.time() - t0))
 
     netns = os.listdir(os.path.join(STATE_DIR, "netns")) if os.path.isdir(os.path.join(STATE_DIR, "netns")) else []
-    check(not netns, "no network namespace pin of the pod remains (%s/netns)" % STATE_DIR, "left: %s" % netns)
+    check(not netns, "no network namespace pin of the pod remains (%s/netns)" % STATE_DIR, "left %s" % few(netns))
     extra = sorted(mounts_under() - mounts_before)
-    check(not extra, "no mount of the pod remains under crid's and kubelet's directories", "left: %s" % extra)
+    check(not extra, "no mount of the pod remains under crid's and kubelet's directories", "left %s" % few(extra))
     v, why = wait_for("pod cgroups gone", lambda: not pod_cgroups(uid), 30, 1)
-    check(v, "no cgroup of the pod remains under %s (any controller)" % CGROUP_ROOT, "left: %s" % pod_cgroups(uid))
-    runc_root = os.path.join(STATE_DIR, "runtime", "runc")
-    p = subprocess.run(["runc", "--root", runc_root, "list", "-q"], capture_output=True, text=True)
-    left = p.stdout.split()
-    check(p.returncode == 0 and not left, "no runc container of the pod remains (runc --root %s list)" % runc_root,
-          "left: %s %s" % (left, p.stderr.strip()))
+    check(v, "no cgroup of the pod remains under %s (any controller)" % CGROUP_ROOT, "left %s" % few(pod_cgroups(uid)))
+    ids, err = runc_list()
+    left = sorted(ids - RUNC_BEFORE)
+    check(not left and not err, "no runc container of the pod remains (runc --root %s/runtime/runc list)" % STATE_DIR,
+          "left %s %s" % (few(left), err))
     shims = []
     for p in os.listdir("/proc"):
         if not p.isdigit():
@@ -546,12 +564,12 @@ def remove_pod_and_check(uid, mounts_before):
             continue
         if "crid-shim" in cmd and (" %s/" % STATE_DIR) in cmd:
             shims.append("%s: %s" % (p, cmd[:150]))
-    check(not shims, "no crid-shim process of the pod remains", "left: %s" % shims)
+    check(not shims, "no crid-shim process of the pod remains", "left %s" % few(shims))
     ipam = []
     ipam_dir = os.path.join(STATE_DIR, "ipam")
     for dirpath, _, files in os.walk(ipam_dir):
         ipam += [os.path.join(dirpath, f) for f in files if re.fullmatch(r"[0-9.]+|[0-9a-f:]+", f)]
-    check(not ipam, "no IPAM reservation of the pod remains (%s)" % ipam_dir, "left: %s" % ipam)
+    check(not ipam, "no IPAM reservation of the pod remains (%s)" % ipam_dir, "left %s" % few(ipam))
 
 
 def kubelet_pod_safe():
