@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -225,8 +226,11 @@ absl::StatusOr<std::string> ExecPlugin(const std::string& binary, const PluginIn
                          : static_cast<int>(std::min<rlim_t>(nofile.rlim_cur, 1 << 20));
 
   int in[2], out[2], err[2];
-  if (pipe2(in, O_CLOEXEC) != 0) {
-    return ErrnoError(errno, "pipe");
+  // stdin is a socket, not a pipe: a plugin that exits without reading it
+  // (DEL of a plugin that needs no config) must cost crid an EPIPE from
+  // send(MSG_NOSIGNAL), never a SIGPIPE.
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) != 0) {
+    return ErrnoError(errno, "socketpair");
   }
   UniqueFd in_r(in[0]), in_w(in[1]);
   if (pipe2(out, O_CLOEXEC) != 0) {
@@ -330,7 +334,8 @@ absl::StatusOr<std::string> ExecPlugin(const std::string& binary, const PluginIn
       break;
     }
     if (in_i >= 0 && (fds[in_i].revents & (POLLOUT | POLLERR | POLLHUP)) != 0) {
-      ssize_t put = write(in_w.get(), stdin_data.data() + written, stdin_data.size() - written);
+      ssize_t put = send(in_w.get(), stdin_data.data() + written, stdin_data.size() - written,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
       if (put > 0) {
         written += static_cast<size_t>(put);
       }

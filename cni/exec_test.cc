@@ -72,6 +72,26 @@ bool GoneWithin(pid_t pid, absl::Duration limit) {
   return !Running(pid);
 }
 
+// A plugin that exits without reading its (large) config: crid gets its
+// answer, and no SIGPIPE, whatever its signal disposition.
+TEST_F(ExecPluginTest, PluginThatIgnoresItsConfigCostsNoSigpipe) {
+  struct sigaction old {};
+  struct sigaction dfl {};
+  dfl.sa_handler = SIG_DFL;
+  sigaction(SIGPIPE, &dfl, &old);
+  std::string binary = Plugin("deaf", "echo '{\"cniVersion\":\"1.0.0\"}'\n");
+  PluginInvocation inv;
+  inv.command = "DEL";
+  inv.container_id = "cid";
+  inv.netns = "/proc/self/ns/net";
+  inv.ifname = "eth0";
+  std::string config = absl::StrCat(R"({"cniVersion":"1.0.0","name":"n","type":"t","pad":")",
+                                    std::string(4 << 20, 'x'), "\"}");
+  auto out = ExecPlugin(binary, inv, config, absl::Seconds(20));
+  sigaction(SIGPIPE, &old, nullptr);
+  EXPECT_TRUE(out.ok()) << out.status();
+}
+
 TEST_F(ExecPluginTest, HungPluginIsKilledWithTheChildHoldingItsOutput) {
   std::string plugin = Plugin("hang",
                               "sleep 1000 &\n"
