@@ -45,7 +45,7 @@ shared_key="$(
     pkg-config --modversion grpc++ spdlog gtest
   } | sha256sum | cut -d' ' -f1
 )"
-# Results older than a month are of no use to anyone.
+# Results nobody used for a month go.
 find "$cache_dir" -type f -mtime +30 -delete 2>/dev/null
 
 # Checks one file; prints its findings; remembers a clean result.
@@ -53,7 +53,8 @@ tidy_one() {
   local file="$1" key=""
   if ((LINT_USE_CACHE)); then
     key="$( (echo "$LINT_SHARED_KEY"; sha256sum "$file") | sha256sum | cut -d' ' -f1)"
-    if [[ -e "$LINT_CACHE_DIR/$key" ]]; then
+    # A hit is touched so that the monthly clean-up keeps what is still used.
+    if [[ -e "$LINT_CACHE_DIR/$key" ]] && touch "$LINT_CACHE_DIR/$key"; then
       return 0
     fi
   fi
@@ -74,8 +75,8 @@ export LINT_FLAGS_STRING="${flags[*]}"
 
 start=$SECONDS
 echo "lint: clang-tidy on ${#tidy_files[@]} file(s)"
-if ! printf '%s\0' "${tidy_files[@]}" |
-    xargs -0 -P "$(nproc)" -n 1 bash -c 'read -r -a LINT_FLAGS <<<"$LINT_FLAGS_STRING"; tidy_one "$1"' _; then
+worker='read -r -a LINT_FLAGS <<<"$LINT_FLAGS_STRING"; tidy_one "$1"'
+if ! printf '%s\0' "${tidy_files[@]}" | xargs -0 -P "$(nproc)" -n 1 bash -c "$worker" _; then
   echo "lint: clang-tidy found problems" >&2
   status=1
 fi
