@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <climits>
@@ -293,12 +294,15 @@ absl::StatusOr<std::unique_ptr<SandboxManager>> SandboxManager::Create(SandboxOp
         (void)m->Persist(record);
       }
     }
-    absl::MutexLock lock(&m->mu_);
-    auto run = std::make_shared<InFlight>();
-    run->result = record.id();
-    run->done.Notify();
-    m->runs_[MetadataKey(record.config().metadata())] = run;
-    m->pods_[id] = std::move(record);
+    {
+      absl::MutexLock lock(&m->mu_);
+      auto run = std::make_shared<InFlight>();
+      run->result = record.id();
+      run->done.Notify();
+      m->runs_[MetadataKey(record.config().metadata())] = run;
+      m->pods_[id] = record;
+    }
+    m->WatchPause(record);
   }
   m->RemoveLeftovers(pauses);
   return m;
@@ -607,6 +611,7 @@ absl::StatusOr<std::string> SandboxManager::RunLocked(const runtime::v1::PodSand
   CRID_RETURN_IF_ERROR(Persist(record));
   committed = true;
   Publish(record);
+  WatchPause(record);
   spdlog::info("pod sandbox {} ({}/{}) ready{}", id, config.metadata().namespace_(),
                config.metadata().name(),
                record.ips().empty() ? "" : absl::StrCat(", IP ", record.ips(0)));
@@ -624,6 +629,7 @@ absl::Status SandboxManager::StopResources(SandboxRecord* record, bool best_effo
     }
   };
   if (record->pause_pid() > 0) {
+    UnwatchPause(record->id());  // this exit is intended
     absl::Status st = StopPause({record->pause_pid(), record->pause_start_time()});
     note(st);
     if (st.ok()) {
@@ -685,6 +691,65 @@ absl::Status SandboxManager::RemoveResources(const SandboxRecord& record) {
     note(ErrnoError(errno, "remove ", ns_dir));
   }
   return first;
+}
+
+void SandboxManager::WatchPause(const SandboxRecord& record) {
+  if (record.state() != SandboxRecord::READY || record.pause_pid() <= 0) {
+    return;
+  }
+  const std::string id = record.id();
+  const pid_t pid = record.pause_pid();
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  // Opened first, checked second: the pidfd then surely names the pause.
+  if (!pidfd.valid() || ProcessStartTime(pid) != record.pause_start_time()) {
+    OnPauseExit(id, pid);
+    return;
+  }
+  uint64_t key = pause_watch_->Add(std::move(pidfd), [this, id, pid] {
+    // Handled on the pool: persisting waits for the pod's other operations.
+    if (!pool_->Submit([this, id, pid] { OnPauseExit(id, pid); })) {
+      OnPauseExit(id, pid);
+    }
+    return false;
+  });
+  absl::MutexLock lock(&mu_);
+  pause_watches_[id] = key;
+}
+
+void SandboxManager::UnwatchPause(const std::string& id) {
+  uint64_t key = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = pause_watches_.find(id);
+    if (it == pause_watches_.end()) {
+      return;
+    }
+    key = it->second;
+    pause_watches_.erase(it);
+  }
+  pause_watch_->Remove(key);
+}
+
+void SandboxManager::OnPauseExit(const std::string& id, pid_t pid) {
+  std::shared_ptr<absl::Mutex> op = OpLock(id);
+  absl::MutexLock op_lock(op.get());
+  SandboxRecord record;
+  {
+    absl::MutexLock lock(&mu_);
+    pause_watches_.erase(id);
+    auto it = pods_.find(id);
+    if (it == pods_.end() || it->second.state() != SandboxRecord::READY ||
+        it->second.pause_pid() != pid) {
+      return;  // stopped or removed meanwhile
+    }
+    record = it->second;
+  }
+  spdlog::warn("pod sandbox {}: its crid-pause (pid {}) exited; the pod is NOTREADY", id, pid);
+  record.set_state(SandboxRecord::NOTREADY);
+  if (absl::Status st = Persist(record); !st.ok()) {
+    spdlog::error("pod sandbox {}: persisting NOTREADY: {}", id, st.message());
+  }
+  Publish(record);
 }
 
 absl::Status SandboxManager::Stop(const std::string& id) {

@@ -21,6 +21,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "base/fd_watch.h"
 #include "cgroups/manager.h"
 #include "cni/network.h"
 #include "proto/cri_api.pb.h"
@@ -111,6 +112,12 @@ class SandboxManager {
   void RemoveUnknownStateDirs(const std::map<std::string, SandboxRecord>& known);
   std::shared_ptr<absl::Mutex> OpLock(const std::string& id);
   void Publish(const SandboxRecord& record);
+  // Watches a READY pod's crid-pause through a pidfd: its exit makes the pod
+  // NOTREADY (kubelet then recreates it). A pause whose PID now names another
+  // process counts as exited.
+  void WatchPause(const SandboxRecord& record);
+  void UnwatchPause(const std::string& id);
+  void OnPauseExit(const std::string& id, pid_t pid);
 
   const SandboxOptions options_;
   Store* const store_;
@@ -122,9 +129,13 @@ class SandboxManager {
   std::map<std::string, std::shared_ptr<InFlight>> runs_ ABSL_GUARDED_BY(mu_);
   // Serializes Stop/Remove of one pod.
   std::map<std::string, std::shared_ptr<absl::Mutex>> op_locks_ ABSL_GUARDED_BY(mu_);
+  // pod ID -> key of its crid-pause's pidfd in pause_watch_.
+  std::map<std::string, uint64_t> pause_watches_ ABSL_GUARDED_BY(mu_);
   // Declared last: destroyed first, finishing queued work while the rest lives.
   std::unique_ptr<WorkerPool> pool_;
   std::atomic<CgroupManager*> cgroups_{nullptr};
+  // Destroyed before the pool: no pause exit is handled after that.
+  std::unique_ptr<FdWatch> pause_watch_ = std::make_unique<FdWatch>();
 };
 
 // "name_namespace_uid_attempt": the identity kubelet retries with.

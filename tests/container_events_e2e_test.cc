@@ -184,6 +184,38 @@ TEST_F(ContainerEventsTest, SlowStopsDoNotDelayOtherPods) {
   EXPECT_GE(absl::Now() - start, absl::Seconds(6)) << "the grace period was cut short";
 }
 
+// A pod whose crid-pause dies is NOTREADY within a second, so kubelet
+// recreates it; stopping and removing it still work.
+TEST_F(ContainerEventsTest, KilledPauseMakesThePodNotReady) {
+  std::string pod = RunPod(PodConfig("pauseless"));
+  auto pod_status = [&](bool verbose) {
+    grpc::ClientContext ctx;
+    v1::PodSandboxStatusRequest req;
+    req.set_pod_sandbox_id(pod);
+    req.set_verbose(verbose);
+    v1::PodSandboxStatusResponse resp;
+    EXPECT_TRUE(stub_->PodSandboxStatus(&ctx, req, &resp).ok());
+    return resp;
+  };
+  pid_t pause = nlohmann::json::parse(pod_status(true).info().at("info")).value("pid", 0);
+  ASSERT_GT(pause, 0);
+  ASSERT_EQ(pod_status(false).status().state(), v1::SANDBOX_READY);
+
+  ASSERT_EQ(::kill(pause, SIGKILL), 0);
+  absl::Time killed = absl::Now();
+  while (pod_status(false).status().state() == v1::SANDBOX_READY &&
+         absl::Now() - killed < absl::Seconds(5)) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_EQ(pod_status(false).status().state(), v1::SANDBOX_NOTREADY);
+  EXPECT_LT(absl::Now() - killed, absl::Seconds(1));
+  // A restarted crid still finds it NOTREADY.
+  crid_->Signal(SIGTERM);
+  ASSERT_EQ(crid_->Wait(absl::Seconds(30)), 0) << Log();
+  crid_ = StartCrid();
+  EXPECT_EQ(pod_status(false).status().state(), v1::SANDBOX_NOTREADY);
+}
+
 // Reads a GetContainerEvents stream in the background.
 class EventReader {
  public:
