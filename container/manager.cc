@@ -971,8 +971,8 @@ void ContainerManager::StopAsync(const std::string& id, absl::Duration timeout, 
 absl::Status ContainerManager::Stop(const std::string& id, absl::Duration timeout) {
   absl::Notification stopped;
   absl::Status result;
-  StopAsync(id, timeout, [&](absl::Status st) {
-    result = std::move(st);
+  StopAsync(id, timeout, [&](const absl::Status& st) {
+    result = st;
     stopped.Notify();
   });
   stopped.WaitForNotification();
@@ -1089,7 +1089,7 @@ absl::Status ContainerManager::StopPod(const std::string& pod_id) {
       absl::MutexLock lock(&mu);
       ++pending;
     }
-    StopAsync(record.id(), absl::ZeroDuration(), [&](absl::Status st) {
+    StopAsync(record.id(), absl::ZeroDuration(), [&](const absl::Status& st) {
       absl::MutexLock lock(&mu);
       first.Update(st);
       --pending;

@@ -105,12 +105,12 @@ grpc::ServerUnaryReactor* RuntimeService::StopContainer(
   // arrives, so a long grace period holds no thread.
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   bool queued = containers_->pool()->Submit([this, request, reactor] {
-    containers_->StopAsync(
-        request->container_id(), absl::Seconds(request->timeout()), [reactor](absl::Status st) {
-          // kubelet stops containers it may have removed already.
-          reactor->Finish(
-              ToGrpcStatus(st.code() == absl::StatusCode::kNotFound ? absl::OkStatus() : st));
-        });
+    containers_->StopAsync(request->container_id(), absl::Seconds(request->timeout()),
+                           [reactor](const absl::Status& st) {
+                             // kubelet stops containers it may have removed already.
+                             reactor->Finish(ToGrpcStatus(
+                                 st.code() == absl::StatusCode::kNotFound ? absl::OkStatus() : st));
+                           });
   });
   if (!queued) {
     reactor->Finish(ToGrpcStatus(

@@ -205,8 +205,7 @@ void TokenServer::Answer(int fd) {
       std::string decoded;
       if (absl::Base64Unescape(line.substr(strlen("authorization: basic ")), &decoded)) {
         user = decoded.substr(0, decoded.find(':'));
-        password =
-            decoded.find(':') == std::string::npos ? "" : decoded.substr(decoded.find(':') + 1);
+        password = absl::StrContains(decoded, ':') ? decoded.substr(decoded.find(':') + 1) : "";
       }
     }
   }
@@ -223,7 +222,7 @@ void TokenServer::Answer(int fd) {
   std::string repository;
   std::vector<std::string> actions;
   absl::string_view query = absl::string_view(target).substr(
-      target.find('?') == std::string::npos ? target.size() : target.find('?') + 1);
+      absl::StrContains(target, '?') ? target.find('?') + 1 : target.size());
   for (absl::string_view param : absl::StrSplit(query, '&')) {
     if (!absl::ConsumePrefix(&param, "scope=")) {
       continue;

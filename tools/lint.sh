@@ -5,9 +5,10 @@
 #
 # A full clang-tidy pass takes many minutes on a small machine, so a file that
 # passed is remembered under ~/.cache/crid-lint (CRID_LINT_CACHE to move it),
-# keyed by a hash of the file, every header and .proto in the repository,
-# .clang-tidy, the compiler flags and the clang-tidy and library versions: a
-# warm run re-checks only what a change can affect. Findings are never cached.
+# keyed by a hash of the file, the project headers it includes (as the
+# compiler's dependency list names them, generated ones included), .clang-tidy,
+# the compiler flags and the clang-tidy and library versions: a warm run
+# re-checks only the files a change can affect. Findings are never cached.
 # --no-cache checks every file afresh.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -34,11 +35,9 @@ flags=(-std=c++17 -I. -Ibazel-bin "${pkg_flags[@]}")
 
 cache_dir="${CRID_LINT_CACHE:-$HOME/.cache/crid-lint}"
 mkdir -p "$cache_dir"
-# What every file's result depends on besides the file itself.
+# What every file's result depends on besides the file and its own headers.
 shared_key="$(
   {
-    git ls-files -z --cached --others --exclude-standard '*.h' '*.hpp' '*.inc' '*.proto' |
-      sort -z | xargs -0 -r sha256sum
     sha256sum .clang-tidy
     printf '%s\n' "${flags[@]}"
     clang-tidy --version
@@ -52,7 +51,16 @@ find "$cache_dir" -type f -mtime +30 -delete 2>/dev/null
 tidy_one() {
   local file="$1" key=""
   if ((LINT_USE_CACHE)); then
-    key="$( (echo "$LINT_SHARED_KEY"; sha256sum "$file") | sha256sum | cut -d' ' -f1)"
+    # The file and every non-system header it includes (-MM leaves out the
+    # system ones, whose versions are in the shared key).
+    local deps
+    if ! deps="$(g++ -MM -MG "${LINT_FLAGS[@]}" "$file" 2>/dev/null)"; then
+      deps="$file"
+    fi
+    key="$( (echo "$LINT_SHARED_KEY"
+      tr ' \\' '\n\n' <<<"$deps" | grep -v ':$' | grep -v '^$' | sort -u |
+        while read -r dep; do [[ -f "$dep" ]] && sha256sum "$dep"; echo "$dep"; done) |
+      sha256sum | cut -d' ' -f1)"
     # A hit is touched so that the monthly clean-up keeps what is still used.
     if [[ -e "$LINT_CACHE_DIR/$key" ]] && touch "$LINT_CACHE_DIR/$key"; then
       return 0
