@@ -182,8 +182,11 @@ absl::Status AddCriMounts(const runtime::v1::ContainerConfig& config, json& moun
           "mounts.container_path: must be an absolute path, got \"", m->container_path(), "\""));
     }
     if (m->has_image() && !m->image().image().empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "mounts.image: image volumes are not supported (", m->container_path(), ")"));
+      // UNIMPLEMENTED, as kubelet and critest expect of a runtime without the
+      // feature (they skip or report it as such).
+      return absl::UnimplementedError(
+          absl::StrCat("mounts.image: image volumes are not implemented by crid yet (",
+                       m->container_path(), ")"));
     }
     if (m->uidmappings_size() > 0 || m->gidmappings_size() > 0) {
       return absl::InvalidArgumentError(

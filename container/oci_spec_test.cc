@@ -204,6 +204,15 @@ TEST_F(OciSpecTest, BadVolumesNameTheField) {
   EXPECT_THAT(std::string(Build().status().message()), HasSubstr("recursive_read_only"));
 }
 
+// critest and kubelet skip image volumes on UNIMPLEMENTED, and only on that.
+TEST_F(OciSpecTest, ImageVolumesAreUnimplemented) {
+  v1::Mount* m = config_.add_mounts();
+  m->set_container_path("/data");
+  m->mutable_image()->set_image("registry.example/data:1");
+  EXPECT_EQ(Build().status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_THAT(std::string(Build().status().message()), HasSubstr("mounts.image"));
+}
+
 TEST_F(OciSpecTest, NamespacesJoinThePod) {
   auto* ns = config_.mutable_linux()->mutable_security_context()->mutable_namespace_options();
   ns->set_pid(v1::CONTAINER);

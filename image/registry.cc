@@ -350,6 +350,10 @@ std::vector<RegistryEndpoint> RegistryClient::Endpoints(const std::string& domai
     }
     insecure = it->second.insecure();
   }
+  if (auto it = config_.registries().find(domain);
+      it != config_.registries().end() && it->second.mirrors_only() && !out.empty()) {
+    return out;
+  }
   RegistryEndpoint origin;
   origin.host = domain == kDefaultDomain ? "registry-1.docker.io" : domain;
   bool plain = insecure || IsLoopbackHost(domain);

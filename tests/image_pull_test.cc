@@ -405,6 +405,11 @@ TEST_F(ImagePullTest, DockerHubNamesGoToTheirMirrorBeforeTheOrigin) {
   EXPECT_EQ(endpoints[0].base_url, "http://127.0.0.1:5000");
   EXPECT_EQ(endpoints[1].base_url, "https://registry-1.docker.io");
   EXPECT_EQ(client.Endpoints("127.0.0.1:5000")[0].base_url, "http://127.0.0.1:5000");
+  // An air-gapped node asks its mirrors only.
+  hub.set_mirrors_only(true);
+  RegistryClient gapped(image_config_);
+  ASSERT_EQ(gapped.Endpoints("docker.io").size(), 1u);
+  EXPECT_EQ(gapped.Endpoints("docker.io")[0].base_url, "http://127.0.0.1:5000");
   EXPECT_EQ(client.Endpoints("registry.k8s.io")[0].base_url, "https://registry.k8s.io");
 }
 
