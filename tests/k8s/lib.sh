@@ -226,7 +226,9 @@ crid_prepare() { # CGROUP_DRIVER
   ]
 }
 EOC
-  local mirror="{\"mirrors\": [\"http://$REGISTRY_ADDR\"]}"
+  # mirrorsOnly: an image the local registry lacks fails at once; crid never
+  # falls back to the upstream registry (not even a DNS query leaves the machine).
+  local mirror="{\"mirrors\": [\"http://$REGISTRY_ADDR\"], \"mirrorsOnly\": true}"
   cat >"$STATE_DIR/crid.json" <<EOC
 {
   "root": "$ROOT_DIR",
@@ -247,13 +249,10 @@ EOC
   cp "$STATE_DIR/crid.json" "$NET_DIR/10-$NET_NAME.conflist" "$RESULTS/"
 }
 
-# Starts crid (log: $RESULTS/crid.log) and waits until it answers. crid falls back from a
-# mirror to the upstream registry when the mirror lacks an image; the proxy variables (libcurl
-# honours them) send every such request to a closed port on the loopback, so not even a DNS
-# query leaves the machine; the local registry is exempt. fd 9 (a caller's lock) is not passed.
+# Starts crid (log: $RESULTS/crid.log) and waits until it answers. fd 9 (a caller's lock) is
+# not passed.
 crid_start() {
-  http_proxy=http://127.0.0.1:9 https_proxy=http://127.0.0.1:9 no_proxy=127.0.0.1,localhost \
-    "$CRID" --config "$STATE_DIR/crid.json" >"$RESULTS/crid.log" 2>&1 </dev/null 9>&- &
+  "$CRID" --config "$STATE_DIR/crid.json" >"$RESULTS/crid.log" 2>&1 </dev/null 9>&- &
   CRID_PID=$!
   local i
   for i in $(seq 1 200); do
