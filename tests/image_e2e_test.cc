@@ -29,11 +29,11 @@ class ImageE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(registry_.Start().ok());
-    // registry.k8s.io images come from the local registry, as in an air-gapped
-    // cluster (and in the critest lab).
+    // registry.k8s.io images come from the local registry only, as in an
+    // air-gapped cluster (and in the critest lab): nothing is asked upstream.
     std::ofstream(tmp_.Sub("crid.json"))
         << R"({"image": {"registries": {"registry.k8s.io": {"mirrors": ["http://)"
-        << registry_.host() << R"("]}}}})";
+        << registry_.host() << R"("], "mirrorsOnly": true}}}})";
   }
 
   void StartCrid() {
