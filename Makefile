@@ -3,7 +3,7 @@
 BAZEL ?= bazel
 ARGS ?=
 
-.PHONY: deps test-deps build run test lint clean
+.PHONY: deps test-deps build run test lint clean critest
 
 deps:
 	tools/install-deps.sh build
@@ -19,6 +19,9 @@ run: build
 
 test: test-deps
 	tools/run-tests.sh
+
+critest: test-deps
+	tests/k8s/critest.sh
 
 lint: test-deps
 	$(BAZEL) build //...

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: the result counter's own tests, every Bazel test, again
-# under ASan+UBSan, then the style checks. Ends with exactly one line
+# under ASan+UBSan, critest (the CRI conformance suite) and a real kubelet
+# against crid, then the style checks. Ends with exactly one line
 # "N passed, N failed, N skipped" counting test cases; everything else goes to
 # stderr or comes before it. Only what each `bazel test` reports in its build
 # events is counted (tools/count_results.py): a target that did not build, or a
@@ -61,6 +62,13 @@ run_suite() {
 
 run_suite default
 run_suite asan --config=asan
+
+# Kubernetes' own clients against the real crid (tests/k8s: pinned builds from
+# the Go module proxy, cached under /var/cache/crid-k8s; images built offline).
+echo "=== tests: critest"
+if ! count_into_summary critest tests/k8s/critest.sh --counts; then
+  overall=1
+fi
 
 echo "=== lint"
 if "$BAZEL" build //... >/dev/null 2>&1 && tools/lint.sh; then
