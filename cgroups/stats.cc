@@ -293,8 +293,7 @@ absl::StatusOr<CgroupStats> ReadV1(const CgroupLayout& layout, const std::string
     CRID_ASSIGN_OR_RETURN(s.memory_kernel_bytes,
                           ReadNumber(memory + "/memory.kmem.usage_in_bytes"));
     // Absent without swap accounting (swapaccount=0): 0, as cAdvisor shows.
-    CRID_ASSIGN_OR_RETURN(uint64_t swap_limit,
-                          ReadNumber(memory + "/memory.memsw.limit_in_bytes"));
+    CRID_ASSIGN_OR_RETURN(uint64_t swap_limit, ReadNumber(memory + "/memory.memsw.limit_in_bytes"));
     s.memory_swap_limit_bytes = V1Limit(swap_limit);
     CRID_ASSIGN_OR_RETURN(auto mem, ReadFlatKeyed(memory + "/memory.stat"));
     s.memory_rss_bytes = Get(mem, "total_rss");

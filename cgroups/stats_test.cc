@@ -176,9 +176,9 @@ TEST(ReadCgroupStats, V1Files) {
     layout.controllers[c] = tmp.Sub(c);
     ASSERT_TRUE(MakeDirs(tmp.Sub(c) + "/pod/c", 0755).ok());
   }
-  Write(tmp.Sub("cpuacct/pod/c/cpuacct.stat"),
-        absl::StrCat("user ", 3 * ::sysconf(_SC_CLK_TCK), "\nsystem ", ::sysconf(_SC_CLK_TCK),
-                     "\n"));
+  Write(
+      tmp.Sub("cpuacct/pod/c/cpuacct.stat"),
+      absl::StrCat("user ", 3 * ::sysconf(_SC_CLK_TCK), "\nsystem ", ::sysconf(_SC_CLK_TCK), "\n"));
   Write(tmp.Sub("cpu/pod/c/cpu.stat"),
         "nr_periods 12\nnr_throttled 5\nthrottled_time 987654321\nnr_bursts 0\n");
   Write(tmp.Sub("cpu/pod/c/cpu.cfs_period_us"), "100000\n");

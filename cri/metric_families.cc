@@ -3,6 +3,11 @@
 // *_seconds families are whole seconds (as containerd and CRI-O send them).
 #include "cri/metric_families.h"
 
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/sysmacros.h>
+
+#include <cerrno>
 #include <iterator>
 #include <utility>
 
@@ -20,7 +25,7 @@ namespace {
 namespace v1 = ::runtime::v1;
 
 // The extra label keys a family has after kMetricLabelKeys.
-enum class Extra { kNone, kInterface, kFailure };
+enum class Extra { kNone, kInterface, kFailure, kDevice, kBlkio };
 
 struct Family {
   const char* name;
@@ -83,11 +88,126 @@ constexpr Family kTxErrors = {"container_network_transmit_errors_total",
                               "Cumulative count of errors encountered while transmitting",
                               v1::COUNTER, Extra::kInterface};
 
+constexpr Family kCpuUser = {"container_cpu_user_seconds_total",
+                             "Cumulative user cpu time consumed in seconds.", v1::COUNTER,
+                             Extra::kNone};
+constexpr Family kCpuSystem = {"container_cpu_system_seconds_total",
+                               "Cumulative system cpu time consumed in seconds.", v1::COUNTER,
+                               Extra::kNone};
+constexpr Family kCfsPeriods = {"container_cpu_cfs_periods_total",
+                                "Number of elapsed enforcement period intervals.", v1::COUNTER,
+                                Extra::kNone};
+constexpr Family kCfsThrottledPeriods = {"container_cpu_cfs_throttled_periods_total",
+                                         "Number of throttled period intervals.", v1::COUNTER,
+                                         Extra::kNone};
+constexpr Family kCfsThrottledSeconds = {"container_cpu_cfs_throttled_seconds_total",
+                                         "Total time duration the container has been throttled.",
+                                         v1::COUNTER, Extra::kNone};
+constexpr Family kSpecCpuPeriod = {"container_spec_cpu_period", "CPU period of the container.",
+                                   v1::GAUGE, Extra::kNone};
+constexpr Family kSpecCpuQuota = {"container_spec_cpu_quota", "CPU quota of the container.",
+                                  v1::GAUGE, Extra::kNone};
+constexpr Family kSpecCpuShares = {"container_spec_cpu_shares", "CPU share of the container.",
+                                   v1::GAUGE, Extra::kNone};
+constexpr Family kSpecMemorySwapLimit = {"container_spec_memory_swap_limit_bytes",
+                                         "Memory swap limit for the container.", v1::GAUGE,
+                                         Extra::kNone};
+constexpr Family kMemoryFailcnt = {"container_memory_failcnt", "Number of memory usage hits limits",
+                                   v1::COUNTER, Extra::kNone};
+constexpr Family kMemoryKernel = {"container_memory_kernel_usage",
+                                  "Size of kernel memory allocated in bytes.", v1::GAUGE,
+                                  Extra::kNone};
+constexpr Family kMemoryMappedFile = {"container_memory_mapped_file",
+                                      "Size of memory mapped files in bytes.", v1::GAUGE,
+                                      Extra::kNone};
+constexpr Family kMemoryMaxUsage = {"container_memory_max_usage_bytes",
+                                    "Maximum memory usage recorded in bytes", v1::GAUGE,
+                                    Extra::kNone};
+constexpr Family kMemorySwap = {"container_memory_swap", "Container swap usage in bytes.",
+                                v1::GAUGE, Extra::kNone};
+constexpr Family kProcesses = {"container_processes",
+                               "Number of processes running inside the container.", v1::GAUGE,
+                               Extra::kNone};
+constexpr Family kFileDescriptors = {"container_file_descriptors",
+                                     "Number of open file descriptors for the container.",
+                                     v1::GAUGE, Extra::kNone};
+constexpr Family kSockets = {"container_sockets", "Number of open sockets for the container.",
+                             v1::GAUGE, Extra::kNone};
+constexpr Family kThreadsMax = {
+    "container_threads_max",
+    "Maximum number of threads allowed inside the container, infinity if value is zero", v1::GAUGE,
+    Extra::kNone};
+constexpr Family kFsInodesFree = {"container_fs_inodes_free", "Number of available Inodes",
+                                  v1::GAUGE, Extra::kDevice};
+constexpr Family kFsInodesTotal = {"container_fs_inodes_total", "Number of Inodes", v1::GAUGE,
+                                   Extra::kDevice};
+constexpr Family kFsLimit = {
+    "container_fs_limit_bytes",
+    "Number of bytes that can be consumed by the container on this filesystem.", v1::GAUGE,
+    Extra::kDevice};
+constexpr Family kFsUsage = {
+    "container_fs_usage_bytes",
+    "Number of bytes that are consumed by the container on this filesystem.", v1::GAUGE,
+    Extra::kDevice};
+constexpr Family kFsReadsBytes = {"container_fs_reads_bytes_total",
+                                  "Cumulative count of bytes read", v1::COUNTER, Extra::kDevice};
+constexpr Family kFsReads = {"container_fs_reads_total", "Cumulative count of reads completed",
+                             v1::COUNTER, Extra::kDevice};
+constexpr Family kFsWritesBytes = {"container_fs_writes_bytes_total",
+                                   "Cumulative count of bytes written", v1::COUNTER,
+                                   Extra::kDevice};
+constexpr Family kFsWrites = {"container_fs_writes_total", "Cumulative count of writes completed",
+                              v1::COUNTER, Extra::kDevice};
+constexpr Family kBlkioDeviceUsage = {"container_blkio_device_usage_total",
+                                      "Blkio Device bytes usage", v1::COUNTER, Extra::kBlkio};
+
 constexpr const Family* kFamilies[] = {
-    &kCpuUsage,       &kMemoryUsage,     &kMemoryWorkingSet, &kMemoryRss, &kMemoryCache,
-    &kMemoryFailures, &kSpecMemoryLimit, &kOomEvents,        &kThreads,   &kStartTime,
-    &kLastSeen,       &kRxBytes,         &kRxPackets,        &kRxDropped, &kRxErrors,
-    &kTxBytes,        &kTxPackets,       &kTxDropped,        &kTxErrors,
+    &kCpuUsage,
+    &kCpuUser,
+    &kCpuSystem,
+    &kCfsPeriods,
+    &kCfsThrottledPeriods,
+    &kCfsThrottledSeconds,
+    &kSpecCpuPeriod,
+    &kSpecCpuQuota,
+    &kSpecCpuShares,
+    &kMemoryUsage,
+    &kMemoryWorkingSet,
+    &kMemoryRss,
+    &kMemoryCache,
+    &kMemoryFailures,
+    &kMemoryFailcnt,
+    &kMemoryKernel,
+    &kMemoryMappedFile,
+    &kMemoryMaxUsage,
+    &kMemorySwap,
+    &kSpecMemoryLimit,
+    &kSpecMemorySwapLimit,
+    &kOomEvents,
+    &kThreads,
+    &kThreadsMax,
+    &kProcesses,
+    &kFileDescriptors,
+    &kSockets,
+    &kFsInodesFree,
+    &kFsInodesTotal,
+    &kFsLimit,
+    &kFsUsage,
+    &kFsReadsBytes,
+    &kFsReads,
+    &kFsWritesBytes,
+    &kFsWrites,
+    &kBlkioDeviceUsage,
+    &kStartTime,
+    &kLastSeen,
+    &kRxBytes,
+    &kRxPackets,
+    &kRxDropped,
+    &kRxErrors,
+    &kTxBytes,
+    &kTxPackets,
+    &kTxDropped,
+    &kTxErrors,
 };
 
 constexpr uint64_t kNanosPerSecond = 1000000000;
@@ -147,6 +267,52 @@ absl::StatusOr<std::vector<InterfaceCounters>> ReadNetDev(pid_t pid) {
   return ParseNetDev(text);
 }
 
+std::string MountSourceOf(absl::string_view mountinfo, unsigned major, unsigned minor) {
+  const std::string dev = absl::StrCat(major, ":", minor);
+  for (absl::string_view line : absl::StrSplit(mountinfo, '\n', absl::SkipEmpty())) {
+    // "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTS"
+    std::pair<absl::string_view, absl::string_view> halves = absl::StrSplit(line, " - ");
+    std::vector<absl::string_view> left = absl::StrSplit(halves.first, ' ');
+    std::vector<absl::string_view> right = absl::StrSplit(halves.second, ' ');
+    if (left.size() >= 3 && right.size() >= 2 && left[2] == dev) {
+      return std::string(right[1]);
+    }
+  }
+  return "";
+}
+
+absl::StatusOr<FilesystemSample> ReadFilesystem(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    return ErrnoError(errno, "stat ", path);
+  }
+  struct statvfs vfs;
+  if (::statvfs(path.c_str(), &vfs) != 0) {
+    return ErrnoError(errno, "statvfs ", path);
+  }
+  FilesystemSample fs;
+  fs.limit_bytes = static_cast<uint64_t>(vfs.f_blocks) * vfs.f_frsize;
+  fs.inodes_total = vfs.f_files;
+  fs.inodes_free = vfs.f_ffree;
+  CRID_ASSIGN_OR_RETURN(std::string mountinfo, ReadFile("/proc/self/mountinfo"));
+  fs.device = MountSourceOf(mountinfo, major(st.st_dev), minor(st.st_dev));
+  return fs;
+}
+
+std::string BlockDeviceName(uint32_t major, uint32_t minor) {
+  absl::StatusOr<std::string> uevent =
+      ReadFile(absl::StrCat("/sys/dev/block/", major, ":", minor, "/uevent"));
+  if (!uevent.ok()) {
+    return "";
+  }
+  for (absl::string_view line : absl::StrSplit(*uevent, '\n')) {
+    if (absl::ConsumePrefix(&line, "DEVNAME=")) {
+      return absl::StrCat("/dev/", line);
+    }
+  }
+  return "";
+}
+
 std::vector<v1::MetricDescriptor> MetricDescriptors() {
   std::vector<v1::MetricDescriptor> descriptors;
   descriptors.reserve(std::size(kFamilies));
@@ -166,6 +332,14 @@ std::vector<v1::MetricDescriptor> MetricDescriptors() {
       case Extra::kFailure:
         d.add_label_keys("failure_type");
         d.add_label_keys("scope");
+        break;
+      case Extra::kDevice:
+        d.add_label_keys("device");
+        break;
+      case Extra::kBlkio:
+        for (const char* key : {"device", "major", "minor", "operation"}) {
+          d.add_label_keys(key);
+        }
         break;
     }
   }
@@ -193,6 +367,49 @@ void AppendMetrics(const MetricSample& sample, absl::Time now,
     Add(kOomEvents, l, {}, s.oom_kills, out);
     // pids.current counts tasks, that is threads.
     Add(kThreads, l, {}, s.pids_current, out);
+    Add(kThreadsMax, l, {}, s.pids_max, out);  // 0: unlimited, as in cAdvisor
+    Add(kCpuUser, l, {}, s.cpu_user_ns / kNanosPerSecond, out);
+    Add(kCpuSystem, l, {}, s.cpu_system_ns / kNanosPerSecond, out);
+    // cAdvisor has the CFS families only for a cgroup with a quota.
+    if (s.cpu_quota_us != 0) {
+      Add(kCfsPeriods, l, {}, s.cpu_cfs_periods, out);
+      Add(kCfsThrottledPeriods, l, {}, s.cpu_cfs_throttled_periods, out);
+      Add(kCfsThrottledSeconds, l, {}, s.cpu_cfs_throttled_ns / kNanosPerSecond, out);
+      Add(kSpecCpuQuota, l, {}, s.cpu_quota_us, out);
+    }
+    Add(kSpecCpuPeriod, l, {}, s.cpu_period_us, out);
+    Add(kSpecCpuShares, l, {}, s.cpu_shares, out);
+    Add(kMemoryFailcnt, l, {}, s.memory_failcnt, out);
+    Add(kMemoryKernel, l, {}, s.memory_kernel_bytes, out);
+    Add(kMemoryMappedFile, l, {}, s.memory_mapped_file_bytes, out);
+    Add(kMemoryMaxUsage, l, {}, s.memory_max_usage_bytes, out);
+    Add(kMemorySwap, l, {}, s.memory_swap_bytes, out);
+    Add(kSpecMemorySwapLimit, l, {}, s.memory_swap_limit_bytes, out);
+    for (const CgroupStats::DeviceIo& io : s.io) {
+      auto name = sample.block_devices.find({io.major, io.minor});
+      std::string device = name == sample.block_devices.end() ? "" : name->second;
+      Add(kFsReadsBytes, l, {device}, io.read_bytes, out);
+      Add(kFsReads, l, {device}, io.reads, out);
+      Add(kFsWritesBytes, l, {device}, io.write_bytes, out);
+      Add(kFsWrites, l, {device}, io.writes, out);
+      // cAdvisor's operations are the blkio file's; crid keeps Read and Write.
+      std::string major = absl::StrCat(io.major);
+      std::string minor = absl::StrCat(io.minor);
+      Add(kBlkioDeviceUsage, l, {device, major, minor, "Read"}, io.read_bytes, out);
+      Add(kBlkioDeviceUsage, l, {device, major, minor, "Write"}, io.write_bytes, out);
+    }
+  }
+  if (sample.processes.has_value()) {
+    Add(kProcesses, l, {}, sample.processes->processes, out);
+    Add(kFileDescriptors, l, {}, sample.processes->file_descriptors, out);
+    Add(kSockets, l, {}, sample.processes->sockets, out);
+  }
+  if (sample.filesystem.has_value()) {
+    const FilesystemSample& fs = *sample.filesystem;
+    Add(kFsInodesFree, l, {fs.device}, fs.inodes_free, out);
+    Add(kFsInodesTotal, l, {fs.device}, fs.inodes_total, out);
+    Add(kFsLimit, l, {fs.device}, fs.limit_bytes, out);
+    Add(kFsUsage, l, {fs.device}, fs.usage_bytes, out);
   }
   for (const InterfaceCounters& c : sample.interfaces) {
     Add(kRxBytes, l, {c.name}, c.rx_bytes, out);

@@ -9,8 +9,10 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -52,10 +54,33 @@ std::vector<InterfaceCounters> ParseNetDev(absl::string_view text);
 // The same read from /proc/PID/net/dev (the network namespace of PID).
 absl::StatusOr<std::vector<InterfaceCounters>> ReadNetDev(pid_t pid);
 
+// The filesystem holding a container's writable layer, as cAdvisor reports it.
+struct FilesystemSample {
+  std::string device;        // the mount source, e.g. /dev/vda1
+  uint64_t limit_bytes = 0;  // the filesystem's size
+  uint64_t usage_bytes = 0;  // what the container's writable layer uses
+  uint64_t inodes_total = 0;
+  uint64_t inodes_free = 0;
+};
+
+// The source (device) of the mount of device MAJOR:MINOR in /proc/PID/mountinfo
+// text; "" when none matches.
+std::string MountSourceOf(absl::string_view mountinfo, unsigned major, unsigned minor);
+// Size, free inodes and device of the filesystem holding `path` (usage_bytes
+// is left 0 for the caller).
+absl::StatusOr<FilesystemSample> ReadFilesystem(const std::string& path);
+// "/dev/NAME" of block device MAJOR:MINOR from sysfs; "" when unknown.
+std::string BlockDeviceName(uint32_t major, uint32_t minor);
+
 // What is known about one container or one pod, read when the call came.
 struct MetricSample {
   MetricLabels labels;
-  std::optional<CgroupStats> cgroup;  // absent: no cgroup usage metrics
+  std::optional<CgroupStats> cgroup;            // absent: no cgroup usage metrics
+  std::optional<CgroupProcessStats> processes;  // absent: no process metrics
+  // Names of the block devices in cgroup->io, by (major, minor); a device not
+  // named here is labelled "".
+  std::map<std::pair<uint32_t, uint32_t>, std::string> block_devices;
+  std::optional<FilesystemSample> filesystem;  // containers only
   // When the container started (the pod: was created); InfinitePast: unknown.
   absl::Time started = absl::InfinitePast();
   // Pod only: the interfaces of its network namespace.

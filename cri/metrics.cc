@@ -2,7 +2,8 @@
 // (cri/metric_families.h) for every ready pod and its running containers, read
 // straight from the cgroup tree (without touching the cgroup manager's
 // nano-core samples, which belong to the stats RPCs) and from the pod's
-// network namespace. One listing of the containers serves every pod.
+// network namespace, the processes' fds in /proc and the filesystem of the
+// writable layers. One listing of the containers serves every pod.
 #include <map>
 #include <optional>
 #include <string>
@@ -33,6 +34,28 @@ std::optional<CgroupStats> SampleCgroup(const CgroupLayout& layout,
   return *std::move(stats);
 }
 
+// Adds the cgroup's process counts and names its block devices (through
+// `names`, which keeps the sysfs lookups to one per device per call).
+void SampleProcessesAndDevices(const CgroupLayout& layout, const absl::StatusOr<std::string>& dir,
+                               std::map<std::pair<uint32_t, uint32_t>, std::string>& names,
+                               MetricSample& sample) {
+  if (!sample.cgroup.has_value()) {
+    return;
+  }
+  absl::StatusOr<CgroupProcessStats> processes = ReadCgroupProcessStats(layout, *dir);
+  if (processes.ok()) {
+    sample.processes = *processes;
+  }
+  for (const CgroupStats::DeviceIo& io : sample.cgroup->io) {
+    std::pair<uint32_t, uint32_t> key(io.major, io.minor);
+    auto it = names.find(key);
+    if (it == names.end()) {
+      it = names.emplace(key, BlockDeviceName(io.major, io.minor)).first;
+    }
+    sample.block_devices.insert(*it);
+  }
+}
+
 }  // namespace
 
 grpc::ServerUnaryReactor* RuntimeService::ListMetricDescriptors(
@@ -59,6 +82,7 @@ grpc::ServerUnaryReactor* RuntimeService::ListPodSandboxMetrics(
   }
   static const std::vector<ContainerRecord> kNone;
   const absl::Time now = absl::Now();
+  std::map<std::pair<uint32_t, uint32_t>, std::string> device_names;
   for (const sandbox::SandboxRecord& pod : sandboxes_->List(v1::PodSandboxFilter())) {
     if (pod.state() != sandbox::SandboxRecord::READY) {
       continue;
@@ -78,7 +102,9 @@ grpc::ServerUnaryReactor* RuntimeService::ListPodSandboxMetrics(
       sample.started = absl::FromUnixNanos(pod.created_at_ns());
     }
     if (cgroups_ != nullptr && !parent.empty()) {
-      sample.cgroup = SampleCgroup(cgroups_->layout(), cgroups_->PodCgroupDir(parent));
+      absl::StatusOr<std::string> dir = cgroups_->PodCgroupDir(parent);
+      sample.cgroup = SampleCgroup(cgroups_->layout(), dir);
+      SampleProcessesAndDevices(cgroups_->layout(), dir, device_names, sample);
     }
     pid_t netns_pid = PodNetnsPid(pod, containers);
     if (netns_pid > 0 && !pod.netns_path().empty()) {
@@ -104,8 +130,17 @@ grpc::ServerUnaryReactor* RuntimeService::ListPodSandboxMetrics(
         c.started = absl::FromUnixNanos(record.started_at_ns());
       }
       if (cgroups_ != nullptr) {
-        c.cgroup =
-            SampleCgroup(cgroups_->layout(), cgroups_->ContainerCgroupDir(parent, record.id()));
+        absl::StatusOr<std::string> dir = cgroups_->ContainerCgroupDir(parent, record.id());
+        c.cgroup = SampleCgroup(cgroups_->layout(), dir);
+        SampleProcessesAndDevices(cgroups_->layout(), dir, device_names, c);
+      }
+      // The writable layer's filesystem; usage is the layer's (cached, as for
+      // ContainerStats).
+      absl::StatusOr<LayerUsageCache::Sample> layer = layer_usage_.Get(record.dir());
+      absl::StatusOr<FilesystemSample> fs = ReadFilesystem(record.dir());
+      if (layer.ok() && fs.ok()) {
+        fs->usage_bytes = layer->usage.bytes;
+        c.filesystem = *std::move(fs);
       }
       AppendMetrics(c, now, container_metrics->mutable_metrics());
     }
