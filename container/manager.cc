@@ -536,13 +536,22 @@ void ContainerManager::HandleShimDeath(const std::string& pod_id) {
   runtime::v1::ContainerFilter filter;
   filter.set_pod_sandbox_id(pod_id);
   for (const ContainerRecord& listed : List(filter)) {
-    if (listed.pod_id() != pod_id || listed.state() == ContainerRecord::EXITED) {
+    if (listed.pod_id() != pod_id) {
       continue;
     }
     std::shared_ptr<absl::Mutex> op = OpLock(listed.id());
     absl::MutexLock op_lock(op.get());
     absl::StatusOr<ContainerRecord> record = Get(listed.id());
-    if (!record.ok() || record->state() == ContainerRecord::EXITED) {
+    if (!record.ok()) {
+      continue;
+    }
+    if (record->state() == ContainerRecord::EXITED) {
+      // Its runtime state would have gone with the shim's Delete; a new shim
+      // for the pod does not know it.
+      if (absl::StatusOr<const OciRuntimeConfig*> handler = Handler(record->runtime_handler());
+          handler.ok()) {
+        (void)OciRuntime(**handler).Delete(record->id(), /*force=*/true);
+      }
       continue;
     }
     // An exit the shim saw before it went is in its exit records.
@@ -638,9 +647,16 @@ void ContainerManager::RecordExit(const std::string& id, const shim::ContainerSt
 
 absl::Status ContainerManager::Destroy(const ContainerRecord& record) {
   absl::StatusOr<std::shared_ptr<shim::ShimClient>> client = ShimFor(record.pod_id(), false);
-  if (client.ok()) {
-    absl::Status st = (*client)->Delete(record.id());
-    if (!st.ok() && st.code() != absl::StatusCode::kNotFound) {
+  // The shim deletes what it runs (and answers OK for what it does not know).
+  absl::Status deleted = client.ok() ? (*client)->Delete(record.id()) : client.status();
+  if (!deleted.ok()) {
+    // No shim to ask (gone, or killed with the pod's cgroup by kubelet before
+    // it removes the containers): the runtime's state goes without it.
+    absl::StatusOr<const OciRuntimeConfig*> handler = Handler(record.runtime_handler());
+    if (!handler.ok()) {
+      return Annotate(handler.status(), absl::StrCat("deleting container ", record.id()));
+    }
+    if (absl::Status st = OciRuntime(**handler).Delete(record.id(), /*force=*/true); !st.ok()) {
       return Annotate(st, absl::StrCat("deleting container ", record.id()));
     }
   }

@@ -340,7 +340,23 @@ absl::StatusOr<json> Resources(const v1::LinuxContainerResources& r) {
     for (const v1::HugepageLimit& h : r.hugepage_limits()) {
       limits.push_back({{"pageSize", h.page_size()}, {"limit", h.limit()}});
     }
-    resources["hugepageLimits"] = limits;
+    // kubelet lists every page size, with limit 0 for those the pod does not
+    // request; the OCI runtime refuses any limit without the hugetlb
+    // controller, so zero limits are left out there (as containerd does) and
+    // only a real one is an error.
+    if (!HugetlbControllerAvailable()) {
+      for (const v1::HugepageLimit& h : r.hugepage_limits()) {
+        if (h.limit() != 0) {
+          return absl::FailedPreconditionError(
+              absl::StrCat("linux.resources.hugepage_limits: a ", h.page_size(),
+                           " limit needs the hugetlb cgroup controller, which this host lacks"));
+        }
+      }
+      limits = json::array();
+    }
+    if (!limits.empty()) {
+      resources["hugepageLimits"] = limits;
+    }
   }
   if (!r.unified().empty()) {
     json unified = json::object();
@@ -419,6 +435,19 @@ absl::StatusOr<std::string> OciCgroupsPath(CgroupDriver driver, const std::strin
     parent.pop_back();
   }
   return absl::StrCat(parent == "/" ? "" : parent, "/crid-", id);
+}
+
+bool HugetlbControllerAvailable() {
+  static const bool available = [] {
+    struct stat st {};
+    if (stat("/sys/fs/cgroup/hugetlb", &st) == 0) {
+      return true;  // v1 (or hybrid) with the controller mounted
+    }
+    // Pure v2: the root's controllers (a hybrid host has no such file here).
+    absl::StatusOr<std::string> controllers = ReadFile("/sys/fs/cgroup/cgroup.controllers");
+    return controllers.ok() && absl::StrContains(*controllers, "hugetlb");
+  }();
+  return available;
 }
 
 absl::StatusOr<json> BuildOciSpec(const runtime::v1::ContainerConfig& config,

@@ -58,6 +58,9 @@ struct SpecOptions {
 
 // Builds config.json. Errors are INVALID_ARGUMENT naming the CRI field, or
 // NOT_FOUND for users/groups missing from the image.
+// Whether the OCI runtime can set hugepage limits on this host.
+bool HugetlbControllerAvailable();
+
 absl::StatusOr<nlohmann::json> BuildOciSpec(const runtime::v1::ContainerConfig& config,
                                             const ImageProcessConfig& image,
                                             const SandboxSpecInfo& sandbox,

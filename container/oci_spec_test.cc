@@ -204,6 +204,26 @@ TEST_F(OciSpecTest, BadVolumesNameTheField) {
   EXPECT_THAT(std::string(Build().status().message()), HasSubstr("recursive_read_only"));
 }
 
+// kubelet sends a zero limit for every page size the pod does not request.
+TEST_F(OciSpecTest, ZeroHugepageLimitsNeedNoController) {
+  auto* r = config_.mutable_linux()->mutable_resources();
+  for (const char* size : {"2MB", "1GB"}) {
+    auto* h = r->add_hugepage_limits();
+    h->set_page_size(size);
+    h->set_limit(0);
+  }
+  auto spec = Build();
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const json& resources = (*spec)["linux"]["resources"];
+  if (HugetlbControllerAvailable()) {
+    EXPECT_EQ(resources["hugepageLimits"].size(), 2u);
+  } else {
+    EXPECT_FALSE(resources.contains("hugepageLimits")) << resources.dump();
+    r->mutable_hugepage_limits(0)->set_limit(2 << 20);
+    EXPECT_EQ(Build().status().code(), absl::StatusCode::kFailedPrecondition);
+  }
+}
+
 // critest and kubelet skip image volumes on UNIMPLEMENTED, and only on that.
 TEST_F(OciSpecTest, ImageVolumesAreUnimplemented) {
   v1::Mount* m = config_.add_mounts();
@@ -275,9 +295,11 @@ TEST_F(OciSpecTest, Resources) {
   r->set_cpuset_cpus("0");
   r->set_memory_limit_in_bytes(64 << 20);
   r->set_memory_swap_limit_in_bytes(128 << 20);
-  auto* h = r->add_hugepage_limits();
-  h->set_page_size("2MB");
-  h->set_limit(4 << 20);
+  if (HugetlbControllerAvailable()) {  // ZeroHugepageLimitsNeedNoController covers the rest
+    auto* h = r->add_hugepage_limits();
+    h->set_page_size("2MB");
+    h->set_limit(4 << 20);
+  }
   (*r->mutable_unified())["memory.high"] = "50000000";
   r->set_oom_score_adj(-999);
   options_.min_oom_score_adj = -500;
@@ -289,7 +311,9 @@ TEST_F(OciSpecTest, Resources) {
   EXPECT_EQ(res["cpu"]["cpus"], "0");
   EXPECT_EQ(res["memory"]["limit"], 64 << 20);
   EXPECT_EQ(res["memory"]["swap"], 128 << 20);
-  EXPECT_EQ(res["hugepageLimits"][0]["pageSize"], "2MB");
+  if (HugetlbControllerAvailable()) {
+    EXPECT_EQ(res["hugepageLimits"][0]["pageSize"], "2MB");
+  }
   EXPECT_EQ(res["unified"]["memory.high"], "50000000");
   EXPECT_EQ(spec["process"]["oomScoreAdj"], -500) << "clamped to what the kernel allows";
 }

@@ -72,6 +72,17 @@ grpc::ServerUnaryReactor* RuntimeService::PodSandboxStatus(
     return FinishUnary(context, r.status());
   }
   ToCriPodSandboxStatus(*r, response->mutable_status());
+  // kubelet's Evented PLEG takes the pod's container statuses from here
+  // whenever the timestamp is set: they must all be present.
+  if (containers_ != nullptr) {
+    runtime::v1::ContainerFilter filter;
+    filter.set_pod_sandbox_id(r->id());
+    for (const container::ContainerRecord& c : containers_->List(filter)) {
+      if (c.pod_id() == r->id()) {
+        ToCriContainerStatus(c, response->add_containers_statuses());
+      }
+    }
+  }
   response->set_timestamp(absl::ToUnixNanos(absl::Now()));
   if (request->verbose()) {
     (*response->mutable_info())["info"] = VerboseInfo(*r);

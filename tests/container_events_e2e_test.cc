@@ -292,5 +292,25 @@ TEST_F(ContainerEventsTest, GetContainerEventsReportsEachChangeToEverySubscriber
   }
 }
 
+// Evented PLEG reads a pod's containers from PodSandboxStatus.
+TEST_F(ContainerEventsTest, PodSandboxStatusCarriesItsContainers) {
+  std::string pod = RunPod(PodConfig("withcontainers"));
+  std::string a = RunContainer(pod, ShellContainer("a", "sleep 1000"));
+  std::string b = CreateOk(pod, ShellContainer("b", "sleep 1000"));
+  grpc::ClientContext ctx;
+  v1::PodSandboxStatusRequest req;
+  req.set_pod_sandbox_id(pod);
+  v1::PodSandboxStatusResponse resp;
+  ASSERT_TRUE(stub_->PodSandboxStatus(&ctx, req, &resp).ok());
+  EXPECT_GT(resp.timestamp(), 0);
+  std::map<std::string, v1::ContainerState> states;
+  for (const v1::ContainerStatus& s : resp.containers_statuses()) {
+    states[s.id()] = s.state();
+  }
+  EXPECT_EQ(states.size(), 2u);
+  EXPECT_EQ(states[a], v1::CONTAINER_RUNNING);
+  EXPECT_EQ(states[b], v1::CONTAINER_CREATED);
+}
+
 }  // namespace
 }  // namespace crid
