@@ -531,11 +531,22 @@ void ContainerManager::HandleShimDeath(const std::string& pod_id) {
       shims_.erase(it);
     }
   }
-  spdlog::error("pod {}: its crid-shim (pid {}) is gone; killing the containers it ran",
-                ShortId(pod_id), client->pid());
   runtime::v1::ContainerFilter filter;
   filter.set_pod_sandbox_id(pod_id);
-  for (const ContainerRecord& listed : List(filter)) {
+  std::vector<ContainerRecord> containers = List(filter);
+  bool ran_something = std::any_of(containers.begin(), containers.end(), [&](const auto& c) {
+    return c.pod_id() == pod_id && c.state() != ContainerRecord::EXITED;
+  });
+  if (ran_something) {
+    spdlog::error("pod {}: its crid-shim (pid {}) is gone; killing the containers it ran",
+                  ShortId(pod_id), client->pid());
+  } else {
+    // kubelet kills every process of a finished pod's cgroup, the shim's
+    // included, before it removes the containers: nothing is lost.
+    spdlog::info("pod {}: its crid-shim (pid {}) exited after its containers", ShortId(pod_id),
+                 client->pid());
+  }
+  for (const ContainerRecord& listed : containers) {
     if (listed.pod_id() != pod_id) {
       continue;
     }
