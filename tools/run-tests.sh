@@ -70,6 +70,11 @@ if ! count_into_summary critest tests/k8s/critest.sh --counts; then
   overall=1
 fi
 
+echo "=== tests: kubelet"
+if ! count_into_summary kubelet tests/k8s/kubelet_test.sh --counts; then
+  overall=1
+fi
+
 echo "=== lint"
 if "$BAZEL" build //... >/dev/null 2>&1 && tools/lint.sh; then
   echo "lint passed" && echo "lint 1 0 0" >>"$summary_file"
