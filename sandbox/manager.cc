@@ -697,7 +697,7 @@ void SandboxManager::WatchPause(const SandboxRecord& record) {
   if (record.state() != SandboxRecord::READY || record.pause_pid() <= 0) {
     return;
   }
-  const std::string id = record.id();
+  const std::string& id = record.id();
   const pid_t pid = record.pause_pid();
   UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
   // Opened first, checked second: the pidfd then surely names the pause.
