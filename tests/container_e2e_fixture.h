@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -344,6 +345,36 @@ class ContainerEndToEndTest : public ::testing::Test {
       data += *more;
     }
     return data;
+  }
+
+  // Polls `condition` until it holds or `timeout` passed; returns whether it held.
+  static bool WaitFor(const std::function<bool()>& condition,
+                      absl::Duration timeout = absl::Seconds(20)) {
+    const absl::Time deadline = absl::Now() + timeout;
+    while (!condition()) {
+      if (absl::Now() >= deadline) {
+        return false;
+      }
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    return true;
+  }
+
+  // Sends `command` to the session's shell until its output shows `expected`
+  // (a new terminal size reaches the shell some time after the resize
+  // message); returns everything read.
+  static std::string AskUntil(const Session& s, const std::string& command,
+                              const std::string& expected,
+                              absl::Duration timeout = absl::Seconds(20)) {
+    std::string seen;
+    const absl::Time deadline = absl::Now() + timeout;
+    while (!absl::StrContains(seen, expected) && absl::Now() < deadline) {
+      if (!s.client->Write(s.in, command).ok()) {
+        break;
+      }
+      seen += ReadUntil(s.client.get(), s.out, expected, absl::Milliseconds(500));
+    }
+    return seen;
   }
 
   std::string ReadLog(const std::string& pod_name, const std::string& name) {
