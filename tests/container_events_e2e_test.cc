@@ -80,6 +80,7 @@ TEST_F(ContainerEventsTest, RunningContainersCostNoThreads) {
   int64_t before = ProcStatus(crid_->pid(), "Threads");
   ASSERT_GT(before, 0);
   std::vector<std::string> ids;
+  ids.reserve(16);
   for (int i = 0; i < 16; ++i) {
     ids.push_back(RunContainer(pod, ShellContainer(absl::StrCat("c", i), "sleep 1000")));
   }
@@ -138,6 +139,7 @@ TEST_F(ContainerEventsTest, KilledShimTakesItsContainersAndLeavesThePodUsable) {
 TEST_F(ContainerEventsTest, SlowStopsDoNotDelayOtherPods) {
   std::string busy_pod = RunPod(PodConfig("stubborn"));
   std::vector<std::string> stubborn;
+  stubborn.reserve(20);
   for (int i = 0; i < 20; ++i) {
     stubborn.push_back(RunContainer(
         busy_pod,
@@ -261,6 +263,7 @@ class EventReader {
 
 std::vector<v1::ContainerEventType> Types(const std::vector<v1::ContainerEventResponse>& events) {
   std::vector<v1::ContainerEventType> out;
+  out.reserve(events.size());
   for (const auto& e : events) {
     out.push_back(e.container_event_type());
   }

@@ -759,7 +759,7 @@ std::vector<std::string> DirNames(const std::string& dir) {
   if (DIR* d = opendir(dir.c_str()); d != nullptr) {
     while (dirent* e = readdir(d)) {
       if (std::string(e->d_name) != "." && std::string(e->d_name) != "..") {
-        names.push_back(e->d_name);
+        names.emplace_back(e->d_name);
       }
     }
     closedir(d);
@@ -863,7 +863,7 @@ TEST_F(CridRestartTest, KilledInsideRunPodSandboxLeavesNoPauseOrFilesAfterRestar
   EXPECT_THAT(census.Leaks(), IsEmpty());
   // The parent is the test's; what is left below it only if the test failed.
   for (const std::string& dir : CgroupDirsNamed(cgroup_parent)) {
-    rmdir((dir + "/crid-pause-" + id).c_str());
+    rmdir(absl::StrCat(dir, "/crid-pause-", id).c_str());
     rmdir(dir.c_str());
   }
 }
