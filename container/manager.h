@@ -35,7 +35,7 @@
 #include "cgroups/driver.h"
 #include "cgroups/manager.h"
 #include "container/container.pb.h"
-#include "container/oci_runtime.h"
+#include "oci/oci_runtime.h"
 #include "container/shim_events.h"
 #include "cri/streaming/runtime.h"
 #include "image/image_store.h"

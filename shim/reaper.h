@@ -15,7 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "base/unique_fd.h"
-#include "container/oci_runtime.h"
+#include "oci/oci_runtime.h"
 
 namespace crid::shim {
 

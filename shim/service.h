@@ -22,7 +22,7 @@
 #include "absl/synchronization/mutex.h"
 #include "base/unique_fd.h"
 #include "cgroups/stats.h"
-#include "container/oci_runtime.h"
+#include "oci/oci_runtime.h"
 #include "proto/shim.pb.h"
 #include "shim/cri_log.h"
 #include "shim/io_pump.h"

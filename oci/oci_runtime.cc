@@ -1,4 +1,4 @@
-#include "container/oci_runtime.h"
+#include "oci/oci_runtime.h"
 
 #include <fcntl.h>
 #include <poll.h>

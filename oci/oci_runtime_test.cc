@@ -1,7 +1,7 @@
 // The real runc drives a container through create, start, state, kill, update
 // and delete; the test process is a subreaper, as the shim will be, so it reaps
 // the container's init and sees its exit code; runtime errors keep their words.
-#include "container/oci_runtime.h"
+#include "oci/oci_runtime.h"
 
 #include <signal.h>
 #include <sys/prctl.h>
