@@ -3,10 +3,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "base/errors.h"
+#include "base/spawn.h"
 #include "base/unique_fd.h"
 #include "cni/json.h"
 
@@ -140,55 +139,6 @@ bool HasExited(pid_t pid) {
          info.si_pid == pid;
 }
 
-// The kernel's struct sigaction (rt_sigaction(2)), for the signals libc's
-// sigaction refuses to touch.
-struct KernelSigaction {
-  sighandler_t handler;
-  unsigned long flags;  // NOLINT(runtime/int): the kernel's type
-  void (*restorer)();
-  uint64_t mask;
-};
-
-// Everything between fork and execve: only async-signal-safe calls (crid has
-// threads). The plugin gets its own process group (so the group can be killed
-// with everything it started), crid's blocked signals and ignored signals
-// undone, and no descriptors but 0-2.
-[[noreturn]] void ExecChild(int in, int out, int err, char* const argv[], char* const envp[],
-                            int max_fd) {
-  setpgid(0, 0);
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, nullptr);
-  for (int sig = 1; sig < NSIG; ++sig) {
-    if (sig != SIGKILL && sig != SIGSTOP && signal(sig, SIG_DFL) == SIG_ERR) {
-      // libc refuses its own signals (32 and 33 with glibc), which crid can
-      // inherit ignored; the kernel does not.
-      KernelSigaction dfl = {};
-      dfl.handler = SIG_DFL;
-      syscall(SYS_rt_sigaction, sig, &dfl, nullptr, sizeof(dfl.mask));
-    }
-  }
-  int fds[3] = {in, out, err};
-  for (int& fd : fds) {
-    // A pipe end that is itself 0-2 must not be overwritten by another's dup2.
-    if (fd < 3) {
-      fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-    }
-  }
-  for (int i = 0; i < 3; ++i) {
-    if (dup2(fds[i], i) < 0) {
-      _exit(127);
-    }
-  }
-  if (syscall(SYS_close_range, 3U, ~0U, 0U) != 0) {
-    for (int fd = 3; fd < max_fd; ++fd) {
-      close(fd);
-    }
-  }
-  execve(argv[0], argv, envp);
-  _exit(127);
-}
-
 }  // namespace
 
 absl::StatusOr<std::string> FindPlugin(const std::string& type,
@@ -208,23 +158,6 @@ absl::StatusOr<std::string> FindPlugin(const std::string& type,
 
 absl::StatusOr<std::string> ExecPlugin(const std::string& binary, const PluginInvocation& inv,
                                        const std::string& stdin_data, absl::Duration timeout) {
-  // Everything the child needs is built before fork (see ExecChild).
-  std::vector<std::string> env = PluginEnvironment(inv);
-  std::vector<char*> envp;
-  envp.reserve(env.size() + 1);
-  for (std::string& e : env) {
-    envp.push_back(e.data());
-  }
-  envp.push_back(nullptr);
-  std::string argv0 = binary;
-  char* argv[] = {argv0.data(), nullptr};
-
-  struct rlimit nofile = {};
-  getrlimit(RLIMIT_NOFILE, &nofile);
-  const int max_fd = nofile.rlim_cur == RLIM_INFINITY
-                         ? 65536
-                         : static_cast<int>(std::min<rlim_t>(nofile.rlim_cur, 1 << 20));
-
   int in[2], out[2], err[2];
   // stdin is a socket, not a pipe: a plugin that exits without reading it
   // (DEL of a plugin that needs no config) must cost crid an EPIPE from
@@ -242,23 +175,26 @@ absl::StatusOr<std::string> ExecPlugin(const std::string& binary, const PluginIn
   }
   UniqueFd err_r(err[0]), err_w(err[1]);
 
-  pid_t pid = fork();
-  if (pid < 0) {
-    return ErrnoError(errno, "fork for CNI plugin ", binary);
+  SpawnOptions options;
+  options.argv = {binary};
+  options.env = PluginEnvironment(inv);
+  options.stdin_fd = in_r.get();
+  options.stdout_fd = out_w.get();
+  options.stderr_fd = err_w.get();
+  // Its own process group, so the group can be killed with everything the
+  // plugin started.
+  options.new_process_group = true;
+  absl::StatusOr<SpawnedProcess> child = Spawn(options);
+  if (!child.ok()) {
+    return Annotate(child.status(), absl::StrCat("CNI plugin ", inv.command));
   }
-  if (pid == 0) {
-    ExecChild(in_r.get(), out_w.get(), err_w.get(), argv, envp.data(), max_fd);
-  }
-  // Also from this side, so the group exists before a kill can be needed
-  // (EACCES once the child has exec'd: it did it itself by then).
-  setpgid(pid, pid);
+  const pid_t pid = child->pid;
+  // Readable once the plugin exits.
+  UniqueFd pidfd = std::move(child->pidfd);
   in_r.reset();
   out_w.reset();
   err_w.reset();
   fcntl(in_w.get(), F_SETFL, O_NONBLOCK);
-  // Readable once the plugin exits; without pidfds (Linux < 5.3) exits are
-  // noticed by polling.
-  UniqueFd pidfd(static_cast<int>(syscall(SYS_pidfd_open, pid, 0)));
 
   std::string stdout_data, stderr_data;
   size_t written = 0;
@@ -377,9 +313,6 @@ absl::StatusOr<std::string> ExecPlugin(const std::string& binary, const PluginIn
   }
   std::string how = WIFEXITED(status) ? absl::StrCat("exit code ", WEXITSTATUS(status))
                                       : absl::StrCat("signal ", WTERMSIG(status));
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 127 && stdout_data.empty()) {
-    return absl::InternalError(absl::StrCat("CNI plugin ", binary, " could not be executed"));
-  }
   PluginFailure failure = ReadPluginFailure(stdout_data, stderr_data);
   if (failure.code != 0) {
     const char* name = CniErrorName(failure.code);

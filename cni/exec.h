@@ -38,7 +38,9 @@ inline constexpr int kCniErrorTryAgainLater = 11;
 // Otherwise the error carries the plugin's own message ("msg" and "details" of
 // the CNI error object, or its stderr) and its CNI error code, with status code
 // UNAVAILABLE for code 11 (try again later), DEADLINE_EXCEEDED for a timeout and
-// RESOURCE_EXHAUSTED for output over kMaxPluginOutputBytes.
+// RESOURCE_EXHAUSTED for output over kMaxPluginOutputBytes. A binary that
+// cannot be executed is an error naming it and the errno (NOT_FOUND when it
+// is missing).
 absl::StatusOr<std::string> ExecPlugin(const std::string& binary, const PluginInvocation& inv,
                                        const std::string& stdin_data, absl::Duration timeout);
 

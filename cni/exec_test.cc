@@ -201,6 +201,15 @@ TEST_F(ExecPluginTest, ErrorWithoutJsonReportsStderr) {
               HasSubstr("(exit code 2): cannot open /run/thing"));
 }
 
+// A plugin binary that cannot be executed is reported by name, with the
+// reason, not as a plugin that failed.
+TEST_F(ExecPluginTest, MissingPluginBinaryIsNamedWithItsReason) {
+  absl::StatusOr<std::string> out = Run(tmp_.Sub("no-such-plugin"));
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kNotFound) << out.status();
+  EXPECT_THAT(std::string(out.status().message()), HasSubstr(tmp_.Sub("no-such-plugin")));
+  EXPECT_THAT(std::string(out.status().message()), HasSubstr("No such file or directory"));
+}
+
 // crid blocks signals in its threads and ignores SIGPIPE; a plugin inherits
 // neither, nor any descriptor beyond 0-2, and leads its own process group.
 TEST_F(ExecPluginTest, PluginStartsWithCleanSignalStateOnlyStdioAndItsOwnGroup) {
