@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -13,6 +14,7 @@
 #include "absl/strings/str_split.h"
 #include "base/errors.h"
 #include "base/fs.h"
+#include "base/spawn.h"
 #include "base/unique_fd.h"
 #include "nlohmann/json.hpp"
 
@@ -100,61 +102,51 @@ absl::StatusOr<OciRuntime::Result> OciRuntime::Run(const std::vector<std::string
     argv.emplace_back("--systemd-cgroup");
   }
   argv.insert(argv.end(), args.begin(), args.end());
-  std::vector<char*> cargv;
-  cargv.reserve(argv.size() + 1);
-  for (std::string& a : argv) {
-    cargv.push_back(a.data());
-  }
-  cargv.push_back(nullptr);
-
   int out_pipe[2];
   int err_pipe[2];
-  int in_pipe[2] = {-1, -1};
-  if (::pipe2(out_pipe, O_CLOEXEC) != 0 || ::pipe2(err_pipe, O_CLOEXEC) != 0) {
+  if (::pipe2(out_pipe, O_CLOEXEC) != 0) {
     return ErrnoError(errno, "pipe");
   }
   UniqueFd out_read(out_pipe[0]), out_write(out_pipe[1]);
+  if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
+    return ErrnoError(errno, "pipe");
+  }
   UniqueFd err_read(err_pipe[0]), err_write(err_pipe[1]);
   UniqueFd in_read, in_write;
   if (!stdin_data.empty()) {
-    if (::pipe2(in_pipe, O_CLOEXEC) != 0) {
-      return ErrnoError(errno, "pipe");
+    // A socket, not a pipe: a runtime that exits without reading its input
+    // costs an EPIPE from send(MSG_NOSIGNAL), never a SIGPIPE.
+    int in_pair[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in_pair) != 0) {
+      return ErrnoError(errno, "socketpair");
     }
-    in_read.reset(in_pipe[0]);
-    in_write.reset(in_pipe[1]);
+    in_read.reset(in_pair[0]);
+    in_write.reset(in_pair[1]);
   }
   // For create, the container inherits the runtime's stdio, so it gets what the
   // caller passed (never our pipes, which would stay open as long as the
   // container runs); the runtime's own messages come back through --log.
-  bool container_stdio = stdio.for_container;
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    return ErrnoError(errno, "fork ", config_.binary);
+  SpawnOptions options;
+  options.argv = std::move(argv);
+  options.stdin_fd = in_read.valid() ? in_read.get() : stdio.in;
+  options.stdout_fd = stdio.for_container ? stdio.out : out_write.get();
+  options.stderr_fd = stdio.for_container ? stdio.err : err_write.get();
+  absl::StatusOr<SpawnedProcess> child = Spawn(options);
+  if (!child.ok()) {
+    // Not the runtime's NOT_FOUND ("no such container"): its binary is missing.
+    return absl::InternalError(absl::StrCat(config_.name, ": ", child.status().message()));
   }
-  if (pid == 0) {
-    // The caller may block signals (a shim reading SIGCHLD from a signalfd) or
-    // ignore SIGPIPE; both would be inherited by the runtime and the container.
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::signal(SIGPIPE, SIG_DFL);
-    int devnull = ::open("/dev/null", O_RDWR);
-    int in = in_read.valid() ? in_read.get() : (stdio.in >= 0 ? stdio.in : devnull);
-    int out = container_stdio ? (stdio.out >= 0 ? stdio.out : devnull) : out_write.get();
-    int err = container_stdio ? (stdio.err >= 0 ? stdio.err : devnull) : err_write.get();
-    ::dup2(in, 0);
-    ::dup2(out, 1);
-    ::dup2(err, 2);
-    ::execv(cargv[0], cargv.data());
-    ::_exit(127);
-  }
+  const pid_t pid = child->pid;
   out_write.reset();
   err_write.reset();
   in_read.reset();
   if (in_write.valid()) {
     absl::string_view rest = stdin_data;
     while (!rest.empty()) {
-      ssize_t n = ::write(in_write.get(), rest.data(), rest.size());
+      ssize_t n = ::send(in_write.get(), rest.data(), rest.size(), MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) {
+        continue;
+      }
       if (n <= 0) {
         break;
       }
@@ -176,9 +168,6 @@ absl::StatusOr<OciRuntime::Result> OciRuntime::Run(const std::vector<std::string
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   result.out = std::move(output.out);
   result.err = std::move(output.err);
-  if (result.exit_code == 127 && result.err.empty()) {
-    result.err = absl::StrCat("cannot execute ", config_.binary);
-  }
   return result;
 }
 

@@ -3,6 +3,7 @@
 // the container's init and sees its exit code; runtime errors keep their words.
 #include "oci/oci_runtime.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -30,6 +31,72 @@ TEST(RuntimeErrorMessage, JsonAndPlainText) {
             "exec failed");
   EXPECT_EQ(RuntimeErrorMessage("plain failure\n"), "plain failure");
   EXPECT_EQ(RuntimeErrorMessage(""), "");
+}
+
+// A stand-in runtime (a shell script) shows what every runtime invocation
+// gets: clean signal state whatever the caller's, and input on stdin.
+class FakeRuntimeTest : public ::testing::Test {
+ protected:
+  OciRuntime Runtime(const std::string& script) {
+    std::string path = tmp_.Sub("fake-runtime");
+    std::ofstream(path) << "#!/bin/sh\n" << script;
+    ::chmod(path.c_str(), 0755);
+    OciRuntimeConfig config;
+    config.name = "fake";
+    config.binary = path;
+    config.root = tmp_.Sub("root");
+    return OciRuntime(config);
+  }
+
+  TempDir tmp_;
+};
+
+TEST_F(FakeRuntimeTest, RuntimeStartsWithCleanSignalState) {
+  OciRuntime runtime = Runtime(
+      "while read -r k v; do case $k in SigBlk:) b=$v;; SigIgn:) i=$v;; esac; "
+      "done < /proc/$$/status\n"
+      R"(echo "{\"status\":\"$b $i\",\"pid\":1}")"
+      "\n");
+  // What a shim has: SIGCHLD blocked for its signalfd, SIGPIPE ignored.
+  sigset_t block, old_mask;
+  sigemptyset(&block);
+  sigaddset(&block, SIGCHLD);
+  sigaddset(&block, SIGTERM);
+  ASSERT_EQ(::pthread_sigmask(SIG_BLOCK, &block, &old_mask), 0);
+  sighandler_t old_pipe = ::signal(SIGPIPE, SIG_IGN);
+  absl::StatusOr<OciState> state = runtime.State("c1");
+  ::signal(SIGPIPE, old_pipe);
+  ::pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(state->status, "0000000000000000 0000000000000000");
+}
+
+TEST_F(FakeRuntimeTest, UpdatePassesResourcesOnStdin) {
+  OciRuntime runtime = Runtime(absl::StrCat("cat > ", tmp_.Sub("stdin"), "\n"));
+  ASSERT_TRUE(runtime.Update("c1", R"({"cpu":{"shares":512}})").ok());
+  EXPECT_EQ(ReadFile(tmp_.Sub("stdin")).value_or(""), R"({"cpu":{"shares":512}})");
+}
+
+TEST_F(FakeRuntimeTest, RuntimeThatIgnoresItsInputIsAnAnswerNotASignal) {
+  OciRuntime runtime = Runtime("echo 'no input wanted' >&2\nexit 1\n");
+  absl::Status st = runtime.Update("c1", std::string(1 << 20, 'x'));
+  EXPECT_EQ(st.code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(std::string(st.message()), HasSubstr("no input wanted"));
+}
+
+// A missing runtime binary is named, and is not taken for "no such container".
+TEST(OciRuntimeBinary, MissingBinaryIsNamedAndIsNotNotFound) {
+  OciRuntimeConfig config;
+  config.name = "runc";
+  config.binary = "/nonexistent/runc";
+  config.root = "/nonexistent/root";
+  OciRuntime runtime(config);
+  absl::StatusOr<OciState> state = runtime.State("c1");
+  EXPECT_EQ(state.status().code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(std::string(state.status().message()), HasSubstr("/nonexistent/runc"));
+  EXPECT_THAT(std::string(state.status().message()), HasSubstr("No such file or directory"));
+  absl::Status deleted = runtime.Delete("c1", /*force=*/true);
+  EXPECT_EQ(deleted.code(), absl::StatusCode::kInternal) << "a delete that never ran is no success";
 }
 
 class OciRuntimeTest : public ::testing::Test {
