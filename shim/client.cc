@@ -1,13 +1,9 @@
 #include "shim/client.h"
 
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -20,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "base/errors.h"
 #include "base/fs.h"
+#include "base/spawn.h"
 #include "base/unique_fd.h"
 #include "nlohmann/json.hpp"
 #include "shim/frame.h"
@@ -80,58 +77,17 @@ absl::Status StatusOf(const Response& response) {
   return absl::Status(static_cast<absl::StatusCode>(response.code()), response.message());
 }
 
-// Starts `binary` in a new session with stdio on /dev/null, as a grandchild
-// that init (or the nearest subreaper) adopts at once, so it never becomes
-// crid's zombie and no signal sent to crid's process group reaches it.
-absl::Status Spawn(const LaunchOptions& options) {
-  std::vector<std::string> args = {options.binary, "--pod-id", options.pod_id, "--dir",
-                                   options.dir};
-  std::vector<char*> argv;
-  argv.reserve(args.size() + 1);
-  for (std::string& a : args) {
-    argv.push_back(a.data());
-  }
-  argv.push_back(nullptr);
-  struct rlimit nofile = {};
-  ::getrlimit(RLIMIT_NOFILE, &nofile);
-  int max_fd = nofile.rlim_cur == RLIM_INFINITY ? 65536 : static_cast<int>(nofile.rlim_cur);
-  // Only async-signal-safe calls between fork and exec: crid has threads.
-  pid_t child = ::fork();
-  if (child < 0) {
-    return ErrnoError(errno, "fork");
-  }
-  if (child == 0) {
-    ::setsid();
-    pid_t grandchild = ::fork();
-    if (grandchild != 0) {
-      ::_exit(grandchild < 0 ? 1 : 0);
-    }
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    for (int sig = 1; sig < NSIG; ++sig) {
-      ::signal(sig, SIG_DFL);
-    }
-    int devnull = ::open("/dev/null", O_RDWR);
-    ::dup2(devnull, 0);
-    ::dup2(devnull, 1);
-    ::dup2(devnull, 2);
-    if (::syscall(SYS_close_range, 3, ~0U, 0) != 0) {
-      for (int fd = 3; fd < max_fd; ++fd) {
-        ::close(fd);
-      }
-    }
-    ::chdir("/");
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  int status = 0;
-  while (::waitpid(child, &status, 0) < 0 && errno == EINTR) {
-  }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    return absl::InternalError(absl::StrCat("starting ", options.binary, ": fork failed"));
-  }
-  return absl::OkStatus();
+// Starts the shim in a new session with stdio on /dev/null, detached: init
+// (or the nearest subreaper) adopts it at once, so it never becomes crid's
+// zombie, survives crid's restart, and no signal sent to crid's process group
+// reaches it.
+absl::Status StartShim(const LaunchOptions& options) {
+  SpawnOptions spawn;
+  spawn.argv = {options.binary, "--pod-id", options.pod_id, "--dir", options.dir};
+  spawn.cwd = "/";
+  spawn.new_session = true;
+  spawn.detach = true;
+  return Spawn(spawn).status();
 }
 
 // A session request passes one descriptor per stream it asks for.
@@ -170,7 +126,7 @@ absl::StatusOr<std::unique_ptr<ShimClient>> ShimClient::Launch(const LaunchOptio
     return client;
   }
   CRID_RETURN_IF_ERROR(MakeDirs(options.dir, 0700));
-  CRID_RETURN_IF_ERROR(Spawn(options));
+  CRID_RETURN_IF_ERROR(StartShim(options));
   absl::Time deadline = absl::Now() + options.start_timeout;
   while (absl::Now() < deadline) {
     client = Connect(options.dir);

@@ -31,8 +31,8 @@ struct LaunchOptions {
 class ShimClient {
  public:
   // Connects to the pod's shim when one answers on DIR/shim.sock; otherwise
-  // starts a new one (double fork + setsid, so it outlives crid) and waits for
-  // it to answer.
+  // starts a new one (detached, in its own session, so it outlives crid) and
+  // waits for it to answer. A binary that cannot be executed fails at once.
   static absl::StatusOr<std::unique_ptr<ShimClient>> Launch(const LaunchOptions& options);
   // Connects to a running shim; UNAVAILABLE when none answers.
   static absl::StatusOr<std::unique_ptr<ShimClient>> Connect(const std::string& dir);

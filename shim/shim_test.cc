@@ -500,6 +500,22 @@ TEST_F(ShimTest, ShimIsDetachedAndFoundAgain) {
   EXPECT_EQ((*again)->pid(), pid);
 }
 
+// A shim binary that cannot be executed is reported at once, by name, not
+// after the start timeout as a shim that never answered.
+TEST(ShimLaunch, UnexecutableBinaryFailsAtOnceNamingIt) {
+  TempDir tmp;
+  LaunchOptions options;
+  options.binary = tmp.Sub("no-such-crid-shim");
+  options.pod_id = "missing";
+  options.dir = tmp.Sub("shim");
+  absl::Time start = absl::Now();
+  absl::StatusOr<std::unique_ptr<ShimClient>> client = ShimClient::Launch(options);
+  ASSERT_FALSE(client.ok());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  EXPECT_EQ(client.status().code(), absl::StatusCode::kNotFound) << client.status();
+  EXPECT_THAT(std::string(client.status().message()), HasSubstr(options.binary));
+}
+
 TEST_F(ShimTest, ShimOutlivesItsKilledLauncher) {
   std::string dir = tmp_.Sub("orphan-shim");
   pid_t launcher = ::fork();
