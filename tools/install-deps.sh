@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages crid builds, runs and tests with, when missing.
-# Usage: tools/install-deps.sh [build|test]   (test adds the test-only tools)
+# Usage: tools/install-deps.sh [build|test|bench]   (test adds the test-only tools;
+# bench adds containerd too, the baseline bench/ compares crid with; nothing else needs it)
 set -euo pipefail
 
 build_packages=(
@@ -14,10 +15,14 @@ build_packages=(
 )
 test_packages=(python3 openssl clang-format clang-tidy docker-registry apache2-utils busybox-static crun
   systemd)
+bench_packages=(containerd)
 
 wanted=("${build_packages[@]}")
-if [[ "${1:-build}" == "test" ]]; then
+if [[ "${1:-build}" == "test" || "${1:-build}" == "bench" ]]; then
   wanted+=("${test_packages[@]}")
+fi
+if [[ "${1:-build}" == "bench" ]]; then
+  wanted+=("${bench_packages[@]}")
 fi
 
 missing=()
