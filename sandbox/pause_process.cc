@@ -2,10 +2,8 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <sched.h>
 #include <signal.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,6 +17,7 @@
 #include "absl/time/clock.h"
 #include "base/errors.h"
 #include "base/fs.h"
+#include "base/spawn.h"
 #include "base/unique_fd.h"
 
 namespace crid::sandbox {
@@ -152,63 +151,27 @@ absl::StatusOr<PauseProcess> StartPause(const std::string& binary,
     return ErrnoError(errno, "crid-pause binary ", binary);
   }
   std::vector<UniqueFd> fds;
-  std::vector<int> types;
+  SpawnOptions options;
+  options.argv = {binary, absl::StrCat(kPodFlag, owner.pod_id),
+                  absl::StrCat(kStateFlag, owner.state_dir)};
+  options.env = std::vector<std::string>();
+  // Long-lived: it must hold no directory of crid's, nor crid's session.
+  options.cwd = "/";
+  options.new_session = true;
+  options.new_pid_namespace = true;
   for (const NamespacePath& ns : join) {
     UniqueFd fd(open(ns.path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd.valid()) {
       return ErrnoError(errno, "open ", ns.path);
     }
+    options.join_namespaces.push_back({fd.get(), NamespaceCloneFlag(ns.type)});
     fds.push_back(std::move(fd));
-    types.push_back(NamespaceCloneFlag(ns.type));
   }
-  // Reports the child's setns/exec failure (errno) to the parent; closed by
-  // exec on success.
-  int p[2];
-  if (pipe2(p, O_CLOEXEC) != 0) {
-    return ErrnoError(errno, "pipe");
+  absl::StatusOr<SpawnedProcess> child = Spawn(options);
+  if (!child.ok()) {
+    return Annotate(child.status(), "start crid-pause");
   }
-  UniqueFd rd(p[0]), wr(p[1]);
-  std::string path = binary;
-  std::string pod_arg = absl::StrCat(kPodFlag, owner.pod_id);
-  std::string state_arg = absl::StrCat(kStateFlag, owner.state_dir);
-  char* argv[] = {path.data(), pod_arg.data(), state_arg.data(), nullptr};
-  char* envp[] = {nullptr};
-  pid_t pid = static_cast<pid_t>(syscall(SYS_clone, CLONE_NEWPID | SIGCHLD, 0, 0, 0, 0));
-  if (pid < 0) {
-    return ErrnoError(errno, "clone crid-pause");
-  }
-  if (pid == 0) {
-    // Only async-signal-safe calls from here on.
-    int err = 0;
-    for (size_t i = 0; i < fds.size() && err == 0; ++i) {
-      if (setns(fds[i].get(), types[i]) != 0) {
-        err = errno;
-      }
-    }
-    if (err == 0) {
-      setsid();
-      int devnull = open("/dev/null", O_RDWR);
-      if (devnull >= 0) {
-        dup2(devnull, 0);
-        dup2(devnull, 1);
-        dup2(devnull, 2);
-      }
-      sigset_t none;
-      sigemptyset(&none);
-      sigprocmask(SIG_SETMASK, &none, nullptr);
-      execve(path.c_str(), argv, envp);
-      err = errno;
-    }
-    (void)!write(wr.get(), &err, sizeof(err));
-    _exit(127);
-  }
-  wr.reset();
-  int err = 0;
-  ssize_t n = read(rd.get(), &err, sizeof(err));
-  if (n == sizeof(err)) {
-    waitpid(pid, nullptr, 0);
-    return ErrnoError(err, "start crid-pause ", binary);
-  }
+  const pid_t pid = child->pid;
   PauseProcess pause;
   pause.pid = pid;
   pause.start_time = ProcessStartTime(pid);

@@ -1,6 +1,6 @@
-// Starts and stops crid-pause, PID 1 of a pod's shared PID namespace. It is
-// created with clone(CLONE_NEWPID) after joining the pod's network, IPC and UTS
-// namespaces, runs in its own session, and outlives crid restarts; it is
+// Starts and stops crid-pause, PID 1 of a pod's shared PID namespace. The base
+// spawner starts it in a new PID namespace, joined to the pod's network, IPC
+// and UTS namespaces; it runs in its own session and outlives crid restarts; it is
 // identified by PID plus start time so a recycled PID is never signalled.
 //
 // Its command line names the pod and crid's state directory

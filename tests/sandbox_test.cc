@@ -4,11 +4,13 @@
 #include <dirent.h>
 #include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <thread>
 
@@ -666,6 +668,66 @@ TEST_F(SandboxTest, RestartStopsOnlyItsOwnOrphanedPause) {
   EXPECT_TRUE(sandbox::StopPause(*foreign).ok());
   EXPECT_TRUE(Remove(id).ok());
   ExpectNothingLeft(r);
+}
+
+// crid-pause starts clean whatever crid's own state: no signal crid blocks or
+// ignores, only /dev/null as stdio, its own session, cwd /, PID 1 of a new PID
+// namespace. A binary that cannot run is an error naming it.
+TEST(PauseProcessTest, StartsCleanInItsOwnSessionAndNamespace) {
+  TempDir tmp;
+  sigset_t block, old_mask;
+  sigemptyset(&block);
+  sigaddset(&block, SIGUSR1);
+  ASSERT_EQ(pthread_sigmask(SIG_BLOCK, &block, &old_mask), 0);
+  sighandler_t old_pipe = signal(SIGPIPE, SIG_IGN);
+  auto pause = sandbox::StartPause(PauseBinary(), {}, {tmp.Sub("state"), std::string(64, 'b')});
+  signal(SIGPIPE, old_pipe);
+  pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+  ASSERT_TRUE(pause.ok()) << pause.status();
+
+  // crid-pause blocks SIGINT, SIGTERM and SIGCHLD itself for sigwait (which
+  // shows them unblocked while it waits); nothing else may be blocked.
+  std::string status = ReadAll(absl::StrCat("/proc/", pause->pid, "/status"));
+  uint64_t blocked = ~uint64_t{0};
+  for (absl::string_view line : absl::StrSplit(status, '\n')) {
+    if (absl::ConsumePrefix(&line, "SigBlk:\t")) {
+      ASSERT_TRUE(absl::SimpleHexAtoi(line, &blocked)) << line;
+    }
+  }
+  constexpr uint64_t kPauseOwn =
+      (1u << (SIGINT - 1)) | (1u << (SIGTERM - 1)) | (1u << (SIGCHLD - 1));
+  EXPECT_EQ(blocked & ~kPauseOwn, 0u) << status;
+  EXPECT_THAT(status, HasSubstr("SigIgn:\t0000000000000000\n"));
+  EXPECT_THAT(status, HasSubstr(absl::StrCat("NSpid:\t", pause->pid, "\t1\n")));
+  EXPECT_EQ(getsid(pause->pid), pause->pid);
+  char cwd[256] = {};
+  ASSERT_GT(readlink(absl::StrCat("/proc/", pause->pid, "/cwd").c_str(), cwd, sizeof(cwd) - 1), 0);
+  EXPECT_STREQ(cwd, "/");
+  std::vector<std::string> fds;
+  DIR* dir = opendir(absl::StrCat("/proc/", pause->pid, "/fd").c_str());
+  ASSERT_NE(dir, nullptr);
+  while (dirent* e = readdir(dir)) {
+    if (e->d_name[0] != '.') {
+      char target[256] = {};
+      readlink(absl::StrCat("/proc/", pause->pid, "/fd/", e->d_name).c_str(), target,
+               sizeof(target) - 1);
+      fds.push_back(absl::StrCat(e->d_name, "=", target));
+    }
+  }
+  closedir(dir);
+  std::sort(fds.begin(), fds.end());
+  EXPECT_EQ(fds, (std::vector<std::string>{"0=/dev/null", "1=/dev/null", "2=/dev/null"}));
+  EXPECT_TRUE(sandbox::StopPause(*pause).ok());
+  EXPECT_FALSE(sandbox::PauseAlive(*pause));
+
+  // Executable for access(2), but not a program exec can run.
+  std::string bogus = tmp.Sub("crid-pause");
+  std::ofstream(bogus) << "not a program";
+  ASSERT_EQ(chmod(bogus.c_str(), 0755), 0);
+  auto failed = sandbox::StartPause(bogus, {}, {tmp.Sub("state"), std::string(64, 'c')});
+  ASSERT_FALSE(failed.ok());
+  EXPECT_THAT(std::string(failed.status().message()), HasSubstr(bogus));
+  EXPECT_THAT(std::string(failed.status().message()), HasSubstr(std::strerror(ENOEXEC)));
 }
 
 // The real crid binary restarted on the same root and state, for what only a
