@@ -2,6 +2,7 @@
 # Build the pinned Kubernetes test tools that the conformance runs use:
 #   critest, crictl                                  from sigs.k8s.io/cri-tools ($CRI_TOOLS_VERSION)
 #   kubelet, kubectl, e2e_node.test, agnhost, nnp    from k8s.io/kubernetes     ($K8S_VERSION)
+#   ginkgo (runs e2e_node.test in parallel)          at the version k8s.io/kubernetes requires
 # (agnhost and nnp, the nonewprivs test program, go into test images: tests/k8s/images.sh.)
 # Versions come from tests/k8s/versions.env only. Sources come through the Go module proxy;
 # outputs land in $CRID_K8S_CACHE/<K8S_VERSION>/bin (default /var/cache/crid-k8s) and each tool
@@ -23,7 +24,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 CACHE=${CRID_K8S_CACHE:-/var/cache/crid-k8s}
 OUT=$CACHE/$K8S_VERSION
 BIN=$OUT/bin
-ALL=(critest crictl nnp agnhost kubelet kubectl e2e_node.test)
+ALL=(critest crictl nnp agnhost kubelet kubectl e2e_node.test ginkgo)
 
 FORCE=0
 WANT=()
@@ -139,6 +140,8 @@ build_kubelet() { k8s_build kubelet go build -mod=mod -ldflags "$K8S_LDFLAGS" -o
 build_kubectl() { k8s_build kubectl go build -mod=mod -ldflags "$K8S_LDFLAGS" -o "$BIN/kubectl" k8s.io/kubernetes/cmd/kubectl; }
 build_agnhost() { k8s_build agnhost go build -mod=mod -ldflags "-s -w -X main.Version=$AGNHOST_VERSION" -o "$BIN/agnhost" k8s.io/kubernetes/test/images/agnhost; }
 build_nnp() { k8s_build nnp go build -mod=mod -ldflags "-s -w" -o "$BIN/nnp" k8s.io/kubernetes/test/images/nonewprivs; }
+# ginkgo's CLI at the version Kubernetes' go.mod requires (so it matches e2e_node.test's library).
+build_ginkgo() { k8s_build ginkgo go build -mod=mod -ldflags "-s -w" -o "$BIN/ginkgo" github.com/onsi/ginkgo/v2/ginkgo; }
 build_e2e_node_test() { k8s_build e2e_node.test go test -c -mod=mod -ldflags "$K8S_LDFLAGS" -o "$BIN/e2e_node.test" k8s.io/kubernetes/test/e2e_node; }
 
 for t in "${TODO[@]}"; do

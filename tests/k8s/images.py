@@ -329,6 +329,8 @@ def define_images(b):
           "e2e-test-images/busybox:1.29-2",
           "e2e-test-images/busybox:1.29-4",
           "e2e-test-images/busybox:1.37.0-1",
+          "e2e-test-images/busybox:1.37.0-2",
+          "e2e-test-images/busybox:1.36.1-1",
           "library/busybox:latest",
           "library/busybox:1.28",
           "library/busybox:1.29",
@@ -351,7 +353,8 @@ def define_images(b):
     b.image("nginx", [base, nginx_layer(b, 80)], cmd=["nginx", "-g", "daemon off;"],
             ports=["80/tcp"], stop_signal="SIGTERM")
     b.tag("nginx", "e2e-test-images/nginx:1.14-2", "e2e-test-images/nginx:1.14-4",
-          "e2e-test-images/nginx:1.15-4", "library/nginx:latest")
+          "e2e-test-images/nginx:1.15-4", "e2e-test-images/nginx:1.27.0-2",
+          "e2e-test-images/nginx:1.28.0-2", "library/nginx:latest")
     # gcr.io/k8s-staging-cri-tools/hostnet-nginx-<arch>: nginx listening on 12003
     b.image("hostnet-nginx", [base, nginx_layer(b, 12003)], cmd=["nginx", "-g", "daemon off;"],
             ports=["80/tcp"], stop_signal="SIGTERM")
@@ -375,7 +378,15 @@ def define_images(b):
     # ---- nonewprivs: Kubernetes' nnp, setuid root
     nnp = b.layer("nnp", lambda l: l.add_host_file("usr/local/bin/nnp", b.input("nnp"), 0o4755))
     b.image("nonewprivs", [base, nnp], cmd=["nnp"])
-    b.tag("nonewprivs", "e2e-test-images/nonewprivs:1.3")
+    b.tag("nonewprivs", "e2e-test-images/nonewprivs:1.3", "e2e-test-images/nonewprivs:1.4")
+
+    # ---- nonroot (test/images/nonroot): busybox with USER 1234
+    b.image("nonroot", [base], cmd=["sh"], user="1234")
+    b.tag("nonroot", "e2e-test-images/nonroot:1.4", "e2e-test-images/nonroot:1.5")
+
+    # ---- ipc-utils (test/images/ipc-utils): busybox plus util-linux's ipcs, which the base has
+    b.image("ipc-utils", [base], cmd=["sh"])
+    b.tag("ipc-utils", "e2e-test-images/ipc-utils:1.4")
 
     # ---- agnhost: Kubernetes' test/images/agnhost (left out when not built)
     if os.path.isfile(os.path.join(b.inputs, "agnhost")):
@@ -395,7 +406,10 @@ def define_agnhost(b, base):
         l.mkdir("home/user-defined-in-image")
     b.image("agnhost", [base, b.layer("agnhost", agnhost)], entrypoint=["/agnhost"], cmd=["pause"],
             ports=["80/tcp", "8080/tcp", "8081/tcp", "9376/tcp", "5000/tcp"])
-    b.tag("agnhost", "e2e-test-images/agnhost:%s" % os.environ.get("AGNHOST_VERSION", "2.66.1"))
+    # The suite's "previous" agnhost (2.55) is the same build under the older tag: the tests
+    # that use both only change a pod's image from one name to the other.
+    b.tag("agnhost", "e2e-test-images/agnhost:%s" % os.environ.get("AGNHOST_VERSION", "2.66.1"),
+          "e2e-test-images/agnhost:2.55")
 
 
 def define_cri_tools_images(b, base):

@@ -95,6 +95,7 @@ registry_down() {
 #   RESULTS    where crid.log, crid.json and the conflist go
 # and calls crid_paths first. crid_build sets CRID and OUTDIR; crid_start sets CRID_PID.
 crid_paths() {
+  RUN_IN=()   # a command prefix for crid (e.g. nsenter into a network namespace); empty: none
   SOCK=$STATE_DIR/crid.sock
   EP=unix://$SOCK
   NET_DIR=$STATE_DIR/net.d
@@ -252,7 +253,7 @@ EOC
 # Starts crid (log: $RESULTS/crid.log) and waits until it answers. fd 9 (a caller's lock) is
 # not passed.
 crid_start() {
-  "$CRID" --config "$STATE_DIR/crid.json" >"$RESULTS/crid.log" 2>&1 </dev/null 9>&- &
+  "${RUN_IN[@]}" "$CRID" --config "$STATE_DIR/crid.json" >"$RESULTS/crid.log" 2>&1 </dev/null 9>&- &
   CRID_PID=$!
   local i
   for i in $(seq 1 200); do
