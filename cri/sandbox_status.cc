@@ -67,6 +67,12 @@ grpc::ServerUnaryReactor* RuntimeService::PodSandboxStatus(
   if (request->pod_sandbox_id().empty()) {
     return FinishUnary(context, absl::InvalidArgumentError("pod_sandbox_id: must not be empty"));
   }
+  // The timestamp is taken before anything is read: kubelet's Evented PLEG keeps
+  // whichever of this answer and a container event is newer, so the answer must
+  // not claim a time later than the state it reports. Taken after the reads, a
+  // container that exits in between would be reported running at a time later
+  // than its CONTAINER_STOPPED event, and kubelet would drop that event.
+  const int64_t observed_at = absl::ToUnixNanos(absl::Now());
   absl::StatusOr<sandbox::SandboxRecord> r = sandboxes_->Get(request->pod_sandbox_id());
   if (!r.ok()) {
     return FinishUnary(context, r.status());
@@ -83,7 +89,7 @@ grpc::ServerUnaryReactor* RuntimeService::PodSandboxStatus(
       }
     }
   }
-  response->set_timestamp(absl::ToUnixNanos(absl::Now()));
+  response->set_timestamp(observed_at);
   if (request->verbose()) {
     (*response->mutable_info())["info"] = VerboseInfo(*r);
   }
