@@ -227,19 +227,30 @@ absl::StatusOr<v1::ContainerStatus> ContainerStatus(Runtime& rt, const std::stri
   return resp.status();
 }
 
-absl::StatusOr<int> CountContainers(Runtime& rt, std::optional<v1::ContainerState> state) {
+absl::StatusOr<v1::ListContainersResponse> ListContainers(Runtime& rt,
+                                                          const v1::ContainerFilter& filter) {
   grpc::ClientContext ctx;
   SetDeadline(&ctx, kCallTimeout);
   v1::ListContainersRequest req;
-  if (state.has_value()) {
-    req.mutable_filter()->mutable_state()->set_state(*state);
-  }
+  *req.mutable_filter() = filter;
   v1::ListContainersResponse resp;
   grpc::Status st = rt.runtime()->ListContainers(&ctx, req, &resp);
   if (!st.ok()) {
     return Failed(rt, "ListContainers", "", st);
   }
-  return resp.containers_size();
+  return resp;
+}
+
+absl::StatusOr<int> CountContainers(Runtime& rt, std::optional<v1::ContainerState> state) {
+  v1::ContainerFilter filter;
+  if (state.has_value()) {
+    filter.mutable_state()->set_state(*state);
+  }
+  absl::StatusOr<v1::ListContainersResponse> resp = ListContainers(rt, filter);
+  if (!resp.ok()) {
+    return resp.status();
+  }
+  return resp->containers_size();
 }
 
 absl::StatusOr<int> CountPods(Runtime& rt, std::optional<v1::PodSandboxState> state) {

@@ -66,6 +66,8 @@ absl::Status RemovePod(Runtime& rt, const std::string& pod_id);
 absl::Status ExecSync(Runtime& rt, const std::string& id, const std::vector<std::string>& cmd,
                       int64_t timeout_seconds = 10);
 absl::StatusOr<::runtime::v1::ContainerStatus> ContainerStatus(Runtime& rt, const std::string& id);
+absl::StatusOr<::runtime::v1::ListContainersResponse> ListContainers(
+    Runtime& rt, const ::runtime::v1::ContainerFilter& filter = {});
 // The containers, or the pods, the runtime lists (filtered by state when set).
 absl::StatusOr<int> CountContainers(Runtime& rt,
                                     std::optional<::runtime::v1::ContainerState> state = {});
