@@ -4,7 +4,9 @@
 Run by kubelet_test.sh once per kubelet mode (generic PLEG, Evented PLEG) with a JSON file
 that says where everything is (see kubelet_test.sh). Prints one line per assertion,
 "PASS: <mode>: <what>", "FAIL: <mode>: <what>: <why>" or "SKIP: <mode>: <what>: <why>",
-and as its last line "counts P F S".
+and as its last line "counts P F S". With the systemd cgroup driver it runs inside the systemd
+fixture's PID and mount namespaces (where crid and kubelet run), so the PIDs crid reports and
+the mounts crid and kubelet make are the ones it sees; <mode> is then e.g. "generic/systemd".
 
 The static pod has two containers:
   web     agnhost netexec on :8080; readiness: HTTP GET /readyz from kubelet to the pod IP;
@@ -28,11 +30,13 @@ import urllib.request
 
 CFG = json.load(open(sys.argv[1]))
 MODE = CFG["mode"]
+LABEL = CFG.get("label", MODE)
+DRIVER = CFG["cgroup_driver"]
 KUBELET = "https://127.0.0.1:%d" % CFG["port"]
 NS = "default"
 POD = "kt-" + CFG["node"]           # static pods are named <name>-<node name>
 POD_FILE = os.path.join(CFG["manifests"], "kt.json")
-CGROUP_ROOT = CFG["cgroup_root"]     # e.g. /crid-kubelet-test
+CGROUP_ROOT = CFG["cgroup_root"]     # e.g. /crid-kubelet-test, or /crid_kubelet_test.slice (systemd)
 STATE_DIR = CFG["state_dir"]
 ROOT_DIR = CFG["root_dir"]
 KUBELET_LOG = CFG["kubelet_log"]
@@ -47,7 +51,7 @@ SSL.verify_mode = ssl.CERT_NONE   # kubelet's own self-signed serving certificat
 
 def report(kind, what, why=""):
     counts[kind] += 1
-    line = "%s: %s: %s" % (kind, MODE, what)
+    line = "%s: %s: %s" % (kind, LABEL, what)
     if why:
         line += ": " + why
     print(line, flush=True)
@@ -340,22 +344,31 @@ def main():
     log_offset = os.path.getsize(KUBELET_LOG)
 
     # ---- 3. cgroups under kubelet's kubepods tree
+    qos = ((pod.get("status") or {}).get("qosClass") or "").lower()
+    where = pod_cgroup_dir(uid, qos)
     for name in ("web", "ticker"):
         cid, pid = crid_container(name)
         if not pid:
-            check(False, "container %s's cgroups are under %s/kubepods/.../pod%s" % (name, CGROUP_ROOT, uid),
+            check(False, "container %s's cgroups are under %s" % (name, where),
                   "crictl inspect gives no pid (id %s)" % cid)
             continue
         bad, seen = [], {}
         for line in open("/proc/%d/cgroup" % pid):
             hid, ctrls, path = line.rstrip("\n").split(":", 2)
-            if hid == "0" or ctrls.startswith("name="):
+            # cgroupfs: crid leaves systemd's named hierarchy alone; systemd: the scope is there too
+            if hid == "0" or (ctrls.startswith("name=") and DRIVER != "systemd"):
                 continue
             seen[ctrls] = path
-            if not (path.startswith(CGROUP_ROOT + "/kubepods/") and ("/pod%s/" % uid) in path + "/"):
+            if DRIVER == "systemd":
+                # kubelet's pod slice, and in it the scope crid names after the container
+                ok = path == "%s/crid-%s.scope" % (where, cid)
+            else:
+                ok = path.startswith(CGROUP_ROOT + "/kubepods/") and ("/pod%s/" % uid) in path + "/"
+            if not ok:
                 bad.append("%s:%s" % (ctrls, path))
         check(seen and not bad,
-              "container %s (pid %d): every v1 controller's cgroup is under %s/kubepods/.../pod%s" % (name, pid, CGROUP_ROOT, uid),
+              "container %s (pid %d): every v1 controller's cgroup is under %s%s" % (
+                  name, pid, where, "/crid-<id>.scope" if DRIVER == "systemd" else ""),
               "outside: %s" % (", ".join(bad) or "no controllers"))
         if name == "web":
             log("web's memory cgroup: %s" % seen.get("memory"))
@@ -537,13 +550,30 @@ def mounts_under():
     return out
 
 
+def pod_cgroup_dir(uid, qos):
+    """The pod's cgroup as kubelet names it: <root>/kubepods/<qos>/pod<uid> (cgroupfs), or with
+    systemd <root>/<p>kubepods.slice/<p>kubepods-<qos>.slice/<p>kubepods-<qos>-pod<uid, - as _>.slice,
+    <p> being the root slice's name and a dash ("" for the root "/")."""
+    qos = "" if qos == "guaranteed" else qos
+    if DRIVER != "systemd":
+        return "%s/kubepods%s/pod%s" % (CGROUP_ROOT, "/" + qos if qos else "", uid)
+    root = CGROUP_ROOT.rstrip("/")
+    prefix = os.path.basename(root)[:-len(".slice")] + "-" if root else ""
+    parts = ["kubepods"] + ([qos] if qos else []) + ["pod" + uid.replace("-", "_")]
+    path = root
+    for i in range(len(parts)):
+        path += "/%s%s.slice" % (prefix, "-".join(parts[:i + 1]))
+    return path
+
+
 def pod_cgroups(uid):
     found = []
+    key = uid.replace("-", "_") if DRIVER == "systemd" else uid
     for ctrl in os.listdir("/sys/fs/cgroup"):
         base = os.path.join("/sys/fs/cgroup", ctrl, CGROUP_ROOT.lstrip("/"))
         for dirpath, dirnames, _ in os.walk(base):
             for d in dirnames:
-                if uid in d:
+                if key in d:
                     found.append(os.path.join(dirpath, d))
     return found
 

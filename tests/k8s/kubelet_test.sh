@@ -2,7 +2,7 @@
 # Runs the pinned kubelet standalone (no API server: a static pod from a manifest directory)
 # on crid, and checks what kubelet needs from its runtime.
 #
-#   tests/k8s/kubelet_test.sh [--counts] [--modes "generic evented"]
+#   tests/k8s/kubelet_test.sh [--counts] [--modes "generic evented"] [--driver cgroupfs|systemd]
 #
 # What it does, all on this machine and offline once the tools are built:
 #   1. tests/k8s/build.sh: kubelet, crictl and agnhost at the pinned release (cached); when
@@ -23,12 +23,24 @@
 #   6. teardown of what this script started, by PID: kubelet, crid (pods left in crid removed
 #      through the CRI first), the registry when started here; then the kubelet root, the
 #      cgroup tree, and everything lib.sh's crid_stop removes
+# With --driver systemd, crid and kubelet run inside the systemd fixture (tests/systemd_host.sh:
+# a real systemd as PID 1 of a private PID+mount+UTS namespace, host cgroups, host network), as
+# a node's systemd runs them: crid as the unit $CRID_UNIT (systemd-run, Type=notify,
+# Delegate=yes, KillMode=process, "cgroupDriver": "systemd"), kubelet as the unit $KUBELET_UNIT
+# with the driver from crid's RuntimeConfig and the cgroup root /$SD_SLICE (kubepods become
+# crid_kubelet_test-kubepods.slice/...-<qos>.slice/...-<qos>-pod<uid>.slice, crid's scopes in
+# them), crid's state under /var/lib (the fixture's /run is its own), and kubelet_test.py inside
+# the fixture's namespaces (PIDs, mounts). A fixture already running with this LAB is used and
+# left running; otherwise one is started and stopped at the end. Teardown stops both units and
+# the slice, removes crid's leftovers inside the fixture and on the host, and the slice's cgroups.
 # Ends with one line "kubelet: N passed, N failed, N skipped"; with --counts one more line
 # "kubelet P F S" follows (the form tools/run-tests.sh's count_into_summary reads).
-# Output: $CRID_K8S_CACHE/results/kubelet/ (kubelet-<mode>.log, crid.log, configs).
+# Output: $CRID_K8S_CACHE/results/kubelet/ (kubelet-systemd/ with --driver systemd):
+# kubelet-<mode>.log, crid.log, configs.
 #
 # Environment: CRID_K8S_CACHE (/var/cache/crid-k8s), CRID_K8S_REGISTRY_PORT (5100),
-# CRID_K8S_KUBELET_SUBNET (10.233.1.0/24), CRID_BIN, KUBELET_TEST_MODES ("generic evented").
+# CRID_K8S_KUBELET_SUBNET (10.233.1.0/24), CRID_BIN, KUBELET_TEST_MODES ("generic evented"),
+# KUBELET_TEST_DRIVER (cgroupfs), CRID_K8S_SYSTEMD_LAB (the fixture's LAB, $CACHE/systemd-lab).
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -36,14 +48,18 @@ REPO=$(cd "$HERE/../.." && pwd)
 
 COUNTS=0
 MODES=${KUBELET_TEST_MODES:-generic evented}
+DRIVER=${KUBELET_TEST_DRIVER:-cgroupfs}
+usage() { echo "usage: $0 [--counts] [--modes \"generic evented\"] [--driver cgroupfs|systemd]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --counts) COUNTS=1 ;;
     --modes) shift; MODES=$1 ;;
-    *) echo "usage: $0 [--counts] [--modes \"generic evented\"]" >&2; exit 2 ;;
+    --driver) shift; DRIVER=${1:-} ;;
+    *) usage ;;
   esac
   shift
 done
+case "$DRIVER" in cgroupfs|systemd) ;; *) usage ;; esac
 
 T0=$(date +%s)
 PROG=kubelet_test.sh
@@ -52,8 +68,27 @@ ROOT_DIR=/var/lib/crid-kubelet-test
 STATE_DIR=/run/crid-kubelet-test
 SUBNET=${CRID_K8S_KUBELET_SUBNET:-10.233.1.0/24}
 BRIDGE=cridkubelet0
-crid_paths   # SOCK, EP, NET_DIR, CRID_PID (lib.sh)
 CGROUP_NAME=crid-kubelet-test   # kubelet's --cgroup-root: /sys/fs/cgroup/<controller>/crid-kubelet-test
+KUBELET_CGROUP_ROOT=/$CGROUP_NAME
+# The systemd driver (see the header). Both drivers share the lock, ports, bridge and subnet.
+FIXTURE=$REPO/tests/systemd_host.sh
+export LAB=${CRID_K8S_SYSTEMD_LAB:-$CACHE/systemd-lab}
+unset SYSTEMD_HOST_DIR
+SD_SLICE=crid_kubelet_test.slice
+CRID_UNIT=crid-kubelet-test.service
+KUBELET_UNIT=crid-kubelet-test-kubelet.service
+FIXTURE_STARTED_HERE=0 CRID_UNIT_STARTED=0 KUBELET_UNIT_STARTED=0 SLICE_STARTED=0
+IN_FIXTURE=()   # a command prefix that runs in the fixture's namespaces; empty: on the host
+if [ "$DRIVER" = systemd ]; then
+  RESULTS=$CACHE/results/kubelet-systemd
+  ROOT_DIR=/var/lib/crid-kubelet-systemd
+  STATE_DIR=/var/lib/crid-kubelet-systemd-state   # a host path: the fixture's /run is private
+  CGROUP_NAME=$SD_SLICE
+  # kubelet takes cgroupRoot in cgroupfs form and names it for systemd itself (/a -> a.slice)
+  KUBELET_CGROUP_ROOT=/${SD_SLICE%.slice}
+  IN_FIXTURE=("$FIXTURE" exec)
+fi
+crid_paths   # SOCK, EP, NET_DIR, CRID_PID (lib.sh)
 NODE=crid-kubelet
 KUBELET_PORT=10250
 HEALTHZ_PORT=10248
@@ -112,22 +147,123 @@ kubelet_stop() {
     stop_pid "$KUBELET_PID" kubelet
     KUBELET_PID=
   fi
+  if [ "$KUBELET_UNIT_STARTED" = 1 ]; then
+    "${IN_FIXTURE[@]}" systemctl stop "$KUBELET_UNIT" 2>/dev/null
+    "${IN_FIXTURE[@]}" systemctl reset-failed "$KUBELET_UNIT" 2>/dev/null
+    KUBELET_UNIT_STARTED=0
+  fi
   if [ -n "$KDIR" ] && [ -d "$KDIR" ]; then
     # kubelet bind-mounts its root directory onto itself (to make it a shared mount); other
-    # mounts are pods' and reported.
-    findmnt -rn -o TARGET 2>/dev/null | grep -E "^$KDIR(/|$)" | sort -r | while read -r m; do
+    # mounts are pods' and reported. With the systemd driver they are in the fixture's mount
+    # namespace.
+    { "${IN_FIXTURE[@]}" findmnt -rn -o TARGET 2>/dev/null; } | grep -E "^$KDIR(/|$)" | sort -r | while read -r m; do
       [ "$m" = "$KDIR/root" ] || echo "$PROG: warning: kubelet left mount $m; unmounting it" >&2
-      umount -l "$m" 2>/dev/null
+      "${IN_FIXTURE[@]}" umount -l "$m" 2>/dev/null
     done
     rm -rf --one-file-system "$KDIR"
   fi
   KDIR=
 }
 
+# ---- The systemd fixture and crid as its unit (--driver systemd)
+fixture_alive() { "$FIXTURE" status >/dev/null 2>&1; }
+# Uses the fixture running with this LAB, else starts one. Two systemds on one host would
+# share the host's cgroups (init.scope, system.slice/dbus.service, ...): with another one
+# running elsewhere (its PID 1 in the named hierarchy's init.scope), this run fails instead.
+fixture_up() {
+  if fixture_alive; then
+    echo "$PROG: note: using the systemd fixture already running with LAB=$LAB; it is left running" >&2
+    return 0
+  fi
+  local d other=""
+  for d in /sys/fs/cgroup/systemd /sys/fs/cgroup/unified /sys/fs/cgroup; do
+    [ -e "$d/init.scope/cgroup.procs" ] && other+=$(paste -sd' ' "$d/init.scope/cgroup.procs" 2>/dev/null)
+  done
+  if [ -n "$other" ]; then
+    echo "$PROG: another systemd (pid ${other%% *}, in init.scope) manages this host's cgroups; two would share them (set CRID_K8S_SYSTEMD_LAB to the LAB of that fixture to use it)" >&2
+    return 1
+  fi
+  FIXTURE_STARTED_HERE=1
+  "$FIXTURE" start >"$RESULTS/fixture.log" 2>&1 </dev/null 9>&- || { tail -5 "$RESULTS/fixture.log" >&2; return 1; }
+}
+fixture_down() {
+  [ "$FIXTURE_STARTED_HERE" = 1 ] || return 0
+  # A second stop only repeats the cleanup of what the first left (cgroups still draining).
+  "$FIXTURE" stop >>"$RESULTS/fixture.log" 2>&1 </dev/null 9>&- ||
+    "$FIXTURE" stop >>"$RESULTS/fixture.log" 2>&1 </dev/null 9>&- ||
+    { echo "$PROG: warning: stopping the systemd fixture left:" >&2; tail -5 "$RESULTS/fixture.log" >&2; }
+  FIXTURE_STARTED_HERE=0
+}
+
+# crid as a node's systemd runs it (the unit of README.md, started transiently).
+crid_start_unit() {
+  : >"$RESULTS/crid.log"
+  "${IN_FIXTURE[@]}" systemctl reset-failed "$CRID_UNIT" >/dev/null 2>&1
+  CRID_UNIT_STARTED=1
+  if ! "${IN_FIXTURE[@]}" systemd-run --unit="$CRID_UNIT" --description="crid for tests/k8s/kubelet_test.sh" \
+      --service-type=notify -p Delegate=yes -p KillMode=process -p TimeoutStartSec=60 \
+      -p StandardOutput="append:$RESULTS/crid.log" -p StandardError="append:$RESULTS/crid.log" \
+      "$CRID" --config "$STATE_DIR/crid.json" >"$RESULTS/systemd-run.log" 2>&1 </dev/null 9>&-; then
+    cat "$RESULTS/systemd-run.log" >&2
+    tail -20 "$RESULTS/crid.log" >&2
+    echo "$PROG: crid's unit $CRID_UNIT did not start (log: $RESULTS/crid.log)" >&2
+    return 1
+  fi
+  local i
+  for i in $(seq 1 100); do
+    crid_crictl --timeout 2s version >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "$PROG: crid does not answer on $EP" >&2
+  return 1
+}
+
+# As lib.sh's crid_stop, for crid's unit: pods removed through the CRI, the unit stopped, then
+# what is left removed inside the fixture (its processes and mounts are only seen there) and on
+# the host, and the bridge (the fixture shares the host's network).
+crid_stop_unit() {
+  if [ "$CRID_UNIT_STARTED" = 1 ] && [ -n "${BIN:-}" ] && crid_crictl --timeout 2s version >/dev/null 2>&1; then
+    crid_crictl --timeout 60s rmp -fa >/dev/null 2>&1
+    local left
+    left=$(crid_crictl pods -q 2>/dev/null | wc -l)
+    [ "$left" -gt 0 ] && echo "$PROG: warning: $left pod(s) still listed after rmp -fa" >&2
+  fi
+  if fixture_alive; then
+    if [ "$CRID_UNIT_STARTED" = 1 ]; then
+      "${IN_FIXTURE[@]}" systemctl stop "$CRID_UNIT" 2>/dev/null
+      "${IN_FIXTURE[@]}" systemctl reset-failed "$CRID_UNIT" 2>/dev/null
+    fi
+    "${IN_FIXTURE[@]}" env HERE="$HERE" PROG="$PROG" STATE_DIR="$STATE_DIR" ROOT_DIR="$ROOT_DIR" \
+      bash -c '. "$HERE/lib.sh"; crid_remove_leftovers' </dev/null 9>&-
+  fi
+  CRID_UNIT_STARTED=0
+  crid_remove_leftovers
+  ip link show "$BRIDGE" >/dev/null 2>&1 && ip link del "$BRIDGE" 2>/dev/null
+}
+
+# kubelet's cgroup root: a slice of the fixture's systemd, with the controllers systemd does
+# not manage on v1 (cpuset, freezer, ...) made by cgroup_root_make, as for cgroupfs.
+slice_start() {
+  SLICE_STARTED=1
+  "${IN_FIXTURE[@]}" systemctl start "$SD_SLICE" || return 1
+  cgroup_root_make
+}
+slice_stop() {
+  [ "$SLICE_STARTED" = 1 ] || return 0
+  fixture_alive && "${IN_FIXTURE[@]}" systemctl stop "$SD_SLICE" 2>/dev/null
+  SLICE_STARTED=0
+}
+
 teardown() {
   trap - EXIT INT TERM
   kubelet_stop
-  crid_stop
+  if [ "$DRIVER" = systemd ]; then
+    crid_stop_unit
+    slice_stop
+    fixture_down
+  else
+    crid_stop
+  fi
   cgroup_root_remove
   registry_down
 }
@@ -136,8 +272,10 @@ trap teardown EXIT
 
 [ "$(id -u)" = 0 ] || { echo "kubelet_test.sh: FAIL: must run as root (crid and kubelet need namespaces, mounts, cgroups)" >&2; result_line 0 1 0; exit 1; }
 mkdir -p "$RESULTS"
-exec 9>"$CACHE/kubelet-test.lock"
-flock -n 9 || { echo "kubelet_test.sh: FAIL: another tests/k8s/kubelet_test.sh run holds $CACHE/kubelet-test.lock" >&2; result_line 0 1 0; exit 1; }
+# Its own lock (e2e_node.sh holds kubelet-test.lock): the two use different network namespaces,
+# kubelet roots and cgroup roots and can run at once.
+exec 9>"$CACHE/kubelet-standalone.lock"
+flock -n 9 || { echo "kubelet_test.sh: FAIL: another tests/k8s/kubelet_test.sh run holds $CACHE/kubelet-standalone.lock" >&2; result_line 0 1 0; exit 1; }
 for port in $KUBELET_PORT $HEALTHZ_PORT; do
   if ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
     echo "kubelet_test.sh: FAIL: port $port on this host is taken (another kubelet?)" >&2; result_line 0 1 0; exit 1
@@ -147,6 +285,10 @@ done
 ensure_packages runc:/usr/sbin/runc containernetworking-plugins:/usr/lib/cni/bridge iproute2:/usr/sbin/ip \
   python3:/usr/bin/python3 curl:/usr/bin/curl ||
   die "cannot install runc, containernetworking-plugins, iproute2, python3, curl"
+if [ "$DRIVER" = systemd ]; then
+  ensure_packages systemd:/lib/systemd/systemd dbus:/usr/bin/dbus-daemon util-linux:/usr/bin/nsenter ||
+    die "cannot install systemd, dbus, util-linux (the systemd fixture needs them)"
+fi
 
 # ---- 1. tools: never pass without having run them
 t=$(date +%s)
@@ -176,14 +318,23 @@ fi
 T_IMAGES=$(( $(date +%s) - t ))
 
 # ---- 4. crid, and the images pulled through it
-crid_prepare cgroupfs || die "cannot prepare crid's directories and network"
-crid_start || die "crid did not start"
+crid_prepare "$DRIVER" || die "cannot prepare crid's directories and network"
+if [ "$DRIVER" = systemd ]; then
+  fixture_up || die "the systemd fixture (tests/systemd_host.sh, LAB=$LAB) did not start"
+  crid_start_unit || die "crid did not start as $CRID_UNIT in the systemd fixture"
+else
+  crid_start || die "crid did not start"
+fi
 t=$(date +%s)
 for img in "$AGNHOST" "$BUSYBOX"; do
   crictl --timeout 120s pull "$img" >/dev/null 2>"$RESULTS/pull.err" || die "crictl pull $img: $(tail -1 "$RESULTS/pull.err")"
 done
 T_PULL=$(( $(date +%s) - t ))
-cgroup_root_make || die "cannot create the cgroup root /$CGROUP_NAME"
+if [ "$DRIVER" = systemd ]; then
+  slice_start || die "cannot start the slice $SD_SLICE in the systemd fixture"
+else
+  cgroup_root_make || die "cannot create the cgroup root /$CGROUP_NAME"
+fi
 
 # ---- 5. kubelet, per mode
 kubelet_start() { # MODE
@@ -214,7 +365,7 @@ syncFrequency: 10s
 containerRuntimeEndpoint: $EP
 imageServiceEndpoint: $EP
 podLogsDir: $KDIR/pod-logs
-cgroupRoot: /$CGROUP_NAME
+cgroupRoot: $KUBELET_CGROUP_ROOT
 cgroupsPerQOS: true
 failSwapOn: false
 failCgroupV1: $FAIL_CGROUP_V1
@@ -233,13 +384,30 @@ $gates
 EOF
   cp "$KDIR/config.yaml" "$RESULTS/kubelet-$mode.yaml"
   # --node-ip keeps every address kubelet reports on the loopback; there is no API server.
-  "$BIN/kubelet" --config="$KDIR/config.yaml" --root-dir="$KDIR/root" --cert-dir="$KDIR/pki" \
-    --hostname-override="$NODE" --node-ip=127.0.0.1 --v=2 \
-    >"$RESULTS/kubelet-$mode.log" 2>&1 </dev/null 9>&- &
+  local args=(--config="$KDIR/config.yaml" --root-dir="$KDIR/root" --cert-dir="$KDIR/pki"
+    --hostname-override="$NODE" --node-ip=127.0.0.1 --v=2)
+  local i log=$RESULTS/kubelet-$mode.log
+  if [ "$DRIVER" = systemd ]; then
+    : >"$log"
+    "${IN_FIXTURE[@]}" systemctl reset-failed "$KUBELET_UNIT" >/dev/null 2>&1
+    KUBELET_UNIT_STARTED=1
+    "${IN_FIXTURE[@]}" systemd-run --unit="$KUBELET_UNIT" --description="kubelet for tests/k8s/kubelet_test.sh" \
+      -p StandardOutput="append:$log" -p StandardError="append:$log" \
+      "$BIN/kubelet" "${args[@]}" >>"$RESULTS/systemd-run.log" 2>&1 </dev/null 9>&- ||
+      { tail -3 "$RESULTS/systemd-run.log" >&2; return 1; }
+    for i in $(seq 1 150); do
+      "${IN_FIXTURE[@]}" systemctl is-active --quiet "$KUBELET_UNIT" ||
+        { echo "$PROG: $KUBELET_UNIT is $("${IN_FIXTURE[@]}" systemctl is-active "$KUBELET_UNIT")" >&2; tail -5 "$log" | cut -c1-400 >&2; return 1; }
+      curl -fsS --max-time 2 "http://127.0.0.1:$HEALTHZ_PORT/healthz" >/dev/null 2>&1 && return 0
+      sleep 0.4
+    done
+    tail -5 "$log" | cut -c1-400 >&2
+    return 1
+  fi
+  "$BIN/kubelet" "${args[@]}" >"$log" 2>&1 </dev/null 9>&- &
   KUBELET_PID=$!
-  local i
   for i in $(seq 1 300); do
-    kill -0 "$KUBELET_PID" 2>/dev/null || { KUBELET_PID=; tail -5 "$RESULTS/kubelet-$mode.log" >&2; return 1; }
+    kill -0 "$KUBELET_PID" 2>/dev/null || { KUBELET_PID=; tail -5 "$log" | cut -c1-400 >&2; return 1; }
     curl -fsS --max-time 2 "http://127.0.0.1:$HEALTHZ_PORT/healthz" >/dev/null 2>&1 && return 0
     sleep 0.2
   done
@@ -273,26 +441,30 @@ declare -A T_MODE
 for mode in $MODES; do
   case "$mode" in generic|evented) ;; *) die "unknown mode $mode (generic, evented)" ;; esac
   t=$(date +%s)
-  echo "kubelet_test.sh: kubelet $K8S_VERSION ($mode PLEG) -> $EP (log: $RESULTS/kubelet-$mode.log)" >&2
+  label=$mode
+  [ "$DRIVER" = systemd ] && label=$mode/systemd
+  echo "kubelet_test.sh: kubelet $K8S_VERSION ($mode PLEG, $DRIVER driver${IN_FIXTURE:+, in the systemd fixture}) -> $EP (log: $RESULTS/kubelet-$mode.log)" >&2
   if ! kubelet_start "$mode"; then
     FAILED=$((FAILED + 1))
-    echo "FAIL: $mode: kubelet starts and serves healthz on 127.0.0.1:$HEALTHZ_PORT"
+    echo "FAIL: $label: kubelet starts and serves healthz on 127.0.0.1:$HEALTHZ_PORT"
     kubelet_stop
     continue
   fi
   cat >"$RESULTS/test-$mode.json" <<EOF
-{"mode": "$mode", "port": $KUBELET_PORT, "node": "$NODE", "manifests": "$KDIR/manifests",
- "cgroup_root": "/$CGROUP_NAME", "cgroup_driver": "cgroupfs", "state_dir": "$STATE_DIR",
+{"mode": "$mode", "label": "$label", "port": $KUBELET_PORT, "node": "$NODE", "manifests": "$KDIR/manifests",
+ "cgroup_root": "/$CGROUP_NAME", "cgroup_driver": "$DRIVER", "state_dir": "$STATE_DIR",
  "root_dir": "$ROOT_DIR", "kubelet_root": "$KDIR", "kubelet_log": "$RESULTS/kubelet-$mode.log",
  "crid_log": "$RESULTS/crid.log", "crictl": "$BIN/crictl", "crictl_config": "$STATE_DIR/crictl.yaml", "agnhost_version": "$AGNHOST_VERSION"}
 EOF
-  out=$(python3 "$HERE/kubelet_test.py" "$RESULTS/test-$mode.json" 2> >(tee "$RESULTS/test-$mode.err" >&2))
+  # With the systemd driver inside the fixture, where crid's PIDs and mounts are.
+  out=$("${IN_FIXTURE[@]}" python3 "$HERE/kubelet_test.py" "$RESULTS/test-$mode.json" </dev/null 9>&- \
+    2> >(tee "$RESULTS/test-$mode.err" >&2))
   sed '$d' <<<"$out"
   last=$(tail -n1 <<<"$out")
   if [[ "$last" =~ ^counts\ ([0-9]+)\ ([0-9]+)\ ([0-9]+)$ ]]; then
     PASSED=$((PASSED + BASH_REMATCH[1])) FAILED=$((FAILED + BASH_REMATCH[2])) SKIPPED=$((SKIPPED + BASH_REMATCH[3]))
   else
-    echo "FAIL: $mode: kubelet_test.py ended without its counts"
+    echo "FAIL: $label: kubelet_test.py ended without its counts"
     FAILED=$((FAILED + 1))
   fi
   machine_notes "$RESULTS/kubelet-$mode.log"
