@@ -94,7 +94,9 @@ alive() {  # our systemd is alive: pid exists, is systemd, and is in the pid ns 
   [[ "$(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)" == *systemd* ]]
 }
 in_ns() { nsenter -t "$(sd_pid)" -m -p -u -- "$@"; }
-cgdirs() { find /sys/fs/cgroup -mindepth 2 -type d 2>/dev/null | sort; }
+# find fails when a cgroup goes away under it (other runtimes on the host); with pipefail
+# that would end start or stop half-way, without a word.
+cgdirs() { { find /sys/fs/cgroup -mindepth 2 -type d 2>/dev/null || true; } | sort; }
 is_unit_path() {  # /sys/fs/cgroup/<hierarchy>/a.slice/b.scope: every component a unit name
   local c rel=${1#/sys/fs/cgroup/*/}; local IFS=/
   for c in $rel; do [[ "$c" =~ $UNIT_RE ]] || return 1; done
