@@ -18,11 +18,28 @@
 #include "base/unique_fd.h"
 #include "nlohmann/json.hpp"
 
+extern char** environ;
+
 namespace crid {
 
 namespace {
 
 constexpr size_t kMaxOutput = 1 << 20;
+
+// Our environment without NOTIFY_SOCKET, which systemd sets when crid runs as
+// a Type=notify unit. A runtime that finds it proxies the container's
+// sd_notify through a socket in its state directory (runc: bind fails once
+// that path passes the 108 bytes of a socket address, and every start fails);
+// containers were never meant to notify crid's unit. go-runc filters it too.
+std::vector<std::string> RuntimeEnvironment() {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (!absl::StartsWith(*e, "NOTIFY_SOCKET=")) {
+      env.emplace_back(*e);
+    }
+  }
+  return env;
+}
 
 // Reads both pipes until EOF (or the deadline), then reaps the child.
 struct ChildOutput {
@@ -128,6 +145,7 @@ absl::StatusOr<OciRuntime::Result> OciRuntime::Run(const std::vector<std::string
   // container runs); the runtime's own messages come back through --log.
   SpawnOptions options;
   options.argv = std::move(argv);
+  options.env = RuntimeEnvironment();
   options.stdin_fd = in_read.valid() ? in_read.get() : stdio.in;
   options.stdout_fd = stdio.for_container ? stdio.out : out_write.get();
   options.stderr_fd = stdio.for_container ? stdio.err : err_write.get();

@@ -84,6 +84,21 @@ TEST_F(FakeRuntimeTest, RuntimeThatIgnoresItsInputIsAnAnswerNotASignal) {
   EXPECT_THAT(std::string(st.message()), HasSubstr("no input wanted"));
 }
 
+// crid as a Type=notify unit has NOTIFY_SOCKET; the runtime must not see it
+// (runc would proxy the container's notifications through a socket of its own).
+TEST_F(FakeRuntimeTest, RuntimeDoesNotGetSystemdsNotifySocket) {
+  OciRuntime runtime =
+      Runtime(R"(echo "{\"status\":\"${NOTIFY_SOCKET-unset} $FAKE_KEPT\",\"pid\":1}")"
+              "\n");
+  ::setenv("NOTIFY_SOCKET", "/run/systemd/notify", 1);
+  ::setenv("FAKE_KEPT", "kept", 1);
+  absl::StatusOr<OciState> state = runtime.State("c1");
+  ::unsetenv("NOTIFY_SOCKET");
+  ::unsetenv("FAKE_KEPT");
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(state->status, "unset kept");
+}
+
 // A missing runtime binary is named, and is not taken for "no such container".
 TEST(OciRuntimeBinary, MissingBinaryIsNamedAndIsNotNotFound) {
   OciRuntimeConfig config;
