@@ -147,6 +147,23 @@ int MinOomScoreAdj() {
   return 0;
 }
 
+// The image name ContainerStatus reports. kubelet creates containers by image
+// ID and passes the name from the pod spec as user_specified_image: that name
+// is reported, as users (and kubelet's pod status) expect. Without it, an image
+// named by its ID is reported by its first tag, as containerd does; any other
+// name as it was given.
+std::string DisplayImageName(const v1::ImageSpec& spec, const image::ImageRecord& image) {
+  if (!spec.user_specified_image().empty()) {
+    return spec.user_specified_image();
+  }
+  const std::string& given = spec.image();
+  const bool by_id = given == image.id() || absl::StrCat("sha256:", given) == image.id();
+  if (by_id && !image.repo_tags().empty()) {
+    return image.repo_tags(0);
+  }
+  return given;
+}
+
 }  // namespace
 
 std::string ContainerKey(const v1::ContainerMetadata& md, const v1::PodSandboxMetadata& pod) {
@@ -778,7 +795,7 @@ absl::StatusOr<std::string> ContainerManager::CreateLocked(
   *record.mutable_config() = config;
   record.set_state(ContainerRecord::CREATING);
   record.set_created_at_ns(NowNs());
-  record.set_image_name(image_name);
+  record.set_image_name(DisplayImageName(config.image(), *image));
   record.set_image_id(image->id());
   record.set_image_ref(image->repo_digests().empty() ? image->id() : image->repo_digests(0));
   for (const std::string& chain : image->chain_ids()) {

@@ -80,6 +80,7 @@ class ContainerEndToEndTest : public ::testing::Test {
     v1::PullImageResponse resp;
     grpc::Status st = images_->PullImage(&ctx, pull, &resp);
     ASSERT_TRUE(st.ok()) << st.error_message() << "\n" << Log();
+    image_id_ = resp.image_ref();
   }
 
   void TearDown() override {
@@ -386,6 +387,7 @@ class ContainerEndToEndTest : public ::testing::Test {
   TestCniNetwork network_;
   std::unique_ptr<LeakCensus> census_;
   std::string image_;
+  std::string image_id_;  // PullImage's image_ref for image_
   std::unique_ptr<CridProcess> crid_;
   std::unique_ptr<v1::RuntimeService::Stub> stub_;
   std::unique_ptr<v1::ImageService::Stub> images_;

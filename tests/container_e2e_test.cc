@@ -102,6 +102,28 @@ TEST_F(ContainerEndToEndTest, LifecycleExitCodeLogsAndRemoval) {
   EXPECT_EQ(stub_->ContainerStatus(&ctx, req, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
+// kubelet creates containers by image ID with the pod spec's name in
+// user_specified_image; the status reports that name (kubelet's pod status and
+// its image-update checks compare it with the spec).
+TEST_F(ContainerEndToEndTest, StatusReportsTheImageNameTheUserGave) {
+  std::string pod = RunPod(PodConfig("imgname"));
+  ASSERT_THAT(image_id_, HasSubstr("sha256:"));
+  v1::ContainerConfig by_id = ShellContainer("byid", "true");
+  by_id.mutable_image()->set_image(image_id_);
+  by_id.mutable_image()->set_user_specified_image("example.test/busybox:alias");
+  v1::ContainerStatusResponse status = Status(CreateOk(pod, by_id), false);
+  EXPECT_EQ(status.status().image().image(), "example.test/busybox:alias");
+  EXPECT_EQ(status.status().image_id(), image_id_);
+  EXPECT_THAT(status.status().image_ref(), HasSubstr("@sha256:"));
+
+  // Without it, an ID is reported as the image's tag; a name as given.
+  v1::ContainerConfig bare_id = ShellContainer("bareid", "true");
+  bare_id.mutable_image()->set_image(image_id_);
+  EXPECT_EQ(Status(CreateOk(pod, bare_id), false).status().image().image(), image_);
+  v1::ContainerConfig by_name = ShellContainer("byname", "true");
+  EXPECT_EQ(Status(CreateOk(pod, by_name), false).status().image().image(), image_);
+}
+
 TEST_F(ContainerEndToEndTest, ImageDefaultsEnvAndLongLines) {
   std::string pod = RunPod(PodConfig("defaults"));
   v1::ContainerConfig config;
