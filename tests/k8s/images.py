@@ -398,6 +398,9 @@ def define_images(b):
 def define_agnhost(b, base):
     def agnhost(l):
         l.add_host_file("agnhost", b.input("agnhost"))
+        for name in ("localhost.crt", "localhost.key"):
+            with open(b.input(name)) as f:
+                l.add(name, f.read())
         l.symlink("agnhost-2", "agnhost")
         l.mkdir("uploads")
         l.add("etc/passwd", "\n".join(PASSWD + ["user-defined-in-image:x:1000:1000:Linux User,,,:/home/user-defined-in-image:/bin/sh"]) + "\n")

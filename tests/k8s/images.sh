@@ -56,6 +56,9 @@ dpkg-query --showformat='${Package} ${Version}\n' -W util-linux procps libc6 >>"
 # Kubernetes' pause, as its build/pause/Makefile compiles it.
 gcc -Os -Wall -Werror -static -DVERSION=v3.10.2-crid-test -o "$IN/pause" "$K8S_SRC/build/pause/linux/pause.c"
 install -m 0755 "$BIN/nnp" "$IN/nnp"
+# agnhost's image carries porter's self-signed localhost certificate and key (netexec --tls-*).
+install -m 0644 "$K8S_SRC/test/images/agnhost/porter/localhost.crt" "$IN/localhost.crt"
+install -m 0644 "$K8S_SRC/test/images/agnhost/porter/localhost.key" "$IN/localhost.key"
 if [ "$CRITEST_ONLY" = 1 ]; then
   rm -f "$IN/agnhost"
   echo "kubernetes $K8S_VERSION (pause.c, nnp)" >>"$IN/VERSIONS.new"
