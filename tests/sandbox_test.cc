@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -685,6 +686,14 @@ TEST(PauseProcessTest, StartsCleanInItsOwnSessionAndNamespace) {
   pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
   ASSERT_TRUE(pause.ok()) << pause.status();
 
+  // Checked once it waits for signals, past its dynamic loader's (sanitizer
+  // builds) own descriptors.
+  const std::string syscall_path = absl::StrCat("/proc/", pause->pid, "/syscall");
+  for (absl::Time deadline = absl::Now() + absl::Seconds(10);
+       !absl::StartsWith(ReadAll(syscall_path), absl::StrCat(SYS_rt_sigtimedwait, " ")) &&
+       absl::Now() < deadline;) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
   // crid-pause blocks SIGINT, SIGTERM and SIGCHLD itself for sigwait (which
   // shows them unblocked while it waits); nothing else may be blocked.
   std::string status = ReadAll(absl::StrCat("/proc/", pause->pid, "/status"));
