@@ -8,7 +8,7 @@
 #   1. tests/k8s/build.sh: kubelet, e2e_node.test, ginkgo, crictl, agnhost at the pinned release
 #   2. crid (bazel build, or $CRID_BIN) or containerd (Debian's 1.6, installed when missing)
 #   3. the test images (tests/k8s/images.sh) in the local registry's data directory
-#   4. a network namespace of its own ($NETNS): loopback and a veth pair (both ends inside) holding the
+#   4. a network and a mount namespace of its own ($NETNS, $MNT_NS): loopback and a veth pair (both ends inside) holding the
 #      node IP ($NODE_IP). Everything that speaks TCP runs inside it: a docker-registry on
 #      127.0.0.1:$REGISTRY_PORT serving the same data, the runtime (its CNI bridge, pod subnet
 #      $POD_CIDR, streaming server), and e2e_node.test, which starts etcd and kube-apiserver
@@ -61,13 +61,18 @@ POD_CIDR=10.100.0.0/24
 SUBNET=$POD_CIDR
 BRIDGE=cride2e0
 crid_paths   # SOCK, EP, NET_DIR, CRID_PID, RUN_IN (lib.sh)
-IN_NS=(nsenter --net=/run/netns/$NETNS)
+# A mount namespace of its own too (a slave of the host's: host mounts show inside, none made
+# inside show outside), where /var/lib/kubelet, a path kubelet always uses (device plugins),
+# is a private directory: a kubelet running on the host is not disturbed.
+MNT_DIR=/run/crid-e2e-node-ns
+MNT_NS=$MNT_DIR/mnt
+IN_NS=(nsenter --mount=$MNT_NS --net=/run/netns/$NETNS)
 NS_REGISTRY_PID=
 CTRD_PID=
 GINKGO_PID=
 WORK=
 KUBELET_ROOT=/var/lib/kubelet
-OWN_KUBELET_ROOT=0   # set once /var/lib/kubelet is known to be ours to remove
+MADE_KUBELET_ROOT=0   # /var/lib/kubelet did not exist: the empty mount point is removed again
 
 result_line() { echo "e2e-node $RUNTIME: $1 passed, $2 failed, $3 skipped"; }
 die() {
@@ -125,18 +130,15 @@ teardown() {
     echo "$PROG: warning: leftover process $p ($(cat /proc/$p/comm 2>/dev/null)) in $NETNS; killing it" >&2
     kill -KILL "$p" 2>/dev/null
   done
-  if [ "$OWN_KUBELET_ROOT" = 1 ] && [ -d "$KUBELET_ROOT" ]; then
-    findmnt -rn -o TARGET 2>/dev/null | grep -E "^$KUBELET_ROOT(/|$)" | sort -r | while read -r m; do
-      umount -l "$m" 2>/dev/null
-    done
-    rm -rf --one-file-system "$KUBELET_ROOT"
+  # With every process of it gone, the mount namespace ends when its pin is unmounted, and
+  # with it every mount made inside (pod volumes, rootfs, netns pins, the kubelet root).
+  if mountpoint -q "$MNT_DIR" 2>/dev/null; then
+    umount "$MNT_NS" 2>/dev/null
+    umount "$MNT_DIR" 2>/dev/null || umount -l "$MNT_DIR"
   fi
-  if [ "$RUNTIME" = containerd ]; then
-    findmnt -rn -o TARGET 2>/dev/null | grep -E "^($ROOT_DIR|$STATE_DIR)(/|$)" | sort -r | while read -r m; do
-      umount -l "$m" 2>/dev/null
-    done
-    rm -rf --one-file-system "$ROOT_DIR" "$STATE_DIR"
-  fi
+  rm -rf "$MNT_DIR"
+  [ "$MADE_KUBELET_ROOT" = 1 ] && rmdir "$KUBELET_ROOT" 2>/dev/null
+  [ "$RUNTIME" = containerd ] && rm -rf --one-file-system "$ROOT_DIR" "$STATE_DIR"
   kubepods_remove
   [ -n "$WORK" ] && rm -rf --one-file-system "$WORK"
   ip netns del "$NETNS" 2>/dev/null
@@ -149,8 +151,6 @@ mkdir -p "$CACHE/results"
 exec 9>"$CACHE/e2e-node.lock"
 flock -n 9 || { echo "e2e_node.sh: FAIL: another e2e_node.sh run holds $CACHE/e2e-node.lock" >&2; result_line 0 1 0; exit 1; }
 rm -rf "$RESULTS" && mkdir -p "$RESULTS"
-[ -e "$KUBELET_ROOT" ] && die "$KUBELET_ROOT exists: another kubelet uses this machine"
-OWN_KUBELET_ROOT=1
 ensure_packages runc:/usr/sbin/runc containernetworking-plugins:/usr/lib/cni/bridge iproute2:/usr/sbin/ip \
   python3:/usr/bin/python3 curl:/usr/bin/curl util-linux:/usr/bin/nsenter ||
   die "cannot install runc, containernetworking-plugins, iproute2, python3, curl, util-linux"
@@ -183,6 +183,17 @@ ip -n "$NETNS" link set lo up &&
   ip -n "$NETNS" link set node0 up &&
   ip -n "$NETNS" route add default dev node0 ||
   die "cannot set up $NETNS"
+if mountpoint -q "$MNT_DIR" 2>/dev/null; then
+  note "removing the mount namespace an earlier run left"
+  umount "$MNT_NS" 2>/dev/null; umount -l "$MNT_DIR"
+fi
+if [ ! -e "$KUBELET_ROOT" ]; then mkdir -p "$KUBELET_ROOT" && MADE_KUBELET_ROOT=1; fi
+WORK=$(mktemp -d /var/tmp/crid-e2e-node.XXXXXX)
+mkdir -p "$MNT_DIR" "$WORK/kubelet-root" &&
+  mount --bind "$MNT_DIR" "$MNT_DIR" && mount --make-private "$MNT_DIR" && touch "$MNT_NS" &&
+  unshare --mount="$MNT_NS" --propagation slave true &&
+  "${IN_NS[@]}" mount --bind "$WORK/kubelet-root" "$KUBELET_ROOT" ||
+  die "cannot set up the mount namespace $MNT_NS"
 sed "s#^  addr: .*#  addr: $REGISTRY_ADDR#" "$REGISTRY_DIR/config.yml" >"$RESULTS/registry.yml"
 "${IN_NS[@]}" docker-registry serve "$RESULTS/registry.yml" >"$RESULTS/registry.log" 2>&1 </dev/null 9>&- &
 NS_REGISTRY_PID=$!
@@ -268,7 +279,6 @@ VERSION_LINE=$(crid_crictl version 2>/dev/null | grep -E 'RuntimeName|RuntimeVer
 echo "e2e_node.sh: runtime: $VERSION_LINE (pid $RUNTIME_PID) on $EP, in network namespace $NETNS" >&2
 
 # ---- 6. the suite
-WORK=$(mktemp -d /var/tmp/crid-e2e-node.XXXXXX)
 # e2e_node.test runs kubelet through systemd-run whenever that is in PATH; this machine's init
 # is not systemd, so kubelet runs as the suite's child instead: PATH leaves systemd-run out.
 mkdir -p "$WORK/path"
