@@ -401,6 +401,12 @@ def define_agnhost(b, base):
         for name in ("localhost.crt", "localhost.key"):
             with open(b.input(name)) as f:
                 l.add(name, f.read())
+        # Debian's bash and curl with the libraries they load (upstream: Alpine's packages).
+        l.add_host_file("bin/bash", b.input("bash"))
+        l.add_host_file("usr/bin/curl", b.input("curl"))
+        libs = set(needed_libraries(b.input("bash"))) | set(needed_libraries(b.input("curl")))
+        for image_path, host_path in sorted(libs):
+            l.add_host_file(image_path, host_path)
         l.symlink("agnhost-2", "agnhost")
         l.mkdir("uploads")
         l.add("etc/passwd", "\n".join(PASSWD + ["user-defined-in-image:x:1000:1000:Linux User,,,:/home/user-defined-in-image:/bin/sh"]) + "\n")

@@ -22,7 +22,7 @@ case "${1:-}" in
 esac
 
 ensure_packages gcc:/usr/bin/gcc libc6-dev:/usr/lib/x86_64-linux-gnu/libc.a python3:/usr/bin/python3 \
-  util-linux:/usr/bin/ipcs procps:/usr/bin/pgrep
+  util-linux:/usr/bin/ipcs procps:/usr/bin/pgrep curl:/usr/bin/curl
 
 # agnhost and nnp come from the pinned Kubernetes build (a no-op when it is cached).
 if [ "$CRITEST_ONLY" = 1 ]; then "$HERE/build.sh" nnp >&2; else "$HERE/build.sh" nnp agnhost >&2; fi
@@ -52,7 +52,10 @@ deb_binary busybox bin/busybox busybox
 deb_binary nginx usr/sbin/nginx nginx
 install -m 0755 /usr/bin/ipcs "$IN/ipcs"
 install -m 0755 /usr/bin/pgrep "$IN/pgrep"
-dpkg-query --showformat='${Package} ${Version}\n' -W util-linux procps libc6 >>"$IN/VERSIONS.new"
+# agnhost's image (Alpine upstream) has bash and curl, which the node e2e specs run in it.
+install -m 0755 /usr/bin/bash "$IN/bash"
+install -m 0755 /usr/bin/curl "$IN/curl"
+dpkg-query --showformat='${Package} ${Version}\n' -W util-linux procps libc6 bash curl >>"$IN/VERSIONS.new"
 # Kubernetes' pause, as its build/pause/Makefile compiles it.
 gcc -Os -Wall -Werror -static -DVERSION=v3.10.2-crid-test -o "$IN/pause" "$K8S_SRC/build/pause/linux/pause.c"
 install -m 0755 "$BIN/nnp" "$IN/nnp"
