@@ -31,6 +31,11 @@ namespace {
 
 constexpr uint64_t kInfinity = std::numeric_limits<uint64_t>::max();
 
+bool IsDirectory(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
 absl::Status ValidateName(const std::string& name, absl::string_view field) {
   if (name.empty() || absl::StrContains(name, "/") || name == "." || name == "..") {
     return absl::InvalidArgumentError(absl::StrCat(field, ": \"", name, "\" cannot name a cgroup"));
@@ -216,6 +221,14 @@ class CgroupfsManager : public CgroupManagerBase {
     return st;
   }
 
+  // runc's cgroupfs driver writes the container into every hierarchy itself,
+  // and nothing moves it afterwards.
+  absl::StatusOr<std::vector<std::string>> KeepContainerInItsCgroups(const std::string& /*parent*/,
+                                                                     const std::string& /*id*/,
+                                                                     pid_t /*pid*/) override {
+    return std::vector<std::string>();
+  }
+
   absl::Status RemoveCgroup(const std::string& name, const std::string& parent) override {
     CRID_ASSIGN_OR_RETURN(std::string path, ContainerCgroupDir(parent, name));
     ForgetStats(path);
@@ -261,27 +274,15 @@ class CgroupfsManager : public CgroupManagerBase {
   // The v1 cgroup of `pid` in the hierarchy mounted at `hierarchy` ("/" when
   // unknown).
   std::string CurrentCgroup(const std::string& hierarchy, pid_t pid) const {
-    std::string controllers;
-    for (const auto* map : {&layout_.controllers, &layout_.named}) {
-      for (const auto& [controller, mount] : *map) {
-        if (mount == hierarchy) {
-          controllers = controller;
-        }
-      }
-    }
-    absl::StatusOr<std::string> text = ReadFile(absl::StrCat("/proc/", pid, "/cgroup"));
-    if (!text.ok()) {
+    absl::StatusOr<std::map<std::string, std::string>> current = ProcessCgroups(pid);
+    if (!current.ok()) {
       return "/";
     }
-    // "4:memory:/process_api/x" (co-mounted controllers are "cpu,cpuacct").
-    for (absl::string_view line : absl::StrSplit(*text, '\n', absl::SkipEmpty())) {
-      std::vector<absl::string_view> f = absl::StrSplit(line, absl::MaxSplits(':', 2));
-      if (f.size() != 3) {
-        continue;
-      }
-      for (absl::string_view c : absl::StrSplit(f[1], ',')) {
-        if (c == controllers) {
-          return std::string(f[2]);
+    for (const auto* map : {&layout_.controllers, &layout_.named}) {
+      for (const auto& [controller, mount] : *map) {
+        auto it = current->find(controller);
+        if (mount == hierarchy && it != current->end()) {
+          return it->second;
         }
       }
     }
@@ -383,6 +384,45 @@ class SystemdManager : public CgroupManagerBase {
       return st;
     }
     return path;
+  }
+
+  // On cgroup v1, runc's systemd driver starts the container's scope without
+  // device rules, writes the init into the scope's cgroup of every hierarchy
+  // itself, and only then sets DevicePolicy= and DeviceAllow= on the scope.
+  // When the scope is the first unit with device rules in its slice (a pod's
+  // first container, or its first after all others went), systemd adds the
+  // devices controller to the slice and its ancestors, and moves every process
+  // below each of them (by the name=systemd tree) into that slice's devices
+  // cgroup; the scope is delegated, so systemd never moves its processes back
+  // down (unit_update_cgroup: no migration for a realized delegated unit). The
+  // container would run in the pod slice's devices cgroup, which allows every
+  // device. A round trip to systemd first: it realizes the cgroups queued by
+  // runc's SetUnitProperties before it reads the next message.
+  absl::StatusOr<std::vector<std::string>> KeepContainerInItsCgroups(const std::string& parent,
+                                                                     const std::string& id,
+                                                                     pid_t pid) override {
+    std::vector<std::string> moved;
+    if (layout_.unified) {
+      return moved;
+    }
+    CRID_ASSIGN_OR_RETURN(std::string path, ContainerCgroupDir(parent, id));
+    CRID_ASSIGN_OR_RETURN(std::string group, bus_->ControlGroup(UnitName(id)));
+    if (group != path) {
+      return absl::InternalError(
+          absl::StrCat("systemd has ", UnitName(id), " at ", group, ", not at ", path));
+    }
+    CRID_ASSIGN_OR_RETURN(auto current, ProcessCgroups(pid));
+    for (const auto& [controller, mount] : layout_.controllers) {
+      auto it = current.find(controller);
+      // A hierarchy the runtime made no cgroup in for the container is not
+      // one it manages.
+      if (it == current.end() || it->second == path || !IsDirectory(mount + path)) {
+        continue;
+      }
+      CRID_RETURN_IF_ERROR(AddProcess(mount + path, pid));
+      moved.push_back(absl::StrCat(controller, " (from ", it->second, ")"));
+    }
+    return moved;
   }
 
   absl::Status RemoveCgroup(const std::string& name, const std::string& parent) override {

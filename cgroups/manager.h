@@ -72,6 +72,15 @@ class CgroupManager {
                                                    const std::string& parent, pid_t pid,
                                                    const CgroupResources& resources) = 0;
 
+  // Once the OCI runtime has created container `id` of a pod with cgroup
+  // parent `parent` (its init `pid` waiting to be started), moves the init
+  // back into the container's own cgroup in every v1 hierarchy where something
+  // moved it out (systemd driver on v1, see manager.cc; nothing to do
+  // otherwise). Returns the controllers it corrected, each with where the
+  // process was.
+  virtual absl::StatusOr<std::vector<std::string>> KeepContainerInItsCgroups(
+      const std::string& parent, const std::string& id, pid_t pid) = 0;
+
   // Removes what PlaceProcess made (stops the scope, waiting for the job /
   // removes the directories). A cgroup that is already gone is success.
   virtual absl::Status RemoveCgroup(const std::string& name, const std::string& parent) = 0;

@@ -127,6 +127,30 @@ absl::Status AddProcess(const std::string& dir, pid_t pid) {
   return WriteCgroupFile(dir + "/cgroup.procs", absl::StrCat(pid));
 }
 
+std::map<std::string, std::string> ParseProcessCgroups(absl::string_view text) {
+  std::map<std::string, std::string> out;
+  // "4:memory:/a/b", "2:cpu,cpuacct:/a", "1:name=systemd:/a", "0::/a"
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    std::vector<absl::string_view> f = absl::StrSplit(line, absl::MaxSplits(':', 2));
+    if (f.size() != 3) {
+      continue;
+    }
+    if (f[1].empty()) {
+      out[""] = std::string(f[2]);
+      continue;
+    }
+    for (absl::string_view c : absl::StrSplit(f[1], ',', absl::SkipEmpty())) {
+      out[std::string(c)] = std::string(f[2]);
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<std::map<std::string, std::string>> ProcessCgroups(pid_t pid) {
+  CRID_ASSIGN_OR_RETURN(std::string text, ReadFile(absl::StrCat("/proc/", pid, "/cgroup")));
+  return ParseProcessCgroups(text);
+}
+
 absl::Status RemoveCgroupDir(const std::string& dir) {
   absl::Time deadline = absl::Now() + absl::Seconds(2);
   while (::rmdir(dir.c_str()) != 0) {

@@ -4,10 +4,12 @@
 
 #include <sys/types.h>
 
+#include <map>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "cgroups/stats.h"
 
@@ -36,6 +38,12 @@ absl::Status EnableV2Controllers(const std::string& unified_mount, const std::st
 
 // Moves `pid` into the cgroup directory `dir`.
 absl::Status AddProcess(const std::string& dir, pid_t pid);
+
+// The cgroups of a process from its /proc/<pid>/cgroup text: every v1
+// controller ("cpu", "memory"; co-mounted ones each on its own) and named
+// hierarchy ("name=systemd") to its path, and "" to the v2 path.
+std::map<std::string, std::string> ParseProcessCgroups(absl::string_view text);
+absl::StatusOr<std::map<std::string, std::string>> ProcessCgroups(pid_t pid);
 
 // Removes a cgroup directory; missing is success, a busy one (tasks still
 // leaving) is retried for a short while.
