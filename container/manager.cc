@@ -899,6 +899,19 @@ absl::StatusOr<std::string> ContainerManager::CreateLocked(
   request.set_tty(config.tty());
   CRID_ASSIGN_OR_RETURN(pid_t pid, client->Create(request));
   record.set_pid(pid);
+  if (CgroupManager* cgroups = cgroups_.load(); cgroups != nullptr) {
+    // Before the container runs anything: where systemd moved its init (see
+    // KeepContainerInItsCgroups) it would not be confined by its own limits.
+    absl::StatusOr<std::vector<std::string>> moved =
+        cgroups->KeepContainerInItsCgroups(info.cgroup_parent, id, pid);
+    if (!moved.ok()) {
+      return Annotate(moved.status(), "keeping the container's init in its cgroups");
+    }
+    if (!moved->empty()) {
+      spdlog::info("container {}: its init was moved back into its own cgroup: {}", ShortId(id),
+                   absl::StrJoin(*moved, ", "));
+    }
+  }
   record.set_state(ContainerRecord::CREATED);
   CRID_RETURN_IF_ERROR(Persist(record));
   created = true;
