@@ -11,11 +11,13 @@
 #include <cstdlib>
 #include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "base/fs.h"
 #include "base/temp_dir.h"
@@ -396,36 +398,93 @@ TEST_F(SystemdDriver, CridRunsPodsAndContainersAsScopesInKubeletsSlice) {
     ASSERT_TRUE(st.ok()) << st.error_message() << "\n" << log();
     pod = resp.pod_sandbox_id();
   }
-  std::string container;
-  {
+  auto run_container = [&](const std::string& name, int64_t memory_limit) -> std::string {
     grpc::ClientContext ctx;
     runtime::v1::CreateContainerRequest req;
     req.set_pod_sandbox_id(pod);
     *req.mutable_sandbox_config() = pod_config;
     auto* c = req.mutable_config();
-    c->mutable_metadata()->set_name("main");
+    c->mutable_metadata()->set_name(name);
     c->mutable_image()->set_image(image);
     c->add_command("/bin/sleep");
     c->add_args("1000");
-    c->mutable_linux()->mutable_resources()->set_memory_limit_in_bytes(48 << 20);
+    if (memory_limit != 0) {
+      c->mutable_linux()->mutable_resources()->set_memory_limit_in_bytes(memory_limit);
+    }
     c->mutable_linux()->mutable_resources()->set_cpu_shares(300);
     c->mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_pid(ns->pid());
     runtime::v1::CreateContainerResponse resp;
     grpc::Status st = runtime->CreateContainer(&ctx, req, &resp);
-    ASSERT_TRUE(st.ok()) << st.error_message() << "\n" << log();
-    container = resp.container_id();
+    EXPECT_TRUE(st.ok()) << name << ": " << st.error_message() << "\n" << log();
+    if (!st.ok()) {
+      return "";
+    }
     grpc::ClientContext start_ctx;
     runtime::v1::StartContainerRequest start;
-    start.set_container_id(container);
+    start.set_container_id(resp.container_id());
     runtime::v1::StartContainerResponse started;
     st = runtime->StartContainer(&start_ctx, start, &started);
-    ASSERT_TRUE(st.ok()) << st.error_message() << "\n" << log();
-  }
-  // Every unit of the pod is a scope in kubelet's pod slice.
+    EXPECT_TRUE(st.ok()) << name << ": " << st.error_message() << "\n" << log();
+    return st.ok() ? resp.container_id() : "";
+  };
+  auto remove_container = [&](const std::string& id) {
+    grpc::ClientContext ctx;
+    runtime::v1::StopContainerRequest stop;
+    stop.set_container_id(id);
+    stop.set_timeout(0);
+    runtime::v1::StopContainerResponse stopped;
+    grpc::Status st = runtime->StopContainer(&ctx, stop, &stopped);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    grpc::ClientContext rm_ctx;
+    runtime::v1::RemoveContainerRequest rm;
+    rm.set_container_id(id);
+    runtime::v1::RemoveContainerResponse removed;
+    st = runtime->RemoveContainer(&rm_ctx, rm, &removed);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+  };
+  // Every process of the container's scope is in that scope in every v1
+  // hierarchy (/proc/<pid>/cgroup): systemd moves a process of a delegated
+  // scope up into the pod slice's devices cgroup (allow all) when the scope is
+  // the slice's first unit with device rules, as runc's Set makes it.
   const std::string slice = kPodSlicePath;
-  std::vector<std::string> scopes = {absl::StrCat("crid-", container, ".scope"),
-                                     absl::StrCat("crid-shim-", pod, ".scope"),
+  auto expect_in_own_cgroups = [&](const std::string& id, const std::string& what) {
+    const std::string dir = absl::StrCat(slice, "/crid-", id, ".scope");
+    const std::string procs_file =
+        (layout_.unified ? layout_.unified_mount : "/sys/fs/cgroup/systemd") + dir +
+        "/cgroup.procs";
+    std::string procs = Read(procs_file);
+    EXPECT_FALSE(procs.empty() || absl::StartsWith(procs, "<"))
+        << what << ": no process in " << dir;
+    for (absl::string_view pid : absl::StrSplit(procs, '\n', absl::SkipEmpty())) {
+      std::string cgroups = Read(absl::StrCat("/proc/", pid, "/cgroup"));
+      int hierarchies = 0;
+      for (absl::string_view line : absl::StrSplit(cgroups, '\n', absl::SkipEmpty())) {
+        std::vector<absl::string_view> f = absl::StrSplit(line, absl::MaxSplits(':', 2));
+        ASSERT_EQ(f.size(), 3u) << line;
+        if (!layout_.unified && f[0] == "0") {
+          continue;  // the hybrid layout's cgroup2 mount: systemd's, not the container's
+        }
+        ++hierarchies;
+        EXPECT_EQ(f[2], dir) << what << ": pid " << pid << " in " << f[1] << "\n" << cgroups;
+      }
+      EXPECT_GT(hierarchies, 0) << what << ": pid " << pid << "\n" << cgroups;
+    }
+  };
+  // Several containers, the first (the slice's first unit with device rules)
+  // and the third with a memory limit.
+  std::vector<std::string> containers;
+  for (const auto& [name, limit] : std::vector<std::pair<std::string, int64_t>>{
+           {"main", 48 << 20}, {"second", 0}, {"third", 40 << 20}}) {
+    containers.push_back(run_container(name, limit));
+    ASSERT_FALSE(containers.back().empty()) << name;
+  }
+  const std::string container = containers[0];
+  // Every unit of the pod is a scope in kubelet's pod slice.
+  std::vector<std::string> scopes = {absl::StrCat("crid-shim-", pod, ".scope"),
                                      absl::StrCat("crid-pause-", pod, ".scope")};
+  for (const std::string& id : containers) {
+    scopes.push_back(absl::StrCat("crid-", id, ".scope"));
+  }
   for (const std::string& scope : scopes) {
     const std::string unit_path = absl::StrCat(slice, "/", scope);
     EXPECT_TRUE(IsDir(absl::StrCat("/sys/fs/cgroup/systemd", unit_path)) ||
@@ -435,13 +494,27 @@ TEST_F(SystemdDriver, CridRunsPodsAndContainersAsScopesInKubeletsSlice) {
     auto group = bus_->ControlGroup(scope);
     EXPECT_TRUE(group.ok() && *group == unit_path) << scope << ": " << group.status();
   }
-  std::string container_dir = absl::StrCat(slice, "/", scopes[0]);
+  for (size_t i = 0; i < containers.size(); ++i) {
+    expect_in_own_cgroups(containers[i], absl::StrCat("container ", i + 1));
+  }
+  std::string container_dir = absl::StrCat(slice, "/crid-", container, ".scope");
   if (layout_.unified) {
     EXPECT_EQ(Read(layout_.unified_mount + container_dir + "/memory.max"), "50331648");
   } else {
     EXPECT_EQ(Read(V1Dir("memory", container_dir) + "/memory.limit_in_bytes"), "50331648");
     EXPECT_EQ(Read(V1Dir("cpu", container_dir) + "/cpu.shares"), "300");
+    // The container's own device rules, not the slice's allow-all.
+    EXPECT_NE(Read(V1Dir("devices", container_dir) + "/devices.list"), "a *:* rwm");
   }
+  // With every container gone the slice has no unit with device rules again:
+  // the next container is again the first.
+  for (const std::string& id : containers) {
+    remove_container(id);
+  }
+  std::string again = run_container("again", 32 << 20);
+  ASSERT_FALSE(again.empty());
+  expect_in_own_cgroups(again, "the container after the others were removed");
+  scopes.push_back(absl::StrCat("crid-", again, ".scope"));
 
   // Teardown removes every scope.
   {
