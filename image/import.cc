@@ -18,11 +18,11 @@
 #include "absl/strings/str_join.h"
 #include "base/errors.h"
 #include "base/fs.h"
+#include "base/json.h"
 #include "base/logging.h"
 #include "base/unique_fd.h"
 #include "image/digest.h"
 #include "image/image_store.h"
-#include "image/json_value.h"
 #include "image/manifest.h"
 #include "image/reference.h"
 #include "image/unpack.h"
@@ -171,8 +171,8 @@ absl::StatusOr<std::vector<std::string>> ImageStore::Import(const std::string& a
   if (stat((dir + "/index.json").c_str(), &st) == 0) {
     // OCI image layout.
     CRID_ASSIGN_OR_RETURN(std::string text, ReadFile(dir + "/index.json"));
-    CRID_ASSIGN_OR_RETURN(google::protobuf::Struct index, ParseJsonObject(text, "index.json"));
-    const google::protobuf::ListValue* manifests = JsonList(index, "manifests");
+    CRID_ASSIGN_OR_RETURN(Json index, ParseJsonObject(text, "index.json"));
+    const Json* manifests = JsonArray(index, "manifests");
     if (manifests == nullptr) {
       return absl::InvalidArgumentError("index.json has no manifests");
     }
@@ -198,14 +198,13 @@ absl::StatusOr<std::vector<std::string>> ImageStore::Import(const std::string& a
         CRID_RETURN_IF_ERROR(AddBlobFile(content_.get(), path, digest).status());
       }
     }
-    for (const google::protobuf::Value& v : manifests->values()) {
-      if (v.kind_case() != google::protobuf::Value::kStructValue) {
+    for (const Json& desc : *manifests) {
+      if (!desc.is_object()) {
         continue;
       }
-      const google::protobuf::Struct& desc = v.struct_value();
       std::string digest = JsonString(desc, "digest");
       std::vector<std::string> names;
-      if (const google::protobuf::Struct* ann = JsonObject(desc, "annotations")) {
+      if (const Json* ann = JsonObject(desc, "annotations")) {
         std::string name = JsonString(*ann, "io.containerd.image.name");
         if (name.empty()) {
           name = JsonString(*ann, "org.opencontainers.image.ref.name");
@@ -245,23 +244,23 @@ absl::StatusOr<std::vector<std::string>> ImageStore::Import(const std::string& a
   }
   // docker save: [{"Config": "...json", "RepoTags": [...], "Layers": ["x/layer.tar", ...]}]
   CRID_ASSIGN_OR_RETURN(std::string text, ReadFile(dir + "/manifest.json"));
-  CRID_ASSIGN_OR_RETURN(google::protobuf::Struct wrapped,
-                        ParseJsonObject(absl::StrCat("{\"images\":", text, "}"), "manifest.json"));
-  const google::protobuf::ListValue* images = JsonList(wrapped, "images");
-  if (images == nullptr) {
+  CRID_ASSIGN_OR_RETURN(Json images, ParseJson(text, "manifest.json"));
+  if (!images.is_array()) {
     return absl::InvalidArgumentError("manifest.json is not a list");
   }
-  for (const google::protobuf::Value& v : images->values()) {
-    if (v.kind_case() != google::protobuf::Value::kStructValue) {
+  for (const Json& entry : images) {
+    if (!entry.is_object()) {
       return absl::InvalidArgumentError("manifest.json entry is not an object");
     }
-    const google::protobuf::Struct& entry = v.struct_value();
     CRID_ASSIGN_OR_RETURN(std::string config_path, InsideRoot(dir, JsonString(entry, "Config")));
     CRID_ASSIGN_OR_RETURN(auto config, AddBlobFile(content_.get(), config_path, ""));
     std::vector<std::string> layer_descs;
-    if (const google::protobuf::ListValue* layers = JsonList(entry, "Layers")) {
-      for (const google::protobuf::Value& l : layers->values()) {
-        CRID_ASSIGN_OR_RETURN(std::string path, InsideRoot(dir, l.string_value()));
+    if (const Json* layers = JsonArray(entry, "Layers")) {
+      for (const Json& l : *layers) {
+        if (!l.is_string()) {
+          return absl::InvalidArgumentError("manifest.json Layers holds a non-string");
+        }
+        CRID_ASSIGN_OR_RETURN(std::string path, InsideRoot(dir, l.get_ref<const std::string&>()));
         CRID_ASSIGN_OR_RETURN(auto blob, AddBlobFile(content_.get(), path, ""));
         layer_descs.push_back(DescriptorJson(kDockerLayerTar, blob.first, blob.second));
       }
@@ -276,9 +275,11 @@ absl::StatusOr<std::vector<std::string>> ImageStore::Import(const std::string& a
     CRID_RETURN_IF_ERROR(content_->Has(manifest_digest) ? absl::OkStatus()
                                                         : content_->Put(manifest_digest, manifest));
     std::vector<std::string> names;
-    if (const google::protobuf::ListValue* tags = JsonList(entry, "RepoTags")) {
-      for (const google::protobuf::Value& t : tags->values()) {
-        names.push_back(t.string_value());
+    if (const Json* tags = JsonArray(entry, "RepoTags")) {
+      for (const Json& t : *tags) {
+        if (t.is_string()) {
+          names.push_back(t.get<std::string>());
+        }
       }
     }
     CRID_ASSIGN_OR_RETURN(std::string id, ImportManifest(manifest_digest, names));

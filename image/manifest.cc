@@ -5,20 +5,18 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "base/json.h"
 #include "image/digest.h"
-#include "image/json_value.h"
 
 namespace crid {
 namespace {
 
 constexpr size_t kMaxLayers = 256;
 
-absl::StatusOr<Descriptor> ParseDescriptor(const google::protobuf::Value& value,
-                                           absl::string_view where) {
-  if (value.kind_case() != google::protobuf::Value::kStructValue) {
+absl::StatusOr<Descriptor> ParseDescriptor(const Json& obj, absl::string_view where) {
+  if (!obj.is_object()) {
     return absl::InvalidArgumentError(absl::StrCat(where, ": descriptor is not an object"));
   }
-  const google::protobuf::Struct& obj = value.struct_value();
   Descriptor d;
   d.media_type = JsonString(obj, "mediaType");
   d.digest = JsonString(obj, "digest");
@@ -29,7 +27,7 @@ absl::StatusOr<Descriptor> ParseDescriptor(const google::protobuf::Value& value,
   if (d.size < 0) {
     return absl::InvalidArgumentError(absl::StrCat(where, ": missing or invalid size"));
   }
-  if (const google::protobuf::Struct* p = JsonObject(obj, "platform")) {
+  if (const Json* p = JsonObject(obj, "platform")) {
     d.platform.os = JsonString(*p, "os");
     d.platform.architecture = JsonString(*p, "architecture");
     d.platform.variant = JsonString(*p, "variant");
@@ -56,7 +54,7 @@ absl::StatusOr<ManifestKind> ClassifyManifest(absl::string_view content_type,
                                               absl::string_view body) {
   std::string type(content_type);
   if (type.empty() || type == "application/json" || type == "text/plain") {
-    absl::StatusOr<google::protobuf::Struct> obj = ParseJsonObject(body, "manifest");
+    absl::StatusOr<Json> obj = ParseJsonObject(body, "manifest");
     if (!obj.ok()) {
       return obj.status();
     }
@@ -64,9 +62,9 @@ absl::StatusOr<ManifestKind> ClassifyManifest(absl::string_view content_type,
     if (type.empty()) {
       if (JsonInt(*obj, "schemaVersion") == 1) {
         type = "application/vnd.docker.distribution.manifest.v1+json";
-      } else if (JsonList(*obj, "manifests") != nullptr) {
+      } else if (JsonArray(*obj, "manifests") != nullptr) {
         type = kMediaTypeOciIndex;
-      } else if (JsonList(*obj, "layers") != nullptr) {
+      } else if (JsonArray(*obj, "layers") != nullptr) {
         type = kMediaTypeOciManifest;
       }
     }
@@ -87,18 +85,18 @@ absl::StatusOr<ManifestKind> ClassifyManifest(absl::string_view content_type,
 }
 
 absl::StatusOr<std::vector<Descriptor>> ParseIndex(absl::string_view body) {
-  absl::StatusOr<google::protobuf::Struct> obj = ParseJsonObject(body, "image index");
+  absl::StatusOr<Json> obj = ParseJsonObject(body, "image index");
   if (!obj.ok()) {
     return obj.status();
   }
-  const google::protobuf::ListValue* list = JsonList(*obj, "manifests");
+  const Json* list = JsonArray(*obj, "manifests");
   if (list == nullptr) {
     return absl::InvalidArgumentError("image index has no \"manifests\" list");
   }
   std::vector<Descriptor> out;
-  for (int i = 0; i < list->values_size(); ++i) {
+  for (size_t i = 0; i < list->size(); ++i) {
     absl::StatusOr<Descriptor> d =
-        ParseDescriptor(list->values(i), absl::StrCat("image index manifests[", i, "]"));
+        ParseDescriptor((*list)[i], absl::StrCat("image index manifests[", i, "]"));
     if (!d.ok()) {
       return d.status();
     }
@@ -164,19 +162,19 @@ absl::StatusOr<Descriptor> SelectPlatform(const std::vector<Descriptor>& entries
 }
 
 absl::StatusOr<ImageManifest> ParseImageManifest(absl::string_view body) {
-  absl::StatusOr<google::protobuf::Struct> obj = ParseJsonObject(body, "image manifest");
+  absl::StatusOr<Json> obj = ParseJsonObject(body, "image manifest");
   if (!obj.ok()) {
     return obj.status();
   }
   if (JsonInt(*obj, "schemaVersion") != 2) {
     return absl::FailedPreconditionError("image manifest: schemaVersion must be 2");
   }
-  auto config_it = obj->fields().find("config");
-  if (config_it == obj->fields().end()) {
+  const Json* config_field = JsonField(*obj, "config");
+  if (config_field == nullptr) {
     return absl::InvalidArgumentError("image manifest has no config descriptor");
   }
   ImageManifest m;
-  absl::StatusOr<Descriptor> config = ParseDescriptor(config_it->second, "image manifest config");
+  absl::StatusOr<Descriptor> config = ParseDescriptor(*config_field, "image manifest config");
   if (!config.ok()) {
     return config.status();
   }
@@ -194,17 +192,17 @@ absl::StatusOr<ImageManifest> ParseImageManifest(absl::string_view body) {
                                            : "artifactType \"" + artifact_type + "\"",
                      ")"));
   }
-  const google::protobuf::ListValue* layers = JsonList(*obj, "layers");
+  const Json* layers = JsonArray(*obj, "layers");
   if (layers == nullptr) {
     return absl::InvalidArgumentError("image manifest has no \"layers\" list");
   }
-  if (static_cast<size_t>(layers->values_size()) > kMaxLayers) {
-    return absl::FailedPreconditionError(absl::StrCat("image manifest has ", layers->values_size(),
-                                                      " layers, more than ", kMaxLayers));
+  if (layers->size() > kMaxLayers) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("image manifest has ", layers->size(), " layers, more than ", kMaxLayers));
   }
-  for (int i = 0; i < layers->values_size(); ++i) {
+  for (size_t i = 0; i < layers->size(); ++i) {
     absl::StatusOr<Descriptor> d =
-        ParseDescriptor(layers->values(i), absl::StrCat("image manifest layers[", i, "]"));
+        ParseDescriptor((*layers)[i], absl::StrCat("image manifest layers[", i, "]"));
     if (!d.ok()) {
       return d.status();
     }
@@ -225,7 +223,7 @@ absl::StatusOr<ImageManifest> ParseImageManifest(absl::string_view body) {
 }
 
 absl::StatusOr<ImageConfigInfo> ParseImageConfig(absl::string_view body) {
-  absl::StatusOr<google::protobuf::Struct> obj = ParseJsonObject(body, "image config");
+  absl::StatusOr<Json> obj = ParseJsonObject(body, "image config");
   if (!obj.ok()) {
     return obj.status();
   }
@@ -233,24 +231,24 @@ absl::StatusOr<ImageConfigInfo> ParseImageConfig(absl::string_view body) {
   info.platform.os = JsonString(*obj, "os");
   info.platform.architecture = JsonString(*obj, "architecture");
   info.platform.variant = JsonString(*obj, "variant");
-  if (const google::protobuf::Struct* c = JsonObject(*obj, "config")) {
+  if (const Json* c = JsonObject(*obj, "config")) {
     info.user = JsonString(*c, "User");
   }
-  const google::protobuf::Struct* rootfs = JsonObject(*obj, "rootfs");
-  const google::protobuf::ListValue* diffs =
-      rootfs == nullptr ? nullptr : JsonList(*rootfs, "diff_ids");
+  const Json* rootfs = JsonObject(*obj, "rootfs");
+  const Json* diffs = rootfs == nullptr ? nullptr : JsonArray(*rootfs, "diff_ids");
   if (diffs == nullptr) {
     return absl::InvalidArgumentError("image config has no rootfs.diff_ids");
   }
-  for (const google::protobuf::Value& v : diffs->values()) {
-    if (v.kind_case() != google::protobuf::Value::kStringValue) {
+  for (const Json& v : *diffs) {
+    if (!v.is_string()) {
       return absl::InvalidArgumentError("image config rootfs.diff_ids holds a non-string");
     }
-    if (absl::Status st = ValidateDigest(v.string_value()); !st.ok()) {
+    const std::string& diff = v.get_ref<const std::string&>();
+    if (absl::Status st = ValidateDigest(diff); !st.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat("image config rootfs.diff_ids: ", st.message()));
     }
-    info.diff_ids.push_back(v.string_value());
+    info.diff_ids.push_back(diff);
   }
   return info;
 }

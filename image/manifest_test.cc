@@ -106,6 +106,71 @@ TEST(ManifestTest, ImageManifestAndConfig) {
   EXPECT_FALSE(ParseImageConfig("{}").ok());
 }
 
+// Sizes are integers, not doubles: 2^53 + 1 would round to 2^53 as a double.
+TEST(ManifestTest, LayerSizesAboveTwoToThe53Survive) {
+  std::string digest = "sha256:" + std::string(64, 'a');
+  auto m = ParseImageManifest("{\"schemaVersion\":2,\"config\":{\"digest\":\"" + digest +
+                              "\",\"size\":2.0},\"layers\":[{\"digest\":\"" + digest +
+                              "\",\"size\":9007199254740993},{\"digest\":\"" + digest +
+                              "\",\"size\":9223372036854775807}]}");
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ(m->config.size, 2);  // a whole number written as a float still counts
+  ASSERT_EQ(m->layers.size(), 2U);
+  EXPECT_EQ(m->layers[0].size, 9007199254740993);
+  EXPECT_EQ(m->layers[1].size, INT64_MAX);
+}
+
+// Hostile or broken registry answers give an error that names the field,
+// never an exception.
+TEST(ManifestTest, WrongTypedFieldsGiveClearErrors) {
+  std::string digest = "sha256:" + std::string(64, 'a');
+  auto with_layers = [&](const std::string& layers) {
+    return ParseImageManifest("{\"schemaVersion\":2,\"config\":{\"digest\":\"" + digest +
+                              "\",\"size\":2},\"layers\":" + layers + "}");
+  };
+  auto string_size = with_layers("[{\"digest\":\"" + digest + "\",\"size\":\"3\"}]");
+  EXPECT_EQ(string_size.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(string_size.status().message()),
+              HasSubstr("image manifest layers[0]: missing or invalid size"));
+  auto too_big = with_layers("[{\"digest\":\"" + digest + "\",\"size\":18446744073709551615}]");
+  EXPECT_THAT(std::string(too_big.status().message()), HasSubstr("missing or invalid size"));
+  auto fraction = with_layers("[{\"digest\":\"" + digest + "\",\"size\":1.5}]");
+  EXPECT_THAT(std::string(fraction.status().message()), HasSubstr("missing or invalid size"));
+  auto number_digest = with_layers("[{\"digest\":7,\"size\":3}]");
+  EXPECT_EQ(number_digest.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(number_digest.status().message()), HasSubstr("image manifest layers[0]"));
+  auto not_object = with_layers("[\"layer\"]");
+  EXPECT_THAT(std::string(not_object.status().message()),
+              HasSubstr("layers[0]: descriptor is not an object"));
+  auto object_layers = with_layers("{\"a\":1}");
+  EXPECT_THAT(std::string(object_layers.status().message()), HasSubstr("no \"layers\" list"));
+  auto wrong_schema = ParseImageManifest("{\"schemaVersion\":\"2\"}");
+  EXPECT_THAT(std::string(wrong_schema.status().message()), HasSubstr("schemaVersion must be 2"));
+
+  auto list = ParseImageManifest("[1,2]");
+  EXPECT_EQ(list.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(list.status().message()),
+              HasSubstr("image manifest is not a JSON object"));
+  auto deep = ParseImageManifest(std::string(100000, '[') + std::string(100000, ']'));
+  EXPECT_EQ(deep.status().code(), absl::StatusCode::kInvalidArgument);
+
+  auto index = ParseIndex("{\"manifests\":{}}");
+  EXPECT_THAT(std::string(index.status().message()), HasSubstr("no \"manifests\" list"));
+  auto platform = ParseIndex("{\"manifests\":[{\"digest\":\"" + digest +
+                             "\",\"size\":1,\"platform\":\"linux/amd64\"}]}");
+  ASSERT_TRUE(platform.ok()) << platform.status();  // an unreadable platform matches nothing
+  EXPECT_EQ((*platform)[0].platform.os, "");
+
+  auto diff_number = ParseImageConfig("{\"config\":\"x\",\"rootfs\":{\"diff_ids\":[1]}}");
+  EXPECT_EQ(diff_number.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(diff_number.status().message()),
+              HasSubstr("rootfs.diff_ids holds a non-string"));
+  auto rootfs_list = ParseImageConfig("{\"rootfs\":[]}");
+  EXPECT_THAT(std::string(rootfs_list.status().message()), HasSubstr("no rootfs.diff_ids"));
+  EXPECT_EQ(ClassifyManifest("", "{\"mediaType\":5}").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
 std::string ManifestWith(const std::string& config_type, const std::string& layer_type,
                          const std::string& extra = "") {
   std::string digest = "sha256:" + std::string(64, 'a');

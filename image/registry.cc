@@ -18,9 +18,9 @@
 #include "absl/strings/strip.h"
 #include "base/errors.h"
 #include "base/fs.h"
+#include "base/json.h"
 #include "base/logging.h"
 #include "image/digest.h"
-#include "image/json_value.h"
 
 namespace crid {
 
@@ -459,8 +459,7 @@ absl::StatusOr<std::string> RegistryClient::FetchToken(
     }
     return resp->status >= 500 ? absl::UnavailableError(msg) : absl::PermissionDeniedError(msg);
   }
-  CRID_ASSIGN_OR_RETURN(google::protobuf::Struct answer,
-                        ParseJsonObject(body.data(), "token answer"));
+  CRID_ASSIGN_OR_RETURN(Json answer, ParseJsonObject(body.data(), "token answer"));
   std::string token = JsonString(answer, "token");
   if (token.empty()) {
     token = JsonString(answer, "access_token");
