@@ -260,6 +260,9 @@ def busybox_base(b):
         # Applets critest uses that Debian's busybox is built without.
         l.add_host_file("bin/ipcs", b.input("ipcs"))
         l.add_host_file("bin/pgrep", b.input("pgrep"))
+        # busybox's nmeter applet, which Debian's busybox lacks (tests/k8s/nmeter.c: the part
+        # the node e2e specs use).
+        l.add_host_file("bin/nmeter", b.input("nmeter"))
         libs = set()
         for prog in ("busybox", "ipcs", "pgrep"):
             libs.update(needed_libraries(b.input(prog)))

@@ -56,6 +56,8 @@ install -m 0755 /usr/bin/pgrep "$IN/pgrep"
 install -m 0755 /usr/bin/bash "$IN/bash"
 install -m 0755 /usr/bin/curl "$IN/curl"
 dpkg-query --showformat='${Package} ${Version}\n' -W util-linux procps libc6 bash curl >>"$IN/VERSIONS.new"
+# nmeter: Debian's busybox is built without the applet; the node e2e specs use its %Nt.
+gcc -Os -Wall -Werror -static -o "$IN/nmeter" "$HERE/nmeter.c"
 # Kubernetes' pause, as its build/pause/Makefile compiles it.
 gcc -Os -Wall -Werror -static -DVERSION=v3.10.2-crid-test -o "$IN/pause" "$K8S_SRC/build/pause/linux/pause.c"
 install -m 0755 "$BIN/nnp" "$IN/nnp"
