@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: the result counter's own tests, every Bazel test, again
 # under ASan+UBSan, critest (the CRI conformance suite) and a real kubelet
-# against crid, then the style checks. Ends with exactly one line
-# "N passed, N failed, N skipped" counting test cases; everything else goes to
+# against crid (cgroupfs and systemd drivers), then the style checks. Ends
+# with exactly one line "N passed, N failed, N skipped" counting test cases; everything else goes to
 # stderr or comes before it. Only what each `bazel test` reports in its build
 # events is counted (tools/count_results.py): a target that did not build, or a
 # test binary that exited non-zero, counts as a failure.
@@ -75,6 +75,12 @@ fi
 # until that is understood.
 echo "=== tests: kubelet"
 if ! count_into_summary kubelet tests/k8s/kubelet_test.sh --counts --modes generic; then
+  overall=1
+fi
+# The same with the systemd cgroup driver: crid and kubelet as units of the
+# systemd fixture (tests/systemd_host.sh), about a minute and a half.
+echo "=== tests: kubelet (systemd driver)"
+if ! count_into_summary kubelet tests/k8s/kubelet_test.sh --counts --modes generic --driver systemd; then
   overall=1
 fi
 
