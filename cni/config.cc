@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -15,44 +16,39 @@ namespace crid::cni {
 
 absl::StatusOr<NetworkConfigList> ParseNetworkConfig(absl::string_view text, bool is_list,
                                                      const std::string& source) {
-  CRID_ASSIGN_OR_RETURN(JsonValue doc, ParseJson(text));
-  if (doc.kind_case() != JsonValue::kStructValue) {
+  CRID_ASSIGN_OR_RETURN(Json top, ParseJson(text, source));
+  if (!top.is_object()) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": not a JSON object"));
   }
-  const JsonObject& top = doc.struct_value();
   NetworkConfigList list;
   list.source = source;
   list.text = std::string(text);
   list.is_list = is_list;
-  list.name = StringField(top, "name");
-  list.cni_version = StringField(top, "cniVersion");
+  list.name = JsonString(top, "name");
+  list.cni_version = JsonString(top, "cniVersion");
   if (list.name.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": no network name"));
   }
   if (list.cni_version.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": no cniVersion"));
   }
-  if (const JsonValue* dc = Field(top, "disableCheck");
-      dc != nullptr && dc->kind_case() == JsonValue::kBoolValue) {
-    list.disable_check = dc->bool_value();
-  }
+  list.disable_check = JsonBool(top, "disableCheck").value_or(false);
   if (is_list) {
-    const JsonValue* plugins = Field(top, "plugins");
-    if (plugins == nullptr || plugins->kind_case() != JsonValue::kListValue ||
-        plugins->list_value().values_size() == 0) {
+    const Json* plugins = JsonArray(top, "plugins");
+    if (plugins == nullptr || plugins->empty()) {
       return absl::InvalidArgumentError(absl::StrCat(source, ": no plugins in list"));
     }
-    for (const JsonValue& p : plugins->list_value().values()) {
-      if (p.kind_case() != JsonValue::kStructValue) {
+    for (const Json& p : *plugins) {
+      if (!p.is_object()) {
         return absl::InvalidArgumentError(absl::StrCat(source, ": plugin is not an object"));
       }
-      list.plugins.push_back(p.struct_value());
+      list.plugins.push_back(p);
     }
   } else {
-    list.plugins.push_back(top);
+    list.plugins.push_back(std::move(top));
   }
-  for (const JsonObject& p : list.plugins) {
-    if (StringField(p, "type").empty()) {
+  for (const Json& p : list.plugins) {
+    if (JsonString(p, "type").empty()) {
       return absl::InvalidArgumentError(absl::StrCat(source, ": plugin without a type"));
     }
   }

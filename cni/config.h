@@ -8,7 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "cni/json.h"
+#include "base/json.h"
 
 namespace crid::cni {
 
@@ -19,7 +19,7 @@ struct NetworkConfigList {
   // A .conflist (plugins array) rather than a single-plugin .conf.
   bool is_list = false;
   // Each plugin's configuration object as written (type, capabilities, ...).
-  std::vector<JsonObject> plugins;
+  std::vector<Json> plugins;
   // Where it came from and its exact text, kept with each attachment so DEL
   // runs against the config ADD used even after the conf dir changed.
   std::string source;

@@ -27,7 +27,7 @@ TEST(CniConfigTest, LoadsTheLexicallyFirstValidFile) {
   EXPECT_EQ(list->name, "b");
   EXPECT_EQ(list->cni_version, "1.0.0");
   ASSERT_EQ(list->plugins.size(), 2u);
-  EXPECT_EQ(StringField(list->plugins[1], "type"), "portmap");
+  EXPECT_EQ(JsonString(list->plugins[1], "type"), "portmap");
   EXPECT_TRUE(list->is_list);
 }
 
@@ -36,7 +36,7 @@ TEST(CniConfigTest, SinglePluginConfIsAListOfOne) {
       ParseNetworkConfig(R"({"cniVersion":"0.4.0","name":"a","type":"ptp"})", false, "x.conf");
   ASSERT_TRUE(list.ok());
   ASSERT_EQ(list->plugins.size(), 1u);
-  EXPECT_EQ(StringField(list->plugins[0], "type"), "ptp");
+  EXPECT_EQ(JsonString(list->plugins[0], "type"), "ptp");
 }
 
 TEST(CniConfigTest, RejectsMissingFields) {
@@ -68,20 +68,106 @@ TEST(CniConfigTest, RuntimeConfigOnlyForDeclaredCapabilities) {
           {"type":"portmap","capabilities":{"portMappings":true,"bandwidth":false}}]})",
       true, "f");
   ASSERT_TRUE(list.ok());
-  absl::StatusOr<JsonValue> args =
-      ParseJson(R"({"portMappings":[{"hostPort":80}],"bandwidth":{"ingressRate":1}})");
+  absl::StatusOr<Json> args =
+      ParseJson(R"({"portMappings":[{"hostPort":80}],"bandwidth":{"ingressRate":1}})", "args");
   ASSERT_TRUE(args.ok());
-  JsonObject bridge = BuildPluginConfig(*list, list->plugins[0], args->struct_value(), nullptr);
-  EXPECT_EQ(Field(bridge, "runtimeConfig"), nullptr);
-  EXPECT_EQ(StringField(bridge, "name"), "n");
-  EXPECT_EQ(StringField(bridge, "cniVersion"), "1.0.0");
-  JsonValue prev = StringValue("ignored");
-  JsonObject portmap = BuildPluginConfig(*list, list->plugins[1], args->struct_value(), &prev);
-  const JsonValue* rc = Field(portmap, "runtimeConfig");
+  Json bridge = BuildPluginConfig(*list, list->plugins[0], *args, nullptr);
+  EXPECT_EQ(JsonField(bridge, "runtimeConfig"), nullptr);
+  EXPECT_EQ(JsonString(bridge, "name"), "n");
+  EXPECT_EQ(JsonString(bridge, "cniVersion"), "1.0.0");
+  Json prev = "ignored";
+  Json portmap = BuildPluginConfig(*list, list->plugins[1], *args, &prev);
+  const Json* rc = crid::JsonObject(portmap, "runtimeConfig");
   ASSERT_NE(rc, nullptr);
-  EXPECT_NE(Field(rc->struct_value(), "portMappings"), nullptr);
-  EXPECT_EQ(Field(rc->struct_value(), "bandwidth"), nullptr);
-  EXPECT_NE(Field(portmap, "prevResult"), nullptr);
+  EXPECT_NE(JsonField(*rc, "portMappings"), nullptr);
+  EXPECT_EQ(JsonField(*rc, "bandwidth"), nullptr);
+  EXPECT_NE(JsonField(portmap, "prevResult"), nullptr);
+}
+
+// Plugins are mostly Go: an integer must reach them as an integer, all its
+// bits intact, whether it came from the config or the previous result.
+TEST(CniConfigTest, IntegersPassThroughTheChainUnchanged) {
+  absl::StatusOr<NetworkConfigList> list = ParseNetworkConfig(
+      R"({"cniVersion":"1.0.0","name":"n","type":"bridge","mtu":1500.0,
+          "big":9007199254740993})",
+      false, "f");
+  ASSERT_TRUE(list.ok()) << list.status();
+  absl::StatusOr<Json> prev = ParseJson(R"({"ips":[{"address":"10.0.0.2/24","interface":0}],
+      "uid":18446744073709551615})",
+                                        "prev");
+  ASSERT_TRUE(prev.ok()) << prev.status();
+  std::string text = JsonText(BuildPluginConfig(*list, list->plugins[0], Json::object(), &*prev));
+  EXPECT_THAT(text, HasSubstr("\"mtu\":1500,"));
+  EXPECT_THAT(text, HasSubstr("\"big\":9007199254740993"));
+  EXPECT_THAT(text, HasSubstr("\"uid\":18446744073709551615"));
+}
+
+// What sandbox/ still hands over as a protobuf Struct arrives as the same JSON,
+// whole numbers as integers.
+TEST(CniConfigTest, StructCapabilityArgsBecomeJson) {
+  JsonObject entry;
+  (*entry.mutable_fields())["hostPort"].set_number_value(8080);
+  (*entry.mutable_fields())["protocol"] = StringValue("tcp");
+  JsonObject args;
+  (*args.mutable_fields())["portMappings"].mutable_list_value()->add_values()->CopyFrom(
+      ObjectValue(entry));
+  (*args.mutable_fields())["bandwidth"] = ObjectValue({});
+  Attachment a;
+  a.capability_args = args;
+  EXPECT_EQ(JsonText(a.capability_args),
+            R"({"bandwidth":{},"portMappings":[{"hostPort":8080,"protocol":"tcp"}]})");
+}
+
+TEST(CniConfigTest, WrongTypedConfigFieldsAreErrorsOrIgnored) {
+  auto parse = [](const std::string& text, bool is_list) {
+    return ParseNetworkConfig(text, is_list, "/etc/cni/net.d/10-x.conflist");
+  };
+  auto plugins_object = parse(R"({"cniVersion":"1.0.0","name":"n","plugins":{"type":"x"}})", true);
+  EXPECT_THAT(std::string(plugins_object.status().message()), HasSubstr("no plugins in list"));
+  auto plugin_string = parse(R"({"cniVersion":"1.0.0","name":"n","plugins":["bridge"]})", true);
+  EXPECT_THAT(std::string(plugin_string.status().message()), HasSubstr("plugin is not an object"));
+  auto number_name = parse(R"({"cniVersion":"1.0.0","name":7,"type":"x"})", false);
+  EXPECT_THAT(std::string(number_name.status().message()), HasSubstr("no network name"));
+  auto number_type = parse(R"({"cniVersion":"1.0.0","name":"n","type":["x"]})", false);
+  EXPECT_THAT(std::string(number_type.status().message()), HasSubstr("without a type"));
+  auto top_list = parse("[]", false);
+  EXPECT_EQ(top_list.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(top_list.status().message()), HasSubstr("not a JSON object"));
+  auto broken = parse("{\"name\":", false);
+  EXPECT_EQ(broken.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(broken.status().message()),
+              HasSubstr("/etc/cni/net.d/10-x.conflist is not valid JSON"));
+  auto check = parse(R"({"cniVersion":"1.0.0","name":"n","type":"x","disableCheck":"yes"})", false);
+  ASSERT_TRUE(check.ok()) << check.status();
+  EXPECT_FALSE(check->disable_check);
+  // A capabilities value that is not an object, or not a boolean per name.
+  auto caps =
+      parse(R"({"cniVersion":"1.0.0","name":"n","type":"x","capabilities":["ips"]})", false);
+  ASSERT_TRUE(caps.ok());
+  EXPECT_EQ(JsonField(BuildPluginConfig(*caps, caps->plugins[0], Json{{"ips", 1}}, nullptr),
+                      "runtimeConfig"),
+            nullptr);
+}
+
+TEST(CniConfigTest, HostileResultsGiveErrorsNotExceptions) {
+  EXPECT_EQ(ParseResult("[]").status().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(ParseResult("{\"ips\":").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(ParseResult(std::string(100000, '{')).ok());
+  EXPECT_FALSE(ParseResult(std::string(50000, '[') + std::string(50000, ']')).ok());
+  absl::StatusOr<NetworkResult> r = ParseResult(R"({"interfaces":"eth0","ips":[
+      {"address":"10.0.0.2/24","interface":99999999999},
+      {"address":"10.0.0.3/24","interface":"1"},
+      {"address":"10.0.0.4/24","interface":-1}, 5]})");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->interfaces.empty());
+  ASSERT_EQ(r->ips.size(), 3U);
+  for (const IpInfo& ip : r->ips) {
+    EXPECT_EQ(ip.interface, -1);
+  }
+  absl::StatusOr<NetworkResult> no_address = ParseResult(R"({"ips":[{"address":5}]})");
+  EXPECT_THAT(std::string(no_address.status().message()), HasSubstr("without an address"));
+  absl::StatusOr<NetworkResult> legacy = ParseResult(R"({"ip4":{"ip":["10.0.0.2/24"]}})");
+  EXPECT_THAT(std::string(legacy.status().message()), HasSubstr("ip4.ip: missing"));
 }
 
 TEST(CniConfigTest, ParsesResultIpsAndInterfaces) {

@@ -17,9 +17,9 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "base/errors.h"
+#include "base/json.h"
 #include "base/spawn.h"
 #include "base/unique_fd.h"
-#include "cni/json.h"
 
 extern char** environ;
 
@@ -109,15 +109,14 @@ struct PluginFailure {
 // The plugin's structured error ({"code","msg","details"}), or its raw output.
 PluginFailure ReadPluginFailure(const std::string& out, const std::string& err) {
   PluginFailure failure;
-  absl::StatusOr<JsonValue> doc = ParseJson(out);
-  if (doc.ok() && doc->kind_case() == JsonValue::kStructValue) {
-    const JsonObject& obj = doc->struct_value();
-    if (const JsonValue* code = Field(obj, "code");
-        code != nullptr && code->kind_case() == JsonValue::kNumberValue) {
-      failure.code = static_cast<int>(code->number_value());
+  absl::StatusOr<Json> doc = ParseJson(out, "plugin error");
+  if (doc.ok() && doc->is_object()) {
+    // CNI error codes are small; anything else is no code at all.
+    if (int64_t code = JsonInt(*doc, "code"); code > 0 && code <= INT32_MAX) {
+      failure.code = static_cast<int>(code);
     }
-    std::string msg = StringField(obj, "msg");
-    std::string details = StringField(obj, "details");
+    std::string msg = JsonString(*doc, "msg");
+    std::string details = JsonString(*doc, "details");
     if (!msg.empty()) {
       failure.message = details.empty() ? msg : absl::StrCat(msg, ": ", details);
       return failure;

@@ -1,40 +1,11 @@
 #include "cni/json.h"
 
-#include "absl/strings/str_cat.h"
+#include <string>
+#include <utility>
+
 #include "google/protobuf/util/json_util.h"
 
 namespace crid::cni {
-
-absl::StatusOr<JsonValue> ParseJson(absl::string_view text) {
-  JsonValue value;
-  auto st = google::protobuf::util::JsonStringToMessage(std::string(text), &value);
-  if (!st.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("invalid JSON: ", std::string(st.message())));
-  }
-  return value;
-}
-
-std::string ToJson(const JsonValue& value) {
-  std::string out;
-  (void)google::protobuf::util::MessageToJsonString(value, &out);
-  return out;
-}
-
-std::string ToJson(const JsonObject& object) {
-  std::string out;
-  (void)google::protobuf::util::MessageToJsonString(object, &out);
-  return out;
-}
-
-const JsonValue* Field(const JsonObject& object, const std::string& name) {
-  auto it = object.fields().find(name);
-  return it == object.fields().end() ? nullptr : &it->second;
-}
-
-std::string StringField(const JsonObject& object, const std::string& name) {
-  const JsonValue* v = Field(object, name);
-  return v != nullptr && v->kind_case() == JsonValue::kStringValue ? v->string_value() : "";
-}
 
 JsonValue StringValue(absl::string_view s) {
   JsonValue v;
@@ -49,3 +20,17 @@ JsonValue ObjectValue(JsonObject object) {
 }
 
 }  // namespace crid::cni
+
+namespace nlohmann {
+
+void adl_serializer<google::protobuf::Struct>::to_json(json& j,
+                                                       const google::protobuf::Struct& object) {
+  std::string text;
+  absl::StatusOr<crid::Json> parsed =
+      google::protobuf::util::MessageToJsonString(object, &text).ok()
+          ? crid::ParseJson(text, "capability args")
+          : absl::InternalError("capability args do not print as JSON");
+  j = parsed.ok() ? *std::move(parsed) : json::object();
+}
+
+}  // namespace nlohmann

@@ -1,11 +1,12 @@
-// JSON documents as google.protobuf.Value trees: CNI configs and results are
-// free-form JSON, and protobuf (already linked) parses and prints it exactly.
+// Transitional: sandbox/ still builds a pod's CNI capability args as a
+// google.protobuf.Struct. These are the names it uses, and the conversion that
+// turns such a Struct into the nlohmann::json cni/ works with when it is
+// assigned to Attachment::capability_args. Goes when sandbox/ builds them as
+// crid::Json (base/json.h).
 #pragma once
 
-#include <string>
-
-#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "base/json.h"
 #include "google/protobuf/struct.pb.h"
 
 namespace crid::cni {
@@ -13,14 +14,16 @@ namespace crid::cni {
 using JsonValue = google::protobuf::Value;
 using JsonObject = google::protobuf::Struct;
 
-absl::StatusOr<JsonValue> ParseJson(absl::string_view text);
-std::string ToJson(const JsonValue& value);
-std::string ToJson(const JsonObject& object);
-
-// Field access that tolerates absent fields and wrong types.
-const JsonValue* Field(const JsonObject& object, const std::string& name);
-std::string StringField(const JsonObject& object, const std::string& name);
 JsonValue StringValue(absl::string_view s);
 JsonValue ObjectValue(JsonObject object);
 
 }  // namespace crid::cni
+
+namespace nlohmann {
+
+template <>
+struct adl_serializer<google::protobuf::Struct> {
+  static void to_json(json& j, const google::protobuf::Struct& object);
+};
+
+}  // namespace nlohmann

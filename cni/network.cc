@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "base/errors.h"
 #include "base/fs.h"
+#include "base/json.h"
 #include "base/logging.h"
 #include "cni/exec.h"
 
@@ -49,36 +50,32 @@ void PutPrimaryIpFirst(NetworkResult& result) {
 }  // namespace
 
 absl::StatusOr<NetworkResult> ParseResult(absl::string_view json) {
-  CRID_ASSIGN_OR_RETURN(JsonValue doc, ParseJson(json));
-  if (doc.kind_case() != JsonValue::kStructValue) {
+  CRID_ASSIGN_OR_RETURN(Json top, ParseJson(json, "CNI result"));
+  if (!top.is_object()) {
     return absl::InternalError("CNI result is not a JSON object");
   }
-  const JsonObject& top = doc.struct_value();
   NetworkResult result;
   result.json = std::string(json);
-  if (const JsonValue* ifs = Field(top, "interfaces");
-      ifs != nullptr && ifs->kind_case() == JsonValue::kListValue) {
-    for (const JsonValue& v : ifs->list_value().values()) {
-      if (v.kind_case() != JsonValue::kStructValue) {
+  if (const Json* ifs = JsonArray(top, "interfaces")) {
+    for (const Json& v : *ifs) {
+      if (!v.is_object()) {
         continue;
       }
-      result.interfaces.push_back({StringField(v.struct_value(), "name"),
-                                   StringField(v.struct_value(), "mac"),
-                                   StringField(v.struct_value(), "sandbox")});
+      result.interfaces.push_back(
+          {JsonString(v, "name"), JsonString(v, "mac"), JsonString(v, "sandbox")});
     }
   }
-  if (const JsonValue* ips = Field(top, "ips");
-      ips != nullptr && ips->kind_case() == JsonValue::kListValue) {
-    for (const JsonValue& v : ips->list_value().values()) {
-      if (v.kind_case() != JsonValue::kStructValue) {
+  if (const Json* ips = JsonArray(top, "ips")) {
+    for (const Json& v : *ips) {
+      if (!v.is_object()) {
         continue;
       }
       IpInfo ip;
-      ip.address = StringField(v.struct_value(), "address");
-      ip.gateway = StringField(v.struct_value(), "gateway");
-      if (const JsonValue* idx = Field(v.struct_value(), "interface");
-          idx != nullptr && idx->kind_case() == JsonValue::kNumberValue) {
-        ip.interface = static_cast<int>(idx->number_value());
+      ip.address = JsonString(v, "address");
+      ip.gateway = JsonString(v, "gateway");
+      // An index out of int's range points at no interface, like an absent one.
+      if (int64_t idx = JsonInt(v, "interface"); idx >= 0 && idx <= INT32_MAX) {
+        ip.interface = static_cast<int>(idx);
       }
       if (ip.address.empty()) {
         return absl::InternalError("CNI result has an IP entry without an address");
@@ -89,13 +86,13 @@ absl::StatusOr<NetworkResult> ParseResult(absl::string_view json) {
   // CNI 0.1.0/0.2.0 results: one "ip4" and one "ip6" object, {"ip": CIDR,
   // "gateway", "routes"}, read into the current form's IP list.
   for (const char* family : {"ip4", "ip6"}) {
-    const JsonValue* legacy = Field(top, "ips") == nullptr ? Field(top, family) : nullptr;
-    if (legacy == nullptr || legacy->kind_case() != JsonValue::kStructValue) {
+    const Json* legacy = JsonField(top, "ips") == nullptr ? crid::JsonObject(top, family) : nullptr;
+    if (legacy == nullptr) {
       continue;
     }
     IpInfo ip;
-    ip.address = StringField(legacy->struct_value(), "ip");
-    ip.gateway = StringField(legacy->struct_value(), "gateway");
+    ip.address = JsonString(*legacy, "ip");
+    ip.gateway = JsonString(*legacy, "gateway");
     if (ip.address.empty()) {
       return absl::InternalError(absl::StrCat("CNI result: ", family, ".ip: missing"));
     }
@@ -105,32 +102,31 @@ absl::StatusOr<NetworkResult> ParseResult(absl::string_view json) {
   return result;
 }
 
-JsonObject BuildPluginConfig(const NetworkConfigList& list, const JsonObject& plugin,
-                             const JsonObject& capability_args, const JsonValue* prev_result) {
-  JsonObject config = plugin;
-  (*config.mutable_fields())["name"] = StringValue(list.name);
-  (*config.mutable_fields())["cniVersion"] = StringValue(list.cni_version);
-  JsonObject runtime_config;
-  if (const JsonValue* caps = Field(plugin, "capabilities");
-      caps != nullptr && caps->kind_case() == JsonValue::kStructValue) {
-    for (const auto& [name, enabled] : caps->struct_value().fields()) {
-      if (enabled.kind_case() != JsonValue::kBoolValue || !enabled.bool_value()) {
+Json BuildPluginConfig(const NetworkConfigList& list, const Json& plugin,
+                       const Json& capability_args, const Json* prev_result) {
+  Json config = plugin.is_object() ? plugin : Json::object();
+  config["name"] = list.name;
+  config["cniVersion"] = list.cni_version;
+  Json runtime_config = Json::object();
+  if (const Json* caps = crid::JsonObject(plugin, "capabilities")) {
+    for (const auto& [name, enabled] : caps->items()) {
+      if (!enabled.is_boolean() || !enabled.get<bool>()) {
         continue;
       }
-      if (const JsonValue* arg = Field(capability_args, name); arg != nullptr) {
-        (*runtime_config.mutable_fields())[name] = *arg;
+      if (const Json* arg = JsonField(capability_args, name); arg != nullptr) {
+        runtime_config[name] = *arg;
       }
     }
   }
-  if (runtime_config.fields_size() > 0) {
-    (*config.mutable_fields())["runtimeConfig"] = ObjectValue(std::move(runtime_config));
+  if (!runtime_config.empty()) {
+    config["runtimeConfig"] = std::move(runtime_config);
   } else {
-    config.mutable_fields()->erase("runtimeConfig");
+    config.erase("runtimeConfig");
   }
   if (prev_result != nullptr) {
-    (*config.mutable_fields())["prevResult"] = *prev_result;
+    config["prevResult"] = *prev_result;
   } else {
-    config.mutable_fields()->erase("prevResult");
+    config.erase("prevResult");
   }
   return config;
 }
@@ -241,11 +237,10 @@ std::string CniManager::CachePath(const std::string& container_id,
 }
 
 absl::StatusOr<std::string> CniManager::RunPlugin(const std::string& command,
-                                                  const NetworkConfigList& list,
-                                                  const JsonObject& plugin,
+                                                  const NetworkConfigList& list, const Json& plugin,
                                                   const Attachment& attachment,
-                                                  const JsonValue* prev_result) const {
-  std::string type = StringField(plugin, "type");
+                                                  const Json* prev_result) const {
+  std::string type = JsonString(plugin, "type");
   CRID_ASSIGN_OR_RETURN(std::string binary, FindPlugin(type, options_.bin_dirs));
   PluginInvocation inv;
   inv.command = command;
@@ -254,9 +249,9 @@ absl::StatusOr<std::string> CniManager::RunPlugin(const std::string& command,
   inv.ifname = attachment.ifname;
   inv.args = attachment.args;
   inv.bin_dirs = options_.bin_dirs;
-  JsonObject config = BuildPluginConfig(list, plugin, attachment.capability_args, prev_result);
+  Json config = BuildPluginConfig(list, plugin, attachment.capability_args, prev_result);
   absl::StatusOr<std::string> out =
-      ExecPlugin(binary, inv, ToJson(config), options_.plugin_timeout);
+      ExecPlugin(binary, inv, JsonText(config), options_.plugin_timeout);
   if (!out.ok()) {
     return Annotate(out.status(), absl::StrCat("network \"", list.name, "\": plugin type=\"", type,
                                                "\" ", command));
@@ -265,7 +260,7 @@ absl::StatusOr<std::string> CniManager::RunPlugin(const std::string& command,
 }
 
 absl::Status CniManager::DeleteAll(const NetworkConfigList& list, const Attachment& attachment,
-                                   const JsonValue* prev_result) const {
+                                   const Json* prev_result) const {
   if (!SupportsPrevResultOnDel(list.cni_version)) {
     prev_result = nullptr;
   }
@@ -289,15 +284,15 @@ absl::StatusOr<NetworkResult> CniManager::Setup(const Attachment& attachment) {
     }
     list = *config_;
   }
-  std::optional<JsonValue> prev;
-  for (const JsonObject& plugin : list.plugins) {
+  std::optional<Json> prev;
+  for (const Json& plugin : list.plugins) {
     absl::StatusOr<std::string> out =
         RunPlugin("ADD", list, plugin, attachment, prev.has_value() ? &*prev : nullptr);
-    absl::StatusOr<JsonValue> parsed =
-        out.ok() ? ParseJson(*out) : absl::StatusOr<JsonValue>(out.status());
+    absl::StatusOr<Json> parsed =
+        out.ok() ? ParseJson(*out, "the result") : absl::StatusOr<Json>(out.status());
     if (out.ok() && !parsed.ok()) {
-      parsed = Annotate(parsed.status(), absl::StrCat("result of plugin type=\"",
-                                                      StringField(plugin, "type"), "\""));
+      parsed = Annotate(parsed.status(),
+                        absl::StrCat("result of plugin type=\"", JsonString(plugin, "type"), "\""));
     }
     if (!parsed.ok()) {
       if (absl::Status del = DeleteAll(list, attachment, prev.has_value() ? &*prev : nullptr);
@@ -309,30 +304,31 @@ absl::StatusOr<NetworkResult> CniManager::Setup(const Attachment& attachment) {
     }
     prev = *std::move(parsed);
   }
-  std::string result_json = prev.has_value() ? ToJson(*prev) : "{}";
+  std::string result_json = prev.has_value() ? JsonText(*prev) : "{}";
   absl::StatusOr<NetworkResult> result = ParseResult(result_json);
   absl::Status st = result.status();
   if (result.ok()) {
     result->network_name = list.name;
-    JsonObject cache;
-    auto& f = *cache.mutable_fields();
-    f["kind"] = StringValue(kCacheKind);
-    f["containerId"] = StringValue(attachment.container_id);
-    f["ifName"] = StringValue(attachment.ifname);
-    f["networkName"] = StringValue(list.name);
-    f["netns"] = StringValue(attachment.netns);
-    f["config"] = StringValue(list.text);
-    f["configSource"] = StringValue(list.source);
-    f["configIsList"].set_bool_value(list.is_list);
-    f["capabilityArgs"] = ObjectValue(attachment.capability_args);
-    JsonObject args;
+    Json cache = {
+        {"kind", kCacheKind},
+        {"containerId", attachment.container_id},
+        {"ifName", attachment.ifname},
+        {"networkName", list.name},
+        {"netns", attachment.netns},
+        {"config", list.text},
+        {"configSource", list.source},
+        {"configIsList", list.is_list},
+        {"capabilityArgs",
+         attachment.capability_args.is_object() ? attachment.capability_args : Json::object()},
+    };
+    Json args = Json::object();
     for (const auto& [k, v] : attachment.args) {
-      (*args.mutable_fields())[k] = StringValue(v);
+      args[k] = v;
     }
-    f["cniArgs"] = ObjectValue(std::move(args));
-    f["result"] = prev.has_value() ? *prev : ObjectValue({});
-    st =
-        WriteFileAtomic(CachePath(attachment.container_id, attachment.ifname), ToJson(cache), 0600);
+    cache["cniArgs"] = std::move(args);
+    cache["result"] = prev.has_value() ? *prev : Json::object();
+    st = WriteFileAtomic(CachePath(attachment.container_id, attachment.ifname), JsonText(cache),
+                         0600);
   }
   if (!st.ok()) {
     (void)DeleteAll(list, attachment, prev.has_value() ? &*prev : nullptr);
@@ -344,26 +340,25 @@ absl::StatusOr<NetworkResult> CniManager::Setup(const Attachment& attachment) {
 absl::Status CniManager::Teardown(const Attachment& attachment) {
   const std::string cache_path = CachePath(attachment.container_id, attachment.ifname);
   std::optional<NetworkConfigList> list;
-  std::optional<JsonValue> prev;
+  std::optional<Json> prev;
   Attachment effective = attachment;
   if (absl::StatusOr<std::string> text = ReadFile(cache_path); text.ok()) {
-    absl::StatusOr<JsonValue> cache = ParseJson(*text);
-    if (cache.ok() && cache->kind_case() == JsonValue::kStructValue) {
-      const JsonObject& c = cache->struct_value();
-      std::string config_text = StringField(c, "config");
-      const JsonValue* is_list = Field(c, "configIsList");
-      absl::StatusOr<NetworkConfigList> cached = ParseNetworkConfig(
-          config_text, is_list != nullptr && is_list->bool_value(), StringField(c, "configSource"));
+    absl::StatusOr<Json> cache = ParseJson(*text, cache_path);
+    if (cache.ok() && cache->is_object()) {
+      const Json& c = *cache;
+      absl::StatusOr<NetworkConfigList> cached =
+          ParseNetworkConfig(JsonString(c, "config"), JsonBool(c, "configIsList").value_or(false),
+                             JsonString(c, "configSource"));
       if (cached.ok()) {
         list = *std::move(cached);
       }
-      if (const JsonValue* r = Field(c, "result"); r != nullptr) {
+      if (const Json* r = JsonField(c, "result"); r != nullptr) {
         prev = *r;
       }
-      if (const JsonValue* a = Field(c, "capabilityArgs");
-          a != nullptr && a->kind_case() == JsonValue::kStructValue &&
-          effective.capability_args.fields_size() == 0) {
-        effective.capability_args = a->struct_value();
+      if (const Json* a = crid::JsonObject(c, "capabilityArgs");
+          a != nullptr &&
+          (!effective.capability_args.is_object() || effective.capability_args.empty())) {
+        effective.capability_args = *a;
       }
     } else {
       spdlog::warn("ignoring unreadable CNI cache {}", cache_path);
@@ -393,19 +388,19 @@ std::optional<NetworkResult> CniManager::CachedResult(const std::string& contain
   if (!text.ok()) {
     return std::nullopt;
   }
-  absl::StatusOr<JsonValue> cache = ParseJson(*text);
-  if (!cache.ok() || cache->kind_case() != JsonValue::kStructValue) {
+  absl::StatusOr<Json> cache = ParseJson(*text, "CNI cache");
+  if (!cache.ok()) {
     return std::nullopt;
   }
-  const JsonValue* r = Field(cache->struct_value(), "result");
+  const Json* r = JsonField(*cache, "result");
   if (r == nullptr) {
     return std::nullopt;
   }
-  absl::StatusOr<NetworkResult> result = ParseResult(ToJson(*r));
+  absl::StatusOr<NetworkResult> result = ParseResult(JsonText(*r));
   if (!result.ok()) {
     return std::nullopt;
   }
-  result->network_name = StringField(cache->struct_value(), "networkName");
+  result->network_name = JsonString(*cache, "networkName");
   return *std::move(result);
 }
 

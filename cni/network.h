@@ -16,7 +16,9 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "base/json.h"
 #include "cni/config.h"
+// Only for sandbox/, which still builds capability args as a protobuf Struct.
 #include "cni/json.h"
 
 namespace crid::cni {
@@ -37,7 +39,7 @@ struct Attachment {
   std::vector<std::pair<std::string, std::string>> args;  // CNI_ARGS
   // runtimeConfig values by capability name (portMappings, bandwidth, dns, ips,
   // cgroupPath, ...); each plugin gets only those it declares.
-  JsonObject capability_args;
+  Json capability_args = Json::object();
 };
 
 struct InterfaceInfo {
@@ -70,8 +72,8 @@ absl::StatusOr<NetworkResult> ParseResult(absl::string_view json);
 // The plugin config for one step of a chain: the plugin object plus name,
 // cniVersion, the declared subset of `capability_args` as runtimeConfig, and
 // prevResult when given.
-JsonObject BuildPluginConfig(const NetworkConfigList& list, const JsonObject& plugin,
-                             const JsonObject& capability_args, const JsonValue* prev_result);
+Json BuildPluginConfig(const NetworkConfigList& list, const Json& plugin,
+                       const Json& capability_args, const Json* prev_result);
 
 class CniManager {
  public:
@@ -105,10 +107,10 @@ class CniManager {
   bool AddWatch();
   std::string CachePath(const std::string& container_id, const std::string& ifname) const;
   absl::StatusOr<std::string> RunPlugin(const std::string& command, const NetworkConfigList& list,
-                                        const JsonObject& plugin, const Attachment& attachment,
-                                        const JsonValue* prev_result) const;
+                                        const Json& plugin, const Attachment& attachment,
+                                        const Json* prev_result) const;
   absl::Status DeleteAll(const NetworkConfigList& list, const Attachment& attachment,
-                         const JsonValue* prev_result) const;
+                         const Json* prev_result) const;
 
   const CniOptions options_;
   mutable absl::Mutex mu_;

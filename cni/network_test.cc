@@ -200,9 +200,11 @@ TEST_F(CniNetworkTest, PassesSpecEnvironmentChainsPrevResultAndCapabilities) {
   a.netns = "/run/netns/whatever";
   a.ifname = "eth0";
   a.args = {{"IgnoreUnknown", "1"}, {"K8S_POD_NAMESPACE", "ns"}};
-  absl::StatusOr<JsonValue> caps = ParseJson(R"({"portMappings":[{"hostPort":8080,
-      "containerPort":80,"protocol":"tcp"}],"bandwidth":{"ingressRate":1000}})");
-  a.capability_args = caps->struct_value();
+  absl::StatusOr<Json> caps = ParseJson(R"({"portMappings":[{"hostPort":8080,
+      "containerPort":80,"protocol":"tcp"}],"bandwidth":{"ingressRate":1000}})",
+                                        "capability args");
+  ASSERT_TRUE(caps.ok()) << caps.status();
+  a.capability_args = *caps;
   absl::StatusOr<NetworkResult> result = manager->Setup(a);
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->ips[0].ip(), "192.0.2.7");

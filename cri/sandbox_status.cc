@@ -1,8 +1,9 @@
 // PodSandboxStatus and ListPodSandbox: answered from the in-memory index on the
 // callback thread, never waiting for sandbox operations in progress.
+#include <utility>
+
 #include "absl/time/clock.h"
 #include "base/json.h"
-#include "cni/json.h"
 #include "cri/runtime_service.h"
 
 namespace crid {
@@ -16,23 +17,23 @@ runtime::v1::PodSandboxState ToCriState(const sandbox::SandboxRecord& record) {
 
 // The verbose "info" entry: where the pod's namespaces, files and processes are.
 std::string VerboseInfo(const sandbox::SandboxRecord& r) {
-  cni::JsonObject info;
-  auto& f = *info.mutable_fields();
-  f["netnsPath"] = cni::StringValue(r.netns_path());
-  f["ipcNamespacePath"] = cni::StringValue(r.ipc_ns_path());
-  f["utsNamespacePath"] = cni::StringValue(r.uts_ns_path());
-  f["podDir"] = cni::StringValue(r.pod_dir());
-  f["shmPath"] = cni::StringValue(r.shm_path());
-  f["networkName"] = cni::StringValue(r.network_name());
-  f["networkAttached"].set_bool_value(r.network_attached());
-  f["pid"].set_number_value(r.pause_pid());
-  f["runtimeHandler"] = cni::StringValue(r.runtime_handler());
-  cni::JsonValue sysctls;
+  Json sysctls = Json::object();
   for (const auto& [k, v] : r.config().linux().sysctls()) {
-    (*sysctls.mutable_struct_value()->mutable_fields())[k] = cni::StringValue(v);
+    sysctls[k] = v;
   }
-  f["sysctls"] = sysctls.has_struct_value() ? sysctls : cni::ObjectValue({});
-  return cni::ToJson(info);
+  Json info = {
+      {"netnsPath", r.netns_path()},
+      {"ipcNamespacePath", r.ipc_ns_path()},
+      {"utsNamespacePath", r.uts_ns_path()},
+      {"podDir", r.pod_dir()},
+      {"shmPath", r.shm_path()},
+      {"networkName", r.network_name()},
+      {"networkAttached", r.network_attached()},
+      {"pid", r.pause_pid()},
+      {"runtimeHandler", r.runtime_handler()},
+      {"sysctls", std::move(sysctls)},
+  };
+  return JsonText(info);
 }
 
 }  // namespace
