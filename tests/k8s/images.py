@@ -391,6 +391,15 @@ def define_images(b):
     b.image("ipc-utils", [base], cmd=["sh"])
     b.tag("ipc-utils", "e2e-test-images/ipc-utils:1.4")
 
+    # ---- glibc-dns-testing (test/images/glibc-dns-testing, Debian-based upstream): the specs
+    # run `hostname` and `hostname -f`, answered here by Debian's glibc-linked hostname.
+    def glibc_hostname(l):
+        l.add_host_file("bin/hostname", b.input("hostname"))
+        for image_path, host_path in needed_libraries(b.input("hostname")):
+            l.add_host_file(image_path, host_path)
+    b.image("glibc-dns-testing", [base, b.layer("glibc-hostname", glibc_hostname)], cmd=["sh"])
+    b.tag("glibc-dns-testing", "e2e-test-images/glibc-dns-testing:2.1.1")
+
     # ---- agnhost: Kubernetes' test/images/agnhost (left out when not built)
     if os.path.isfile(os.path.join(b.inputs, "agnhost")):
         define_agnhost(b, base)

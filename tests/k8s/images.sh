@@ -55,7 +55,9 @@ install -m 0755 /usr/bin/pgrep "$IN/pgrep"
 # agnhost's image (Alpine upstream) has bash and curl, which the node e2e specs run in it.
 install -m 0755 /usr/bin/bash "$IN/bash"
 install -m 0755 /usr/bin/curl "$IN/curl"
-dpkg-query --showformat='${Package} ${Version}\n' -W util-linux procps libc6 bash curl >>"$IN/VERSIONS.new"
+# glibc-dns-testing (Debian upstream) answers `hostname -f` with glibc's resolver.
+install -m 0755 /bin/hostname "$IN/hostname"
+dpkg-query --showformat='${Package} ${Version}\n' -W util-linux procps libc6 bash curl hostname >>"$IN/VERSIONS.new"
 # nmeter: Debian's busybox is built without the applet; the node e2e specs use its %Nt.
 gcc -Os -Wall -Werror -static -o "$IN/nmeter" "$HERE/nmeter.c"
 # Kubernetes' pause, as its build/pause/Makefile compiles it.
