@@ -175,13 +175,7 @@ v1::ContainerEventResponse RuntimeService::EventOf(const container::ContainerRec
       ToCriPodSandboxStatus(*pod, event.mutable_pod_sandbox_status());
     }
   }
-  v1::ContainerFilter filter;
-  filter.set_pod_sandbox_id(record.pod_id());
-  for (const container::ContainerRecord& c : containers_->List(filter)) {
-    if (c.pod_id() == record.pod_id()) {
-      ToCriContainerStatus(c, event.add_containers_statuses());
-    }
-  }
+  AddPodContainerStatuses(*containers_, record.pod_id(), event.mutable_containers_statuses());
   return event;
 }
 

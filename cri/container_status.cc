@@ -1,5 +1,10 @@
 // ContainerStatus and ListContainers: answered from the container manager's
 // in-memory index on the callback thread.
+#include <algorithm>
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "absl/time/clock.h"
 #include "base/fs.h"
 #include "cri/runtime_service.h"
@@ -85,6 +90,28 @@ grpc::ServerUnaryReactor* RuntimeService::ContainerStatus(
     (*response->mutable_info())["info"] = VerboseInfo(*r);
   }
   return FinishUnary(context, absl::OkStatus());
+}
+
+void AddPodContainerStatuses(
+    const container::ContainerManager& containers, const std::string& pod_id,
+    google::protobuf::RepeatedPtrField<runtime::v1::ContainerStatus>* statuses) {
+  runtime::v1::ContainerFilter filter;
+  filter.set_pod_sandbox_id(pod_id);
+  std::vector<ContainerRecord> mine;
+  for (ContainerRecord& c : containers.List(filter)) {
+    if (c.pod_id() == pod_id) {  // the filter matches ID prefixes
+      mine.push_back(std::move(c));
+    }
+  }
+  // In ID order, a restarted container whose ID sorted after the exited one's
+  // was never seen running: kubelet kept "restarting" it.
+  std::sort(mine.begin(), mine.end(), [](const ContainerRecord& a, const ContainerRecord& b) {
+    return a.created_at_ns() != b.created_at_ns() ? a.created_at_ns() > b.created_at_ns()
+                                                  : a.id() < b.id();
+  });
+  for (const ContainerRecord& c : mine) {
+    ToCriContainerStatus(c, statuses->Add());
+  }
 }
 
 grpc::ServerUnaryReactor* RuntimeService::ListContainers(

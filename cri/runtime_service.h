@@ -31,6 +31,14 @@ inline constexpr char kRuntimeApiVersion[] = "v1";
 void ToCriContainerStatus(const container::ContainerRecord& r,
                           runtime::v1::ContainerStatus* status);
 void ToCriPodSandboxStatus(const sandbox::SandboxRecord& r, runtime::v1::PodSandboxStatus* status);
+// The statuses of every container of pod `pod_id`, newest first
+// (container_status.cc): for PodSandboxStatus and container events, from which
+// kubelet's Evented PLEG takes a pod's containers. kubelet takes the first
+// status of a name as that container's current one (FindContainerStatusByName)
+// and sorts only the statuses it lists itself.
+void AddPodContainerStatuses(
+    const container::ContainerManager& containers, const std::string& pod_id,
+    google::protobuf::RepeatedPtrField<runtime::v1::ContainerStatus>* statuses);
 
 class RuntimeService final : public runtime::v1::RuntimeService::CallbackService {
  public:

@@ -82,13 +82,7 @@ grpc::ServerUnaryReactor* RuntimeService::PodSandboxStatus(
   // kubelet's Evented PLEG takes the pod's container statuses from here
   // whenever the timestamp is set: they must all be present.
   if (containers_ != nullptr) {
-    runtime::v1::ContainerFilter filter;
-    filter.set_pod_sandbox_id(r->id());
-    for (const container::ContainerRecord& c : containers_->List(filter)) {
-      if (c.pod_id() == r->id()) {
-        ToCriContainerStatus(c, response->add_containers_statuses());
-      }
-    }
+    AddPodContainerStatuses(*containers_, r->id(), response->mutable_containers_statuses());
   }
   response->set_timestamp(observed_at);
   if (request->verbose()) {

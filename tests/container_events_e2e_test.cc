@@ -5,7 +5,9 @@
 #include <signal.h>
 
 #include <mutex>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "tests/container_e2e_fixture.h"
@@ -313,6 +315,28 @@ TEST_F(ContainerEventsTest, PodSandboxStatusCarriesItsContainers) {
   EXPECT_EQ(states.size(), 2u);
   EXPECT_EQ(states[a], v1::CONTAINER_RUNNING);
   EXPECT_EQ(states[b], v1::CONTAINER_CREATED);
+}
+
+// kubelet takes the first status of a name as the container's current one: a
+// restarted container must come before the one it replaces, whatever the IDs.
+TEST_F(ContainerEventsTest, PodSandboxStatusListsNewestContainersFirst) {
+  std::string pod = RunPod(PodConfig("newestfirst"));
+  std::vector<std::string> created;
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    v1::ContainerConfig config = ShellContainer("web", "sleep 1000");
+    config.mutable_metadata()->set_attempt(attempt);
+    created.push_back(CreateOk(pod, config));
+  }
+  grpc::ClientContext ctx;
+  v1::PodSandboxStatusRequest req;
+  req.set_pod_sandbox_id(pod);
+  v1::PodSandboxStatusResponse resp;
+  ASSERT_TRUE(stub_->PodSandboxStatus(&ctx, req, &resp).ok());
+  std::vector<std::string> listed;
+  for (const v1::ContainerStatus& s : resp.containers_statuses()) {
+    listed.push_back(s.id());
+  }
+  EXPECT_EQ(listed, std::vector<std::string>(created.rbegin(), created.rend()));
 }
 
 }  // namespace
