@@ -405,12 +405,9 @@ class SystemdManager : public CgroupManagerBase {
     if (layout_.unified) {
       return moved;
     }
-    CRID_ASSIGN_OR_RETURN(std::string path, ContainerCgroupDir(parent, id));
-    CRID_ASSIGN_OR_RETURN(std::string group, bus_->ControlGroup(UnitName(id)));
-    if (group != path) {
-      return absl::InternalError(
-          absl::StrCat("systemd has ", UnitName(id), " at ", group, ", not at ", path));
-    }
+    // The names checked; the path is systemd's own answer, as in PlaceProcess.
+    CRID_RETURN_IF_ERROR(ContainerCgroupDir(parent, id).status());
+    CRID_ASSIGN_OR_RETURN(std::string path, bus_->ControlGroup(UnitName(id)));
     CRID_ASSIGN_OR_RETURN(auto current, ProcessCgroups(pid));
     for (const auto& [controller, mount] : layout_.controllers) {
       auto it = current.find(controller);
