@@ -718,9 +718,9 @@ TEST(PauseProcessTest, StartsCleanInItsOwnSessionAndNamespace) {
   while (dirent* e = readdir(dir)) {
     if (e->d_name[0] != '.') {
       char target[256] = {};
-      readlink(absl::StrCat("/proc/", pause->pid, "/fd/", e->d_name).c_str(), target,
-               sizeof(target) - 1);
-      fds.push_back(absl::StrCat(e->d_name, "=", target));
+      ssize_t n = readlink(absl::StrCat("/proc/", pause->pid, "/fd/", e->d_name).c_str(), target,
+                           sizeof(target) - 1);
+      fds.push_back(absl::StrCat(e->d_name, "=", n > 0 ? target : "?"));
     }
   }
   closedir(dir);
