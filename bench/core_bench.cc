@@ -17,7 +17,11 @@
 // run: a docker-registry on 127.0.0.1, a CNI bridge without masquerade, roots,
 // states and sockets in temporary directories.
 //
-//   bazel run -c opt //bench:core_bench -- --scenarios=exec,scale
+//   bazel build -c opt //bench:core_bench
+//   bazel-out/k8-opt/bin/bench/core_bench --scenarios=exec,scale
+//
+// docs/benchmarks.md has the exact build command (one extra flag for -c opt),
+// why the built binary rather than `bazel run`, and each scenario's flags.
 //
 // The exit status is 1 when a scenario fails or the churn finds a leak; targets
 // missed are printed as MISSED and do not change it.
@@ -42,6 +46,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -684,7 +689,7 @@ void Print(const std::string& scenario, const Figures& crid, const std::optional
     if (cd && cd->values.count(t.figure) > 0) {
       other = cd->values.at(t.figure);
     }
-    const bool needs_cd = t.text.find("containerd") != std::string::npos;
+    const bool needs_cd = absl::StrContains(t.text, "containerd");
     const char* verdict = needs_cd && !other         ? "not checked (no containerd)"
                           : t.met(it->second, other) ? "met"
                                                      : "MISSED";
