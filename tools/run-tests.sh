@@ -71,8 +71,8 @@ if ! count_into_summary critest tests/k8s/critest.sh --counts; then
 fi
 
 # kubelet's default PLEG. Its alpha Evented PLEG (`--modes "generic evented"`)
-# lost a restarted container's readiness in 1 of 3 runs here: run by hand
-# until that is understood.
+# lost restarted containers until PodSandboxStatus listed them newest first
+# (docs/conformance.md); it runs by hand until it has a longer record.
 echo "=== tests: kubelet"
 if ! count_into_summary kubelet tests/k8s/kubelet_test.sh --counts --modes generic; then
   overall=1
