@@ -10,6 +10,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/strip.h"
 
 namespace crid::sandbox {
 
@@ -169,11 +170,16 @@ absl::Status ValidatePodSandboxConfig(const runtime::v1::PodSandboxConfig& confi
   if (absl::Status st = ValidateName("config.metadata.uid", md.uid()); !st.ok()) {
     return st;
   }
-  if (!config.hostname().empty() &&
-      (config.hostname().size() > 64 || !IsDnsSubdomain(config.hostname()))) {
-    return Invalid("config.hostname",
-                   absl::StrCat("\"", config.hostname(),
-                                "\" is not a lower-case RFC 1123 name of at most 64 bytes"));
+  // An absolute name (one trailing dot) is a name too: kubelet sends
+  // "<host>.<subdomain>.<namespace>.svc.<cluster domain>" for setHostnameAsFQDN,
+  // which ends in a dot when the cluster domain is empty.
+  if (const std::string& host = config.hostname(); !host.empty()) {
+    absl::string_view name = absl::StripSuffix(host, ".");
+    if (host.size() > 64 || !IsDnsSubdomain(std::string(name))) {
+      return Invalid("config.hostname",
+                     absl::StrCat("\"", host,
+                                  "\" is not a lower-case RFC 1123 name of at most 64 bytes"));
+    }
   }
   if (!config.log_directory().empty() && config.log_directory().front() != '/') {
     return Invalid("config.log_directory",

@@ -33,6 +33,21 @@ TEST(ValidateTest, AcceptsAKubeletStylePod) {
   EXPECT_TRUE(ValidatePodSandboxConfig(c).ok()) << ValidatePodSandboxConfig(c);
 }
 
+// kubelet's setHostnameAsFQDN name ends in a dot when the cluster domain is empty.
+TEST(ValidateTest, HostnameMayBeAnAbsoluteName) {
+  runtime::v1::PodSandboxConfig c = Valid();
+  c.set_hostname("hostfqdn-432.t.hostfqdn-910.svc.");
+  EXPECT_TRUE(ValidatePodSandboxConfig(c).ok()) << ValidatePodSandboxConfig(c);
+  for (const char* bad : {"web..", ".", "a..b", "Bad_Host", "web-0.\n"}) {
+    c.set_hostname(bad);
+    absl::Status st = ValidatePodSandboxConfig(c);
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(std::string(st.message()), HasSubstr("config.hostname")) << bad;
+  }
+  c.set_hostname(std::string(64, 'a') + ".");
+  EXPECT_EQ(ValidatePodSandboxConfig(c).code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(ValidateTest, RefusesIpcSysctlsWithHostIpc) {
   runtime::v1::PodSandboxConfig c = Valid();
   c.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_ipc(
