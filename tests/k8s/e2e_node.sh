@@ -205,6 +205,9 @@ done
 
 # ---- 5. the runtime, inside the namespace
 RUN_IN=("${IN_NS[@]}")
+# The RuntimeClass specs use a handler named test-handler, which upstream's node e2e runtime
+# configuration defines as runc: so do both runtimes here.
+CRID_CONTAINER_EXTRA=', "handlers": {"test-handler": {"binary": "/usr/sbin/runc"}}'
 if [ "$RUNTIME" = crid ]; then
   crid_prepare cgroupfs || die "cannot prepare crid's directories and network"
   crid_start || die "crid did not start"
@@ -252,6 +255,11 @@ EOC
     echo "[$cri.containerd.runtimes.runc.options]"
     echo "  SystemdCgroup = false"
     echo "  Root = \"$STATE_DIR/runc\""
+    echo "[$cri.containerd.runtimes.test-handler]"
+    echo "  runtime_type = \"io.containerd.runc.v2\""
+    echo "[$cri.containerd.runtimes.test-handler.options]"
+    echo "  SystemdCgroup = false"
+    echo "  Root = \"$STATE_DIR/runc-test-handler\""
     echo "[$cri.cni]"
     echo "  bin_dir = \"/usr/lib/cni\""
     echo "  conf_dir = \"$NET_DIR\""

@@ -94,6 +94,8 @@ registry_down() {
 #   BRIDGE     the CNI bridge's name; SUBNET the pod subnet
 #   RESULTS    where crid.log, crid.json and the conflist go
 # and calls crid_paths first. crid_build sets CRID and OUTDIR; crid_start sets CRID_PID.
+# CRID_CONTAINER_EXTRA (optional) is JSON text appended inside crid.json's "container" object
+# (e.g. ', "handlers": {...}').
 crid_paths() {
   RUN_IN=()   # a command prefix for crid (e.g. nsenter into a network namespace); empty: none
   SOCK=$STATE_DIR/crid.sock
@@ -242,7 +244,7 @@ EOC
     "docker.io": $mirror, "public.ecr.aws": $mirror, "quay.io": $mirror}},
   "cni": {"confDir": "$NET_DIR", "binDirs": ["/usr/lib/cni", "/opt/cni/bin"]},
   "pod": {"pauseBinary": "$STATE_DIR/bin/crid-pause", "netnsDir": "$STATE_DIR/netns"},
-  "container": {"shimBinary": "$STATE_DIR/bin/crid-shim"},
+  "container": {"shimBinary": "$STATE_DIR/bin/crid-shim"${CRID_CONTAINER_EXTRA:-}},
   "streaming": {"address": "127.0.0.1"}
 }
 EOC
