@@ -350,4 +350,6 @@ echo "e2e_node.sh: ginkgo exited with $RC after $(( $(date +%s) - T0 ))s" >&2
 
 # ---- 7. teardown, then the verdict
 teardown
-python3 "$HERE/e2e_node_report.py" --summary "$RUNTIME" "$RESULTS/report.json" || { result_line 0 1 0; exit 1; }
+# The summary prints the verdict line itself; without a report the suite never ran.
+[ -s "$RESULTS/report.json" ] || { echo "e2e_node.sh: FAIL: ginkgo wrote no report" >&2; result_line 0 1 0; exit 1; }
+python3 "$HERE/e2e_node_report.py" --summary "$RUNTIME" "$RESULTS/report.json"
