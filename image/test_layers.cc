@@ -3,6 +3,7 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 
@@ -11,9 +12,17 @@
 namespace crid {
 namespace {
 
+// Writes `value` as len-1 zero-padded octal digits and a NUL, keeping the
+// leading digits of a value too long for the field (as snprintf truncates).
+// Formatted into a buffer that always fits first: -O2's format-truncation check
+// refuses a snprintf that may truncate.
 void PutOctal(char* field, size_t len, uint64_t value) {
-  std::snprintf(field, len, "%0*llo", static_cast<int>(len - 1),
-                static_cast<unsigned long long>(value));
+  char digits[32];
+  int n = std::snprintf(digits, sizeof(digits), "%0*llo", static_cast<int>(len - 1),
+                        static_cast<unsigned long long>(value));
+  size_t keep = std::min<size_t>(static_cast<size_t>(n), len - 1);
+  std::memcpy(field, digits, keep);
+  field[keep] = '\0';
 }
 
 std::string Header(const std::string& name, char type, uint64_t size, const TarMember& m,
@@ -46,7 +55,7 @@ std::string Header(const std::string& name, char type, uint64_t size, const TarM
   for (char c : block) {
     sum += static_cast<unsigned char>(c);
   }
-  std::snprintf(&block[148], 8, "%06o", sum);
+  PutOctal(&block[148], 7, sum);  // six digits and a NUL, then the space below
   block[155] = ' ';
   return block;
 }
