@@ -219,17 +219,7 @@ else
     rm -rf --one-file-system "$d"
   done
   mkdir -p "$ROOT_DIR" "$STATE_DIR" "$NET_DIR"
-  cat >"$NET_DIR/10-$NET_NAME.conflist" <<EOC
-{
-  "cniVersion": "1.0.0",
-  "name": "$NET_NAME",
-  "plugins": [
-    {"type": "bridge", "bridge": "$BRIDGE", "isGateway": true, "ipMasq": false, "hairpinMode": true,
-     "ipam": {"type": "host-local", "dataDir": "$STATE_DIR/ipam", "ranges": [[{"subnet": "$SUBNET"}]]}},
-    {"type": "portmap", "capabilities": {"portMappings": true}}
-  ]
-}
-EOC
+  crid_write_conflist
   cri='plugins."io.containerd.grpc.v1.cri"'
   {
     echo "version = 2"

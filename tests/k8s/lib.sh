@@ -192,6 +192,22 @@ crid_remove_leftovers() {
   rm -rf --one-file-system "$STATE_DIR" "$ROOT_DIR" 2>/dev/null
 }
 
+# The CNI conflist of a run: bridge with host-local IPAM on $SUBNET (isGateway, no ipMasq, no
+# routes: nothing leaves the machine) and portmap. Written into $NET_DIR.
+crid_write_conflist() {
+  cat >"$NET_DIR/10-$NET_NAME.conflist" <<EOC
+{
+  "cniVersion": "1.0.0",
+  "name": "$NET_NAME",
+  "plugins": [
+    {"type": "bridge", "bridge": "$BRIDGE", "isGateway": true, "ipMasq": false, "hairpinMode": true,
+     "ipam": {"type": "host-local", "dataDir": "$STATE_DIR/ipam", "ranges": [[{"subnet": "$SUBNET"}]]}},
+    {"type": "portmap", "capabilities": {"portMappings": true}}
+  ]
+}
+EOC
+}
+
 # Prepares the directories (removing what an interrupted run left), copies the binaries,
 # writes the CNI conflist, crid.json and crictl.yaml. Needs CRID and OUTDIR (crid_build).
 # isGateway gives the bridge an address in the subnet so the host reaches pod IPs; with no
@@ -218,17 +234,7 @@ crid_prepare() { # CGROUP_DRIVER
   install -m 0755 "$OUTDIR/shim/crid-shim" "$STATE_DIR/bin/crid-shim"
   install -m 0755 "$OUTDIR/pause/crid-pause" "$STATE_DIR/bin/crid-pause"
   CRID=$STATE_DIR/bin/crid
-  cat >"$NET_DIR/10-$NET_NAME.conflist" <<EOC
-{
-  "cniVersion": "1.0.0",
-  "name": "$NET_NAME",
-  "plugins": [
-    {"type": "bridge", "bridge": "$BRIDGE", "isGateway": true, "ipMasq": false, "hairpinMode": true,
-     "ipam": {"type": "host-local", "dataDir": "$STATE_DIR/ipam", "ranges": [[{"subnet": "$SUBNET"}]]}},
-    {"type": "portmap", "capabilities": {"portMappings": true}}
-  ]
-}
-EOC
+  crid_write_conflist
   # mirrorsOnly: an image the local registry lacks fails at once; crid never
   # falls back to the upstream registry (not even a DNS query leaves the machine).
   local mirror="{\"mirrors\": [\"http://$REGISTRY_ADDR\"], \"mirrorsOnly\": true}"
