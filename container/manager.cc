@@ -639,6 +639,7 @@ void ContainerManager::RecordExit(const std::string& id, const shim::ContainerSt
                                   const std::string& reason, const std::string& message) {
   ContainerRecord exited;
   bool start_unreported = false;
+  absl::ReleasableMutexLock events_lock(&events_mu_);
   {
     absl::MutexLock lock(&mu_);
     auto it = containers_.find(id);
@@ -670,6 +671,7 @@ void ContainerManager::RecordExit(const std::string& id, const shim::ContainerSt
     Notify(exited, ContainerEventKind::kStarted);
   }
   Notify(exited, ContainerEventKind::kStopped);
+  events_lock.Release();
   FinishStops(id, absl::OkStatus());
 }
 
@@ -694,6 +696,7 @@ absl::Status ContainerManager::Destroy(const ContainerRecord& record) {
   }
   CRID_RETURN_IF_ERROR(store_->Delete(kContainerBucket, record.id()));
   bool was_published = false;
+  absl::ReleasableMutexLock events_lock(&events_mu_);
   {
     absl::MutexLock lock(&mu_);
     was_published = containers_.erase(record.id()) != 0;
@@ -710,6 +713,7 @@ absl::Status ContainerManager::Destroy(const ContainerRecord& record) {
   if (was_published) {
     Notify(record, ContainerEventKind::kDeleted);
   }
+  events_lock.Release();
   FinishStops(record.id(), absl::OkStatus());
   return absl::OkStatus();
 }
@@ -948,6 +952,7 @@ absl::Status ContainerManager::Start(const std::string& id) {
   }
   absl::StatusOr<shim::ContainerState> state = client->State(record.id());
   int64_t started = state.ok() && state->started_at_ns() != 0 ? state->started_at_ns() : NowNs();
+  absl::MutexLock events_lock(&events_mu_);
   {
     absl::MutexLock lock(&mu_);
     auto it = containers_.find(record.id());

@@ -192,6 +192,10 @@ class ContainerManager {
   sandbox::SandboxManager* const sandboxes_;
   ImageStore* const images_;
 
+  // Held from a state change through its Notify, so a container's events
+  // reach the observer in the order its state changed (an exit racing its
+  // StartContainer is reported after the start).
+  absl::Mutex events_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   mutable absl::Mutex mu_;
   std::map<std::string, ContainerRecord> containers_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<InFlight>> creates_ ABSL_GUARDED_BY(mu_);

@@ -176,9 +176,9 @@ absl::Status ValidatePodSandboxConfig(const runtime::v1::PodSandboxConfig& confi
   if (const std::string& host = config.hostname(); !host.empty()) {
     absl::string_view name = absl::StripSuffix(host, ".");
     if (host.size() > 64 || !IsDnsSubdomain(std::string(name))) {
-      return Invalid("config.hostname",
-                     absl::StrCat("\"", host,
-                                  "\" is not a lower-case RFC 1123 name of at most 64 bytes"));
+      return Invalid(
+          "config.hostname",
+          absl::StrCat("\"", host, "\" is not a lower-case RFC 1123 name of at most 64 bytes"));
     }
   }
   if (!config.log_directory().empty() && config.log_directory().front() != '/') {
