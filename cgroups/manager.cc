@@ -59,7 +59,8 @@ class CgroupManagerBase : public CgroupManager {
 
   absl::StatusOr<CgroupUsage> Stats(const std::string& cgroup_path) override {
     CgroupUsage usage;
-    CRID_ASSIGN_OR_RETURN(usage.stats, ReadCgroupStats(layout_, cgroup_path));
+    CRID_ASSIGN_OR_RETURN(usage.stats,
+                          ReadCgroupStats(layout_, cgroup_path, CgroupStatsDetail::kUsage));
     usage.timestamp = absl::Now();
     absl::MutexLock lock(&mu_);
     auto it = samples_.find(cgroup_path);

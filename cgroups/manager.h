@@ -103,7 +103,9 @@ class CgroupManager {
 
   // Current usage of a cgroup, with CPU nano-cores over the interval since
   // the previous call for the same path (a small cache keeps one sample per
-  // cgroup). NOT_FOUND when the cgroup does not exist.
+  // cgroup). Only the usage fields are read (CgroupStatsDetail::kUsage): this
+  // is what the stats RPCs call for every container. NOT_FOUND when the
+  // cgroup does not exist.
   virtual absl::StatusOr<CgroupUsage> Stats(const std::string& cgroup_path) = 0;
 
   // Drops the cached sample of a removed cgroup.

@@ -197,10 +197,22 @@ void FinishMemory(CgroupStats& s, uint64_t inactive_file) {
   }
 }
 
-absl::StatusOr<CgroupStats> ReadV2(const std::string& dir) {
+absl::StatusOr<CgroupStats> ReadV2(const std::string& dir, CgroupStatsDetail detail) {
   CgroupStats s;
   CRID_ASSIGN_OR_RETURN(auto cpu, ReadFlatKeyed(dir + "/cpu.stat"));
   s.cpu_usage_ns = Get(cpu, "usage_usec") * 1000;
+  if (detail == CgroupStatsDetail::kUsage) {
+    CRID_ASSIGN_OR_RETURN(s.memory_usage_bytes, ReadNumber(dir + "/memory.current"));
+    CRID_ASSIGN_OR_RETURN(s.memory_limit_bytes, ReadNumber(dir + "/memory.max"));
+    CRID_ASSIGN_OR_RETURN(auto mem, ReadFlatKeyed(dir + "/memory.stat"));
+    s.memory_rss_bytes = Get(mem, "anon");
+    s.memory_cache_bytes = Get(mem, "file");
+    s.memory_page_faults = Get(mem, "pgfault");
+    s.memory_major_page_faults = Get(mem, "pgmajfault");
+    FinishMemory(s, Get(mem, "inactive_file"));
+    CRID_ASSIGN_OR_RETURN(s.pids_current, ReadNumber(dir + "/pids.current"));
+    return s;
+  }
   s.cpu_user_ns = Get(cpu, "user_usec") * 1000;
   s.cpu_system_ns = Get(cpu, "system_usec") * 1000;
   s.cpu_cfs_periods = Get(cpu, "nr_periods");
@@ -248,7 +260,9 @@ absl::StatusOr<CgroupStats> ReadV2(const std::string& dir) {
   return s;
 }
 
-absl::StatusOr<CgroupStats> ReadV1(const CgroupLayout& layout, const std::string& path) {
+absl::StatusOr<CgroupStats> ReadV1(const CgroupLayout& layout, const std::string& path,
+                                   CgroupStatsDetail detail) {
+  const bool full = detail == CgroupStatsDetail::kFull;
   CgroupStats s;
   bool found = false;
   auto dir = [&](const char* controller) -> std::string {
@@ -265,15 +279,17 @@ absl::StatusOr<CgroupStats> ReadV1(const CgroupLayout& layout, const std::string
   };
   if (std::string cpuacct = dir("cpuacct"); !cpuacct.empty()) {
     CRID_ASSIGN_OR_RETURN(s.cpu_usage_ns, ReadNumber(cpuacct + "/cpuacct.usage"));
-    // "user TICKS\nsystem TICKS", in USER_HZ.
-    CRID_ASSIGN_OR_RETURN(auto modes, ReadFlatKeyed(cpuacct + "/cpuacct.stat"));
-    static const uint64_t kTicksPerSecond = static_cast<uint64_t>(::sysconf(_SC_CLK_TCK));
-    if (kTicksPerSecond > 0) {
-      s.cpu_user_ns = Get(modes, "user") * 1'000'000'000 / kTicksPerSecond;
-      s.cpu_system_ns = Get(modes, "system") * 1'000'000'000 / kTicksPerSecond;
+    if (full) {
+      // "user TICKS\nsystem TICKS", in USER_HZ.
+      CRID_ASSIGN_OR_RETURN(auto modes, ReadFlatKeyed(cpuacct + "/cpuacct.stat"));
+      static const uint64_t kTicksPerSecond = static_cast<uint64_t>(::sysconf(_SC_CLK_TCK));
+      if (kTicksPerSecond > 0) {
+        s.cpu_user_ns = Get(modes, "user") * 1'000'000'000 / kTicksPerSecond;
+        s.cpu_system_ns = Get(modes, "system") * 1'000'000'000 / kTicksPerSecond;
+      }
     }
   }
-  if (std::string cpu = dir("cpu"); !cpu.empty()) {
+  if (std::string cpu = full ? dir("cpu") : ""; !cpu.empty()) {
     CRID_ASSIGN_OR_RETURN(auto stat, ReadFlatKeyed(cpu + "/cpu.stat"));
     s.cpu_cfs_periods = Get(stat, "nr_periods");
     s.cpu_cfs_throttled_periods = Get(stat, "nr_throttled");
@@ -286,15 +302,18 @@ absl::StatusOr<CgroupStats> ReadV1(const CgroupLayout& layout, const std::string
     CRID_ASSIGN_OR_RETURN(s.memory_usage_bytes, ReadNumber(memory + "/memory.usage_in_bytes"));
     CRID_ASSIGN_OR_RETURN(uint64_t limit, ReadNumber(memory + "/memory.limit_in_bytes"));
     s.memory_limit_bytes = V1Limit(limit);
-    CRID_ASSIGN_OR_RETURN(s.memory_max_usage_bytes,
-                          ReadNumber(memory + "/memory.max_usage_in_bytes"));
-    CRID_ASSIGN_OR_RETURN(s.memory_failcnt, ReadNumber(memory + "/memory.failcnt"));
-    // Kernels built without kmem accounting lack the file: 0, as cAdvisor shows.
-    CRID_ASSIGN_OR_RETURN(s.memory_kernel_bytes,
-                          ReadNumber(memory + "/memory.kmem.usage_in_bytes"));
-    // Absent without swap accounting (swapaccount=0): 0, as cAdvisor shows.
-    CRID_ASSIGN_OR_RETURN(uint64_t swap_limit, ReadNumber(memory + "/memory.memsw.limit_in_bytes"));
-    s.memory_swap_limit_bytes = V1Limit(swap_limit);
+    if (full) {
+      CRID_ASSIGN_OR_RETURN(s.memory_max_usage_bytes,
+                            ReadNumber(memory + "/memory.max_usage_in_bytes"));
+      CRID_ASSIGN_OR_RETURN(s.memory_failcnt, ReadNumber(memory + "/memory.failcnt"));
+      // Kernels built without kmem accounting lack the file: 0, as cAdvisor shows.
+      CRID_ASSIGN_OR_RETURN(s.memory_kernel_bytes,
+                            ReadNumber(memory + "/memory.kmem.usage_in_bytes"));
+      // Absent without swap accounting (swapaccount=0): 0, as cAdvisor shows.
+      CRID_ASSIGN_OR_RETURN(uint64_t swap_limit,
+                            ReadNumber(memory + "/memory.memsw.limit_in_bytes"));
+      s.memory_swap_limit_bytes = V1Limit(swap_limit);
+    }
     CRID_ASSIGN_OR_RETURN(auto mem, ReadFlatKeyed(memory + "/memory.stat"));
     s.memory_rss_bytes = Get(mem, "total_rss");
     s.memory_cache_bytes = Get(mem, "total_cache");
@@ -304,14 +323,18 @@ absl::StatusOr<CgroupStats> ReadV1(const CgroupLayout& layout, const std::string
     s.memory_page_faults = Get(mem, "total_pgfault");
     s.memory_major_page_faults = Get(mem, "total_pgmajfault");
     FinishMemory(s, Get(mem, "total_inactive_file"));
-    CRID_ASSIGN_OR_RETURN(auto oom, ReadFlatKeyed(memory + "/memory.oom_control"));
-    s.oom_kills = Get(oom, "oom_kill");
+    if (full) {
+      CRID_ASSIGN_OR_RETURN(auto oom, ReadFlatKeyed(memory + "/memory.oom_control"));
+      s.oom_kills = Get(oom, "oom_kill");
+    }
   }
   if (std::string pids = dir("pids"); !pids.empty()) {
     CRID_ASSIGN_OR_RETURN(s.pids_current, ReadNumber(pids + "/pids.current"));
-    CRID_ASSIGN_OR_RETURN(s.pids_max, ReadNumber(pids + "/pids.max"));
+    if (full) {
+      CRID_ASSIGN_OR_RETURN(s.pids_max, ReadNumber(pids + "/pids.max"));
+    }
   }
-  if (std::string blkio = dir("blkio"); !blkio.empty()) {
+  if (std::string blkio = full ? dir("blkio") : ""; !blkio.empty()) {
     CRID_ASSIGN_OR_RETURN(s.io, ReadV1Blkio(blkio));
   }
   if (!found) {
@@ -376,7 +399,8 @@ absl::StatusOr<CgroupLayout> CgroupLayout::Detect() {
   return layout;
 }
 
-absl::StatusOr<CgroupStats> ReadCgroupStats(const CgroupLayout& layout, const std::string& path) {
+absl::StatusOr<CgroupStats> ReadCgroupStats(const CgroupLayout& layout, const std::string& path,
+                                            CgroupStatsDetail detail) {
   if (path.empty() || path[0] != '/' || absl::StrContains(path, "..")) {
     return absl::InvalidArgumentError(absl::StrCat("bad cgroup path \"", path, "\""));
   }
@@ -385,9 +409,9 @@ absl::StatusOr<CgroupStats> ReadCgroupStats(const CgroupLayout& layout, const st
     if (!IsDir(dir)) {
       return absl::NotFoundError(absl::StrCat("cgroup ", path, " does not exist"));
     }
-    return ReadV2(dir);
+    return ReadV2(dir, detail);
   }
-  return ReadV1(layout, path);
+  return ReadV1(layout, path, detail);
 }
 
 absl::StatusOr<CgroupProcessStats> ReadCgroupProcessStats(const CgroupLayout& layout,

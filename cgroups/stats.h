@@ -87,10 +87,23 @@ struct CgroupProcessStats {
   uint64_t sockets = 0;
 };
 
+// How much ReadCgroupStats reads.
+enum class CgroupStatsDetail {
+  // What the CRI stats RPCs return, which kubelet polls for every container:
+  // CPU usage, memory usage, limit and memory.stat, and the process count.
+  // Five files per cgroup; the other fields stay 0.
+  kUsage,
+  // Every field (the metrics RPCs: CPU modes and throttling, the CPU and
+  // memory settings, failcnt, kernel and swap memory, OOM kills, pids.max,
+  // block I/O).
+  kFull,
+};
+
 // Reads the stats of `path` (a cgroup path such as /kubepods/pod1/crid-abc, the
 // same in every hierarchy). A controller that is not mounted leaves its fields 0;
 // a cgroup that does not exist is NOT_FOUND.
-absl::StatusOr<CgroupStats> ReadCgroupStats(const CgroupLayout& layout, const std::string& path);
+absl::StatusOr<CgroupStats> ReadCgroupStats(const CgroupLayout& layout, const std::string& path,
+                                            CgroupStatsDetail detail = CgroupStatsDetail::kFull);
 
 // Counts the processes in the cgroup at `path` (its cgroup.procs) and the file
 // descriptors and sockets they have open (`proc_root`/PID/fd), as cAdvisor

@@ -223,6 +223,67 @@ TEST(ReadCgroupStats, V1Files) {
   EXPECT_EQ(s->io[0].writes, 3u);
 }
 
+// The stats RPCs read five files per cgroup: the detail files are never
+// opened (here they hold garbage that fails a full read).
+TEST(ReadCgroupStats, UsageDetailReadsOnlyTheUsageFiles) {
+  TempDir tmp;
+  CgroupLayout v1;
+  for (const char* c : {"cpu", "cpuacct", "memory", "pids", "blkio"}) {
+    v1.controllers[c] = tmp.Sub(c);
+    ASSERT_TRUE(MakeDirs(tmp.Sub(c) + "/pod/c", 0755).ok());
+  }
+  Write(tmp.Sub("cpuacct/pod/c/cpuacct.usage"), "123456789\n");
+  Write(tmp.Sub("memory/pod/c/memory.usage_in_bytes"), "5000\n");
+  Write(tmp.Sub("memory/pod/c/memory.limit_in_bytes"), "8000\n");
+  Write(tmp.Sub("memory/pod/c/memory.stat"),
+        "total_rss 3000\ntotal_cache 1500\ntotal_inactive_file 1000\ntotal_pgfault 9\n"
+        "total_pgmajfault 1\n");
+  Write(tmp.Sub("pids/pod/c/pids.current"), "7\n");
+  for (const char* file :
+       {"cpu/pod/c/cpu.cfs_period_us", "cpu/pod/c/cpu.shares", "memory/pod/c/memory.failcnt",
+        "memory/pod/c/memory.max_usage_in_bytes", "pids/pod/c/pids.max"}) {
+    Write(tmp.Sub(file), "garbage\n");
+  }
+  ASSERT_EQ(ReadCgroupStats(v1, "/pod/c").status().code(), absl::StatusCode::kDataLoss);
+  auto s = ReadCgroupStats(v1, "/pod/c", CgroupStatsDetail::kUsage);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->cpu_usage_ns, 123456789u);
+  EXPECT_EQ(s->memory_usage_bytes, 5000u);
+  EXPECT_EQ(s->memory_working_set_bytes, 4000u);
+  EXPECT_EQ(s->memory_available_bytes, 4000u);
+  EXPECT_EQ(s->memory_rss_bytes, 3000u);
+  EXPECT_EQ(s->memory_page_faults, 9u);
+  EXPECT_EQ(s->memory_major_page_faults, 1u);
+  EXPECT_EQ(s->pids_current, 7u);
+  EXPECT_EQ(s->cpu_shares, 0u);
+  EXPECT_EQ(s->pids_max, 0u);
+
+  std::string dir = tmp.Sub("v2/pod/c");
+  ASSERT_TRUE(MakeDirs(dir, 0755).ok());
+  Write(dir + "/cpu.stat", "usage_usec 1500\nuser_usec 1000\n");
+  Write(dir + "/memory.current", "10000\n");
+  Write(dir + "/memory.max", "max\n");
+  Write(dir + "/memory.stat", "anon 4000\ninactive_file 2000\npgfault 5\npgmajfault 2\n");
+  Write(dir + "/pids.current", "3\n");
+  for (const char* file : {"/cpu.weight", "/memory.peak", "/pids.max"}) {
+    Write(dir + file, "garbage\n");
+  }
+  CgroupLayout v2;
+  v2.unified = true;
+  v2.unified_mount = tmp.Sub("v2");
+  ASSERT_EQ(ReadCgroupStats(v2, "/pod/c").status().code(), absl::StatusCode::kDataLoss);
+  s = ReadCgroupStats(v2, "/pod/c", CgroupStatsDetail::kUsage);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->cpu_usage_ns, 1500000u);
+  EXPECT_EQ(s->cpu_user_ns, 0u);
+  EXPECT_EQ(s->memory_usage_bytes, 10000u);
+  EXPECT_EQ(s->memory_working_set_bytes, 8000u);
+  EXPECT_EQ(s->memory_rss_bytes, 4000u);
+  EXPECT_EQ(s->memory_page_faults, 5u);
+  EXPECT_EQ(s->memory_major_page_faults, 2u);
+  EXPECT_EQ(s->pids_current, 3u);
+}
+
 TEST(ReadCgroupStats, MissingAndBadPaths) {
   TempDir tmp;
   CgroupLayout layout;
