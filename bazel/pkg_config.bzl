@@ -14,6 +14,8 @@ _DEBIAN_PACKAGES = {
     "libseccomp": "libseccomp-dev",
     "libsystemd": "libsystemd-dev",
     "sqlite3": "libsqlite3-dev",
+    "prometheus-cpp-core": "prometheus-cpp-dev",
+    "prometheus-cpp-pull": "prometheus-cpp-dev",
     "gtest": "libgtest-dev",
     "gtest_main": "libgtest-dev",
     "gmock": "libgmock-dev",

@@ -10,6 +10,9 @@ build_packages=(
   libabsl-dev libspdlog-dev libfmt-dev libseccomp-dev libsystemd-dev libsqlite3-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev
   libcurl4-openssl-dev libssl-dev zlib1g-dev libzstd-dev
+  # The metrics endpoint (metrics.address): prometheus-cpp's core and pull
+  # (civetweb) libraries; the -dev package brings both runtime libraries.
+  prometheus-cpp-dev libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0
   # What crid runs at run time: the OCI runtime and the CNI plugins.
   runc containernetworking-plugins iproute2 iptables
 )
