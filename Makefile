@@ -4,6 +4,7 @@ BAZEL ?= bazel
 ARGS ?=
 
 .PHONY: deps test-deps build run test lint clean critest e2e-node e2e-node-compare
+.PHONY: release-build install uninstall deb
 
 deps:
 	tools/install-deps.sh build
@@ -16,6 +17,29 @@ build: deps
 
 run: build
 	exec ./bazel-bin/crid $(ARGS)
+
+# Installing: the release binaries (optimised, stripped) with crid.service, an
+# example /etc/crid/crid.json and /etc/crictl.yaml (kept when present), the docs.
+# `make install PREFIX=/usr/local DESTDIR=`; `make deb` writes dist/crid_<VERSION>_<arch>.deb.
+PREFIX ?= /usr/local
+DESTDIR ?=
+CRID_RELEASE_FLAGS ?= -c opt --strip=always
+
+release-build: deps
+	$(BAZEL) build $(CRID_RELEASE_FLAGS) //:crid //shim:crid-shim //pause:crid-pause
+
+install: release-build
+	packaging/install.sh --keep-config --prefix "$(PREFIX)" --destdir "$(DESTDIR)" \
+	  --bin-dir "$$($(BAZEL) info $(CRID_RELEASE_FLAGS) bazel-bin)"
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+
+uninstall:
+	packaging/install.sh --uninstall --prefix "$(PREFIX)" --destdir "$(DESTDIR)"
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+
+deb: release-build
+	BAZEL="$(BAZEL)" CRID_RELEASE_FLAGS="$(CRID_RELEASE_FLAGS)" packaging/build-deb.sh \
+	  --bin-dir "$$($(BAZEL) info $(CRID_RELEASE_FLAGS) bazel-bin)"
 
 test: test-deps
 	tools/run-tests.sh
