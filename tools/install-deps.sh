@@ -9,6 +9,8 @@ build_packages=(
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev
   libabsl-dev libspdlog-dev libfmt-dev libseccomp-dev libsystemd-dev libsqlite3-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev
+  # make deb: dpkg-shlibdeps computes the package's Depends.
+  dpkg-dev
   libcurl4-openssl-dev libssl-dev zlib1g-dev libzstd-dev
   # The metrics endpoint (metrics.address): prometheus-cpp's core and pull
   # (civetweb) libraries; the -dev package brings both runtime libraries.
