@@ -550,9 +550,9 @@ void ContainerManager::HandleShimDeath(const std::string& pod_id) {
   }
   runtime::v1::ContainerFilter filter;
   filter.set_pod_sandbox_id(pod_id);
-  std::vector<ContainerRecord> containers = List(filter);
+  std::vector<RecordSnapshot> containers = List(filter);
   bool ran_something = std::any_of(containers.begin(), containers.end(), [&](const auto& c) {
-    return c.pod_id() == pod_id && c.state() != ContainerRecord::EXITED;
+    return c->pod_id() == pod_id && c->state() != ContainerRecord::EXITED;
   });
   if (ran_something) {
     spdlog::error("pod {}: its crid-shim (pid {}) is gone; killing the containers it ran",
@@ -563,13 +563,13 @@ void ContainerManager::HandleShimDeath(const std::string& pod_id) {
     spdlog::info("pod {}: its crid-shim (pid {}) exited after its containers", ShortId(pod_id),
                  client->pid());
   }
-  for (const ContainerRecord& listed : containers) {
-    if (listed.pod_id() != pod_id) {
+  for (const RecordSnapshot& listed : containers) {
+    if (listed->pod_id() != pod_id) {
       continue;
     }
-    std::shared_ptr<absl::Mutex> op = OpLock(listed.id());
+    std::shared_ptr<absl::Mutex> op = OpLock(listed->id());
     absl::MutexLock op_lock(op.get());
-    absl::StatusOr<ContainerRecord> record = Get(listed.id());
+    absl::StatusOr<ContainerRecord> record = Get(listed->id());
     if (!record.ok()) {
       continue;
     }
@@ -622,8 +622,9 @@ absl::Status ContainerManager::Persist(const ContainerRecord& record) {
 }
 
 void ContainerManager::Publish(const ContainerRecord& record) {
+  auto snapshot = std::make_shared<const ContainerRecord>(record);
   absl::MutexLock lock(&mu_);
-  containers_[record.id()] = record;
+  containers_[record.id()] = std::move(snapshot);
 }
 
 std::shared_ptr<absl::Mutex> ContainerManager::OpLock(const std::string& id) {
@@ -643,10 +644,10 @@ void ContainerManager::RecordExit(const std::string& id, const shim::ContainerSt
   {
     absl::MutexLock lock(&mu_);
     auto it = containers_.find(id);
-    if (it == containers_.end() || it->second.state() == ContainerRecord::EXITED) {
+    if (it == containers_.end() || it->second->state() == ContainerRecord::EXITED) {
       return;
     }
-    ContainerRecord& r = it->second;
+    ContainerRecord r = *it->second;
     // An exit that overtook its StartContainer: subscribers see the start first.
     start_unreported = r.state() == ContainerRecord::CREATED && state.started_at_ns() != 0;
     r.set_state(ContainerRecord::EXITED);
@@ -665,7 +666,8 @@ void ContainerManager::RecordExit(const std::string& id, const shim::ContainerSt
       spdlog::error("container {}: persisting its exit: {}", ShortId(id), st.message());
     }
     spdlog::info("container {} exited with code {} ({})", ShortId(id), r.exit_code(), r.reason());
-    exited = r;
+    it->second = std::make_shared<const ContainerRecord>(r);
+    exited = std::move(r);
   }
   if (start_unreported) {
     Notify(exited, ContainerEventKind::kStarted);
@@ -958,9 +960,9 @@ absl::Status ContainerManager::Start(const std::string& id) {
     auto it = containers_.find(record.id());
     // Its exit event may have come first (a container that exits at once):
     // the exit stands, and RecordExit has reported the start with it.
-    bool exited = it != containers_.end() && it->second.state() == ContainerRecord::EXITED;
+    bool exited = it != containers_.end() && it->second->state() == ContainerRecord::EXITED;
     if (exited) {
-      record = it->second;
+      record = *it->second;
     } else {
       record.set_state(ContainerRecord::RUNNING);
     }
@@ -968,7 +970,7 @@ absl::Status ContainerManager::Start(const std::string& id) {
       record.set_started_at_ns(started);
     }
     CRID_RETURN_IF_ERROR(Persist(record));
-    containers_[record.id()] = record;
+    containers_[record.id()] = std::make_shared<const ContainerRecord>(record);
     if (exited) {
       return absl::OkStatus();
     }
@@ -1004,7 +1006,7 @@ void ContainerManager::StopAsync(const std::string& id, absl::Duration timeout, 
   {
     absl::MutexLock lock(&mu_);
     auto it = containers_.find(record->id());
-    if (it == containers_.end() || it->second.state() == ContainerRecord::EXITED) {
+    if (it == containers_.end() || it->second->state() == ContainerRecord::EXITED) {
       std::move(done)(absl::OkStatus());
       return;
     }
@@ -1143,15 +1145,15 @@ absl::Status ContainerManager::StopPod(const std::string& pod_id) {
   absl::Mutex mu;
   absl::Status first;
   size_t pending = 0;
-  for (const ContainerRecord& record : List(filter)) {
-    if (record.pod_id() != pod_id || record.state() == ContainerRecord::EXITED) {
+  for (const RecordSnapshot& record : List(filter)) {
+    if (record->pod_id() != pod_id || record->state() == ContainerRecord::EXITED) {
       continue;
     }
     {
       absl::MutexLock lock(&mu);
       ++pending;
     }
-    StopAsync(record.id(), absl::ZeroDuration(), [&](const absl::Status& st) {
+    StopAsync(record->id(), absl::ZeroDuration(), [&](const absl::Status& st) {
       absl::MutexLock lock(&mu);
       first.Update(st);
       --pending;
@@ -1166,9 +1168,9 @@ absl::Status ContainerManager::StopPod(const std::string& pod_id) {
 absl::Status ContainerManager::RemovePod(const std::string& pod_id) {
   runtime::v1::ContainerFilter filter;
   filter.set_pod_sandbox_id(pod_id);
-  for (const ContainerRecord& record : List(filter)) {
-    if (record.pod_id() == pod_id) {
-      CRID_RETURN_IF_ERROR(Remove(record.id()));
+  for (const RecordSnapshot& record : List(filter)) {
+    if (record->pod_id() == pod_id) {
+      CRID_RETURN_IF_ERROR(Remove(record->id()));
     }
   }
   std::shared_ptr<shim::ShimClient> client;
@@ -1387,6 +1389,11 @@ absl::Status ContainerManager::ReopenLog(const std::string& id) {
 // Queries.
 
 absl::StatusOr<ContainerRecord> ContainerManager::Get(const std::string& id) const {
+  CRID_ASSIGN_OR_RETURN(RecordSnapshot snapshot, Find(id));
+  return *snapshot;  // copied outside the lock
+}
+
+absl::StatusOr<RecordSnapshot> ContainerManager::Find(const std::string& id) const {
   absl::MutexLock lock(&mu_);
   auto it = containers_.find(id);
   if (it != containers_.end()) {
@@ -1406,10 +1413,11 @@ absl::StatusOr<ContainerRecord> ContainerManager::Get(const std::string& id) con
   return absl::NotFoundError(absl::StrCat("container \"", id, "\" not found"));
 }
 
-std::vector<ContainerRecord> ContainerManager::List(const v1::ContainerFilter& filter) const {
-  std::vector<ContainerRecord> out;
+std::vector<RecordSnapshot> ContainerManager::List(const v1::ContainerFilter& filter) const {
+  std::vector<RecordSnapshot> out;
   absl::MutexLock lock(&mu_);
-  for (const auto& [id, record] : containers_) {
+  for (const auto& [id, snapshot] : containers_) {
+    const ContainerRecord& record = *snapshot;
     if (record.state() == ContainerRecord::CREATING) {
       continue;
     }
@@ -1426,7 +1434,7 @@ std::vector<ContainerRecord> ContainerManager::List(const v1::ContainerFilter& f
     if (!LabelsMatch(record.config().labels(), filter.label_selector())) {
       continue;
     }
-    out.push_back(record);
+    out.push_back(snapshot);
   }
   return out;
 }
@@ -1435,7 +1443,7 @@ std::set<std::string> ContainerManager::LayersInUse() const {
   std::set<std::string> out;
   absl::MutexLock lock(&mu_);
   for (const auto& [id, record] : containers_) {
-    out.insert(record.chain_ids().begin(), record.chain_ids().end());
+    out.insert(record->chain_ids().begin(), record->chain_ids().end());
   }
   return out;
 }

@@ -48,6 +48,9 @@
 
 namespace crid::container {
 
+// A container's record as it was at one moment; never edited in place.
+using RecordSnapshot = std::shared_ptr<const ContainerRecord>;
+
 struct ContainerOptions {
   // Bundles and writable layers: ROOT/containers/<id>.
   std::string root_dir;
@@ -117,9 +120,14 @@ class ContainerManager {
   absl::Status StopPod(const std::string& pod_id);
   absl::Status RemovePod(const std::string& pod_id);
 
-  // By full ID or unique prefix; NOT_FOUND when absent.
+  // By full ID or unique prefix; NOT_FOUND when absent. Find shares the
+  // snapshot; Get copies it.
   absl::StatusOr<ContainerRecord> Get(const std::string& id) const;
-  std::vector<ContainerRecord> List(const runtime::v1::ContainerFilter& filter) const;
+  absl::StatusOr<RecordSnapshot> Find(const std::string& id) const;
+  // The matching records as they are now: shared, immutable snapshots (a
+  // state change replaces a container's record, it never edits one in place),
+  // so listing copies pointers, not configs, under the lock.
+  std::vector<RecordSnapshot> List(const runtime::v1::ContainerFilter& filter) const;
 
   // Chain IDs of the layers under every container's rootfs (image GC keeps them).
   std::set<std::string> LayersInUse() const;
@@ -197,7 +205,7 @@ class ContainerManager {
   // StartContainer is reported after the start).
   absl::Mutex events_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   mutable absl::Mutex mu_;
-  std::map<std::string, ContainerRecord> containers_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, RecordSnapshot> containers_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<InFlight>> creates_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<absl::Mutex>> op_locks_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<shim::ShimClient>> shims_ ABSL_GUARDED_BY(mu_);

@@ -81,13 +81,13 @@ grpc::ServerUnaryReactor* RuntimeService::ContainerStatus(
   if (request->container_id().empty()) {
     return FinishUnary(context, absl::InvalidArgumentError("container_id: must not be empty"));
   }
-  absl::StatusOr<ContainerRecord> r = containers_->Get(request->container_id());
+  absl::StatusOr<container::RecordSnapshot> r = containers_->Find(request->container_id());
   if (!r.ok()) {
     return FinishUnary(context, r.status());
   }
-  ToCriContainerStatus(*r, response->mutable_status());
+  ToCriContainerStatus(**r, response->mutable_status());
   if (request->verbose()) {
-    (*response->mutable_info())["info"] = VerboseInfo(*r);
+    (*response->mutable_info())["info"] = VerboseInfo(**r);
   }
   return FinishUnary(context, absl::OkStatus());
 }
@@ -97,20 +97,22 @@ void AddPodContainerStatuses(
     google::protobuf::RepeatedPtrField<runtime::v1::ContainerStatus>* statuses) {
   runtime::v1::ContainerFilter filter;
   filter.set_pod_sandbox_id(pod_id);
-  std::vector<ContainerRecord> mine;
-  for (ContainerRecord& c : containers.List(filter)) {
-    if (c.pod_id() == pod_id) {  // the filter matches ID prefixes
+  std::vector<container::RecordSnapshot> mine;
+  for (container::RecordSnapshot& c : containers.List(filter)) {
+    if (c->pod_id() == pod_id) {  // the filter matches ID prefixes
       mine.push_back(std::move(c));
     }
   }
   // In ID order, a restarted container whose ID sorted after the exited one's
   // was never seen running: kubelet kept "restarting" it.
-  std::sort(mine.begin(), mine.end(), [](const ContainerRecord& a, const ContainerRecord& b) {
-    return a.created_at_ns() != b.created_at_ns() ? a.created_at_ns() > b.created_at_ns()
-                                                  : a.id() < b.id();
-  });
-  for (const ContainerRecord& c : mine) {
-    ToCriContainerStatus(c, statuses->Add());
+  std::sort(mine.begin(), mine.end(),
+            [](const container::RecordSnapshot& a, const container::RecordSnapshot& b) {
+              return a->created_at_ns() != b->created_at_ns()
+                         ? a->created_at_ns() > b->created_at_ns()
+                         : a->id() < b->id();
+            });
+  for (const container::RecordSnapshot& c : mine) {
+    ToCriContainerStatus(*c, statuses->Add());
   }
 }
 
@@ -120,7 +122,8 @@ grpc::ServerUnaryReactor* RuntimeService::ListContainers(
   if (containers_ == nullptr) {
     return FinishUnary(context, absl::UnavailableError("containers are not available"));
   }
-  for (const ContainerRecord& r : containers_->List(request->filter())) {
+  for (const container::RecordSnapshot& snapshot : containers_->List(request->filter())) {
+    const ContainerRecord& r = *snapshot;
     runtime::v1::Container* c = response->add_containers();
     c->set_id(r.id());
     c->set_pod_sandbox_id(r.pod_id());

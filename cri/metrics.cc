@@ -73,14 +73,14 @@ grpc::ServerUnaryReactor* RuntimeService::ListPodSandboxMetrics(
   if (containers_ == nullptr || sandboxes_ == nullptr) {
     return FinishUnary(context, absl::UnavailableError("pod sandboxes are not available"));
   }
-  std::map<std::string, std::vector<ContainerRecord>> running;
-  for (ContainerRecord& record : containers_->List(v1::ContainerFilter())) {
-    if (record.state() == ContainerRecord::RUNNING) {
-      std::string pod_id = record.pod_id();
+  std::map<std::string, std::vector<container::RecordSnapshot>> running;
+  for (container::RecordSnapshot& record : containers_->List(v1::ContainerFilter())) {
+    if (record->state() == ContainerRecord::RUNNING) {
+      std::string pod_id = record->pod_id();
       running[pod_id].push_back(std::move(record));
     }
   }
-  static const std::vector<ContainerRecord> kNone;
+  static const std::vector<container::RecordSnapshot> kNone;
   const absl::Time now = absl::Now();
   std::map<std::pair<uint32_t, uint32_t>, std::string> device_names;
   for (const sandbox::SandboxRecord& pod : sandboxes_->List(v1::PodSandboxFilter())) {
@@ -88,7 +88,8 @@ grpc::ServerUnaryReactor* RuntimeService::ListPodSandboxMetrics(
       continue;
     }
     auto it = running.find(pod.id());
-    const std::vector<ContainerRecord>& containers = it == running.end() ? kNone : it->second;
+    const std::vector<container::RecordSnapshot>& containers =
+        it == running.end() ? kNone : it->second;
     const std::string& parent = pod.config().linux().cgroup_parent();
     v1::PodSandboxMetrics* pod_metrics = response->add_pod_metrics();
     pod_metrics->set_pod_sandbox_id(pod.id());
@@ -115,7 +116,8 @@ grpc::ServerUnaryReactor* RuntimeService::ListPodSandboxMetrics(
     }
     AppendMetrics(sample, now, pod_metrics->mutable_metrics());
 
-    for (const ContainerRecord& record : containers) {
+    for (const container::RecordSnapshot& snapshot : containers) {
+      const ContainerRecord& record = *snapshot;
       v1::ContainerMetrics* container_metrics = pod_metrics->add_container_metrics();
       container_metrics->set_container_id(record.id());
       MetricSample c;

@@ -186,7 +186,7 @@ class RuntimeService final : public runtime::v1::RuntimeService::CallbackService
   // A process inside the pod's network namespace: crid-pause, else one of
   // its running containers (from `containers`); 0 when there is none.
   static pid_t PodNetnsPid(const sandbox::SandboxRecord& pod,
-                           const std::vector<container::ContainerRecord>& containers);
+                           const std::vector<container::RecordSnapshot>& containers);
 
   // Runs `work` on the sandbox worker pool; it must Finish `reactor`.
   grpc::ServerUnaryReactor* RunBlocking(grpc::CallbackServerContext* context,

@@ -86,13 +86,13 @@ v1::ContainerStats RuntimeService::StatsOf(const ContainerRecord& record,
 }
 
 pid_t RuntimeService::PodNetnsPid(const sandbox::SandboxRecord& pod,
-                                  const std::vector<ContainerRecord>& containers) {
+                                  const std::vector<container::RecordSnapshot>& containers) {
   if (pod.pause_pid() > 0) {
     return pod.pause_pid();
   }
-  for (const ContainerRecord& record : containers) {
-    if (record.pod_id() == pod.id() && record.state() == ContainerRecord::RUNNING) {
-      return record.pid();
+  for (const container::RecordSnapshot& record : containers) {
+    if (record->pod_id() == pod.id() && record->state() == ContainerRecord::RUNNING) {
+      return record->pid();
     }
   }
   return 0;
@@ -111,12 +111,12 @@ v1::PodSandboxStats RuntimeService::PodStatsOf(const sandbox::SandboxRecord& pod
   uint64_t cpu_ns = 0, nano_cores = 0, working_set = 0, usage = 0, rss = 0, faults = 0,
            major_faults = 0;
   bool any_usage = false;
-  const std::vector<ContainerRecord> containers = containers_->List(filter);
-  for (const ContainerRecord& record : containers) {
-    if (record.pod_id() != pod.id()) {
+  const std::vector<container::RecordSnapshot> containers = containers_->List(filter);
+  for (const container::RecordSnapshot& record : containers) {
+    if (record->pod_id() != pod.id()) {
       continue;
     }
-    v1::ContainerStats c = StatsOf(record, pod.config().linux().cgroup_parent());
+    v1::ContainerStats c = StatsOf(*record, pod.config().linux().cgroup_parent());
     if (c.has_cpu()) {
       any_usage = true;
       cpu_ns += c.cpu().usage_core_nano_seconds().value();
@@ -188,8 +188,8 @@ grpc::ServerUnaryReactor* RuntimeService::ListContainerStats(
   filter.set_id(request->filter().id());
   filter.set_pod_sandbox_id(request->filter().pod_sandbox_id());
   *filter.mutable_label_selector() = request->filter().label_selector();
-  for (const ContainerRecord& record : containers_->List(filter)) {
-    *response->add_stats() = StatsOf(record);
+  for (const container::RecordSnapshot& record : containers_->List(filter)) {
+    *response->add_stats() = StatsOf(*record);
   }
   return FinishUnary(context, absl::OkStatus());
 }
