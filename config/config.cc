@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "base/errors.h"
@@ -72,7 +73,40 @@ config::Config DefaultConfig() {
   c.mutable_container()->set_default_handler("runc");
   c.mutable_container()->set_workers(16);
   c.mutable_container()->set_exec_output_limit_bytes(8u << 20);
+  c.mutable_metrics()->set_address("");  // off
   return c;
+}
+
+absl::Status ValidateMetricsAddress(const std::string& address) {
+  if (address.empty()) {
+    return absl::OkStatus();
+  }
+  auto invalid = [&address](const char* why) {
+    return absl::InvalidArgumentError(absl::StrCat("metrics.address: ", why,
+                                                   " (want HOST:PORT such as 127.0.0.1:9090, or "
+                                                   "[::1]:9090), got \"",
+                                                   address, "\""));
+  };
+  size_t colon = address.rfind(':');
+  if (colon == std::string::npos) {
+    return invalid("no port");
+  }
+  std::string host = address.substr(0, colon);
+  uint32_t port = 0;
+  if (!absl::SimpleAtoi(address.substr(colon + 1), &port) || port > 65535) {
+    return invalid("the port must be 0 to 65535");
+  }
+  unsigned char addr[16];
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    if (inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), addr) == 1) {
+      return absl::OkStatus();
+    }
+    return invalid("not an IPv6 address in the brackets");
+  }
+  if (inet_pton(AF_INET, host.c_str(), addr) == 1) {
+    return absl::OkStatus();
+  }
+  return invalid("the host must be an IPv4 address, or an IPv6 address in brackets");
 }
 
 absl::StatusOr<config::Config> ParseConfig(const std::string& json, const std::string& origin) {
@@ -185,6 +219,9 @@ absl::Status ValidateConfig(const config::Config& c) {
     return absl::InvalidArgumentError(
         absl::StrCat("streaming.address: must be an IPv4 or IPv6 address, got \"",
                      c.streaming().address(), "\""));
+  }
+  if (absl::Status st = ValidateMetricsAddress(c.metrics().address()); !st.ok()) {
+    return st;
   }
   if (c.streaming().port() > 65535) {
     return absl::InvalidArgumentError(

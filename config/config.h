@@ -23,6 +23,9 @@ absl::StatusOr<config::Config> ParseConfig(const std::string& json, const std::s
 // Checks every field; the error names the first bad one.
 absl::Status ValidateConfig(const config::Config& config);
 
+// metrics.address: empty (off), "IPv4:PORT" or "[IPv6]:PORT", PORT 0..65535.
+absl::Status ValidateMetricsAddress(const std::string& address);
+
 // The unix socket path of a `unix://` endpoint.
 std::string SocketPath(const std::string& listen);
 

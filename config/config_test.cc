@@ -69,6 +69,12 @@ TEST(Config, ValidationNamesTheField) {
       {R"({"streaming": {"tlsCertFile": "/etc/crid/tls.crt"}})", "streaming.tls_key_file"},
       {R"({"streaming": {"tlsKeyFile": "/etc/crid/tls.key"}})", "streaming.tls_cert_file"},
       {R"({"streaming": {"tlsClientCaFile": "/etc/crid/ca.crt"}})", "tls_client_ca_file"},
+      {R"({"metrics": {"address": "9090"}})", "metrics.address"},
+      {R"({"metrics": {"address": "localhost:9090"}})", "metrics.address"},
+      {R"({"metrics": {"address": "127.0.0.1:"}})", "metrics.address"},
+      {R"({"metrics": {"address": "127.0.0.1:70000"}})", "metrics.address"},
+      {R"({"metrics": {"address": "::1:9090"}})", "metrics.address"},
+      {R"({"metrics": {"address": "[::1]"}})", "metrics.address"},
   };
   for (const Case& tc : cases) {
     auto c = ParseConfig(tc.json, "t");
@@ -76,6 +82,16 @@ TEST(Config, ValidationNamesTheField) {
     absl::Status st = ValidateConfig(*c);
     EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << tc.json;
     EXPECT_THAT(std::string(st.message()), HasSubstr(tc.field)) << tc.json;
+  }
+}
+
+TEST(Config, MetricsAreOffByDefaultAndTakeHostPort) {
+  EXPECT_EQ(DefaultConfig().metrics().address(), "");
+  for (const char* address : {"127.0.0.1:9090", "0.0.0.0:0", "[::1]:9090"}) {
+    auto c = ParseConfig(absl::StrCat(R"({"metrics": {"address": ")", address, R"("}})"), "t");
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_TRUE(ValidateConfig(*c).ok()) << address;
+    EXPECT_EQ(c->metrics().address(), address);
   }
 }
 

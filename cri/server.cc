@@ -84,7 +84,8 @@ absl::Status PrepareSocketPath(const std::string& path) {
 }
 
 absl::StatusOr<std::unique_ptr<CriServer>> CriServer::Start(
-    const ServerOptions& options, const std::vector<grpc::Service*>& services) {
+    const ServerOptions& options, const std::vector<grpc::Service*>& services,
+    std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> interceptor) {
   std::optional<gid_t> gid;
   if (!options.socket_group.empty()) {
     CRID_ASSIGN_OR_RETURN(gid, ResolveGroup(options.socket_group));
@@ -97,6 +98,11 @@ absl::StatusOr<std::unique_ptr<CriServer>> CriServer::Start(
   builder.SetMaxSendMessageSize(options.max_message_bytes);
   for (grpc::Service* service : services) {
     builder.RegisterService(service);
+  }
+  if (interceptor != nullptr) {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+    creators.push_back(std::move(interceptor));
+    builder.experimental().SetInterceptorCreators(std::move(creators));
   }
   // The socket is created by BuildAndStart; the umask keeps it from ever being
   // reachable by others before the chmod below.

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/support/server_interceptor.h>
 
 #include <memory>
 #include <string>
@@ -24,8 +25,10 @@ struct ServerOptions {
 class CriServer {
  public:
   // Starts serving `services` (not owned; they must outlive the server).
+  // `interceptor` (may be null) sees every call (cri/daemon_metrics.h).
   static absl::StatusOr<std::unique_ptr<CriServer>> Start(
-      const ServerOptions& options, const std::vector<grpc::Service*>& services);
+      const ServerOptions& options, const std::vector<grpc::Service*>& services,
+      std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface> interceptor = nullptr);
   ~CriServer();
 
   // Stops accepting calls, lets running ones finish within `grace`, then cancels

@@ -20,7 +20,8 @@ namespace crid::metrics {
 class MetricsEndpoint {
  public:
   // Listens on `address` ("127.0.0.1:9090", "[::1]:9090"; port 0 picks a free
-  // one) and serves `collectables`, which it keeps alive.
+  // one; checked by config::ValidateMetricsAddress) and serves `collectables`,
+  // which it keeps alive.
   static absl::StatusOr<std::unique_ptr<MetricsEndpoint>> Start(
       const std::string& address,
       std::vector<std::shared_ptr<prometheus::Collectable>> collectables);
@@ -36,9 +37,5 @@ class MetricsEndpoint {
   std::unique_ptr<prometheus::Exposer> exposer_;
   int port_ = 0;
 };
-
-// Checks a metrics address: "HOST:PORT" with an IPv4 address, or "[IPv6]:PORT";
-// PORT 0 to 65535.
-absl::Status ValidateMetricsAddress(const std::string& address);
 
 }  // namespace crid::metrics

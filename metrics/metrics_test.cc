@@ -214,20 +214,13 @@ TEST(MetricsEndpointTest, ServesRegistryAndScrapeGaugesOverHttp) {
   EXPECT_FALSE(HttpGet((*endpoint)->port(), "/other").ok());
 }
 
-TEST(MetricsEndpointTest, RefusesABusyPortAndBadAddresses) {
+TEST(MetricsEndpointTest, RefusesABusyPort) {
   absl::StatusOr<std::unique_ptr<MetricsEndpoint>> first =
       MetricsEndpoint::Start("127.0.0.1:0", {});
   ASSERT_TRUE(first.ok()) << first.status();
   absl::StatusOr<std::unique_ptr<MetricsEndpoint>> second =
       MetricsEndpoint::Start(absl::StrCat("127.0.0.1:", (*first)->port()), {});
   EXPECT_FALSE(second.ok());
-  EXPECT_TRUE(ValidateMetricsAddress("127.0.0.1:9090").ok());
-  EXPECT_TRUE(ValidateMetricsAddress("[::1]:9090").ok());
-  EXPECT_TRUE(ValidateMetricsAddress("0.0.0.0:0").ok());
-  for (const char* bad : {"9090", "localhost:9090", "127.0.0.1:", "127.0.0.1:70000", "::1:9090",
-                          "[::1]", "127.0.0.1:x"}) {
-    EXPECT_FALSE(ValidateMetricsAddress(bad).ok()) << bad;
-  }
 }
 
 }  // namespace
