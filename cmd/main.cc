@@ -6,14 +6,10 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstdio>
 #include <string>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
-#include "absl/flags/usage_config.h"
 #include "absl/strings/str_cat.h"
 #include "base/errors.h"
 #include "base/fs.h"
@@ -21,10 +17,13 @@
 #include "base/logging.h"
 #include "cgroups/driver.h"
 #include "cgroups/manager.h"
+#include "cmd/binaries.h"
+#include "cmd/check_command.h"
+#include "cmd/cleanup_command.h"
+#include "cmd/cli.h"
 #include "cni/network.h"
 #include "config/config.h"
 #include "container/manager.h"
-#include "cri/daemon_metrics.h"
 #include "cri/image_service.h"
 #include "cri/runtime_service.h"
 #include "cri/runtime_state.h"
@@ -44,17 +43,14 @@ ABSL_FLAG(std::string, state, "", "runtime state directory (default /run/crid)")
 ABSL_FLAG(std::string, listen, "", "gRPC endpoint (default unix:///run/crid/crid.sock)");
 ABSL_FLAG(std::string, log_level, "",
           "trace, debug, info, warn, error, critical or off (default info)");
-ABSL_FLAG(std::string, metrics_address, "",
-          "HOST:PORT serving crid's own Prometheus metrics at /metrics (default off)");
 
 namespace crid {
 namespace {
 
 constexpr absl::Duration kShutdownGrace = absl::Seconds(5);
 
-// Exit codes: 1 = runtime failure, 2 = bad flags or configuration.
+// Exit codes: 1 = runtime failure, 2 (kExitUsage) = bad flags or configuration.
 constexpr int kExitFailure = 1;
-constexpr int kExitUsage = 2;
 
 absl::StatusOr<config::Config> BuildConfig() {
   config::Config config = DefaultConfig();
@@ -74,9 +70,6 @@ absl::StatusOr<config::Config> BuildConfig() {
   if (std::string v = absl::GetFlag(FLAGS_log_level); !v.empty()) {
     config.set_log_level(v);
   }
-  if (std::string v = absl::GetFlag(FLAGS_metrics_address); !v.empty()) {
-    config.mutable_metrics()->set_address(v);
-  }
   CRID_RETURN_IF_ERROR(ValidateConfig(config));
   return config;
 }
@@ -88,23 +81,6 @@ absl::StatusOr<std::unique_ptr<cni::CniManager>> StartCni(const config::Config& 
   options.cache_dir = config.root() + "/cni/results";
   options.plugin_timeout = absl::Seconds(config.cni().plugin_timeout_seconds());
   return cni::CniManager::Create(std::move(options));
-}
-
-// A binary that ships next to crid (bazel-bin/<dir>/ in a build tree), else in
-// /usr/local/bin or /usr/bin; "" when none is found.
-std::string FindCompanionBinary(const std::string& name, const std::string& build_dir) {
-  char exe[4096] = {};
-  ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-  std::string dir = n > 0 ? std::string(exe, static_cast<size_t>(n)) : "";
-  dir = dir.substr(0, dir.rfind('/'));
-  for (const std::string& path :
-       {absl::StrCat(dir, "/", name), absl::StrCat(dir, "/", build_dir, "/", name),
-        absl::StrCat("/usr/local/bin/", name), absl::StrCat("/usr/bin/", name)}) {
-    if (access(path.c_str(), X_OK) == 0) {
-      return path;
-    }
-  }
-  return "";
 }
 
 std::string FindPauseBinary(const config::Config& config) {
@@ -143,19 +119,11 @@ absl::StatusOr<std::unique_ptr<container::ContainerManager>> StartContainers(
   if (options.shim_binary.empty()) {
     spdlog::warn("crid-shim not found: containers cannot be created");
   }
-  // Built-in handlers; the config adds more or replaces them.
-  std::map<std::string, std::string> binaries = {{"runc", "/usr/sbin/runc"},
-                                                 {"crun", "/usr/bin/crun"}};
-  std::map<std::string, std::string> roots;
-  for (const auto& [name, handler] : config.container().handlers()) {
-    binaries[name] = handler.binary();
-    roots[name] = handler.root();
-  }
-  for (const auto& [name, binary] : binaries) {
+  for (const auto& [name, handler] : RuntimeHandlerBinaries(config)) {
     OciRuntimeConfig runtime;
     runtime.name = name;
-    runtime.binary = binary;
-    runtime.root = roots[name].empty() ? config.state() + "/runtime/" + name : roots[name];
+    runtime.binary = handler.binary;
+    runtime.root = handler.root.empty() ? config.state() + "/runtime/" + name : handler.root;
     runtime.systemd_cgroup = driver == CgroupDriver::kSystemd;
     options.handlers[name] = std::move(runtime);
   }
@@ -173,22 +141,27 @@ absl::StatusOr<std::unique_ptr<CgroupManager>> StartCgroups(CgroupDriver driver)
   return NewCgroupManager(std::move(options));
 }
 
-// crid's flags are written with dashes (--log-level), as kubelet's are; Abseil
-// flag names use underscores. Rewrites the name part of each "--a-b[=v]".
-std::vector<std::string> NormalizeFlagNames(int argc, char** argv) {
-  std::vector<std::string> args(argv, argv + argc);
-  for (size_t i = 1; i < args.size(); ++i) {
-    std::string& arg = args[i];
-    if (arg == "--") {
-      break;
-    }
-    if (arg.size() > 2 && arg[0] == '-') {
-      size_t start = arg[1] == '-' ? 2 : 1;
-      size_t end = std::min(arg.find('='), arg.size());
-      std::replace(arg.begin() + start, arg.begin() + end, '-', '_');
-    }
-  }
-  return args;
+// The subcommands; `crid` without one serves CRI.
+CommandLineParser MakeCommandLineParser() {
+  return CommandLineParser(
+      "crid: a Kubernetes CRI runtime.",
+      {
+          {"check", "", "check the configuration and the host's prerequisites",
+           "Prints one line per check (ok or FAIL): config, privileges, root and state\n"
+           "directories, overlayfs, cgroups and the cgroup driver, each runtime handler's\n"
+           "OCI runtime, crid-shim and crid-pause, the CNI config and its plugins.\n"
+           "Exits 1 when any check failed.",
+           ""},
+          {"cleanup", "[--dry-run]", "remove what a crid that died left on the host",
+           "Stops what crid started for its pods (containers, crid-shim, crid-pause) and\n"
+           "removes their network attachments, mounts, namespace pins and cgroups, as a\n"
+           "reboot would; a crid started afterwards finds the pods stopped. Refused while\n"
+           "a crid uses the root. Prints each item before removing it.",
+           "cmd/cleanup_command.cc"},
+          {"images", "import FILE", "load an image tar into the root (crid stopped)",
+           "FILE is an OCI image-layout tar or a `docker save` tar; prints the image IDs.", ""},
+      },
+      kCridVersion);
 }
 
 // Blocks until SIGTERM or SIGINT (blocked in every thread) arrives.
@@ -200,25 +173,17 @@ int WaitForStopSignal(const sigset_t& signals) {
 }
 
 int Run(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "crid: a Kubernetes CRI runtime.\nUsage: crid [--config FILE] [--root DIR] [--state DIR] "
-      "[--listen unix:///PATH] [--log-level LEVEL]");
-  absl::FlagsUsageConfig usage;
-  usage.version_string = [] { return absl::StrCat("crid ", kCridVersion, "\n"); };
-  absl::SetFlagsUsageConfig(usage);
-  std::vector<std::string> args = NormalizeFlagNames(argc, argv);
-  std::vector<char*> arg_ptrs;
-  arg_ptrs.reserve(args.size());
-  for (std::string& arg : args) {
-    arg_ptrs.push_back(arg.data());
+  ParseOutcome parsed = MakeCommandLineParser().Parse(std::vector<std::string>(argv, argv + argc));
+  if (!parsed.line) {
+    return parsed.exit_code;
   }
-  std::vector<char*> positional =
-      absl::ParseCommandLine(static_cast<int>(arg_ptrs.size()), arg_ptrs.data());
-  // `crid images ...` works on the root instead of serving it.
-  bool images_command = positional.size() > 1 && std::string(positional[1]) == "images";
-  if (positional.size() > 1 && !images_command) {
-    std::fprintf(stderr, "crid: unexpected argument \"%s\" (see crid --help)\n", positional[1]);
-    return kExitUsage;
+  const CommandLine& command = *parsed.line;
+  if (command.subcommand == "check") {
+    if (!command.args.empty()) {
+      std::fprintf(stderr, "crid check: unexpected argument \"%s\"\n", command.args[0].c_str());
+      return kExitUsage;
+    }
+    return RunCheckCommand(BuildConfig());
   }
 
   // Stop signals are taken by sigwait in this thread only; every thread started
@@ -240,14 +205,20 @@ int Run(int argc, char** argv) {
     return kExitUsage;
   }
   spdlog::set_level(spdlog::level::from_str(config->log_level()));
-  if (images_command) {
-    return RunImagesCommand(*config,
-                            std::vector<std::string>(positional.begin() + 2, positional.end()));
+  if (command.subcommand == "images") {
+    return RunImagesCommand(*config, command.args);
   }
   absl::StatusOr<CgroupDriver> driver = ResolveCgroupDriver(config->cgroup_driver());
   if (!driver.ok()) {
     spdlog::critical("invalid configuration: {}", driver.status().message());
     return kExitUsage;
+  }
+  if (command.subcommand == "cleanup") {
+    if (!command.args.empty()) {
+      std::fprintf(stderr, "crid cleanup: unexpected argument \"%s\"\n", command.args[0].c_str());
+      return kExitUsage;
+    }
+    return RunCleanupCommand(*config, *driver);
   }
 
   for (const std::string& dir : {config->root(), config->state()}) {
@@ -274,12 +245,6 @@ int Run(int argc, char** argv) {
     return kExitFailure;
   }
 
-  // crid's own metrics (metrics.address), made before the parts that record
-  // into them so they outlive every thread that does.
-  std::unique_ptr<DaemonMetrics> daemon_metrics;
-  if (!config->metrics().address().empty()) {
-    daemon_metrics = std::make_unique<DaemonMetrics>();
-  }
   absl::StatusOr<std::unique_ptr<cni::CniManager>> cni = StartCni(*config);
   if (!cni.ok()) {
     spdlog::critical("starting CNI: {}", cni.status().message());
@@ -339,23 +304,8 @@ int Run(int argc, char** argv) {
   options.socket_path = SocketPath(config->listen());
   options.socket_group = config->socket_group();
   options.max_message_bytes = static_cast<int>(config->max_message_bytes());
-  // Declared after the managers: destroyed before them, as its scrapes read them.
-  std::unique_ptr<metrics::MetricsEndpoint> metrics_endpoint;
-  if (daemon_metrics != nullptr) {
-    absl::StatusOr<std::unique_ptr<metrics::MetricsEndpoint>> endpoint = daemon_metrics->Serve(
-        config->metrics().address(),
-        MeteredParts{cni->get(), images->get(), sandboxes->get(), containers->get()});
-    if (!endpoint.ok()) {
-      spdlog::critical("{}", endpoint.status().message());
-      return kExitFailure;
-    }
-    metrics_endpoint = std::move(*endpoint);
-    spdlog::info("metrics on {} (port {}), path /metrics", config->metrics().address(),
-                 metrics_endpoint->port());
-  }
-  absl::StatusOr<std::unique_ptr<CriServer>> server = CriServer::Start(
-      options, {&runtime_service, &image_service},
-      daemon_metrics != nullptr ? daemon_metrics->NewInterceptorFactory() : nullptr);
+  absl::StatusOr<std::unique_ptr<CriServer>> server =
+      CriServer::Start(options, {&runtime_service, &image_service});
   if (!server.ok()) {
     spdlog::critical("{}", server.status().message());
     return kExitFailure;

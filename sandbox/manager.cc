@@ -128,6 +128,8 @@ JsonObject CapabilityArgs(const runtime::v1::PodSandboxConfig& config) {
   return args;
 }
 
+}  // namespace
+
 cni::Attachment AttachmentFor(const SandboxRecord& record) {
   cni::Attachment a;
   a.container_id = record.id();
@@ -142,6 +144,8 @@ cni::Attachment AttachmentFor(const SandboxRecord& record) {
   a.capability_args = CapabilityArgs(record.config());
   return a;
 }
+
+namespace {
 
 absl::Status WriteSysctl(const std::string& path, const std::string& value) {
   int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);

@@ -145,4 +145,8 @@ std::string MetadataKey(const runtime::v1::PodSandboxMetadata& md);
 inline std::string PauseCgroupName(const std::string& pod_id) { return "pause-" + pod_id; }
 inline std::string ShimCgroupName(const std::string& pod_id) { return "shim-" + pod_id; }
 
+// The pod's CNI attachment as RunPodSandbox set it up and StopPodSandbox tears
+// it down (also for `crid cleanup`, which tears down what a dead crid left).
+cni::Attachment AttachmentFor(const SandboxRecord& record);
+
 }  // namespace crid::sandbox

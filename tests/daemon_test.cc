@@ -157,8 +157,8 @@ TEST_F(DaemonTest, NotifiesSystemdWhenReady) {
 
 TEST_F(DaemonTest, UnknownFlagFailsWithItsName) {
   auto [code, err] = RunCridToExit({"--no-such-flag"}, tmp_.path());
-  EXPECT_NE(code, 0);
-  EXPECT_THAT(err, HasSubstr("no_such_flag"));
+  EXPECT_EQ(code, 2);
+  EXPECT_THAT(err, HasSubstr("unknown flag --no-such-flag"));
 }
 
 TEST_F(DaemonTest, StrayArgumentFails) {
