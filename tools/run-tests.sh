@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: the result counter's own tests, every Bazel test, again
 # under ASan+UBSan, critest (the CRI conformance suite) and a real kubelet
-# against crid (cgroupfs and systemd drivers), then the style checks. Ends
+# against crid (cgroupfs and systemd drivers), the Debian package installed and
+# run under systemd, then the style checks. Ends
 # with exactly one line "N passed, N failed, N skipped" counting test cases; everything else goes to
 # stderr or comes before it. Only what each `bazel test` reports in its build
 # events is counted (tools/count_results.py): a target that did not build, or a
@@ -81,6 +82,14 @@ fi
 # systemd fixture (tests/systemd_host.sh), about a minute and a half.
 echo "=== tests: kubelet (systemd driver)"
 if ! count_into_summary kubelet tests/k8s/kubelet_test.sh --counts --modes generic --driver systemd; then
+  overall=1
+fi
+
+# The Debian package (make deb's release build) installed with dpkg in the systemd
+# fixture, crid.service started, stopped under running pods and started again,
+# then purged (tests/package_test.sh; about 20 s after the release build).
+echo "=== tests: package"
+if ! count_into_summary package tests/package_test.sh --counts; then
   overall=1
 fi
 
