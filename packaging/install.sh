@@ -5,8 +5,9 @@
 #   packaging/install.sh --bin-dir DIR [--prefix /usr/local] [--destdir ROOT]
 #                        [--unit-dir DIR] [--keep-config] [--uninstall]
 #
-#   --bin-dir     where crid, crid-shim and crid-pause were built (any layout
-#                 Bazel gives: DIR/crid, DIR/shim/crid-shim, DIR/pause/crid-pause)
+#   --bin-dir     where crid, crid-shim and crid-pause were built (Bazel's
+#                 layout: DIR/crid, DIR/shim/crid-shim, DIR/pause/crid-pause), or
+#                 a directory holding the three side by side
 #   --prefix      PREFIX/bin gets the three binaries side by side (crid finds
 #                 crid-shim and crid-pause next to itself, so no config names
 #                 them), PREFIX/share/doc/crid the docs and examples
@@ -58,6 +59,10 @@ declare -A built=(
   [crid-shim]=$bin_dir/shim/crid-shim
   [crid-pause]=$bin_dir/pause/crid-pause
 )
+# Or side by side, as installed (an unpacked package).
+for b in crid-shim crid-pause; do
+  [[ -e "${built[$b]}" ]] || built[$b]=$bin_dir/$b
+done
 for b in "${binaries[@]}"; do
   [[ -x "${built[$b]}" ]] || { echo "install.sh: ${built[$b]} is missing (build it first)" >&2; exit 1; }
 done

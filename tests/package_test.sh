@@ -20,8 +20,12 @@
 #      keep running (KillMode=process)
 #   6. `systemctl start crid.service` again: the pod is SANDBOX_READY and the container
 #      running, served by the same shim
-#   7. the pod removed through the CRI (its processes end), the unit stopped, `dpkg --purge`
-#      removes the files and the unit; stopping the fixture leaves no process or cgroup
+#   7. the pods removed through the CRI (their processes end), `dpkg --purge` stops crid and
+#      removes the files and the unit
+#   8. the `make install` layout (packaging/install.sh --prefix /usr/local, the package's
+#      binaries): systemd finds the unit in /usr/local/lib/systemd/system, crid starts from it
+#      and runs a pod with /usr/local/bin/crid-shim and crid-pause; `--uninstall` removes it.
+#      Stopping the fixture then leaves no process or cgroup
 # Each numbered check prints one PASS or FAIL line; the run ends with "package: N passed,
 # N failed, N skipped", and with --counts one more line "package P F S" (the form
 # tools/run-tests.sh reads). A failure outside a check (a tool that cannot be built, the
@@ -210,6 +214,7 @@ check "crictl reaches crid through the shipped /etc/crictl.yaml" \
 # parent (they stay in crid.service's cgroup, where only KillMode=process spares them)
 fx_crictl --timeout 120s pull "$IMAGE" >"$RESULTS/pull.log" 2>&1 || die "crictl pull $IMAGE: $(tail -1 "$RESULTS/pull.log")"
 declare -A POD CTR SHIM PAUSE SLEEP
+BINDIR=/usr/bin
 PODS=(slice unit)
 mkdir -p "$LAB/pod-logs"
 # Starts pod NAME (cgroup parent PARENT, may be empty) with a container running `sleep SECONDS`.
@@ -229,8 +234,8 @@ EOC
   CTR[$name]=$(fx_crictl create "${POD[$name]}" "$LAB/container-$name.json" "$LAB/pod-$name.json" 2>"$RESULTS/create-$name.log")
   [ -n "${CTR[$name]}" ] || die "crictl create ($name): $(tail -1 "$RESULTS/create-$name.log")"
   fx_crictl start "${CTR[$name]}" >"$RESULTS/start-$name.log" 2>&1 || die "crictl start ($name): $(tail -1 "$RESULTS/start-$name.log")"
-  SHIM[$name]=$(in_fx pgrep -f "^/usr/bin/crid-shim --pod-id ${POD[$name]} " | paste -sd' ')
-  PAUSE[$name]=$(in_fx pgrep -f "^/usr/bin/crid-pause .*${POD[$name]}" | paste -sd' ')
+  SHIM[$name]=$(in_fx pgrep -f "^$BINDIR/crid-shim --pod-id ${POD[$name]} " | paste -sd' ')
+  PAUSE[$name]=$(in_fx pgrep -f "^$BINDIR/crid-pause .*${POD[$name]}" | paste -sd' ')
   SLEEP[$name]=$(in_fx pgrep -f "^sleep $seconds\$" | paste -sd' ')
 }
 run_pod slice /crid_package_test.slice 3601
@@ -290,7 +295,28 @@ check "the unit, the binaries and /etc/crid are gone; crid no longer runs" \
   eval '[ "$(unit_prop LoadState)" = not-found ] && [ "$(unit_prop ActiveState)" = inactive ] &&
     ! in_fx test -e /usr/bin/crid && ! in_fx test -e /usr/bin/crid-shim && ! in_fx test -e /etc/crid/crid.json &&
     [ -z "$(in_fx pgrep -x crid)" ]'
+
+# ---- 8. the make install layout under /usr/local, with the package's binaries
+dpkg-deb -x "$DEB" "$LAB/unpacked" || die "cannot unpack $DEB"
+check "packaging/install.sh --prefix /usr/local installs" logged "$RESULTS/make-install.log" \
+  in_fx "$REPO/packaging/install.sh" --keep-config --prefix /usr/local --bin-dir "$LAB/unpacked/usr/bin"
+in_fx systemctl daemon-reload
+check "systemd runs crid.service from /usr/local ($(unit_prop FragmentPath), $(unit_prop ExecStart | grep -o 'path=[^ ;]*'))" \
+  eval 'in_fx systemctl start crid.service && [ "$(unit_prop ActiveState)" = active ] &&
+    [ "$(unit_prop FragmentPath)" = /usr/local/lib/systemd/system/crid.service ] &&
+    [ "$(in_fx readlink "/proc/$(unit_prop MainPID)/exe")" = /usr/local/bin/crid ]'
+BINDIR=/usr/local/bin
+run_pod local "" 3603
+check "pod \"local\" runs /usr/local/bin/crid-shim (${SHIM[local]}), crid-pause (${PAUSE[local]}) and its container (${SLEEP[local]})" \
+  eval '[[ "${SHIM[local]}" =~ ^[0-9]+$ && "${PAUSE[local]}" =~ ^[0-9]+$ && "${SLEEP[local]}" =~ ^[0-9]+$ ]]'
+check "pod \"local\": crictl rmp -f removes it and its processes" \
+  eval 'logged "$RESULTS/rmp-local.log" fx_crictl rmp -f "${POD[local]}" && gone "${SHIM[local]}" "${PAUSE[local]}" "${SLEEP[local]}"'
 in_fx journalctl --no-pager -u crid.service >"$RESULTS/crid.log" 2>&1
+in_fx systemctl stop crid.service
+check "packaging/install.sh --uninstall removes the binaries and the unit" \
+  eval 'logged "$RESULTS/make-uninstall.log" in_fx "$REPO/packaging/install.sh" --uninstall --prefix /usr/local &&
+    in_fx systemctl daemon-reload && [ "$(unit_prop LoadState)" = not-found ] &&
+    ! in_fx test -e /usr/local/bin/crid && ! in_fx test -e /usr/local/share/doc/crid'
 check "stopping the systemd fixture leaves no process and no cgroup" fixture_stop
 cp "$LAB/fixture.log" "$RESULTS/" 2>/dev/null
 result_line
