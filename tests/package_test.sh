@@ -18,8 +18,9 @@
 #      outside crid.service's cgroup
 #   5. `systemctl stop crid.service`: crid is gone, crid-shim, crid-pause and the container
 #      keep running (KillMode=process)
-#   6. `systemctl start crid.service` again: the pod is SANDBOX_READY and the container
-#      running, served by the same shim
+#   6. `systemctl start crid.service` again: the pods are SANDBOX_READY and the containers
+#      running, served by the same shims; then the package installed once more (an upgrade):
+#      postinst restarts crid, and the pods' processes keep running
 #   7. the pods removed through the CRI (their processes end), `dpkg --purge` stops crid and
 #      removes the files and the unit
 #   8. the `make install` layout (packaging/install.sh --prefix /usr/local, the package's
@@ -272,6 +273,17 @@ for p in "${PODS[@]}"; do
   check "pod \"$p\": PodSandboxStatus says SANDBOX_READY ($(pod_state "$p"))" test "$(pod_state "$p")" = SANDBOX_READY
   check "pod \"$p\": the container is CONTAINER_RUNNING ($(ctr_state "$p")) under the same shim" \
     eval '[ "$(ctr_state "$p")" = CONTAINER_RUNNING ] && fx_alive "${SHIM[$p]}" && fx_alive "${SLEEP[$p]}"'
+done
+
+# An upgrade (the same package again): prerm leaves crid serving, postinst restarts it.
+OLD_PID=$(unit_prop MainPID)
+check "dpkg -i once more (an upgrade) succeeds" \
+  logged "$RESULTS/dpkg-upgrade.log" in_fx dpkg --log="$LAB/logs/dpkg.log" -i "$DEB"
+check "postinst restarted crid.service (pid $OLD_PID -> $(unit_prop MainPID), $(unit_prop ActiveState))" \
+  eval '[ "$(unit_prop ActiveState)" = active ] && [ "$(unit_prop MainPID)" != "$OLD_PID" ] && ! fx_alive "$OLD_PID"'
+for p in "${PODS[@]}"; do
+  check "pod \"$p\" survives the upgrade: SANDBOX_READY, the same crid-shim, crid-pause and container" \
+    eval '[ "$(pod_state "$p")" = SANDBOX_READY ] && fx_alive "${SHIM[$p]}" && fx_alive "${PAUSE[$p]}" && fx_alive "${SLEEP[$p]}"'
 done
 
 # ---- 7. clean up through the CRI and dpkg
