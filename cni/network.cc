@@ -241,6 +241,18 @@ absl::StatusOr<std::string> CniManager::RunPlugin(const std::string& command,
                                                   const Attachment& attachment,
                                                   const Json* prev_result) const {
   std::string type = JsonString(plugin, "type");
+  absl::Time start = absl::Now();
+  absl::StatusOr<std::string> out =
+      ExecPluginOfType(type, command, list, plugin, attachment, prev_result);
+  if (metrics::CniMetrics* metrics = metrics_.load(); metrics != nullptr) {
+    metrics->RecordPluginCall(type, command, out.ok(), absl::Now() - start);
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> CniManager::ExecPluginOfType(
+    const std::string& type, const std::string& command, const NetworkConfigList& list,
+    const Json& plugin, const Attachment& attachment, const Json* prev_result) const {
   CRID_ASSIGN_OR_RETURN(std::string binary, FindPlugin(type, options_.bin_dirs));
   PluginInvocation inv;
   inv.command = command;

@@ -20,6 +20,7 @@
 #include "cni/config.h"
 // Only for sandbox/, which still builds capability args as a protobuf Struct.
 #include "cni/json.h"
+#include "metrics/metrics.h"
 
 namespace crid::cni {
 
@@ -100,6 +101,9 @@ class CniManager {
   std::optional<NetworkResult> CachedResult(const std::string& container_id,
                                             const std::string& ifname) const;
 
+  // Times every plugin execution. Not owned; null (the default) times nothing.
+  void SetMetrics(metrics::CniMetrics* metrics) { metrics_.store(metrics); }
+
  private:
   explicit CniManager(CniOptions options) : options_(std::move(options)) {}
   void Watch();
@@ -109,6 +113,11 @@ class CniManager {
   absl::StatusOr<std::string> RunPlugin(const std::string& command, const NetworkConfigList& list,
                                         const Json& plugin, const Attachment& attachment,
                                         const Json* prev_result) const;
+  // RunPlugin's work, untimed.
+  absl::StatusOr<std::string> ExecPluginOfType(const std::string& type, const std::string& command,
+                                               const NetworkConfigList& list, const Json& plugin,
+                                               const Attachment& attachment,
+                                               const Json* prev_result) const;
   absl::Status DeleteAll(const NetworkConfigList& list, const Attachment& attachment,
                          const Json* prev_result) const;
 
@@ -120,6 +129,7 @@ class CniManager {
   std::atomic<bool> stopping_{false};
   // Only the watcher thread touches it after Create.
   bool watching_ = false;
+  std::atomic<metrics::CniMetrics*> metrics_{nullptr};
   std::thread watcher_;
 };
 

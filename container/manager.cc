@@ -436,6 +436,11 @@ std::vector<std::string> ContainerManager::HandlerNames() const {
   return names;
 }
 
+size_t ContainerManager::ShimCount() const {
+  absl::MutexLock lock(&mu_);
+  return shims_.size();
+}
+
 absl::StatusOr<std::shared_ptr<shim::ShimClient>> ContainerManager::ShimFor(
     const std::string& pod_id, bool launch) {
   {
@@ -487,8 +492,15 @@ absl::StatusOr<std::shared_ptr<shim::ShimClient>> ContainerManager::ShimFor(
     }
   }
   Subscribe(pod_id, shared.get());
-  absl::MutexLock lock(&mu_);
-  shims_[pod_id] = shared;
+  bool restart = false;
+  {
+    absl::MutexLock lock(&mu_);
+    shims_[pod_id] = shared;
+    restart = dead_shim_pods_.erase(pod_id) > 0;
+  }
+  if (metrics::ShimMetrics* metrics = shim_metrics_.load(); metrics != nullptr) {
+    metrics->RecordLaunch(restart);
+  }
   return shared;
 }
 
@@ -546,6 +558,7 @@ void ContainerManager::HandleShimDeath(const std::string& pod_id) {
     auto it = shims_.find(pod_id);
     if (it != shims_.end() && it->second == client) {
       shims_.erase(it);
+      dead_shim_pods_.insert(pod_id);
     }
   }
   runtime::v1::ContainerFilter filter;
@@ -557,6 +570,9 @@ void ContainerManager::HandleShimDeath(const std::string& pod_id) {
   if (ran_something) {
     spdlog::error("pod {}: its crid-shim (pid {}) is gone; killing the containers it ran",
                   ShortId(pod_id), client->pid());
+    if (metrics::ShimMetrics* metrics = shim_metrics_.load(); metrics != nullptr) {
+      metrics->RecordUnexpectedExit();
+    }
   } else {
     // kubelet kills every process of a finished pod's cgroup, the shim's
     // included, before it removes the containers: nothing is lost.
@@ -1182,6 +1198,7 @@ absl::Status ContainerManager::RemovePod(const std::string& pod_id) {
       shims_.erase(it);
     }
     shim_launch_locks_.erase(pod_id);
+    dead_shim_pods_.erase(pod_id);
   }
   // The stream closing now is the shutdown, not a death.
   events_->Unwatch(pod_id);

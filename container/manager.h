@@ -38,6 +38,7 @@
 #include "container/shim_events.h"
 #include "cri/streaming/runtime.h"
 #include "image/image_store.h"
+#include "metrics/metrics.h"
 #include "oci/oci_runtime.h"
 #include "proto/cri_api.pb.h"
 #include "proto/shim.pb.h"
@@ -139,6 +140,12 @@ class ContainerManager {
   // published, with no lock held. Set before serving; not changed afterwards.
   void SetObserver(ContainerObserver observer) { observer_ = std::move(observer); }
 
+  // Counts shim launches, restarts and unexpected exits. Not owned; null
+  // (the default) counts nothing.
+  void SetShimMetrics(metrics::ShimMetrics* metrics) { shim_metrics_.store(metrics); }
+  // The shims crid runs now (one per pod with containers).
+  size_t ShimCount() const;
+
   // Puts each pod's shim into the pod's cgroup (kubelet's cgroup_parent) as
   // `crid-shim-<pod id>`. Not owned; without one the shims stay in crid's.
   void SetCgroupManager(CgroupManager* cgroups) { cgroups_ = cgroups; }
@@ -209,6 +216,10 @@ class ContainerManager {
   std::map<std::string, std::shared_ptr<InFlight>> creates_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<absl::Mutex>> op_locks_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<shim::ShimClient>> shims_ ABSL_GUARDED_BY(mu_);
+  // Pods whose shim died and has not been replaced: their next launch is a
+  // restart (ShimMetrics).
+  std::set<std::string> dead_shim_pods_ ABSL_GUARDED_BY(mu_);
+  std::atomic<metrics::ShimMetrics*> shim_metrics_{nullptr};
   // One launch at a time per pod (the pod gets one shim); pods launch theirs
   // in parallel. Entries go with the pod (RemovePod).
   std::map<std::string, std::shared_ptr<absl::Mutex>> shim_launch_locks_ ABSL_GUARDED_BY(mu_);

@@ -45,6 +45,12 @@ DaemonMetrics::~DaemonMetrics() = default;
 
 absl::StatusOr<std::unique_ptr<metrics::MetricsEndpoint>> DaemonMetrics::Serve(
     const std::string& address, const MeteredParts& parts) {
+  if (parts.cni != nullptr) {
+    parts.cni->SetMetrics(&cni_);
+  }
+  if (parts.images != nullptr) {
+    parts.images->SetMetrics(&pulls_);
+  }
   if (sandbox::SandboxManager* sandboxes = parts.sandboxes; sandboxes != nullptr) {
     gauges_->Add("crid_pods", "Pod sandboxes crid holds, by state.", [sandboxes] {
       std::vector<sandbox::SandboxRecord::State> states;
@@ -53,6 +59,21 @@ absl::StatusOr<std::unique_ptr<metrics::MetricsEndpoint>> DaemonMetrics::Serve(
       }
       return ByState(sandbox::SandboxRecord::State_descriptor(), states);
     });
+  }
+  if (container::ContainerManager* containers = parts.containers; containers != nullptr) {
+    containers->SetShimMetrics(&shims_);
+    gauges_->Add("crid_containers", "Containers crid holds, by state.", [containers] {
+      std::vector<container::ContainerRecord::State> states;
+      for (const container::RecordSnapshot& c : containers->List({})) {
+        states.push_back(c->state());
+      }
+      return ByState(container::ContainerRecord::State_descriptor(), states);
+    });
+    gauges_->Add("crid_shims", "crid-shim processes crid runs (one per pod with containers).",
+                 [containers] {
+                   return std::vector<metrics::ScrapeGauges::Sample>{
+                       {{}, static_cast<double>(containers->ShimCount())}};
+                 });
   }
   return metrics::MetricsEndpoint::Start(address, {registry_, gauges_});
 }

@@ -242,7 +242,12 @@ absl::StatusOr<std::string> ImageStore::Pull(const std::string& image, const Reg
     flight->done.WaitForNotification();
     return flight->result;
   }
-  flight->result = DoPull(image, auth, options);
+  absl::Time start = absl::Now();
+  uint64_t received = 0;
+  flight->result = DoPull(image, auth, options, &received);
+  if (metrics::PullMetrics* metrics = metrics_.load(); metrics != nullptr) {
+    metrics->RecordPull(flight->result.ok(), received, absl::Now() - start);
+  }
   {
     absl::MutexLock lock(&mu_);
     in_flight_.erase(key);
@@ -254,7 +259,7 @@ absl::StatusOr<std::string> ImageStore::Pull(const std::string& image, const Reg
 absl::Status ImageStore::EnsureLayer(const Reference& ref, const std::string& blob_digest,
                                      int64_t size, const std::string& diff_id,
                                      const std::string& chain_id, const RegistryAuth& auth,
-                                     std::atomic<uint64_t>* progress) {
+                                     LayerProgress* progress) {
   std::string final_dir = absl::StrCat(dir_, "/layers/", DigestHex(chain_id));
   std::shared_ptr<absl::Mutex> layer_mu = LayerLock(chain_id);
   // Two images sharing a layer unpack it once; garbage collection removes a
@@ -262,15 +267,21 @@ absl::Status ImageStore::EnsureLayer(const Reference& ref, const std::string& bl
   absl::MutexLock layer_lock(layer_mu.get());
   if (Exists(final_dir)) {
     if (progress != nullptr) {
-      progress->fetch_add(static_cast<uint64_t>(std::max<int64_t>(size, 0)));
+      progress->present = true;
     }
     return absl::OkStatus();
   }
   if (!content_->Has(blob_digest)) {
-    CRID_RETURN_IF_ERROR(
-        registry_.FetchBlob(ref, blob_digest, size, auth, content_.get(), progress));
+    if (progress != nullptr) {
+      progress->stage = LayerProgress::kDownloading;
+    }
+    CRID_RETURN_IF_ERROR(registry_.FetchBlob(ref, blob_digest, size, auth, content_.get(),
+                                             progress != nullptr ? &progress->received : nullptr));
   } else if (progress != nullptr) {
-    progress->fetch_add(static_cast<uint64_t>(std::max<int64_t>(size, 0)));
+    progress->present = true;
+  }
+  if (progress != nullptr) {
+    progress->stage = LayerProgress::kUnpacking;
   }
   std::string temp = absl::StrCat(dir_, "/layers/.tmp-", DigestHex(chain_id).substr(0, 12), "-",
                                   getpid(), "-", g_temp_counter.fetch_add(1));
@@ -298,7 +309,7 @@ absl::Status ImageStore::EnsureLayer(const Reference& ref, const std::string& bl
 }
 
 absl::StatusOr<std::string> ImageStore::DoPull(const std::string& image, const RegistryAuth& auth,
-                                               const PullOptions& options) {
+                                               const PullOptions& options, uint64_t* received) {
   CRID_ASSIGN_OR_RETURN(Reference ref, ParseReference(image));
   absl::Time start = absl::Now();
   spdlog::info("pulling image {}", ref.String());
@@ -367,7 +378,13 @@ absl::StatusOr<std::string> ImageStore::DoPull(const std::string& image, const R
   for (const Descriptor& d : parsed->layers) {
     total_bytes += static_cast<uint64_t>(d.size);
   }
-  std::atomic<uint64_t> progress{0};
+  std::vector<LayerProgress> layers(parsed->layers.size());
+  // Whatever happens, the bytes received count.
+  absl::Cleanup count_received = [&layers, received] {
+    for (const LayerProgress& layer : layers) {
+      *received += layer.received.load();
+    }
+  };
   std::atomic<size_t> next{0};
   absl::Mutex done_mu;
   size_t done = 0;
@@ -389,7 +406,8 @@ absl::StatusOr<std::string> ImageStore::DoPull(const std::string& image, const R
         }
         const Descriptor& d = parsed->layers[i];
         absl::Status st =
-            EnsureLayer(ref, d.digest, d.size, config->diff_ids[i], chains[i], auth, &progress);
+            EnsureLayer(ref, d.digest, d.size, config->diff_ids[i], chains[i], auth, &layers[i]);
+        layers[i].stage = LayerProgress::kDone;
         absl::MutexLock lock(&done_mu);
         ++done;
         if (!st.ok() && first_error.ok()) {
@@ -403,11 +421,34 @@ absl::StatusOr<std::string> ImageStore::DoPull(const std::string& image, const R
     auto finished = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(done_mu) {
       return done == parsed->layers.size() || !first_error.ok();
     };
+    // Bytes of each layer at the last report, for its rate since then.
+    std::vector<uint64_t> reported(layers.size(), 0);
+    absl::Time last_report = start;
     while (!done_mu.AwaitWithTimeout(absl::Condition(&finished), kProgressEvery)) {
-      double secs = absl::ToDoubleSeconds(absl::Now() - start);
-      uint64_t got = progress.load();
+      absl::Time now = absl::Now();
+      double secs = absl::ToDoubleSeconds(now - start);
+      double interval = absl::ToDoubleSeconds(now - last_report);
+      last_report = now;
+      uint64_t got = 0;
+      for (size_t i = 0; i < layers.size(); ++i) {
+        got += layers[i].present
+                   ? static_cast<uint64_t>(std::max<int64_t>(parsed->layers[i].size, 0))
+                   : layers[i].received.load();
+      }
       spdlog::info("pulling {}: {} of {} layers, {} of {} bytes, {:.1f} MB/s", ref.String(), done,
                    parsed->layers.size(), got, total_bytes, secs > 0 ? got / secs / 1e6 : 0.0);
+      // Only layers still downloading are listed: small ones finish between
+      // two reports and never show up.
+      for (size_t i = 0; i < layers.size(); ++i) {
+        uint64_t bytes = layers[i].received.load();
+        if (layers[i].stage == LayerProgress::kDownloading) {
+          spdlog::info(
+              "pulling {}: layer {} ({}/{}): {} of {} bytes, {:.1f} MB/s", ref.String(),
+              parsed->layers[i].digest, i + 1, layers.size(), bytes, parsed->layers[i].size,
+              interval > 0 ? (bytes - std::min(bytes, reported[i])) / interval / 1e6 : 0.0);
+        }
+        reported[i] = bytes;
+      }
     }
   }
   for (std::thread& t : threads) {

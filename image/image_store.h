@@ -21,6 +21,7 @@
 #include "image/content_store.h"
 #include "image/image_record.pb.h"
 #include "image/registry.h"
+#include "metrics/metrics.h"
 #include "proto/config.pb.h"
 #include "store/store.h"
 
@@ -120,11 +121,25 @@ class ImageStore {
   const std::string& dir() const { return dir_; }
   RegistryClient* registry() { return &registry_; }
 
+  // Counts pulls, their bytes and durations. Not owned; null (the default)
+  // counts nothing.
+  void SetMetrics(metrics::PullMetrics* metrics) { metrics_.store(metrics); }
+
  private:
   friend class ImageLease;
   struct InFlight {
     absl::Notification done;
     absl::StatusOr<std::string> result;
+  };
+  // What one layer of a running pull has done so far; the pulling thread
+  // reads it for the progress log.
+  struct LayerProgress {
+    enum Stage { kWaiting, kDownloading, kUnpacking, kDone };
+    std::atomic<int> stage{kWaiting};
+    // Bytes received from the registry.
+    std::atomic<uint64_t> received{0};
+    // The blob or the unpacked layer was there already: nothing to fetch.
+    std::atomic<bool> present{false};
   };
 
   // image.pinned_images, normalised: "NAME:TAG" and "NAME@DIGEST".
@@ -139,11 +154,13 @@ class ImageStore {
         content_(std::move(content)),
         registry_(config) {}
 
+  // Adds the layer bytes it received from the registry to `*received`.
   absl::StatusOr<std::string> DoPull(const std::string& image, const RegistryAuth& auth,
-                                     const PullOptions& options);
+                                     const PullOptions& options, uint64_t* received);
+  // `progress` (may be null) follows the layer's download.
   absl::Status EnsureLayer(const Reference& ref, const std::string& blob_digest, int64_t size,
                            const std::string& diff_id, const std::string& chain_id,
-                           const RegistryAuth& auth, std::atomic<uint64_t>* progress);
+                           const RegistryAuth& auth, LayerProgress* progress);
   // Records the image of a manifest whose blobs are all in the content store.
   absl::StatusOr<std::string> ImportManifest(const std::string& manifest_digest,
                                              const std::vector<std::string>& names);
@@ -180,6 +197,8 @@ class ImageStore {
   // Records the usage of layer directory `hex` (measured now) or forgets it.
   void AccountLayer(const std::string& hex);
   void ForgetLayer(const std::string& hex);
+
+  std::atomic<metrics::PullMetrics*> metrics_{nullptr};
 
   // Serialises metadata changes (tags moving, removals, GC).
   absl::Mutex meta_mu_;

@@ -117,11 +117,13 @@ class ContainerEndToEndTest : public ::testing::Test {
   }
 
   std::unique_ptr<CridProcess> StartCrid(const std::string& log = "crid.log") {
-    auto crid = std::make_unique<CridProcess>(
-        RunfilePath("crid"),
-        std::vector<std::string>{"--config", tmp_.Sub("crid.json"), "--root", tmp_.Sub("root"),
-                                 "--state", tmp_.Sub("state"), "--listen",
-                                 "unix://" + tmp_.Sub("crid.sock"), "--log-level", "debug"});
+    std::vector<std::string> args = {"--config",    tmp_.Sub("crid.json"),
+                                     "--root",      tmp_.Sub("root"),
+                                     "--state",     tmp_.Sub("state"),
+                                     "--listen",    "unix://" + tmp_.Sub("crid.sock"),
+                                     "--log-level", "debug"};
+    args.insert(args.end(), extra_args_.begin(), extra_args_.end());
+    auto crid = std::make_unique<CridProcess>(RunfilePath("crid"), std::move(args));
     crid->Start(tmp_.Sub(log));
     EXPECT_TRUE(crid->WaitForSocket(tmp_.Sub("crid.sock"), absl::Seconds(30))) << Log();
     auto channel =
@@ -392,6 +394,8 @@ class ContainerEndToEndTest : public ::testing::Test {
   std::unique_ptr<v1::RuntimeService::Stub> stub_;
   std::unique_ptr<v1::ImageService::Stub> images_;
   std::map<std::string, v1::PodSandboxConfig> pod_configs_;
+  // More crid flags, set by a test's constructor (before SetUp starts crid).
+  std::vector<std::string> extra_args_;
 };
 
 }  // namespace container_e2e
