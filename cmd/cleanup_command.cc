@@ -135,18 +135,20 @@ class Cleanup {
       : config_(config), driver_(driver) {}
 
   absl::Status Load(Store* store);
-  std::vector<Leftover> Find();
+  std::vector<Leftover> Find(Store* store);
 
  private:
   void FindContainers(std::vector<Leftover>* out);
   void FindNetworks(std::vector<Leftover>* out);
   void FindMounts(std::vector<Leftover>* out);
   void FindCgroups(std::vector<Leftover>* out);
+  void FindRecords(Store* store, std::vector<Leftover>* out);
   bool NamesKnownId(absl::string_view name) const;
 
   const config::Config& config_;
   CgroupDriver driver_;
   std::vector<sandbox::SandboxRecord> pods_;
+  std::vector<std::string> container_records_;
   // IDs of pods and containers this root has or had (records, state dirs,
   // the OCI runtime's state): only what names one of them is crid's.
   std::set<std::string> ids_;
@@ -167,6 +169,7 @@ absl::Status Cleanup::Load(Store* store) {
     CRID_ASSIGN_OR_RETURN(auto containers, store->List(container::kContainerBucket));
     for (const auto& [id, value] : containers) {
       ids_.insert(id);
+      container_records_.push_back(id);
     }
   }
   for (const std::string& dir : {config_.state() + "/pods", config_.state() + "/ns",
@@ -305,10 +308,35 @@ void Cleanup::FindCgroups(std::vector<Leftover>* out) {
   }
 }
 
-std::vector<Leftover> Cleanup::Find() {
+void Cleanup::FindRecords(Store* store, std::vector<Leftover>* out) {
+  // The records first, then the files: an interrupted cleanup leaves files no
+  // record owns, which crid's recovery removes at start.
+  if (store != nullptr) {
+    for (const sandbox::SandboxRecord& pod : pods_) {
+      std::string id = pod.id();
+      out->push_back({absl::StrCat("record of pod ", id, " (", pod.config().metadata().namespace_(),
+                                   "/", pod.config().metadata().name(), ")"),
+                      [store, id] { return store->Delete(sandbox::kSandboxBucket, id); }});
+    }
+    for (const std::string& id : container_records_) {
+      out->push_back({absl::StrCat("record of container ", id),
+                      [store, id] { return store->Delete(container::kContainerBucket, id); }});
+    }
+  }
+  for (const std::string& dir : {config_.state() + "/pods", config_.state() + "/ns",
+                                 config_.root() + "/containers", config_.root() + "/cni/results"}) {
+    for (const std::string& name : DirEntries(dir)) {
+      std::string path = absl::StrCat(dir, "/", name);
+      out->push_back({absl::StrCat("files ", path), [path] { return RemoveTree(path); }});
+    }
+  }
+}
+
+std::vector<Leftover> Cleanup::Find(Store* store) {
   // In the order they can be removed: the workloads, the processes that
   // watched them, the network (CNI DEL needs the namespace), then mounts and
-  // pins, cgroups once empty, and last the shims' sockets.
+  // pins, cgroups once empty, the shims' sockets, and last the records and
+  // files of the pods and containers.
   std::vector<Leftover> found;
   FindContainers(&found);
   FindShims(config_.state(), &found);
@@ -324,11 +352,12 @@ std::vector<Leftover> Cleanup::Find() {
   const std::string shim_dir = config_.state() + "/shims";
   for (const std::string& name : DirEntries(shim_dir)) {
     std::string dir = absl::StrCat(shim_dir, "/", name);
-    if (access((dir + "/shim.sock").c_str(), F_OK) == 0) {
-      found.push_back(
-          {absl::StrCat("shim socket ", dir, "/shim.sock"), [dir] { return RemoveTree(dir); }});
-    }
+    found.push_back({access((dir + "/shim.sock").c_str(), F_OK) == 0
+                         ? absl::StrCat("shim socket ", dir, "/shim.sock")
+                         : absl::StrCat("shim directory ", dir),
+                     [dir] { return RemoveTree(dir); }});
   }
+  FindRecords(store, &found);
   return found;
 }
 
@@ -366,7 +395,7 @@ int RunCleanupCommand(const config::Config& config, CgroupDriver driver) {
                  std::string(loaded.message()).c_str());
     return 1;
   }
-  std::vector<Leftover> leftovers = cleanup.Find();
+  std::vector<Leftover> leftovers = cleanup.Find(store.get());
   int failed = 0;
   for (const Leftover& item : leftovers) {
     if (dry_run) {

@@ -1,9 +1,9 @@
 // `crid cleanup`: removes what a crid that died (or was killed with its shims)
 // left on the host for its root and state: containers still known to the OCI
 // runtime, crid-shim and crid-pause processes, pod network attachments,
-// mounts, namespace pins, crid's cgroups and shim sockets. The metadata store
-// is kept: a crid started afterwards recovers the pods as after a reboot
-// (NOTREADY, their containers exited) and kubelet replaces them.
+// mounts, namespace pins, crid's cgroups and shim sockets, and then the pods'
+// and containers' records and files. Images stay. A crid started afterwards
+// has no pods; kubelet creates its pods again.
 #pragma once
 
 #include "cgroups/driver.h"

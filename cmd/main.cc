@@ -153,10 +153,11 @@ CommandLineParser MakeCommandLineParser() {
            "Exits 1 when any check failed.",
            ""},
           {"cleanup", "[--dry-run]", "remove what a crid that died left on the host",
-           "Stops what crid started for its pods (containers, crid-shim, crid-pause) and\n"
-           "removes their network attachments, mounts, namespace pins and cgroups, as a\n"
-           "reboot would; a crid started afterwards finds the pods stopped. Refused while\n"
-           "a crid uses the root. Prints each item before removing it.",
+           "Stops what crid started for its pods (containers, crid-shim, crid-pause),\n"
+           "removes their network attachments, mounts, namespace pins and cgroups, then\n"
+           "the pods' and containers' records and files (images stay): a crid started\n"
+           "afterwards has no pods, and kubelet creates them again. Refused while a crid\n"
+           "uses the root. Prints each item before removing it.",
            "cmd/cleanup_command.cc"},
           {"images", "import FILE", "load an image tar into the root (crid stopped)",
            "FILE is an OCI image-layout tar or a `docker save` tar; prints the image IDs.", ""},

@@ -2,7 +2,7 @@
 // bridge with a running container, then crid and the pod's crid-shim killed
 // with SIGKILL. The dry run lists the leftovers and removes nothing; the
 // cleanup removes them all (the leak census finds nothing); a crid started
-// afterwards recovers the pod as stopped and removes it cleanly.
+// afterwards has no pods and still has the image.
 #include <dirent.h>
 
 #include "tests/container_e2e_fixture.h"
@@ -74,6 +74,8 @@ TEST_F(CleanupEndToEndTest, RemovesWhatAKilledCridAndShimLeft) {
   EXPECT_THAT(dry_out, HasSubstr("leftover: network attachment of pod " + pod));
   EXPECT_THAT(dry_out, HasSubstr("leftover: namespace pin /run/netns/crid-" + pod.substr(0, 32)));
   EXPECT_THAT(dry_out, HasSubstr("leftover: mount " + tmp_.Sub("root/containers/" + ctr)));
+  EXPECT_THAT(dry_out, HasSubstr("leftover: record of pod " + pod + " (default/leftover)"));
+  EXPECT_THAT(dry_out, HasSubstr("leftover: record of container " + ctr));
   EXPECT_THAT(dry_out, HasSubstr("dry run: nothing removed"));
   EXPECT_THAT(dry_out, Not(HasSubstr("removing:")));
   // The dry run removed nothing: the container still runs, the pin is there.
@@ -83,22 +85,26 @@ TEST_F(CleanupEndToEndTest, RemovesWhatAKilledCridAndShimLeft) {
   EXPECT_EQ(code, 0) << out;
   EXPECT_THAT(out, HasSubstr("removing: container " + ctr));
   EXPECT_THAT(out, HasSubstr("removing: network attachment of pod " + pod));
-  EXPECT_THAT(out, Not(HasSubstr("failed")));
+  EXPECT_THAT(out, Not(HasSubstr("failed:")));
+  EXPECT_THAT(out, HasSubstr(" removed, 0 failed"));
   EXPECT_THAT(census_->Leaks(), IsEmpty()) << out;
 
   auto [again_code, again_out] = Cleanup(/*dry_run=*/true);
   EXPECT_EQ(again_code, 0) << again_out;
   EXPECT_THAT(again_out, HasSubstr("nothing left over"));
 
-  // A crid started on the cleaned root finds the pod stopped; TearDown then
-  // removes it through crid and takes the census again.
+  // A crid started on the cleaned root has no pods, and the image is kept.
   crid_ = StartCrid("crid-after-cleanup.log");
   grpc::ClientContext ctx;
-  v1::PodSandboxStatusRequest req;
-  req.set_pod_sandbox_id(pod);
-  v1::PodSandboxStatusResponse resp;
-  ASSERT_TRUE(stub_->PodSandboxStatus(&ctx, req, &resp).ok());
-  EXPECT_EQ(resp.status().state(), v1::SANDBOX_NOTREADY);
+  v1::ListPodSandboxResponse pods;
+  ASSERT_TRUE(stub_->ListPodSandbox(&ctx, {}, &pods).ok());
+  EXPECT_EQ(pods.items_size(), 0);
+  grpc::ClientContext image_ctx;
+  v1::ImageStatusRequest image_req;
+  image_req.mutable_image()->set_image(image_);
+  v1::ImageStatusResponse image_resp;
+  ASSERT_TRUE(images_->ImageStatus(&image_ctx, image_req, &image_resp).ok());
+  EXPECT_TRUE(image_resp.has_image());
 }
 
 }  // namespace
