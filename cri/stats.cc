@@ -2,6 +2,9 @@
 // usage read from the cgroup tree (through the cgroup manager, which keeps one
 // previous sample per cgroup for nano-cores), the writable layer, and the
 // pod's network counters from inside its network namespace.
+#include <map>
+#include <string>
+
 #include "absl/time/clock.h"
 #include "container/rootfs.h"
 #include "cri/metric_families.h"
@@ -188,8 +191,17 @@ grpc::ServerUnaryReactor* RuntimeService::ListContainerStats(
   filter.set_id(request->filter().id());
   filter.set_pod_sandbox_id(request->filter().pod_sandbox_id());
   *filter.mutable_label_selector() = request->filter().label_selector();
+  // Each pod's cgroup parent looked up once, not once per container.
+  std::map<std::string, std::string> parents;
   for (const container::RecordSnapshot& record : containers_->List(filter)) {
-    *response->add_stats() = StatsOf(*record);
+    auto [it, added] = parents.try_emplace(record->pod_id());
+    if (added) {
+      absl::StatusOr<sandbox::SandboxRecord> pod = sandboxes_->Get(record->pod_id());
+      if (pod.ok()) {
+        it->second = pod->config().linux().cgroup_parent();
+      }
+    }
+    *response->add_stats() = StatsOf(*record, it->second);
   }
   return FinishUnary(context, absl::OkStatus());
 }
