@@ -2,6 +2,7 @@
 // pod's whole life over the CRI socket shows up in GET /metrics with the
 // right counts, error codes, latency samples and gauges.
 #include <grpcpp/grpcpp.h>
+#include <signal.h>
 
 #include <cstdlib>
 #include <string>
@@ -10,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "base/fs.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/cri_api.grpc.pb.h"
@@ -140,6 +142,29 @@ TEST_F(MetricsEndToEndTest, PodLifeIsCountedByMethodCodeAndLatency) {
   EXPECT_EQ(Value(after, "crid_cri_request_duration_seconds_bucket{" + Rpc("RunPodSandbox") +
                              ",le=\"0.001\"}"),
             0);
+}
+
+TEST_F(MetricsEndToEndTest, ShimDeathIsCountedAndItsReplacementIsARestart) {
+  ASSERT_GT(port_, 0);
+  std::string pod = RunPod(PodConfig("shimdeath"));
+  std::string first = RunContainer(pod, ShellContainer("first", "sleep 1000"));
+  pid_t shim_pid =
+      std::stoi(ReadFile(tmp_.Sub("state/shims/" + pod.substr(0, 32) + "/shim.pid")).value_or("0"));
+  ASSERT_GT(shim_pid, 0);
+  ASSERT_EQ(::kill(shim_pid, SIGKILL), 0);
+  WaitExited(first, absl::Seconds(20));
+  std::string dead = Scrape();
+  EXPECT_EQ(Value(dead, "crid_shim_unexpected_exits_total"), 1) << dead;
+  EXPECT_EQ(Value(dead, "crid_shims"), 0) << dead;
+  EXPECT_EQ(Value(dead, "crid_shim_restarts_total"), 0) << dead;
+
+  RunContainer(pod, ShellContainer("second", "sleep 1000"));
+  std::string again = Scrape();
+  EXPECT_EQ(Value(again, "crid_shim_launches_total"), 2) << again;
+  EXPECT_EQ(Value(again, "crid_shim_restarts_total"), 1) << again;
+  EXPECT_EQ(Value(again, "crid_shims"), 1) << again;
+  EXPECT_EQ(Value(again, "crid_containers{state=\"running\"}"), 1) << again;
+  EXPECT_EQ(Value(again, "crid_containers{state=\"exited\"}"), 1) << again;
 }
 
 }  // namespace
