@@ -18,12 +18,13 @@ build: deps
 run: build
 	exec ./bazel-bin/crid $(ARGS)
 
-# Installing: the release binaries (optimised, stripped) with crid.service, an
-# example /etc/crid/crid.json and /etc/crictl.yaml (kept when present), the docs.
+# Installing: the release binaries (--config=release: optimised, stripped) with
+# crid.service, an example /etc/crid/crid.json and /etc/crictl.yaml (kept when
+# present), the docs.
 # `make install PREFIX=/usr/local DESTDIR=`; `make deb` writes dist/crid_<VERSION>_<arch>.deb.
 PREFIX ?= /usr/local
 DESTDIR ?=
-CRID_RELEASE_FLAGS ?= -c opt --strip=always
+CRID_RELEASE_FLAGS ?= --config=release
 
 release-build: deps
 	$(BAZEL) build $(CRID_RELEASE_FLAGS) //:crid //shim:crid-shim //pause:crid-pause

@@ -6,14 +6,15 @@
 #   packaging/build-deb.sh [--bin-dir DIR] [--out DIR]
 #
 # Without --bin-dir the binaries are built first with $BAZEL build
-# $CRID_RELEASE_FLAGS (default: -c opt --strip=always). The package is written
-# to --out (default dist/) as crid_<VERSION>_<arch>.deb; its path is the last
-# line of output. DEB_MAINTAINER overrides the Maintainer field.
+# $CRID_RELEASE_FLAGS (default --config=release: optimised and stripped, see
+# .bazelrc). The package is written to --out (default dist/) as
+# crid_<VERSION>_<arch>.deb; its path is the last line of output.
+# DEB_MAINTAINER overrides the Maintainer field.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
 BAZEL=${BAZEL:-bazel}
-read -r -a release_flags <<<"${CRID_RELEASE_FLAGS:--c opt --strip=always}"
+read -r -a release_flags <<<"${CRID_RELEASE_FLAGS:---config=release}"
 
 bin_dir="" out_dir=$REPO/dist
 while (($#)); do
