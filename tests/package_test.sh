@@ -209,6 +209,13 @@ check "crid's status line came through sd_notify ($(unit_prop StatusText))" \
 CRID_PID=$(unit_prop MainPID)
 check "crictl reaches crid through the shipped /etc/crictl.yaml" \
   eval 'fx_crictl version | grep -q "RuntimeName:  *crid"'
+# crid's own check of the node, with the shipped config and a loopback-only CNI network (a
+# node's network comes from its CNI plugin's installer; these pods use the node's network).
+echo '{"cniVersion": "1.0.0", "name": "crid-package-test", "plugins": [{"type": "loopback"}]}' |
+  timeout 60 "$FIXTURE" exec sh -c 'mkdir -p /etc/cni/net.d && cat >/etc/cni/net.d/00-crid-package-test.conflist'
+check "crid check passes with the shipped config and finds /usr/bin/crid-shim and crid-pause" \
+  eval 'logged "$RESULTS/crid-check.log" in_fx crid check --config /etc/crid/crid.json &&
+    grep -q "/usr/bin/crid-shim" "$RESULTS/crid-check.log" && grep -q "/usr/bin/crid-pause" "$RESULTS/crid-check.log"'
 
 # ---- 4. two pods, each with crid-pause and a container with crid-shim: "slice" as kubelet
 # places pods (its shim and crid-pause then run in scopes of the slice), "unit" with no cgroup
