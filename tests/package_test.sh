@@ -9,13 +9,14 @@
 #   2. the fixture, with private copy-on-write layers over /usr, /etc and /var/lib inside its
 #      mount namespace (overlayfs, upper layers under $LAB) and crid's /var/lib/crid bound to a
 #      directory under $LAB: `dpkg -i` installs for real, and nothing reaches the host's files
-#   3. `systemctl start crid.service` with the package's unit and config as shipped: the unit
-#      is active and running (Type=notify: READY=1 came) and crictl answers through the
-#      shipped /etc/crictl.yaml
-#   4. a pod sharing one PID namespace (crid-pause) on the node's network, in a slice as kubelet
-#      gives with the systemd driver, with a busybox container (crid-shim) from the local
-#      registry of tests/k8s (127.0.0.1); crid-shim and crid-pause run in the pod's scopes,
-#      outside crid.service's cgroup
+#   3. `dpkg -i`: postinst enables and starts crid.service with the package's unit and config
+#      as shipped; the unit is active and running (Type=notify: READY=1 came), crictl answers
+#      through the shipped /etc/crictl.yaml, and `crid check` passes
+#   4. two pods sharing one PID namespace each (crid-pause) on the node's network, with a
+#      busybox container (crid-shim) from the local registry of tests/k8s (127.0.0.1): "slice"
+#      in a slice as kubelet gives with the systemd driver (crid-shim and crid-pause in scopes
+#      of their own), "unit" with no cgroup parent (both stay in crid.service's cgroup, where
+#      only KillMode=process spares them)
 #   5. `systemctl stop crid.service`: crid is gone, crid-shim, crid-pause and the container
 #      keep running (KillMode=process)
 #   6. `systemctl start crid.service` again: the pods are SANDBOX_READY and the containers
@@ -33,9 +34,10 @@
 # fixture not starting) counts as one failure.
 #
 # Needs tests/k8s/build.sh's crictl and tests/k8s/images.sh's busybox (both cached under
-# /var/cache/crid-k8s; built here when missing). Network traffic stays on 127.0.0.1: the pod
-# uses the node's network, so no CNI plugin runs.
-# Environment: CRID_PACKAGE_LAB (/tmp/crid-package-test), CRID_K8S_CACHE, CRID_K8S_REGISTRY_PORT.
+# /var/cache/crid-k8s; built here when missing). Network traffic stays on 127.0.0.1: the pods
+# use the node's network (the loopback-only CNI config written for `crid check` serves none).
+# Logs: $CRID_K8S_CACHE/results/package/. Environment: CRID_PACKAGE_LAB (/tmp/crid-package-test,
+# the fixture's state and the layers), CRID_K8S_CACHE, CRID_K8S_REGISTRY_PORT.
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 HERE=$REPO/tests/k8s
@@ -55,6 +57,7 @@ done
 export LAB=${CRID_PACKAGE_LAB:-/tmp/crid-package-test}
 unset SYSTEMD_HOST_DIR
 FIXTURE=$REPO/tests/systemd_host.sh
+FIXTURE_LOG=$LAB/logs/fixture.log
 FIXTURE_STARTED=0 REGISTRY_STARTED_HERE=0
 PASSED=0 FAILED=0 SKIPPED=0
 T0=$(date +%s)
@@ -102,16 +105,19 @@ other_systemd() {
 fixture_stop() {
   [ "$FIXTURE_STARTED" = 1 ] || return 0
   FIXTURE_STARTED=0
+  # crid's journal (volatile, inside the fixture) first.
+  timeout 60 "$FIXTURE" exec journalctl --no-pager -u crid.service >"$RESULTS/crid.log" 2>&1 </dev/null
   # A second stop repeats the cleanup of cgroups that were still draining.
-  "$FIXTURE" stop >>"$LAB/fixture.log" 2>&1 </dev/null || "$FIXTURE" stop >>"$LAB/fixture.log" 2>&1 </dev/null
+  "$FIXTURE" stop >>"$FIXTURE_LOG" 2>&1 </dev/null || "$FIXTURE" stop >>"$FIXTURE_LOG" 2>&1 </dev/null
 }
 
 teardown() {
   trap - EXIT INT TERM
-  fixture_stop || echo "$PROG: warning: stopping the systemd fixture left: $(tail -3 "$LAB/fixture.log")" >&2
+  fixture_stop || echo "$PROG: warning: stopping the systemd fixture left: $(tail -3 "$FIXTURE_LOG")" >&2
   registry_down
   # The fixture's mounts went with its namespace; the layers and crid's root are plain files.
-  if [ -d "$LAB" ] && ! findmnt -rn -o TARGET | grep -q "^$LAB"; then
+  # A fixture that could not be stopped keeps its state (its PID) for the next run.
+  if [ -d "$LAB" ] && [ ! -e "$LAB/systemd-host/systemd.pid" ] && ! findmnt -rn -o TARGET | grep "^$LAB" >/dev/null; then
     [ -d "$LAB/logs" ] && cp -a "$LAB/logs/." "$RESULTS/" 2>/dev/null
     rm -rf --one-file-system "$LAB"
   fi
@@ -126,11 +132,12 @@ ensure_packages runc:/usr/sbin/runc systemd:/lib/systemd/systemd dbus:/usr/bin/d
 # A fixture an interrupted run left is stopped by its recorded PID before anything else.
 if [ -f "$LAB/systemd-host/systemd.pid" ]; then
   echo "$PROG: stopping the systemd fixture an earlier run left in $LAB" >&2
+  mkdir -p "$LAB/logs"
   FIXTURE_STARTED=1
   fixture_stop || die "the systemd fixture an earlier run left in $LAB cannot be stopped"
 fi
 if [ -d "$LAB" ]; then
-  findmnt -rn -o TARGET | grep -q "^$LAB" && die "mounts under $LAB remain from an earlier run"
+  findmnt -rn -o TARGET | grep "^$LAB" >/dev/null && die "mounts under $LAB remain from an earlier run"
   rm -rf --one-file-system "$LAB"
 fi
 mkdir -p "$LAB/logs"
@@ -169,8 +176,8 @@ check "the package's conffiles are /etc/crid/crid.json and /etc/crictl.yaml ($co
 other=$(other_systemd)
 [ -n "$other" ] && die "another systemd (pid ${other%% *}) manages this host's cgroups"
 FIXTURE_STARTED=1
-"$FIXTURE" start >"$LAB/fixture.log" 2>&1 </dev/null ||
-  die "the systemd fixture did not start: $(tail -3 "$LAB/fixture.log")"
+"$FIXTURE" start >"$FIXTURE_LOG" 2>&1 </dev/null ||
+  die "the systemd fixture did not start: $(tail -3 "$FIXTURE_LOG")"
 mkdir -p "$LAB/crid-root"
 # Mounts the fixture already has below a layered directory (its private /etc/systemd/system
 # and /var/lib/systemd) are moved aside and back on top, so systemd keeps them.
@@ -208,7 +215,7 @@ check "crid's status line came through sd_notify ($(unit_prop StatusText))" \
   test "$(unit_prop StatusText)" = "serving CRI runtime.v1"
 CRID_PID=$(unit_prop MainPID)
 check "crictl reaches crid through the shipped /etc/crictl.yaml" \
-  eval 'fx_crictl version | grep -q "RuntimeName:  *crid"'
+  eval '[[ "$(fx_crictl version)" =~ RuntimeName:\ +crid ]]'
 # crid's own check of the node, with the shipped config and a loopback-only CNI network (a
 # node's network comes from its CNI plugin's installer; these pods use the node's network).
 echo '{"cniVersion": "1.0.0", "name": "crid-package-test", "plugins": [{"type": "loopback"}]}' |
@@ -330,13 +337,11 @@ check "pod \"local\" runs /usr/local/bin/crid-shim (${SHIM[local]}), crid-pause 
   eval '[[ "${SHIM[local]}" =~ ^[0-9]+$ && "${PAUSE[local]}" =~ ^[0-9]+$ && "${SLEEP[local]}" =~ ^[0-9]+$ ]]'
 check "pod \"local\": crictl rmp -f removes it and its processes" \
   eval 'logged "$RESULTS/rmp-local.log" fx_crictl rmp -f "${POD[local]}" && gone "${SHIM[local]}" "${PAUSE[local]}" "${SLEEP[local]}"'
-in_fx journalctl --no-pager -u crid.service >"$RESULTS/crid.log" 2>&1
 in_fx systemctl stop crid.service
 check "packaging/install.sh --uninstall removes the binaries and the unit" \
   eval 'logged "$RESULTS/make-uninstall.log" in_fx "$REPO/packaging/install.sh" --uninstall --prefix /usr/local &&
     in_fx systemctl daemon-reload && [ "$(unit_prop LoadState)" = not-found ] &&
     ! in_fx test -e /usr/local/bin/crid && ! in_fx test -e /usr/local/share/doc/crid'
 check "stopping the systemd fixture leaves no process and no cgroup" fixture_stop
-cp "$LAB/fixture.log" "$RESULTS/" 2>/dev/null
 result_line
 [ "$FAILED" = 0 ]
