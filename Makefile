@@ -12,11 +12,13 @@ deps:
 test-deps:
 	tools/install-deps.sh test
 
-build: deps
-	$(BAZEL) build //:crid
+# The release build (optimised, stripped); tests build their own debug and
+# sanitizer configurations. bazel-bin follows whichever build ran last, so
+# `run` asks Bazel where the release outputs are.
+build: release-build
 
 run: build
-	exec ./bazel-bin/crid $(ARGS)
+	exec "$$($(BAZEL) info $(CRID_RELEASE_FLAGS) bazel-bin)/crid" $(ARGS)
 
 # Installing: the release binaries (--config=release: optimised, stripped) with
 # crid.service, an example /etc/crid/crid.json and /etc/crictl.yaml (kept when
