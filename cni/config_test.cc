@@ -102,22 +102,6 @@ TEST(CniConfigTest, IntegersPassThroughTheChainUnchanged) {
   EXPECT_THAT(text, HasSubstr("\"uid\":18446744073709551615"));
 }
 
-// What sandbox/ still hands over as a protobuf Struct arrives as the same JSON,
-// whole numbers as integers.
-TEST(CniConfigTest, StructCapabilityArgsBecomeJson) {
-  JsonObject entry;
-  (*entry.mutable_fields())["hostPort"].set_number_value(8080);
-  (*entry.mutable_fields())["protocol"] = StringValue("tcp");
-  JsonObject args;
-  (*args.mutable_fields())["portMappings"].mutable_list_value()->add_values()->CopyFrom(
-      ObjectValue(entry));
-  (*args.mutable_fields())["bandwidth"] = ObjectValue({});
-  Attachment a;
-  a.capability_args = args;
-  EXPECT_EQ(JsonText(a.capability_args),
-            R"({"bandwidth":{},"portMappings":[{"hostPort":8080,"protocol":"tcp"}]})");
-}
-
 TEST(CniConfigTest, WrongTypedConfigFieldsAreErrorsOrIgnored) {
   auto parse = [](const std::string& text, bool is_list) {
     return ParseNetworkConfig(text, is_list, "/etc/cni/net.d/10-x.conflist");

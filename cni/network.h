@@ -18,8 +18,6 @@
 #include "absl/time/time.h"
 #include "base/json.h"
 #include "cni/config.h"
-// Only for sandbox/, which still builds capability args as a protobuf Struct.
-#include "cni/json.h"
 #include "metrics/metrics.h"
 
 namespace crid::cni {

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <random>
+#include <vector>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
@@ -22,6 +23,7 @@
 #include "absl/time/clock.h"
 #include "base/errors.h"
 #include "base/fs.h"
+#include "base/json.h"
 #include "base/logging.h"
 #include "netns/namespace.h"
 #include "sandbox/files.h"
@@ -33,8 +35,6 @@ namespace crid::sandbox {
 namespace {
 
 using runtime::v1::NamespaceMode;
-using JsonValue = cni::JsonValue;
-using JsonObject = cni::JsonObject;
 
 std::string NewSandboxId() {
   std::random_device rd;
@@ -46,46 +46,32 @@ std::string NewSandboxId() {
   return id;
 }
 
-JsonValue Number(double n) {
-  JsonValue v;
-  v.set_number_value(n);
-  return v;
-}
-
-JsonValue StringList(const google::protobuf::RepeatedPtrField<std::string>& items) {
-  JsonValue v;
-  auto* list = v.mutable_list_value();
-  for (const std::string& s : items) {
-    *list->add_values() = cni::StringValue(s);
-  }
-  return v;
+Json StringList(const google::protobuf::RepeatedPtrField<std::string>& items) {
+  return Json(std::vector<std::string>(items.begin(), items.end()));
 }
 
 // runtimeConfig values for the capabilities CNI plugins may declare.
-JsonObject CapabilityArgs(const runtime::v1::PodSandboxConfig& config) {
-  JsonObject args;
-  auto& f = *args.mutable_fields();
-  JsonValue ports;
-  auto* list = ports.mutable_list_value();
+Json CapabilityArgs(const runtime::v1::PodSandboxConfig& config) {
+  Json args = Json::object();
+  Json ports = Json::array();
   for (const auto& pm : config.port_mappings()) {
     if (pm.host_port() <= 0) {
       continue;
     }
-    JsonObject entry;
-    auto& e = *entry.mutable_fields();
-    e["hostPort"] = Number(pm.host_port());
-    e["containerPort"] = Number(pm.container_port());
-    e["protocol"] =
-        cni::StringValue(absl::AsciiStrToLower(runtime::v1::Protocol_Name(pm.protocol())));
+    Json entry = {
+        {"hostPort", pm.host_port()},
+        {"containerPort", pm.container_port()},
+        {"protocol", absl::AsciiStrToLower(runtime::v1::Protocol_Name(pm.protocol()))},
+    };
     if (!pm.host_ip().empty()) {
-      e["hostIP"] = cni::StringValue(pm.host_ip());
+      entry["hostIP"] = pm.host_ip();
     }
-    *list->add_values() = cni::ObjectValue(std::move(entry));
+    ports.push_back(std::move(entry));
   }
-  if (list->values_size() > 0) {
-    f["portMappings"] = ports;
+  if (!ports.empty()) {
+    args["portMappings"] = std::move(ports);
   }
-  JsonObject bandwidth;
+  Json bandwidth = Json::object();
   struct BandwidthKey {
     const char* annotation;
     const char* rate;
@@ -102,29 +88,29 @@ JsonObject CapabilityArgs(const runtime::v1::PodSandboxConfig& config) {
     }
     absl::StatusOr<uint64_t> bits = ParseBandwidth(it->second);
     if (bits.ok()) {
-      (*bandwidth.mutable_fields())[rate] = Number(static_cast<double>(*bits));
+      bandwidth[rate] = *bits;
       // As containerd: no burst limit to speak of.
-      (*bandwidth.mutable_fields())[burst] = Number(static_cast<double>(UINT32_MAX));
+      bandwidth[burst] = uint64_t{UINT32_MAX};
     }
   }
-  if (bandwidth.fields_size() > 0) {
-    f["bandwidth"] = cni::ObjectValue(std::move(bandwidth));
+  if (!bandwidth.empty()) {
+    args["bandwidth"] = std::move(bandwidth);
   }
   if (config.has_dns_config()) {
-    JsonObject dns;
-    (*dns.mutable_fields())["servers"] = StringList(config.dns_config().servers());
-    (*dns.mutable_fields())["searches"] = StringList(config.dns_config().searches());
-    (*dns.mutable_fields())["options"] = StringList(config.dns_config().options());
-    f["dns"] = cni::ObjectValue(std::move(dns));
+    args["dns"] = {
+        {"servers", StringList(config.dns_config().servers())},
+        {"searches", StringList(config.dns_config().searches())},
+        {"options", StringList(config.dns_config().options())},
+    };
   }
   if (!config.linux().cgroup_parent().empty()) {
-    f["cgroupPath"] = cni::StringValue(config.linux().cgroup_parent());
+    args["cgroupPath"] = config.linux().cgroup_parent();
   }
-  JsonObject annotations;
+  Json annotations = Json::object();
   for (const auto& [k, v] : config.annotations()) {
-    (*annotations.mutable_fields())[k] = cni::StringValue(v);
+    annotations[k] = v;
   }
-  f["io.kubernetes.cri.pod-annotations"] = cni::ObjectValue(std::move(annotations));
+  args["io.kubernetes.cri.pod-annotations"] = std::move(annotations);
   return args;
 }
 
