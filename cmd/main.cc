@@ -24,6 +24,7 @@
 #include "cni/network.h"
 #include "config/config.h"
 #include "container/manager.h"
+#include "cri/daemon_metrics.h"
 #include "cri/image_service.h"
 #include "cri/runtime_service.h"
 #include "cri/runtime_state.h"
@@ -43,6 +44,8 @@ ABSL_FLAG(std::string, state, "", "runtime state directory (default /run/crid)")
 ABSL_FLAG(std::string, listen, "", "gRPC endpoint (default unix:///run/crid/crid.sock)");
 ABSL_FLAG(std::string, log_level, "",
           "trace, debug, info, warn, error, critical or off (default info)");
+ABSL_FLAG(std::string, metrics_address, "",
+          "HOST:PORT serving crid's own Prometheus metrics at /metrics (default off)");
 
 namespace crid {
 namespace {
@@ -69,6 +72,9 @@ absl::StatusOr<config::Config> BuildConfig() {
   }
   if (std::string v = absl::GetFlag(FLAGS_log_level); !v.empty()) {
     config.set_log_level(v);
+  }
+  if (std::string v = absl::GetFlag(FLAGS_metrics_address); !v.empty()) {
+    config.mutable_metrics()->set_address(v);
   }
   CRID_RETURN_IF_ERROR(ValidateConfig(config));
   return config;
@@ -246,6 +252,12 @@ int Run(int argc, char** argv) {
     return kExitFailure;
   }
 
+  // crid's own metrics (metrics.address), made before the parts that record
+  // into them so they outlive every thread that does.
+  std::unique_ptr<DaemonMetrics> daemon_metrics;
+  if (!config->metrics().address().empty()) {
+    daemon_metrics = std::make_unique<DaemonMetrics>();
+  }
   absl::StatusOr<std::unique_ptr<cni::CniManager>> cni = StartCni(*config);
   if (!cni.ok()) {
     spdlog::critical("starting CNI: {}", cni.status().message());
@@ -305,8 +317,23 @@ int Run(int argc, char** argv) {
   options.socket_path = SocketPath(config->listen());
   options.socket_group = config->socket_group();
   options.max_message_bytes = static_cast<int>(config->max_message_bytes());
-  absl::StatusOr<std::unique_ptr<CriServer>> server =
-      CriServer::Start(options, {&runtime_service, &image_service});
+  // Declared after the managers: destroyed before them, as its scrapes read them.
+  std::unique_ptr<metrics::MetricsEndpoint> metrics_endpoint;
+  if (daemon_metrics != nullptr) {
+    absl::StatusOr<std::unique_ptr<metrics::MetricsEndpoint>> endpoint = daemon_metrics->Serve(
+        config->metrics().address(),
+        MeteredParts{cni->get(), images->get(), sandboxes->get(), containers->get()});
+    if (!endpoint.ok()) {
+      spdlog::critical("{}", endpoint.status().message());
+      return kExitFailure;
+    }
+    metrics_endpoint = std::move(*endpoint);
+    spdlog::info("metrics on {} (port {}), path /metrics", config->metrics().address(),
+                 metrics_endpoint->port());
+  }
+  absl::StatusOr<std::unique_ptr<CriServer>> server = CriServer::Start(
+      options, {&runtime_service, &image_service},
+      daemon_metrics != nullptr ? daemon_metrics->NewInterceptorFactory() : nullptr);
   if (!server.ok()) {
     spdlog::critical("{}", server.status().message());
     return kExitFailure;
