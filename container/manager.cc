@@ -627,6 +627,11 @@ void ContainerManager::HandleShimDeath(const std::string& pod_id) {
   }
 }
 
+void ContainerManager::SetObserver(ContainerObserver observer) {
+  absl::MutexLock lock(&events_mu_);
+  observer_ = std::move(observer);
+}
+
 void ContainerManager::Notify(const ContainerRecord& record, ContainerEventKind kind) const {
   if (observer_) {
     observer_(record, kind);
@@ -937,8 +942,13 @@ absl::StatusOr<std::string> ContainerManager::CreateLocked(
   record.set_state(ContainerRecord::CREATED);
   CRID_RETURN_IF_ERROR(Persist(record));
   created = true;
-  Publish(record);
-  Notify(record, ContainerEventKind::kCreated);
+  {
+    // Published and reported together: a StartContainer of the new record
+    // reports its start after this.
+    absl::MutexLock events_lock(&events_mu_);
+    Publish(record);
+    Notify(record, ContainerEventKind::kCreated);
+  }
   spdlog::info("container {} ({}) created in pod {}", ShortId(id), config.metadata().name(),
                ShortId(pod_id));
   return id;

@@ -137,8 +137,10 @@ class ContainerManager {
   std::vector<std::string> HandlerNames() const;
 
   // Told of every create, start, exit and removal, after the record is
-  // published, with no lock held. Set before serving; not changed afterwards.
-  void SetObserver(ContainerObserver observer) { observer_ = std::move(observer); }
+  // published, one at a time and in the order the states changed (the
+  // manager's other locks are not held). Setting it (nullptr to stop) waits
+  // for a call in progress: once it returns the old observer is never called.
+  void SetObserver(ContainerObserver observer);
 
   // Counts shim launches, restarts and unexpected exits. Not owned; null
   // (the default) counts nothing.
@@ -186,7 +188,8 @@ class ContainerManager {
   // The pod's shim stopped answering: kills its containers through the OCI
   // runtime, records their exits and forgets the shim.
   void HandleShimDeath(const std::string& pod_id);
-  void Notify(const ContainerRecord& record, ContainerEventKind kind) const;
+  void Notify(const ContainerRecord& record, ContainerEventKind kind) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(events_mu_);
   // Completes (and forgets) the stops waiting for container `id`.
   void FinishStops(const std::string& id, const absl::Status& status);
   // The one thread behind every stop's deadline: SIGKILL when the grace period
@@ -223,7 +226,7 @@ class ContainerManager {
   // One launch at a time per pod (the pod gets one shim); pods launch theirs
   // in parallel. Entries go with the pod (RemovePod).
   std::map<std::string, std::shared_ptr<absl::Mutex>> shim_launch_locks_ ABSL_GUARDED_BY(mu_);
-  ContainerObserver observer_;
+  ContainerObserver observer_ ABSL_GUARDED_BY(events_mu_);
   // Stops waiting for an exit, by container ID.
   struct PendingStop {
     std::string pod_id;
