@@ -201,16 +201,17 @@ absl::StatusOr<CgroupStats> ReadV2(const std::string& dir, CgroupStatsDetail det
   CgroupStats s;
   CRID_ASSIGN_OR_RETURN(auto cpu, ReadFlatKeyed(dir + "/cpu.stat"));
   s.cpu_usage_ns = Get(cpu, "usage_usec") * 1000;
+  CRID_ASSIGN_OR_RETURN(s.memory_usage_bytes, ReadNumber(dir + "/memory.current"));
+  CRID_ASSIGN_OR_RETURN(s.memory_limit_bytes, ReadNumber(dir + "/memory.max"));
+  CRID_ASSIGN_OR_RETURN(auto mem, ReadFlatKeyed(dir + "/memory.stat"));
+  s.memory_rss_bytes = Get(mem, "anon");
+  s.memory_cache_bytes = Get(mem, "file");
+  s.memory_mapped_file_bytes = Get(mem, "file_mapped");
+  s.memory_page_faults = Get(mem, "pgfault");
+  s.memory_major_page_faults = Get(mem, "pgmajfault");
+  FinishMemory(s, Get(mem, "inactive_file"));
+  CRID_ASSIGN_OR_RETURN(s.pids_current, ReadNumber(dir + "/pids.current"));
   if (detail == CgroupStatsDetail::kUsage) {
-    CRID_ASSIGN_OR_RETURN(s.memory_usage_bytes, ReadNumber(dir + "/memory.current"));
-    CRID_ASSIGN_OR_RETURN(s.memory_limit_bytes, ReadNumber(dir + "/memory.max"));
-    CRID_ASSIGN_OR_RETURN(auto mem, ReadFlatKeyed(dir + "/memory.stat"));
-    s.memory_rss_bytes = Get(mem, "anon");
-    s.memory_cache_bytes = Get(mem, "file");
-    s.memory_page_faults = Get(mem, "pgfault");
-    s.memory_major_page_faults = Get(mem, "pgmajfault");
-    FinishMemory(s, Get(mem, "inactive_file"));
-    CRID_ASSIGN_OR_RETURN(s.pids_current, ReadNumber(dir + "/pids.current"));
     return s;
   }
   s.cpu_user_ns = Get(cpu, "user_usec") * 1000;
@@ -232,25 +233,15 @@ absl::StatusOr<CgroupStats> ReadV2(const std::string& dir, CgroupStatsDetail det
     // cAdvisor's convertCPUWeightToCPULimit, the inverse of runc's shares -> weight.
     s.cpu_shares = 2 + ((weight - 1) * 262142) / 9999;
   }
-  CRID_ASSIGN_OR_RETURN(s.memory_usage_bytes, ReadNumber(dir + "/memory.current"));
-  CRID_ASSIGN_OR_RETURN(s.memory_limit_bytes, ReadNumber(dir + "/memory.max"));
   // memory.peak exists since Linux 5.19; before, cAdvisor reports 0 as well.
   CRID_ASSIGN_OR_RETURN(s.memory_max_usage_bytes, ReadNumber(dir + "/memory.peak"));
   // Without swap accounting these files are absent and read as 0, as in cAdvisor.
   CRID_ASSIGN_OR_RETURN(s.memory_swap_bytes, ReadNumber(dir + "/memory.swap.current"));
   CRID_ASSIGN_OR_RETURN(s.memory_swap_limit_bytes, ReadNumber(dir + "/memory.swap.max"));
-  CRID_ASSIGN_OR_RETURN(auto mem, ReadFlatKeyed(dir + "/memory.stat"));
-  s.memory_rss_bytes = Get(mem, "anon");
-  s.memory_cache_bytes = Get(mem, "file");
-  s.memory_mapped_file_bytes = Get(mem, "file_mapped");
-  s.memory_page_faults = Get(mem, "pgfault");
-  s.memory_major_page_faults = Get(mem, "pgmajfault");
-  FinishMemory(s, Get(mem, "inactive_file"));
   CRID_ASSIGN_OR_RETURN(auto events, ReadFlatKeyed(dir + "/memory.events"));
   s.oom_kills = Get(events, "oom_kill");
   // v2 has no failcnt and no separate kernel usage: runc leaves both 0 for
   // cAdvisor, and so do we.
-  CRID_ASSIGN_OR_RETURN(s.pids_current, ReadNumber(dir + "/pids.current"));
   CRID_ASSIGN_OR_RETURN(s.pids_max, ReadNumber(dir + "/pids.max"));
   if (absl::StatusOr<std::string> io = ReadFile(dir + "/io.stat"); io.ok()) {
     s.io = ParseIoStat(*io);
