@@ -318,8 +318,63 @@ absl::Status OciRuntime::Delete(const std::string& id, bool force) const {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::vector<std::string>> OciRuntime::FeatureMountOptions() const {
+  CRID_ASSIGN_OR_RETURN(Result r, Run({"features"}, {}));
+  if (r.exit_code != 0) {
+    return absl::UnimplementedError(
+        absl::StrCat(config_.name, " features: ", RuntimeErrorMessage(r.err + r.out)));
+  }
+  nlohmann::json j = nlohmann::json::parse(r.out, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("mountOptions") || !j["mountOptions"].is_array()) {
+    return absl::InternalError(absl::StrCat(config_.name, " features: no mountOptions list"));
+  }
+  std::vector<std::string> options;
+  for (const nlohmann::json& o : j["mountOptions"]) {
+    if (o.is_string()) {
+      options.push_back(o.get<std::string>());
+    }
+  }
+  return options;
+}
+
 absl::Status OciRuntime::Update(const std::string& id, const std::string& resources_json) const {
   return RunOk("update", id, {"update", "--resources", "-", id}, resources_json);
+}
+
+absl::Status OciRuntime::Checkpoint(const std::string& id, const std::string& image_path,
+                                    const std::string& work_path) const {
+  return RunOk(
+      "checkpoint", id,
+      {"checkpoint", "--leave-running", "--image-path", image_path, "--work-path", work_path, id});
+}
+
+absl::StatusOr<pid_t> OciRuntime::Restore(const std::string& id, const std::string& bundle,
+                                          const std::string& image_path,
+                                          const std::string& work_path,
+                                          const OciStdio& stdio) const {
+  std::string pid_file = bundle + "/init.pid";
+  std::string log_file = bundle + "/runtime.log";
+  ::unlink(log_file.c_str());
+  ::unlink(pid_file.c_str());
+  // The restored process gets the descriptors runc itself has (runc maps the
+  // dumped pipes onto its own stdio), so they are handed over as for create.
+  OciStdio container_stdio = stdio;
+  container_stdio.for_container = true;
+  std::vector<std::string> args = {
+      "--log", log_file,       "--log-format", "json",        "restore", "--detach",   "--bundle",
+      bundle,  "--image-path", image_path,     "--work-path", work_path, "--pid-file", pid_file};
+  if (!stdio.console_socket.empty()) {
+    args.emplace_back("--console-socket");
+    args.push_back(stdio.console_socket);
+  }
+  args.push_back(id);
+  CRID_ASSIGN_OR_RETURN(Result r, Run(args, container_stdio));
+  if (r.exit_code != 0) {
+    std::string log = ReadFile(log_file).value_or("");
+    return absl::InternalError(
+        absl::StrCat(config_.name, " restore ", id, ": ", RuntimeErrorMessage(log + r.err)));
+  }
+  return ReadPidFile(config_.name, "restore", id, pid_file);
 }
 
 }  // namespace crid

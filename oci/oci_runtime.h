@@ -1,5 +1,5 @@
 // Runs an OCI runtime binary (runc, crun) for one container operation at a time:
-// create, start, exec, state, kill, delete, update. Each call is a child
+// create, start, exec, state, kill, delete, update, checkpoint, restore. Each call is a child
 // process; its error output becomes the status message, so a runtime failure
 // reaches kubelet with the runtime's own words.
 #pragma once
@@ -76,6 +76,23 @@ class OciRuntime {
   absl::Status Delete(const std::string& id, bool force) const;
   // Applies new resources (a linux.resources JSON object) to a running container.
   absl::Status Update(const std::string& id, const std::string& resources_json) const;
+  // `runc checkpoint --leave-running`: CRIU writes the container's process
+  // images into `image_path` and its dump.log and stats-dump into `work_path`;
+  // the container keeps running (kubelet's checkpoint is forensic).
+  absl::Status Checkpoint(const std::string& id, const std::string& image_path,
+                          const std::string& work_path) const;
+  // `runc restore --detach`: the container `id` is recreated from the bundle
+  // and the CRIU images of a Checkpoint (`image_path`, logs in `work_path`) and
+  // runs at once. Its stdio are `stdio`'s descriptors, as for Create. Its pid
+  // is returned.
+  absl::StatusOr<pid_t> Restore(const std::string& id, const std::string& bundle,
+                                const std::string& image_path, const std::string& work_path,
+                                const OciStdio& stdio) const;
+
+  // The mount options `<runtime> features` lists (OCI runtime features,
+  // runc 1.1.3+). A runtime without the command (crun before 1.9) is an error:
+  // the caller assumes no optional option then.
+  absl::StatusOr<std::vector<std::string>> FeatureMountOptions() const;
 
   const OciRuntimeConfig& config() const { return config_; }
 

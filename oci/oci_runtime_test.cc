@@ -99,6 +99,22 @@ TEST_F(FakeRuntimeTest, RuntimeDoesNotGetSystemdsNotifySocket) {
   EXPECT_EQ(state->status, "unset kept");
 }
 
+TEST_F(FakeRuntimeTest, FeatureMountOptionsAreReadFromFeatures) {
+  OciRuntime runtime = Runtime(
+      "[ \"$3\" = features ] || exit 1\n"
+      "echo '{\"ociVersionMin\":\"1.0.0\",\"mountOptions\":[\"ro\",\"rro\"]}'\n");
+  absl::StatusOr<std::vector<std::string>> options = runtime.FeatureMountOptions();
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_THAT(*options, ::testing::ElementsAre("ro", "rro"));
+}
+
+TEST_F(FakeRuntimeTest, RuntimeWithoutFeaturesCommandIsAnError) {
+  OciRuntime runtime = Runtime("echo 'unknown command features' >&2; exit 1\n");
+  absl::StatusOr<std::vector<std::string>> options = runtime.FeatureMountOptions();
+  EXPECT_EQ(options.status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_THAT(std::string(options.status().message()), HasSubstr("unknown command features"));
+}
+
 // A missing runtime binary is named, and is not taken for "no such container".
 TEST(OciRuntimeBinary, MissingBinaryIsNamedAndIsNotNotFound) {
   OciRuntimeConfig config;
@@ -181,6 +197,14 @@ class OciRuntimeTest : public ::testing::Test {
   std::string id_;
   std::unique_ptr<OciRuntime> runtime_;
 };
+
+// Debian's runc 1.1.5 lists the recursive options (mount_setattr) crid's
+// recursive read-only volumes need.
+TEST_F(OciRuntimeTest, RuncListsRecursiveReadOnlyMountOption) {
+  absl::StatusOr<std::vector<std::string>> options = runtime_->FeatureMountOptions();
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_THAT(*options, ::testing::Contains("rro"));
+}
 
 TEST_F(OciRuntimeTest, CreateStartExitCodeAndOutput) {
   WriteSpec("echo to-stdout; echo to-stderr >&2; exit 3");
