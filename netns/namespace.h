@@ -4,6 +4,7 @@
 // under /run/netns so `ip netns` lists them.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -14,7 +15,7 @@
 
 namespace crid {
 
-enum class NamespaceType { kNet, kIpc, kUts, kPid };
+enum class NamespaceType { kNet, kIpc, kUts, kPid, kUser };
 
 // "net", "ipc", "uts", "pid": the name under /proc/<pid>/ns/.
 const char* NamespaceName(NamespaceType type);
@@ -28,8 +29,29 @@ using NamespaceInit = std::function<absl::Status()>;
 // Creates a new namespace of `type` and pins it at `path` (an empty file is
 // created there; its directory must exist). `init` runs inside the new namespace
 // before it is pinned. On any failure nothing is left at `path`.
+//
+// With `userns_path` (a pinned user namespace) the new namespace is owned by
+// that user namespace, so the pod's root there has capabilities over it (and
+// a container that joins the user namespace first may still join it). Only a
+// single-threaded process may enter a user namespace, so a forked child does
+// the work then; `init` runs in that child and may use only what is safe after
+// fork in a multi-threaded program (system calls, no locks).
 absl::Status CreatePinnedNamespace(NamespaceType type, const std::string& path,
-                                   const NamespaceInit& init = nullptr);
+                                   const NamespaceInit& init = nullptr,
+                                   const std::string& userns_path = "");
+
+// One line of a user namespace's uid_map or gid_map.
+struct IdMapping {
+  uint32_t container_id = 0;
+  uint32_t host_id = 0;
+  uint32_t length = 0;
+};
+
+// Creates a user namespace with these uid and gid mappings (written by crid,
+// root in the initial namespace, so setgroups stays allowed) and pins it at
+// `path`. On any failure nothing is left at `path`.
+absl::Status CreatePinnedUserNamespace(const std::string& path, const std::vector<IdMapping>& uids,
+                                       const std::vector<IdMapping>& gids);
 
 // Unpins and deletes `path` (lazy unmount, then unlink). A missing path is OK.
 absl::Status RemovePinnedNamespace(const std::string& path);

@@ -1,9 +1,15 @@
 #include "netns/namespace.h"
 
+#include <fcntl.h>
+#include <linux/nsfs.h>
 #include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <fstream>
+#include <sstream>
 #include <string>
 
 #include "base/temp_dir.h"
@@ -31,6 +37,92 @@ std::vector<std::string> InterfaceNames() {
   }
   if_freenameindex(list);
   return names;
+}
+
+// Inode of the user namespace that owns the namespace at `path`.
+ino_t OwnerUserNamespace(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return 0;
+  }
+  int owner = ioctl(fd, NS_GET_USERNS);
+  close(fd);
+  if (owner < 0) {
+    return 0;
+  }
+  struct stat st;
+  ino_t ino = fstat(owner, &st) == 0 ? st.st_ino : 0;
+  close(owner);
+  return ino;
+}
+
+// A pod's user namespace: the mappings as given, and the pod's network and UTS
+// namespaces owned by it (set up from inside: lo up, hostname set).
+TEST(NamespaceTest, NamespacesAreCreatedInsideAPinnedUserNamespace) {
+  TempDir tmp;
+  const std::string user = tmp.Sub("user");
+  ASSERT_TRUE(CreatePinnedUserNamespace(user, {{0, 200000, 65536}}, {{0, 300000, 65536}}).ok());
+  EXPECT_TRUE(IsPinnedNamespace(user));
+  EXPECT_NE(InodeOf(user), InodeOf("/proc/self/ns/user"));
+
+  const std::string net = tmp.Sub("net");
+  const std::string uts = tmp.Sub("uts");
+  ASSERT_TRUE(CreatePinnedNamespace(NamespaceType::kNet, net, BringUpLoopback, user).ok());
+  ASSERT_TRUE(CreatePinnedNamespace(
+                  NamespaceType::kUts, uts,
+                  []() -> absl::Status {
+                    return sethostname("userns-pod", 10) == 0 ? absl::OkStatus()
+                                                              : absl::InternalError("sethostname");
+                  },
+                  user)
+                  .ok());
+  EXPECT_EQ(OwnerUserNamespace(net), InodeOf(user));
+  EXPECT_EQ(OwnerUserNamespace(uts), InodeOf(user));
+  std::vector<std::string> inside;
+  ASSERT_TRUE(RunInNamespaces({{NamespaceType::kNet, net}}, [&]() -> absl::Status {
+                inside = InterfaceNames();
+                return absl::OkStatus();
+              }).ok());
+  EXPECT_EQ(inside, std::vector<std::string>{"lo"});
+
+  // The maps, as a process of the namespace reads them.
+  pid_t child = fork();
+  if (child == 0) {
+    int fd = open(user.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || setns(fd, CLONE_NEWUSER) != 0) {
+      _exit(1);
+    }
+    std::ifstream uid_map("/proc/self/uid_map");
+    std::ifstream gid_map("/proc/self/gid_map");
+    unsigned a, b, c, d, e, f;
+    uid_map >> a >> b >> c;
+    gid_map >> d >> e >> f;
+    _exit(a == 0 && b == 200000 && c == 65536 && d == 0 && e == 300000 && f == 65536 ? 0 : 2);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+
+  EXPECT_TRUE(RemovePinnedNamespace(net).ok());
+  EXPECT_TRUE(RemovePinnedNamespace(uts).ok());
+  EXPECT_TRUE(RemovePinnedNamespace(user).ok());
+  EXPECT_FALSE(IsPinnedNamespace(user));
+}
+
+TEST(NamespaceTest, BadUserNamespaceMappingLeavesNothing) {
+  TempDir tmp;
+  const std::string user = tmp.Sub("user");
+  // Overlapping ranges: the kernel refuses the map.
+  absl::Status st =
+      CreatePinnedUserNamespace(user, {{0, 200000, 100}, {50, 300000, 100}}, {{0, 200000, 100}});
+  EXPECT_FALSE(st.ok());
+  EXPECT_THAT(std::string(st.message()), HasSubstr("uid_map"));
+  EXPECT_NE(access(user.c_str(), F_OK), 0);
+  // A failure inside the child is reported too, and leaves nothing.
+  const std::string net = tmp.Sub("net");
+  st = CreatePinnedNamespace(NamespaceType::kNet, net, nullptr, tmp.Sub("missing"));
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(access(net.c_str(), F_OK), 0);
 }
 
 TEST(NamespaceTest, NetworkNamespaceIsPinnedEnteredAndRemoved) {
