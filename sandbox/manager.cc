@@ -133,6 +133,15 @@ cni::Attachment AttachmentFor(const SandboxRecord& record) {
 
 namespace {
 
+std::vector<IdMapping> IdMappings(
+    const google::protobuf::RepeatedPtrField<runtime::v1::IDMapping>& mappings) {
+  std::vector<IdMapping> out;
+  for (const runtime::v1::IDMapping& m : mappings) {
+    out.push_back({m.container_id(), m.host_id(), m.length()});
+  }
+  return out;
+}
+
 absl::Status WriteSysctl(const std::string& path, const std::string& value) {
   int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -494,23 +503,37 @@ absl::StatusOr<std::string> SandboxManager::RunLocked(const runtime::v1::PodSand
   if (hostname.empty()) {
     hostname = HostHostname();
   }
+  // The pod's user namespace comes first: its network, IPC and UTS namespaces
+  // are created inside it, so that its containers, which join it before the
+  // others, may still enter them and have capabilities there.
+  const std::string& userns = record.userns_path();
+  if (ns.has_userns_options() && ns.userns_options().mode() == NamespaceMode::POD) {
+    record.set_userns_path(ns_dir + "/user");
+    CRID_RETURN_IF_ERROR(Persist(record));
+    CRID_RETURN_IF_ERROR(CreatePinnedUserNamespace(record.userns_path(),
+                                                   IdMappings(ns.userns_options().uids()),
+                                                   IdMappings(ns.userns_options().gids())));
+  }
   if (own_net) {
     // A pod with its own network also gets its own UTS namespace (hostname).
     record.set_uts_ns_path(ns_dir + "/uts");
     CRID_RETURN_IF_ERROR(Persist(record));
-    CRID_RETURN_IF_ERROR(
-        CreatePinnedNamespace(NamespaceType::kUts, record.uts_ns_path(), [&]() -> absl::Status {
+    CRID_RETURN_IF_ERROR(CreatePinnedNamespace(
+        NamespaceType::kUts, record.uts_ns_path(),
+        [&]() -> absl::Status {
           if (sethostname(hostname.data(), hostname.size()) != 0) {
             return ErrnoError(errno, "sethostname ", hostname);
           }
           return absl::OkStatus();
-        }));
+        },
+        userns));
   }
   if (own_ipc) {
     record.set_ipc_ns_path(ns_dir + "/ipc");
     record.set_shm_path(pod_dir + "/shm");
     CRID_RETURN_IF_ERROR(Persist(record));
-    CRID_RETURN_IF_ERROR(CreatePinnedNamespace(NamespaceType::kIpc, record.ipc_ns_path()));
+    CRID_RETURN_IF_ERROR(
+        CreatePinnedNamespace(NamespaceType::kIpc, record.ipc_ns_path(), nullptr, userns));
     CRID_RETURN_IF_ERROR(MakeDirs(record.shm_path(), 0755));
     std::string opts = absl::StrCat("mode=1777,size=", options_.shm_size_bytes);
     if (mount("shm", record.shm_path().c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
@@ -522,7 +545,7 @@ absl::StatusOr<std::string> SandboxManager::RunLocked(const runtime::v1::PodSand
     record.set_netns_path(absl::StrCat(options_.netns_dir, "/crid-", id.substr(0, 32)));
     CRID_RETURN_IF_ERROR(Persist(record));
     CRID_RETURN_IF_ERROR(
-        CreatePinnedNamespace(NamespaceType::kNet, record.netns_path(), BringUpLoopback));
+        CreatePinnedNamespace(NamespaceType::kNet, record.netns_path(), BringUpLoopback, userns));
   }
 
   // Namespaced sysctls, written from inside the pod's namespaces.
@@ -669,6 +692,9 @@ absl::Status SandboxManager::RemoveResources(const SandboxRecord& record) {
   }
   if (!record.uts_ns_path().empty()) {
     note(RemovePinnedNamespace(record.uts_ns_path()));
+  }
+  if (!record.userns_path().empty()) {
+    note(RemovePinnedNamespace(record.userns_path()));
   }
   // The whole directory, with any temporary file a crash left in it. It
   // holds no mount any more (shm is gone above); RemoveTree refuses to cross

@@ -156,6 +156,66 @@ absl::StatusOr<uint64_t> ParseBandwidth(const std::string& quantity) {
   return n * mult;
 }
 
+namespace {
+
+absl::Status ValidateIdMappings(
+    const std::string& field, const google::protobuf::RepeatedPtrField<runtime::v1::IDMapping>& m) {
+  // As containerd: one range, which maps the pod's root (crid's idmapped
+  // rootfs layers and the upper layer's owner assume exactly that).
+  if (m.size() != 1) {
+    return Invalid(field, absl::StrCat("exactly one mapping is supported, got ", m.size()));
+  }
+  if (m[0].container_id() != 0) {
+    return Invalid(field, "container ID 0 must be mapped");
+  }
+  if (m[0].length() == 0) {
+    return Invalid(field, "length must not be 0");
+  }
+  if (uint64_t{m[0].host_id()} + m[0].length() > uint64_t{UINT32_MAX}) {
+    return Invalid(field, "host_id + length exceeds the 32-bit ID range");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateUserNamespace(const runtime::v1::NamespaceOption& ns) {
+  const std::string field = "config.linux.security_context.namespace_options.userns_options";
+  const runtime::v1::UserNamespace& userns = ns.userns_options();
+  switch (userns.mode()) {
+    case NamespaceMode::NODE:
+      if (userns.uids_size() > 0 || userns.gids_size() > 0) {
+        return Invalid(field, "mode NODE takes no uid/gid mappings");
+      }
+      return absl::OkStatus();
+    case NamespaceMode::POD:
+      break;
+    default:
+      return Invalid(field + ".mode",
+                     absl::StrCat("must be NODE or POD, got ", NamespaceMode_Name(userns.mode())));
+  }
+  if (absl::Status st = ValidateIdMappings(field + ".uids", userns.uids()); !st.ok()) {
+    return st;
+  }
+  if (absl::Status st = ValidateIdMappings(field + ".gids", userns.gids()); !st.ok()) {
+    return st;
+  }
+  // Kubernetes refuses hostNetwork, hostIPC and hostPID with hostUsers:
+  // false; a namespace the pod does not own cannot be entered from its user
+  // namespace anyway.
+  if (ns.network() != NamespaceMode::POD || ns.ipc() != NamespaceMode::POD) {
+    return Invalid(field, "mode POD needs the pod's own network and IPC namespaces");
+  }
+  // crid-pause is started from crid's user namespace, so its PID namespace
+  // would not belong to the pod's.
+  if (ns.pid() != NamespaceMode::CONTAINER) {
+    return absl::UnimplementedError(absl::StrCat(
+        field, ": mode POD is supported only with namespace_options.pid CONTAINER, got ",
+        NamespaceMode_Name(ns.pid())));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status ValidatePodSandboxConfig(const runtime::v1::PodSandboxConfig& config) {
   if (!config.has_metadata()) {
     return Invalid("config.metadata", "is required");
@@ -253,10 +313,10 @@ absl::Status ValidatePodSandboxConfig(const runtime::v1::PodSandboxConfig& confi
     return Invalid("config.linux.security_context.namespace_options.pid",
                    "must be POD, CONTAINER or NODE for a pod sandbox");
   }
-  if (ns.has_userns_options() && ns.userns_options().mode() != NamespaceMode::NODE) {
-    return absl::UnimplementedError(
-        "config.linux.security_context.namespace_options.userns_options: user namespaces are not "
-        "supported by crid yet");
+  if (ns.has_userns_options()) {
+    if (absl::Status st = ValidateUserNamespace(ns); !st.ok()) {
+      return st;
+    }
   }
   for (const auto& [name, value] : linux.sysctls()) {
     absl::StatusOr<std::string> path =

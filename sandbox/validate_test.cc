@@ -65,14 +65,64 @@ TEST(ValidateTest, RefusesPathTricksInSysctlNames) {
   EXPECT_EQ(*SysctlPath("net.ipv4.ip_forward", true, true), "/proc/sys/net/ipv4/ip_forward");
 }
 
-TEST(ValidateTest, UserNamespacesAreNotSupportedYet) {
+runtime::v1::PodSandboxConfig WithUserNamespace(runtime::v1::NamespaceMode mode,
+                                                std::vector<runtime::v1::IDMapping> ids) {
   runtime::v1::PodSandboxConfig c = Valid();
-  c.mutable_linux()
-      ->mutable_security_context()
-      ->mutable_namespace_options()
-      ->mutable_userns_options()
-      ->set_mode(runtime::v1::POD);
-  EXPECT_EQ(ValidatePodSandboxConfig(c).code(), absl::StatusCode::kUnimplemented);
+  auto* ns = c.mutable_linux()->mutable_security_context()->mutable_namespace_options();
+  ns->set_pid(runtime::v1::CONTAINER);
+  auto* userns = ns->mutable_userns_options();
+  userns->set_mode(mode);
+  for (const runtime::v1::IDMapping& m : ids) {
+    *userns->add_uids() = m;
+    *userns->add_gids() = m;
+  }
+  return c;
+}
+
+runtime::v1::IDMapping Mapping(uint32_t container_id, uint32_t host_id, uint32_t length) {
+  runtime::v1::IDMapping m;
+  m.set_container_id(container_id);
+  m.set_host_id(host_id);
+  m.set_length(length);
+  return m;
+}
+
+// What critest's UserNamespaces specs and containerd require of the mappings.
+TEST(ValidateTest, UserNamespaceModesAndMappings) {
+  using runtime::v1::CONTAINER;
+  using runtime::v1::NODE;
+  using runtime::v1::POD;
+  using runtime::v1::TARGET;
+  EXPECT_TRUE(ValidatePodSandboxConfig(WithUserNamespace(POD, {Mapping(0, 1000, 100000)})).ok());
+  EXPECT_TRUE(ValidatePodSandboxConfig(WithUserNamespace(NODE, {})).ok());
+  struct Case {
+    runtime::v1::PodSandboxConfig config;
+    const char* message;
+  } const cases[] = {
+      {WithUserNamespace(POD, {Mapping(0, 1000, 100000), Mapping(0, 2000, 100000)}),
+       "userns_options.uids: exactly one mapping is supported, got 2"},
+      {WithUserNamespace(POD, {Mapping(1, 1000, 100000)}),
+       "userns_options.uids: container ID 0 must be mapped"},
+      {WithUserNamespace(POD, {}), "userns_options.uids: exactly one mapping is supported, got 0"},
+      {WithUserNamespace(POD, {Mapping(0, 1000, 0)}), "length must not be 0"},
+      {WithUserNamespace(POD, {Mapping(0, 4294967000u, 65536)}), "exceeds the 32-bit ID range"},
+      {WithUserNamespace(CONTAINER, {}), "userns_options.mode: must be NODE or POD, got CONTAINER"},
+      {WithUserNamespace(TARGET, {}), "userns_options.mode: must be NODE or POD, got TARGET"},
+      {WithUserNamespace(NODE, {Mapping(0, 1000, 10)}), "mode NODE takes no uid/gid mappings"},
+  };
+  for (const Case& c : cases) {
+    absl::Status st = ValidatePodSandboxConfig(c.config);
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << c.message;
+    EXPECT_THAT(std::string(st.message()), HasSubstr(c.message));
+  }
+  runtime::v1::PodSandboxConfig host_net = WithUserNamespace(POD, {Mapping(0, 1000, 100000)});
+  host_net.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_network(
+      NODE);
+  EXPECT_THAT(std::string(ValidatePodSandboxConfig(host_net).message()),
+              HasSubstr("needs the pod's own network and IPC namespaces"));
+  runtime::v1::PodSandboxConfig shared_pid = WithUserNamespace(POD, {Mapping(0, 1000, 100000)});
+  shared_pid.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_pid(POD);
+  EXPECT_EQ(ValidatePodSandboxConfig(shared_pid).code(), absl::StatusCode::kUnimplemented);
 }
 
 TEST(BandwidthTest, ParsesKubernetesQuantities) {
