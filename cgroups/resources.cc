@@ -242,6 +242,24 @@ CgroupResources FromCriResources(const runtime::v1::LinuxContainerResources& cri
   return r;
 }
 
+CgroupResources WithPodOverhead(const CgroupResources& pod, const CgroupResources& overhead) {
+  CgroupResources total = pod;
+  if (overhead.cpu_shares > 0) {
+    total.cpu_shares += overhead.cpu_shares;
+  }
+  if (pod.cpu_quota_us > 0 && overhead.cpu_quota_us > 0) {
+    const int64_t period = pod.cpu_period_us > 0 ? pod.cpu_period_us : kDefaultPeriodUs;
+    const int64_t overhead_period =
+        overhead.cpu_period_us > 0 ? overhead.cpu_period_us : kDefaultPeriodUs;
+    // Rounded up: the pod gets at least the overhead's share of a CPU.
+    total.cpu_quota_us += (overhead.cpu_quota_us * period + overhead_period - 1) / overhead_period;
+  }
+  if (pod.memory_limit_bytes > 0 && overhead.memory_limit_bytes > 0) {
+    total.memory_limit_bytes += overhead.memory_limit_bytes;
+  }
+  return total;
+}
+
 uint64_t CpuSharesToWeight(int64_t shares) {
   if (shares == 0) {
     return 0;

@@ -34,6 +34,13 @@ struct CgroupResources {
 
 CgroupResources FromCriResources(const runtime::v1::LinuxContainerResources& cri);
 
+// A pod cgroup's limits from kubelet's UpdatePodSandboxResources: the pod's
+// resources (the sum of its containers') plus the pod overhead. Shares add;
+// a CPU quota or memory limit adds the overhead's only when the pod has one
+// (no limit stays no limit), the overhead's quota scaled to the pod's period.
+// Everything else is the pod's.
+CgroupResources WithPodOverhead(const CgroupResources& pod, const CgroupResources& overhead);
+
 // runc's conversion of v1 cpu shares [2, 262144] to v2 cpu.weight [1, 10000];
 // 0 stays 0 (unset).
 uint64_t CpuSharesToWeight(int64_t shares);

@@ -55,6 +55,35 @@ TEST(Conversions, QuotaPerSecondRoundsUpTo10ms) {
   EXPECT_EQ(CpuQuotaPerSecUsec(-1, 100000), UINT64_MAX);
 }
 
+TEST(WithPodOverhead, AddsTheOverheadOnlyToWhatIsLimited) {
+  CgroupResources pod;
+  pod.cpu_shares = 1536;
+  pod.cpu_quota_us = 150000;
+  pod.cpu_period_us = 100000;
+  pod.memory_limit_bytes = 805306368;
+  pod.cpuset_cpus = "2-5";
+  CgroupResources overhead;
+  overhead.cpu_shares = 25;
+  overhead.cpu_quota_us = 5000;
+  overhead.cpu_period_us = 50000;  // 10% of a CPU: 10000 of the pod's 100000 us
+  overhead.memory_limit_bytes = 52428800;
+  CgroupResources total = WithPodOverhead(pod, overhead);
+  EXPECT_EQ(total.cpu_shares, 1561);
+  EXPECT_EQ(total.cpu_quota_us, 160000);
+  EXPECT_EQ(total.cpu_period_us, 100000);
+  EXPECT_EQ(total.memory_limit_bytes, 857735168);
+  EXPECT_EQ(total.cpuset_cpus, "2-5");
+
+  // A pod without limits keeps none: the overhead cannot make it limited.
+  CgroupResources unlimited;
+  unlimited.cpu_shares = 2;
+  unlimited.cpu_quota_us = -1;
+  total = WithPodOverhead(unlimited, overhead);
+  EXPECT_EQ(total.cpu_shares, 27);
+  EXPECT_EQ(total.cpu_quota_us, -1);
+  EXPECT_EQ(total.memory_limit_bytes, 0);
+}
+
 TEST(FromCriResources, CopiesEveryField) {
   runtime::v1::LinuxContainerResources cri;
   cri.set_cpu_shares(512);

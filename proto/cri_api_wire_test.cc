@@ -8,7 +8,7 @@
 //
 // The golden byte strings below were produced by encoding text-format messages with
 // `protoc --deterministic_output --encode=runtime.v1.<Message>` against the upstream v0.36.3
-// api.proto (with the Signal values renamed to their SIGNAL_ names, which leaves the wire format
+// api.proto (the v0.37 additions against v0.37.2) (with the Signal values renamed to their SIGNAL_ names, which leaves the wire format
 // unchanged). For each message the tests
 //   * parse the golden bytes with our generated classes and check every field, so a field that
 //     moved to another number or type ends up missing (or among the unknown fields) and fails;
@@ -1389,6 +1389,117 @@ TEST(CriApiWireTest, UpdatePodSandboxResourcesRequestParsesGolden) {
 TEST(CriApiWireTest, UpdatePodSandboxResourcesRequestSerializesToGolden) {
   EXPECT_EQ(DeterministicHex(BuildUpdatePodSandboxResourcesRequest()),
             kUpdatePodSandboxResourcesRequestHex);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Added in v0.37: pod checkpoint/restore, bind-mount options (encoded against upstream v0.37.2)
+// ---------------------------------------------------------------------------------------------
+
+constexpr std::string_view kCheckpointPodRequestHex =
+    "0a08386131663063326412222f7661722f6c69622f6b7562656c65742f636865636b706f696e74732f706f64"
+    "2d311a0263311a02633222150a0d6c656176652d72756e6e696e67120474727565";
+constexpr std::string_view kRestorePodRequestHex =
+    "0a222f7661722f6c69622f6b7562656c65742f636865636b706f696e74732f706f642d3112160a140a037765"
+    "62120275321a0764656661756c7420011a046372756e22060a016b1201762a120a050a0361707012090a0762"
+    "757379626f782a080a060a0473696465";
+constexpr std::string_view kRestorePodResponseHex =
+    "0a02703912090a0361707012026337120a0a047369646512026338";
+constexpr std::string_view kMountWithOptionsHex =
+    "0a052f6461746112092f7372762f6461746118015a066e6f657865635a066e6f73756964";
+constexpr std::string_view kRuntimeFeaturesHex = "08011801";
+
+cri::CheckpointPodRequest BuildCheckpointPodRequest() {
+  cri::CheckpointPodRequest msg;
+  msg.set_pod_sandbox_id("8a1f0c2d");
+  msg.set_output_path("/var/lib/kubelet/checkpoints/pod-1");
+  msg.add_container_ids("c1");
+  msg.add_container_ids("c2");
+  (*msg.mutable_options())["leave-running"] = "true";
+  return msg;
+}
+
+TEST(CriApiWireTest, CheckpointPodRequestMatchesGolden) {
+  const auto msg = ParseGolden<cri::CheckpointPodRequest>(kCheckpointPodRequestHex);
+  EXPECT_EQ(msg.pod_sandbox_id(), "8a1f0c2d");
+  EXPECT_EQ(msg.output_path(), "/var/lib/kubelet/checkpoints/pod-1");
+  ASSERT_EQ(msg.container_ids_size(), 2);
+  EXPECT_EQ(msg.container_ids(1), "c2");
+  EXPECT_EQ(Lookup(msg.options(), "leave-running"), "true");
+  EXPECT_EQ(DeterministicHex(BuildCheckpointPodRequest()), kCheckpointPodRequestHex);
+}
+
+cri::RestorePodRequest BuildRestorePodRequest() {
+  cri::RestorePodRequest msg;
+  msg.set_checkpoint_path("/var/lib/kubelet/checkpoints/pod-1");
+  cri::PodSandboxMetadata* metadata = msg.mutable_config()->mutable_metadata();
+  metadata->set_name("web");
+  metadata->set_uid("u2");
+  metadata->set_namespace_("default");
+  metadata->set_attempt(1);
+  msg.set_runtime_handler("crun");
+  (*msg.mutable_options())["k"] = "v";
+  cri::ContainerConfig* app = msg.add_container_configs();
+  app->mutable_metadata()->set_name("app");
+  app->mutable_image()->set_image("busybox");
+  msg.add_container_configs()->mutable_metadata()->set_name("side");
+  return msg;
+}
+
+TEST(CriApiWireTest, RestorePodRequestMatchesGolden) {
+  const auto msg = ParseGolden<cri::RestorePodRequest>(kRestorePodRequestHex);
+  EXPECT_EQ(msg.checkpoint_path(), "/var/lib/kubelet/checkpoints/pod-1");
+  EXPECT_EQ(msg.config().metadata().uid(), "u2");
+  EXPECT_EQ(msg.config().metadata().attempt(), 1);
+  EXPECT_EQ(msg.runtime_handler(), "crun");
+  EXPECT_EQ(Lookup(msg.options(), "k"), "v");
+  ASSERT_EQ(msg.container_configs_size(), 2);
+  EXPECT_EQ(msg.container_configs(0).image().image(), "busybox");
+  EXPECT_EQ(msg.container_configs(1).metadata().name(), "side");
+  EXPECT_EQ(DeterministicHex(BuildRestorePodRequest()), kRestorePodRequestHex);
+}
+
+TEST(CriApiWireTest, RestorePodResponseMatchesGolden) {
+  const auto msg = ParseGolden<cri::RestorePodResponse>(kRestorePodResponseHex);
+  EXPECT_EQ(msg.pod_sandbox_id(), "p9");
+  ASSERT_EQ(msg.restored_containers_size(), 2);
+  EXPECT_EQ(msg.restored_containers(0).name(), "app");
+  EXPECT_EQ(msg.restored_containers(1).container_id(), "c8");
+  cri::RestorePodResponse built;
+  built.set_pod_sandbox_id("p9");
+  cri::RestoredContainer* app = built.add_restored_containers();
+  app->set_name("app");
+  app->set_container_id("c7");
+  cri::RestoredContainer* side = built.add_restored_containers();
+  side->set_name("side");
+  side->set_container_id("c8");
+  EXPECT_EQ(DeterministicHex(built), kRestorePodResponseHex);
+}
+
+TEST(CriApiWireTest, MountOptionsMatchGolden) {
+  const auto msg = ParseGolden<cri::Mount>(kMountWithOptionsHex);
+  EXPECT_EQ(msg.container_path(), "/data");
+  EXPECT_TRUE(msg.readonly());
+  ASSERT_EQ(msg.mount_options_size(), 2);
+  EXPECT_EQ(msg.mount_options(0), "noexec");
+  EXPECT_EQ(msg.mount_options(1), "nosuid");
+  cri::Mount built;
+  built.set_container_path("/data");
+  built.set_host_path("/srv/data");
+  built.set_readonly(true);
+  built.add_mount_options("noexec");
+  built.add_mount_options("nosuid");
+  EXPECT_EQ(DeterministicHex(built), kMountWithOptionsHex);
+}
+
+TEST(CriApiWireTest, RuntimeFeaturesMountOptionsMatchGolden) {
+  const auto msg = ParseGolden<cri::RuntimeFeatures>(kRuntimeFeaturesHex);
+  EXPECT_TRUE(msg.supplemental_groups_policy());
+  EXPECT_FALSE(msg.user_namespaces_host_network());
+  EXPECT_TRUE(msg.mount_options());
+  cri::RuntimeFeatures built;
+  built.set_supplemental_groups_policy(true);
+  built.set_mount_options(true);
+  EXPECT_EQ(DeterministicHex(built), kRuntimeFeaturesHex);
 }
 
 // ---------------------------------------------------------------------------------------------
