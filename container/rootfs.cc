@@ -2,9 +2,13 @@
 
 #include <fcntl.h>
 #include <linux/mount.h>
+#include <sched.h>
+#include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "absl/cleanup/cleanup.h"
@@ -72,6 +76,13 @@ absl::Status MountWithFsConfig(const std::vector<std::string>& lower_dirs,
   return absl::OkStatus();
 }
 
+int OpenTree(int dfd, const char* path, unsigned flags) {
+  return static_cast<int>(::syscall(SYS_open_tree, dfd, path, flags));
+}
+int MountSetattr(int dfd, const char* path, unsigned flags, struct mount_attr* attr) {
+  return static_cast<int>(::syscall(SYS_mount_setattr, dfd, path, flags, attr, sizeof(*attr)));
+}
+
 bool IsMountPoint(const std::string& path) {
   struct stat st;
   struct stat parent;
@@ -81,7 +92,92 @@ bool IsMountPoint(const std::string& path) {
   return st.st_dev != parent.st_dev;
 }
 
+// The idmapped layer mounts of one overlay: they are needed only while the
+// overlay is mounted (overlayfs keeps private clones of its layers), so they
+// go when this does.
+class IdmappedLayers {
+ public:
+  explicit IdmappedLayers(std::string dir) : dir_(std::move(dir)) {}
+  ~IdmappedLayers() {
+    for (const std::string& target : targets_) {
+      ::umount2(target.c_str(), MNT_DETACH);
+      ::rmdir(target.c_str());
+    }
+    ::rmdir(dir_.c_str());
+  }
+  IdmappedLayers(const IdmappedLayers&) = delete;
+  IdmappedLayers& operator=(const IdmappedLayers&) = delete;
+
+  absl::StatusOr<std::vector<std::string>> Mount(const std::vector<std::string>& lower_dirs,
+                                                 const std::string& userns_path) {
+    UniqueFd userns(::open(userns_path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!userns.valid()) {
+      return ErrnoError(errno, "open user namespace ", userns_path);
+    }
+    if (::mkdir(dir_.c_str(), 0700) != 0 && errno != EEXIST) {
+      return ErrnoError(errno, "mkdir ", dir_);
+    }
+    std::vector<std::string> mapped;
+    for (size_t i = 0; i < lower_dirs.size(); ++i) {
+      std::string target = absl::StrCat(dir_, "/", i);
+      if (::mkdir(target.c_str(), 0700) != 0 && errno != EEXIST) {
+        return ErrnoError(errno, "mkdir ", target);
+      }
+      targets_.push_back(target);
+      CRID_RETURN_IF_ERROR(IdmappedBindMount(lower_dirs[i], target, userns.get(), false));
+      mapped.push_back(std::move(target));
+    }
+    return mapped;
+  }
+
+ private:
+  std::string dir_;
+  std::vector<std::string> targets_;
+};
+
+absl::Status MountOverlay(const std::vector<std::string>& lower_dirs, const OverlayRootfs& paths,
+                          bool force_mount_api) {
+  std::string data = absl::StrCat("lowerdir=", absl::StrJoin(lower_dirs, ":"),
+                                  ",upperdir=", paths.upper, ",workdir=", paths.work);
+  if (!force_mount_api && data.size() <= kMaxMountData) {
+    if (::mount("overlay", paths.rootfs.c_str(), "overlay", 0, data.c_str()) != 0) {
+      return ErrnoError(errno, "mount overlay on ", paths.rootfs);
+    }
+  } else {
+    CRID_RETURN_IF_ERROR(MountWithFsConfig(lower_dirs, paths));
+  }
+  // overlayfs falls back to read-only, with only a kernel log line, when it
+  // cannot use its work directory (e.g. an upper layer it may not write).
+  struct statvfs vfs;
+  if (::statvfs(paths.rootfs.c_str(), &vfs) == 0 && (vfs.f_flag & ST_RDONLY) != 0) {
+    ::umount2(paths.rootfs.c_str(), MNT_DETACH);
+    return absl::InternalError(
+        absl::StrCat("overlay on ", paths.rootfs, " came up read-only (see the kernel log)"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+absl::Status IdmappedBindMount(const std::string& source, const std::string& target, int userns_fd,
+                               bool recursive) {
+  unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0);
+  UniqueFd tree(OpenTree(AT_FDCWD, source.c_str(), flags));
+  if (!tree.valid()) {
+    return ErrnoError(errno, "open_tree ", source);
+  }
+  struct mount_attr attr = {};
+  attr.attr_set = MOUNT_ATTR_IDMAP;
+  attr.userns_fd = static_cast<uint64_t>(userns_fd);
+  if (MountSetattr(tree.get(), "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr) != 0) {
+    return ErrnoError(errno, "idmap a mount of ", source,
+                      errno == EINVAL ? " (its filesystem does not support idmapped mounts)" : "");
+  }
+  if (MoveMount(tree.get(), "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+    return ErrnoError(errno, "move_mount idmapped ", source, " to ", target);
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<OverlayRootfs> MountOverlayRootfs(const std::string& container_dir,
                                                  const std::vector<std::string>& lower_dirs,
@@ -110,17 +206,86 @@ absl::StatusOr<OverlayRootfs> MountOverlayRootfs(const std::string& container_di
       return ErrnoError(errno, "mkdir ", dir);
     }
   }
-  std::string data = absl::StrCat("lowerdir=", absl::StrJoin(lower_dirs, ":"),
-                                  ",upperdir=", paths.upper, ",workdir=", paths.work);
-  if (!options.force_mount_api && data.size() <= kMaxMountData) {
-    if (::mount("overlay", paths.rootfs.c_str(), "overlay", 0, data.c_str()) != 0) {
-      return ErrnoError(errno, "mount overlay on ", paths.rootfs);
-    }
+  if (options.userns_path.empty()) {
+    CRID_RETURN_IF_ERROR(MountOverlay(lower_dirs, paths, options.force_mount_api));
   } else {
-    CRID_RETURN_IF_ERROR(MountWithFsConfig(lower_dirs, paths));
+    // The runtime's init, already in the namespace, must reach the rootfs.
+    if (::chmod(container_dir.c_str(), 0711) != 0) {
+      return ErrnoError(errno, "chmod ", container_dir);
+    }
+    // The namespace's root owns the writable layer; what it writes is stored
+    // with its host IDs, as runc would have it without idmapped layers.
+    for (const std::string& dir : {paths.rootfs, paths.upper}) {
+      if (::chown(dir.c_str(), options.host_uid, options.host_gid) != 0) {
+        return ErrnoError(errno, "chown ", dir);
+      }
+    }
+    IdmappedLayers layers(container_dir + "/idmap");
+    CRID_ASSIGN_OR_RETURN(std::vector<std::string> mapped,
+                          layers.Mount(lower_dirs, options.userns_path));
+    CRID_RETURN_IF_ERROR(MountOverlay(mapped, paths, options.force_mount_api));
   }
   std::move(undo).Cancel();
   return paths;
+}
+
+absl::Status CheckIdmappedOverlay(const std::string& scratch_dir) {
+  CRID_RETURN_IF_ERROR(MakeDirs(scratch_dir, 0700));
+  absl::Cleanup remove = [&] {
+    (void)RemoveOverlayRootfs(scratch_dir + "/container");
+    (void)RemoveTree(scratch_dir);
+  };
+  const std::string layer = scratch_dir + "/layer";
+  if (::mkdir(layer.c_str(), 0755) != 0 && errno != EEXIST) {
+    return ErrnoError(errno, "mkdir ", layer);
+  }
+  // A throwaway user namespace: a child that unshares and waits.
+  int ready[2];
+  if (::pipe2(ready, O_CLOEXEC) != 0) {
+    return ErrnoError(errno, "pipe");
+  }
+  UniqueFd ready_read(ready[0]), ready_write(ready[1]);
+  pid_t child = ::fork();
+  if (child < 0) {
+    return ErrnoError(errno, "fork");
+  }
+  if (child == 0) {
+    char byte = ::unshare(CLONE_NEWUSER) == 0 ? 1 : 0;
+    (void)!::write(ready_write.get(), &byte, 1);
+    ::pause();
+    ::_exit(0);
+  }
+  absl::Cleanup reap = [child] {
+    ::kill(child, SIGKILL);
+    ::waitpid(child, nullptr, 0);
+  };
+  ready_write.reset();
+  char byte = 0;
+  if (::read(ready_read.get(), &byte, 1) != 1 || byte != 1) {
+    return absl::FailedPreconditionError("cannot create a user namespace");
+  }
+  // Any unprivileged range will do.
+  constexpr uint32_t kHostId = 1879048192;
+  for (const char* map : {"uid_map", "gid_map"}) {
+    std::string path = absl::StrCat("/proc/", child, "/", map);
+    std::string text = absl::StrCat("0 ", kHostId, " 65536\n");
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+    if (!fd.valid() || ::write(fd.get(), text.data(), text.size()) < 0) {
+      return ErrnoError(errno, "write ", path);
+    }
+  }
+  OverlayOptions options;
+  options.userns_path = absl::StrCat("/proc/", child, "/ns/user");
+  options.host_uid = kHostId;
+  options.host_gid = kHostId;
+  CRID_ASSIGN_OR_RETURN(OverlayRootfs rootfs,
+                        MountOverlayRootfs(scratch_dir + "/container", {layer}, options));
+  const std::string probe = rootfs.rootfs + "/probe";
+  UniqueFd file(::open(probe.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+  if (!file.valid()) {
+    return ErrnoError(errno, "write into an overlay of idmapped layers: create ", probe);
+  }
+  return absl::OkStatus();
 }
 
 absl::Status RemoveOverlayRootfs(const std::string& container_dir) {

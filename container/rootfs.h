@@ -6,6 +6,7 @@
 //   <container dir>/work     overlayfs' scratch directory
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <set>
 #include <string>
@@ -30,7 +31,28 @@ struct OverlayOptions {
   // Use the new mount API (fsopen/fsconfig "lowerdir+", one layer at a time) even
   // when the classic option string would fit in a page. Tests use it.
   bool force_mount_api = false;
+  // For a pod with its own user namespace (this pinned namespace file): each
+  // layer is stacked through an idmapped mount into it, and the upper layer
+  // belongs to the namespace's root (host_uid/host_gid), so inside the
+  // namespace the files are owned as the image says while on the host they
+  // belong to the pod's unprivileged range. (overlayfs itself cannot be
+  // idmapped; its layers can, Linux 5.19+.)
+  std::string userns_path;
+  uint32_t host_uid = 0;
+  uint32_t host_gid = 0;
 };
+
+// Mounts `source` again at `target` (an existing directory or file), with
+// the ownership seen through the user namespace `userns_fd` (MOUNT_ATTR_IDMAP):
+// an ID mapped to host ID H there appears as its namespace ID. With
+// `recursive`, submounts come along (each must support idmapping).
+absl::Status IdmappedBindMount(const std::string& source, const std::string& target, int userns_fd,
+                               bool recursive);
+
+// Whether overlayfs over idmapped layers works under `scratch_dir` (the
+// filesystem the layers and containers live on): mounts a small overlay
+// through a throwaway user namespace and writes to it. Leaves nothing behind.
+absl::Status CheckIdmappedOverlay(const std::string& scratch_dir);
 
 // Creates the directories under `container_dir` and mounts the overlay.
 // `lower_dirs` is topmost first. On failure nothing is left mounted or created.

@@ -2,7 +2,12 @@
 // lower layers stay untouched, failures and removal leave nothing behind.
 #include "container/rootfs.h"
 
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -13,6 +18,11 @@
 
 namespace crid {
 namespace {
+
+bool RootfsTestExists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
 
 class RootfsTest : public ::testing::TestWithParam<bool> {
  protected:
@@ -55,6 +65,108 @@ TEST_P(RootfsTest, StacksLayersAndKeepsThemReadOnly) {
   EXPECT_FALSE(Exists(dir));
   EXPECT_TRUE(Exists(tmp_.Sub("layers/base/etc/os")));
   EXPECT_TRUE(RemoveOverlayRootfs(dir).ok()) << "removing twice is fine";
+}
+
+// A user namespace mapping 0..65535 to host 200000.. (uid) and 300000.. (gid),
+// held by a child process for the test's duration.
+class TestUserNamespace {
+ public:
+  TestUserNamespace() {
+    int ready[2];
+    if (::pipe(ready) != 0) {
+      return;
+    }
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      char byte = ::unshare(CLONE_NEWUSER) == 0 ? 1 : 0;
+      (void)!::write(ready[1], &byte, 1);
+      ::pause();
+      ::_exit(0);
+    }
+    ::close(ready[1]);
+    char byte = 0;
+    ok_ = ::read(ready[0], &byte, 1) == 1 && byte == 1;
+    ::close(ready[0]);
+    ok_ = ok_ && WriteMap("uid_map", "0 200000 65536\n") && WriteMap("gid_map", "0 300000 65536\n");
+  }
+  ~TestUserNamespace() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  bool ok() const { return ok_; }
+  std::string path() const { return "/proc/" + std::to_string(pid_) + "/ns/user"; }
+
+ private:
+  bool WriteMap(const char* name, const std::string& text) {
+    std::ofstream out("/proc/" + std::to_string(pid_) + "/" + name);
+    out << text;
+    out.flush();
+    return out.good();
+  }
+  pid_t pid_ = -1;
+  bool ok_ = false;
+};
+
+uid_t OwnerOf(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0 ? st.st_uid : static_cast<uid_t>(-1);
+}
+
+// Files of the image (owned by 0 on disk) appear owned by the namespace's
+// root on the host, so inside the namespace they are root's; what the
+// namespace's root writes is stored under its host ID; nothing stays mounted.
+TEST_P(RootfsTest, UserNamespaceSeesLayersThroughIdmappedMounts) {
+  TestUserNamespace userns;
+  ASSERT_TRUE(userns.ok());
+  options_.userns_path = userns.path();
+  options_.host_uid = 200000;
+  options_.host_gid = 300000;
+  // As crid's root and containers directories: others may pass through.
+  ASSERT_EQ(::chmod(tmp_.path().c_str(), 0711), 0);
+  ASSERT_TRUE(MakeDirs(tmp_.Sub("containers"), 0711).ok());
+  std::string dir = tmp_.Sub("containers/c1");
+  auto rootfs = MountOverlayRootfs(dir, lowers_, options_);
+  ASSERT_TRUE(rootfs.ok()) << rootfs.status();
+  EXPECT_EQ(OwnerOf(tmp_.Sub("layers/base/etc/os")), 0u);
+  EXPECT_EQ(OwnerOf(rootfs->rootfs + "/etc/os"), 200000u);
+  EXPECT_EQ(OwnerOf(rootfs->rootfs), 200000u);
+  EXPECT_FALSE(Exists(dir + "/idmap")) << "the idmapped layer mounts are gone once stacked";
+
+  // The container's root writes as host uid 200000.
+  pid_t child = ::fork();
+  if (child == 0) {
+    ::setfsgid(300000);
+    ::setfsuid(200000);
+    int fd = ::open((rootfs->rootfs + "/etc/new").c_str(), O_WRONLY | O_CREAT, 0644);
+    int fd2 = ::open((rootfs->rootfs + "/etc/os").c_str(), O_WRONLY | O_APPEND);
+    ::_exit(fd >= 0 && fd2 >= 0 ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_EQ(status, 0) << "root of the namespace may write its rootfs";
+  EXPECT_EQ(OwnerOf(rootfs->upper + "/etc/new"), 200000u);
+  EXPECT_EQ(OwnerOf(rootfs->upper + "/etc/os"), 200000u) << "copied up with its mapped owner";
+  EXPECT_EQ(OwnerOf(tmp_.Sub("layers/base/etc/os")), 0u) << "the layer is untouched";
+
+  ASSERT_TRUE(RemoveOverlayRootfs(dir).ok());
+  EXPECT_FALSE(Exists(dir));
+}
+
+TEST_P(RootfsTest, MissingUserNamespaceLeavesNothing) {
+  options_.userns_path = tmp_.Sub("no-such-namespace");
+  std::string dir = tmp_.Sub("containers/c2");
+  auto rootfs = MountOverlayRootfs(dir, lowers_, options_);
+  EXPECT_FALSE(rootfs.ok());
+  EXPECT_FALSE(Exists(dir));
+}
+
+TEST(IdmappedOverlayTest, ThisKernelStacksIdmappedLayers) {
+  TempDir tmp;
+  absl::Status st = CheckIdmappedOverlay(tmp.Sub("probe"));
+  EXPECT_TRUE(st.ok()) << st;
+  EXPECT_FALSE(RootfsTestExists(tmp.Sub("probe")));
 }
 
 TEST_P(RootfsTest, FailureLeavesNothing) {
