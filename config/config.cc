@@ -61,6 +61,11 @@ config::Config DefaultConfig() {
   c.mutable_image()->set_certs_dir("/etc/crid/certs.d");
   c.mutable_image()->set_max_concurrent_downloads(3);
   c.mutable_image()->set_pull_attempts(4);
+  // Real layers expand 2 to 5 times; a compression bomb (8 MiB of gzip holding
+  // 8 GiB of zeros) expands about 1000 times.
+  c.mutable_image()->set_max_layer_bytes(uint64_t{64} << 30);
+  c.mutable_image()->set_max_layer_expansion_ratio(100);
+  c.mutable_image()->set_max_layer_ratio_floor_bytes(uint64_t{256} << 20);
   c.mutable_cni()->set_conf_dir("/etc/cni/net.d");
   c.mutable_cni()->add_bin_dirs("/opt/cni/bin");
   c.mutable_cni()->add_bin_dirs("/usr/lib/cni");
@@ -174,6 +179,20 @@ absl::Status ValidateConfig(const config::Config& c) {
   if (c.image().pull_attempts() < 1 || c.image().pull_attempts() > 20) {
     return absl::InvalidArgumentError(
         absl::StrCat("image.pull_attempts: must be 1..20, got ", c.image().pull_attempts()));
+  }
+  if (c.image().max_layer_bytes() < (uint64_t{1} << 20)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "image.max_layer_bytes: must be at least 1048576, got ", c.image().max_layer_bytes()));
+  }
+  if (c.image().max_layer_expansion_ratio() < 2) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("image.max_layer_expansion_ratio: must be at least 2, got ",
+                     c.image().max_layer_expansion_ratio()));
+  }
+  if (c.image().max_layer_ratio_floor_bytes() > c.image().max_layer_bytes()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "image.max_layer_ratio_floor_bytes: must not exceed image.max_layer_bytes (",
+        c.image().max_layer_bytes(), "), got ", c.image().max_layer_ratio_floor_bytes()));
   }
   for (const auto& [host, registry] : c.image().registries()) {
     for (const std::string& mirror : registry.mirrors()) {

@@ -75,6 +75,10 @@ TEST(Config, ValidationNamesTheField) {
       {R"({"metrics": {"address": "127.0.0.1:70000"}})", "metrics.address"},
       {R"({"metrics": {"address": "::1:9090"}})", "metrics.address"},
       {R"({"metrics": {"address": "[::1]"}})", "metrics.address"},
+      {R"({"image": {"maxLayerBytes": "4096"}})", "image.max_layer_bytes"},
+      {R"({"image": {"maxLayerExpansionRatio": 1}})", "image.max_layer_expansion_ratio"},
+      {R"({"image": {"maxLayerBytes": "1073741824", "maxLayerRatioFloorBytes": "2147483648"}})",
+       "image.max_layer_ratio_floor_bytes"},
   };
   for (const Case& tc : cases) {
     auto c = ParseConfig(tc.json, "t");
@@ -83,6 +87,21 @@ TEST(Config, ValidationNamesTheField) {
     EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << tc.json;
     EXPECT_THAT(std::string(st.message()), HasSubstr(tc.field)) << tc.json;
   }
+}
+
+TEST(Config, LayerLimitsDefaultToRefusingACompressionBomb) {
+  config::ImageConfig image = DefaultConfig().image();
+  // An 8 MiB layer may reach 800 MiB, not 8 GiB; a tiny one its floor of 256 MiB.
+  EXPECT_EQ(image.max_layer_expansion_ratio(), 100u);
+  EXPECT_EQ(image.max_layer_ratio_floor_bytes(), uint64_t{256} << 20);
+  EXPECT_EQ(image.max_layer_bytes(), uint64_t{64} << 30);
+  auto c = ParseConfig(R"({"image": {"maxLayerExpansionRatio": 20, "maxLayerRatioFloorBytes": 0}})",
+                       "t");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(ValidateConfig(*c).ok());
+  EXPECT_EQ(c->image().max_layer_expansion_ratio(), 20u);
+  EXPECT_EQ(c->image().max_layer_ratio_floor_bytes(), 0u);
+  EXPECT_EQ(c->image().max_layer_bytes(), uint64_t{64} << 30);
 }
 
 TEST(Config, MetricsAreOffByDefaultAndTakeHostPort) {

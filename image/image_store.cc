@@ -245,6 +245,14 @@ absl::StatusOr<std::string> ImageStore::Pull(const std::string& image, const Reg
   absl::Time start = absl::Now();
   uint64_t received = 0;
   flight->result = DoPull(image, auth, options, &received);
+  if (flight->result.status().code() == absl::StatusCode::kResourceExhausted) {
+    // A layer over its limits, or a full disk: what this pull stored cannot be
+    // used and is only in the way, so it goes now rather than at the next
+    // collection. Other failures keep their blobs for kubelet's retry.
+    if (absl::Status gc = CollectGarbageNow(); !gc.ok()) {
+      spdlog::warn("removing what the refused pull of {} stored: {}", ref.String(), gc);
+    }
+  }
   if (metrics::PullMetrics* metrics = metrics_.load(); metrics != nullptr) {
     metrics->RecordPull(flight->result.ok(), received, absl::Now() - start);
   }
@@ -288,7 +296,14 @@ absl::Status ImageStore::EnsureLayer(const Reference& ref, const std::string& bl
   CRID_RETURN_IF_ERROR(MakeDirs(temp + "/fs", 0755));
   absl::Cleanup remove_temp = [&temp] { (void)RemoveTree(temp); };
   absl::Time start = absl::Now();
-  absl::StatusOr<UnpackResult> result = UnpackLayer(content_->BlobPath(blob_digest), temp + "/fs");
+  UnpackLimits limits;
+  if (config_.has_max_layer_bytes()) {
+    limits.max_bytes = config_.max_layer_bytes();
+  }
+  limits.max_ratio = config_.max_layer_expansion_ratio();
+  limits.ratio_floor_bytes = config_.max_layer_ratio_floor_bytes();
+  absl::StatusOr<UnpackResult> result =
+      UnpackLayer(content_->BlobPath(blob_digest), temp + "/fs", limits);
   if (!result.ok()) {
     return Annotate(result.status(),
                     absl::StrCat("unpacking layer ", blob_digest, " of ", ref.Name()));
@@ -323,8 +338,13 @@ absl::StatusOr<std::string> ImageStore::DoPull(const std::string& image, const R
     if (!chosen.ok()) {
       return Annotate(chosen.status(), ref.String());
     }
-    CRID_ASSIGN_OR_RETURN(manifest,
-                          registry_.FetchManifest(ref, chosen->digest, auth, kMaxManifestBytes));
+    if (chosen->size > static_cast<int64_t>(kMaxManifestBytes)) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat(ref.String(), ": index entry ", chosen->digest, " claims ", chosen->size,
+                       " bytes, over the manifest limit of ", kMaxManifestBytes));
+    }
+    CRID_ASSIGN_OR_RETURN(manifest, registry_.FetchManifest(ref, chosen->digest, auth,
+                                                            kMaxManifestBytes, chosen->size));
     CRID_ASSIGN_OR_RETURN(ManifestKind inner, ClassifyManifest(manifest.media_type, manifest.body));
     if (inner != ManifestKind::kImage) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -337,10 +357,21 @@ absl::StatusOr<std::string> ImageStore::DoPull(const std::string& image, const R
   }
   const std::string& id = parsed->config.digest;
   std::string config_text;
+  if (parsed->config.size > static_cast<int64_t>(kMaxConfigBytes)) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(ref.String(), ": config ", id, " claims ", parsed->config.size,
+                     " bytes, over the limit of ", kMaxConfigBytes));
+  }
   if (content_->Has(id)) {
     CRID_ASSIGN_OR_RETURN(config_text, content_->ReadBlob(id, kMaxConfigBytes));
+    if (config_text.size() != static_cast<uint64_t>(parsed->config.size)) {
+      return absl::DataLossError(absl::StrCat(ref.String(), ": config ", id, " is ",
+                                              config_text.size(), " bytes, its descriptor says ",
+                                              parsed->config.size));
+    }
   } else {
-    CRID_ASSIGN_OR_RETURN(config_text, registry_.FetchSmallBlob(ref, id, auth, kMaxConfigBytes));
+    CRID_ASSIGN_OR_RETURN(
+        config_text, registry_.FetchSmallBlob(ref, id, auth, kMaxConfigBytes, parsed->config.size));
   }
   absl::StatusOr<ImageConfigInfo> config = ParseImageConfig(config_text);
   if (!config.ok()) {

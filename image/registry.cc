@@ -84,24 +84,38 @@ std::string CanonicalRegistryHost(absl::string_view host) {
   return std::string(host);
 }
 
+// A whole answer in memory. With `expected` >= 0 (the descriptor's size) a byte
+// past it is an error at once, and a shorter answer one at Check.
 class StringBody final : public RegistryBody {
  public:
-  explicit StringBody(uint64_t max) : max_(max) {}
+  explicit StringBody(uint64_t max, int64_t expected = -1) : max_(max), expected_(expected) {}
   absl::Status Begin() override {
     data_.clear();
     return absl::OkStatus();
   }
   absl::Status Write(absl::string_view data) override {
+    if (expected_ >= 0 && data_.size() + data.size() > static_cast<uint64_t>(expected_)) {
+      return absl::DataLossError(
+          absl::StrCat("answer larger than the ", expected_, " bytes its descriptor gives"));
+    }
     if (data_.size() + data.size() > max_) {
       return absl::ResourceExhaustedError(absl::StrCat("answer larger than ", max_, " bytes"));
     }
     data_.append(data.data(), data.size());
     return absl::OkStatus();
   }
+  absl::Status Check(absl::string_view url) const {
+    if (expected_ >= 0 && data_.size() != static_cast<uint64_t>(expected_)) {
+      return absl::DataLossError(
+          absl::StrCat(url, ": got ", data_.size(), " bytes, its descriptor gives ", expected_));
+    }
+    return absl::OkStatus();
+  }
   std::string& data() { return data_; }
 
  private:
   uint64_t max_;
+  int64_t expected_;
   std::string data_;
 };
 
@@ -650,19 +664,21 @@ void RegistryClient::ForgetAuthorization(const std::string& cache_key, const std
 absl::StatusOr<FetchedManifest> RegistryClient::FetchManifest(const Reference& ref,
                                                               const std::string& tag_or_digest,
                                                               const RegistryAuth& auth,
-                                                              uint64_t max_size) {
+                                                              uint64_t max_size,
+                                                              int64_t expected_size) {
   FetchedManifest out;
   std::string what =
       absl::StrCat("manifest ", ref.Name(), absl::StartsWith(tag_or_digest, "sha256:") ? "@" : ":",
                    tag_or_digest);
   absl::Status st = Run(ref, what, [&](const RegistryEndpoint& ep, Request& req) {
-    StringBody body(max_size);
+    StringBody body(max_size, expected_size);
     std::string url = absl::StrCat(ep.base_url, "/v2/", ref.path, "/manifests/", tag_or_digest);
     CRID_ASSIGN_OR_RETURN(Response resp,
                           GetWithAuth(ep, req, ref, url, {kManifestAccept}, auth, &body));
     if (resp.status != 200) {
       return DescribeHttpError(resp.status, url, resp.error_body);
     }
+    CRID_RETURN_IF_ERROR(body.Check(url));
     out.body = std::move(body.data());
     out.digest = DigestOf(out.body);
     out.media_type = resp.headers["content-type"];
@@ -732,17 +748,19 @@ absl::Status RegistryClient::FetchBlob(const Reference& ref, const std::string& 
 absl::StatusOr<std::string> RegistryClient::FetchSmallBlob(const Reference& ref,
                                                            const std::string& digest,
                                                            const RegistryAuth& auth,
-                                                           uint64_t max_size) {
+                                                           uint64_t max_size,
+                                                           int64_t expected_size) {
   CRID_RETURN_IF_ERROR(ValidateDigest(digest));
   std::string out;
   std::string what = absl::StrCat("blob ", digest, " of ", ref.Name());
   CRID_RETURN_IF_ERROR(Run(ref, what, [&](const RegistryEndpoint& ep, Request& req) {
-    StringBody body(max_size);
+    StringBody body(max_size, expected_size);
     std::string url = absl::StrCat(ep.base_url, "/v2/", ref.path, "/blobs/", digest);
     CRID_ASSIGN_OR_RETURN(Response resp, GetWithAuth(ep, req, ref, url, {}, auth, &body));
     if (resp.status != 200) {
       return DescribeHttpError(resp.status, url, resp.error_body);
     }
+    CRID_RETURN_IF_ERROR(body.Check(url));
     if (DigestOf(body.data()) != digest) {
       return absl::DataLossError(absl::StrCat(url, ": content does not match its digest"));
     }

@@ -71,10 +71,13 @@ class RegistryClient {
   std::vector<RegistryEndpoint> Endpoints(const std::string& domain) const;
 
   // GETs the manifest `tag_or_digest` of `ref`'s repository. When it is a digest,
-  // the body must hash to it.
+  // the body must hash to it. `expected_size` (-1: unknown) is the size its
+  // descriptor gives: a body of another size is DATA_LOSS, and the download
+  // stops at the first byte past it.
   absl::StatusOr<FetchedManifest> FetchManifest(const Reference& ref,
                                                 const std::string& tag_or_digest,
-                                                const RegistryAuth& auth, uint64_t max_size);
+                                                const RegistryAuth& auth, uint64_t max_size,
+                                                int64_t expected_size = -1);
 
   // Downloads blob `digest` of `size` bytes into `store` (verified). `progress`
   // counts bytes received, when not null.
@@ -82,9 +85,11 @@ class RegistryClient {
                          const RegistryAuth& auth, ContentStore* store,
                          std::atomic<uint64_t>* progress);
 
-  // Small blobs (image configs) into memory, verified.
+  // Small blobs (image configs) into memory, verified against the digest and
+  // `expected_size` (as FetchManifest).
   absl::StatusOr<std::string> FetchSmallBlob(const Reference& ref, const std::string& digest,
-                                             const RegistryAuth& auth, uint64_t max_size);
+                                             const RegistryAuth& auth, uint64_t max_size,
+                                             int64_t expected_size = -1);
 
   // Overrides the backoff between attempts (tests).
   void set_initial_backoff(absl::Duration d) { initial_backoff_ = d; }

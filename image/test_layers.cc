@@ -150,6 +150,25 @@ std::string GzipCompress(absl::string_view data) {
   return out;
 }
 
+std::string GzipZeroFileLayer(const std::string& name, uint64_t size) {
+  TarMember m;
+  m.name = name;
+  m.claimed_size = size;
+  std::string out = GzipCompress(TarBuilder().Add(m).Finish(/*end_marker=*/false));
+  // The data, its padding and the end marker are all zeros.
+  uint64_t zeros = (size + 511) / 512 * 512 + 1024;
+  constexpr uint64_t kMember = uint64_t{1} << 20;
+  const std::string full = GzipCompress(std::string(kMember, '\0'));
+  out.reserve(out.size() + (zeros / kMember + 1) * full.size());
+  for (; zeros >= kMember; zeros -= kMember) {
+    out += full;
+  }
+  if (zeros > 0) {
+    out += GzipCompress(std::string(zeros, '\0'));
+  }
+  return out;
+}
+
 std::string ZstdCompress(absl::string_view data) {
   std::string out(ZSTD_compressBound(data.size()), '\0');
   size_t n = ZSTD_compress(out.data(), out.size(), data.data(), data.size(), 3);

@@ -40,6 +40,11 @@ class TarBuilder {
 };
 
 std::string GzipCompress(absl::string_view data);
+
+// A compression bomb: a gzip layer holding one file `name` of `size` zero bytes,
+// about a thousandth of that compressed. It is made of concatenated gzip
+// members of 1 MiB of zeros each, so gigabytes cost nothing to build.
+std::string GzipZeroFileLayer(const std::string& name, uint64_t size);
 std::string ZstdCompress(absl::string_view data);
 
 }  // namespace crid

@@ -149,10 +149,43 @@ class ZstdSource final : public Source {
   bool done_ = false;
 };
 
+// How many uncompressed bytes a layer may have, and which setting says so.
+struct ByteLimit {
+  uint64_t bytes = 0;
+  std::string why;
+};
+
+ByteLimit EffectiveLimit(const UnpackLimits& limits, uint64_t compressed) {
+  ByteLimit out{limits.max_bytes, "image.max_layer_bytes"};
+  if (limits.max_ratio == 0) {
+    return out;
+  }
+  uint64_t by_ratio =
+      compressed > UINT64_MAX / limits.max_ratio ? UINT64_MAX : compressed * limits.max_ratio;
+  uint64_t allowed = std::max(by_ratio, limits.ratio_floor_bytes);
+  if (allowed >= out.bytes) {
+    return out;
+  }
+  out.bytes = allowed;
+  if (by_ratio >= limits.ratio_floor_bytes) {
+    out.why = absl::StrCat(limits.max_ratio, " times its ", compressed,
+                           " compressed bytes, image.max_layer_expansion_ratio");
+  } else {
+    out.why = absl::StrCat("image.max_layer_ratio_floor_bytes, as ", limits.max_ratio,
+                           " times its ", compressed, " compressed bytes is less");
+  }
+  return out;
+}
+
+absl::Status LimitError(const ByteLimit& limit) {
+  return absl::ResourceExhaustedError(absl::StrCat("layer expands past its limit of ", limit.bytes,
+                                                   " uncompressed bytes (", limit.why, ")"));
+}
+
 // The uncompressed stream: hashed (DiffID), counted and bounded.
 class TarStream {
  public:
-  TarStream(Source* src, uint64_t limit) : src_(src), limit_(limit) {}
+  TarStream(Source* src, ByteLimit limit) : src_(src), limit_(std::move(limit)) {}
 
   // Reads exactly n bytes; a short stream is an error.
   absl::Status ReadFull(char* buf, size_t n) {
@@ -169,9 +202,8 @@ class TarStream {
   absl::StatusOr<size_t> ReadSome(char* buf, size_t n) {
     CRID_ASSIGN_OR_RETURN(size_t r, src_->Read(buf, n));
     total_ += r;
-    if (total_ > limit_) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("layer is larger than the limit of ", limit_, " uncompressed bytes"));
+    if (total_ > limit_.bytes) {
+      return LimitError(limit_);
     }
     hash_.Update(buf, r);
     return r;
@@ -196,11 +228,12 @@ class TarStream {
     }
   }
   uint64_t total() const { return total_; }
+  const ByteLimit& limit() const { return limit_; }
   std::string Finish() { return hash_.Finish(); }
 
  private:
   Source* src_;
-  uint64_t limit_;
+  ByteLimit limit_;
   uint64_t total_ = 0;
   Sha256 hash_;
 };
@@ -385,6 +418,7 @@ class LayerWriter {
     }
     std::string base = parts.back();
     parts.pop_back();
+    CRID_RETURN_IF_ERROR(EnterDirs(parts));
     CRID_ASSIGN_OR_RETURN(UniqueFd parent, OpenDir(parts, /*create=*/true, e.name));
     if (absl::StartsWith(base, kWhiteoutPrefix)) {
       CRID_RETURN_IF_ERROR(stream_->Skip(e.size));
@@ -397,7 +431,7 @@ class LayerWriter {
         return WriteFile(parent.get(), base, e);
       case '5':
         CRID_RETURN_IF_ERROR(stream_->Skip(e.size));
-        return MakeDir(parent.get(), parts, base, e);
+        return MakeDir(parent.get(), base, e);
       case '2':
         CRID_RETURN_IF_ERROR(stream_->Skip(e.size));
         return MakeSymlink(parent.get(), base, e);
@@ -416,19 +450,85 @@ class LayerWriter {
     }
   }
 
-  // Directory times last: creating children changes them.
-  absl::Status FinishDirectories() {
-    for (auto it = dir_times_.rbegin(); it != dir_times_.rend(); ++it) {
-      CRID_ASSIGN_OR_RETURN(UniqueFd fd, OpenDir(it->first, /*create=*/false, "directory"));
-      timespec ts[2] = {it->second, it->second};
-      if (futimens(fd.get(), ts) != 0) {
-        return ErrnoError(errno, "futimens directory");
+  // Sets the times of the directories still open.
+  absl::Status FinishDirectories() { return LeaveDirs(0); }
+
+ private:
+  // A directory on the path of the entries being written, with the modification
+  // time to give it once the stream leaves it (creating children changes it).
+  struct OpenDirFrame {
+    std::string name;
+    bool has_mtime = false;
+    timespec mtime{};
+  };
+
+  // Makes the open-directory stack the path `parts`: directories the stream
+  // leaves get their times now, so memory follows the layer's depth rather than
+  // its number of directories. A directory entered again (tar order is free)
+  // keeps the time it has, which is the one it was given when it was left.
+  absl::Status EnterDirs(const std::vector<std::string>& parts) {
+    size_t common = 0;
+    while (common < open_dirs_.size() && common < parts.size() &&
+           open_dirs_[common].name == parts[common]) {
+      ++common;
+    }
+    CRID_RETURN_IF_ERROR(LeaveDirs(common));
+    if (common == parts.size()) {
+      return absl::OkStatus();
+    }
+    std::vector<std::string> prefix(parts.begin(), parts.begin() + static_cast<long>(common));
+    absl::StatusOr<UniqueFd> fd = OpenDir(prefix, /*create=*/false, "directory");
+    for (size_t i = common; i < parts.size(); ++i) {
+      OpenDirFrame frame{parts[i]};
+      if (fd.ok()) {
+        // Missing, a symlink or not a directory: OpenDir creates or refuses it later.
+        int next =
+            openat(fd->get(), parts[i].c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        struct stat st {};
+        if (next >= 0 && fstat(next, &st) == 0) {
+          frame.has_mtime = true;
+          frame.mtime = st.st_mtim;
+        }
+        fd = next >= 0 ? absl::StatusOr<UniqueFd>(UniqueFd(next))
+                       : absl::StatusOr<UniqueFd>(absl::NotFoundError(parts[i]));
       }
+      open_dirs_.push_back(std::move(frame));
     }
     return absl::OkStatus();
   }
 
- private:
+  // Gives the open directories below the first `keep` their times and closes
+  // them, in one walk from the root (a child's futimens leaves its parent's
+  // times alone, so the order does not matter).
+  absl::Status LeaveDirs(size_t keep) {
+    if (open_dirs_.size() <= keep) {
+      return absl::OkStatus();
+    }
+    UniqueFd fd(fcntl(root_, F_DUPFD_CLOEXEC, 0));
+    if (!fd.valid()) {
+      return ErrnoError(errno, "dup layer root");
+    }
+    absl::Status status;
+    for (size_t i = 0; i < open_dirs_.size(); ++i) {
+      const OpenDirFrame& frame = open_dirs_[i];
+      int next =
+          openat(fd.get(), frame.name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (next < 0) {
+        break;  // removed or replaced since (a whiteout, a file of the same name)
+      }
+      fd.reset(next);
+      if (i >= keep && frame.has_mtime) {
+        timespec ts[2] = {frame.mtime, frame.mtime};
+        if (futimens(fd.get(), ts) != 0) {
+          status = ErrnoError(errno, "futimens directory ", frame.name);
+          break;
+        }
+      }
+    }
+    open_dirs_.resize(keep);
+    return status;
+  }
+
   // Opens the directory `parts` below the root, one component at a time, never
   // following a symlink. Missing directories are created (0755) when `create`.
   absl::StatusOr<UniqueFd> OpenDir(const std::vector<std::string>& parts, bool create,
@@ -552,8 +652,7 @@ class LayerWriter {
     return absl::OkStatus();
   }
 
-  absl::Status MakeDir(int parent, std::vector<std::string> parts, const std::string& base,
-                       const Entry& e) {
+  absl::Status MakeDir(int parent, const std::string& base, const Entry& e) {
     struct stat st {};
     if (fstatat(parent, base.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode)) {
       CRID_RETURN_IF_ERROR(Clear(parent, base));
@@ -567,8 +666,8 @@ class LayerWriter {
     }
     CRID_RETURN_IF_ERROR(SetOwnerMode(fd.get(), e));
     CRID_RETURN_IF_ERROR(SetXattrs(fd.get(), e));
-    parts.push_back(base);
-    dir_times_.emplace_back(std::move(parts), Mtime(e));
+    // Open until the stream leaves it; its children are likely next.
+    open_dirs_.push_back(OpenDirFrame{base, true, Mtime(e)});
     return absl::OkStatus();
   }
 
@@ -642,7 +741,7 @@ class LayerWriter {
 
   int root_;
   TarStream* stream_;
-  std::vector<std::pair<std::vector<std::string>, timespec>> dir_times_;
+  std::vector<OpenDirFrame> open_dirs_;  // the path from the root, at most the layer's depth
 };
 
 absl::Status UnpackTar(TarStream* stream, int root, const UnpackLimits& limits,
@@ -680,9 +779,12 @@ absl::Status UnpackTar(TarStream* stream, int root, const UnpackLimits& limits,
     if (!size_from_pax) {
       e.size = size;
     }
-    if (e.size > limits.max_bytes - std::min(limits.max_bytes, stream->total())) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("layer entry claims ", e.size, " bytes, over the layer size limit"));
+    // A header claiming more than the limit leaves is refused before any of it is written.
+    const ByteLimit& limit = stream->limit();
+    if (e.size > limit.bytes - std::min(limit.bytes, stream->total())) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "layer entry claims ", e.size, " bytes, which takes the layer past its limit of ",
+          limit.bytes, " uncompressed bytes (", limit.why, ")"));
     }
     uint64_t padded = (e.size + kBlock - 1) / kBlock * kBlock;
     if (e.type == 'x' || e.type == 'g' || e.type == 'L' || e.type == 'K') {
@@ -764,6 +866,10 @@ absl::StatusOr<UnpackResult> UnpackLayer(const std::string& blob_path, const std
   if (!root.valid()) {
     return ErrnoError(errno, "open ", dest);
   }
+  struct stat blob_stat {};
+  if (fstat(blob.get(), &blob_stat) != 0) {
+    return ErrnoError(errno, "stat ", blob_path);
+  }
   unsigned char magic[4] = {0, 0, 0, 0};
   ssize_t got = pread(blob.get(), magic, sizeof(magic), 0);
   if (got < 0) {
@@ -780,7 +886,7 @@ absl::StatusOr<UnpackResult> UnpackLayer(const std::string& blob_path, const std
     decompressor = std::make_unique<ZstdSource>(&file);
     source = decompressor.get();
   }
-  TarStream stream(source, limits.max_bytes);
+  TarStream stream(source, EffectiveLimit(limits, static_cast<uint64_t>(blob_stat.st_size)));
   UnpackResult result;
   CRID_RETURN_IF_ERROR(UnpackTar(&stream, root.get(), limits, &result));
   result.bytes = stream.total();

@@ -8,7 +8,10 @@
 #include <unistd.h>
 
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "base/fs.h"
 #include "base/temp_dir.h"
 #include "image/digest.h"
@@ -191,6 +194,108 @@ TEST_F(UnpackTest, RefusesAbsurdSizes) {
       Unpack(GzipCompress(TarBuilder().File("big", std::string(100000, 'z')).Finish()), small);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted) << r.status();
+}
+
+TEST_F(UnpackTest, CompressionBombIsRefusedAtItsHeaderBeforeAnyWrite) {
+  std::string bomb = GzipZeroFileLayer("zeros", uint64_t{8} << 30);
+  ASSERT_LT(bomb.size(), uint64_t{10} << 20);
+  UnpackLimits limits;
+  limits.max_ratio = 100;
+  limits.ratio_floor_bytes = uint64_t{256} << 20;
+  absl::StatusOr<UnpackResult> r = Unpack(bomb, limits);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted) << r.status();
+  EXPECT_NE(r.status().message().find(absl::StrCat("limit of ", bomb.size() * 100)),
+            absl::string_view::npos)
+      << r.status();
+  EXPECT_NE(r.status().message().find("image.max_layer_expansion_ratio"), absl::string_view::npos)
+      << r.status();
+  struct stat st {};
+  EXPECT_NE(lstat(Layer("zeros").c_str(), &st), 0) << "the bomb was written";
+}
+
+TEST_F(UnpackTest, ExpansionRatioIsEnforcedAsTheStreamExpands) {
+  // Many files, each small enough for its header to pass: the stream is cut.
+  TarBuilder tar;
+  for (int i = 0; i < 200; ++i) {
+    tar.File(absl::StrCat("f", i), std::string(64 << 10, '\0'));
+  }
+  std::string blob = GzipCompress(tar.Finish());
+  UnpackLimits limits;
+  limits.max_ratio = 50;
+  absl::StatusOr<UnpackResult> r = Unpack(blob, limits);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted) << r.status();
+  EXPECT_NE(r.status().message().find(absl::StrCat("limit of ", blob.size() * 50)),
+            absl::string_view::npos)
+      << r.status();
+}
+
+TEST_F(UnpackTest, LayersUnderTheRatioFloorMayExpandFreely) {
+  std::string blob = GzipZeroFileLayer("zeros", 2 << 20);
+  UnpackLimits limits;
+  limits.max_ratio = 10;
+  limits.ratio_floor_bytes = 4 << 20;
+  absl::StatusOr<UnpackResult> r = Unpack(blob, limits);
+  ASSERT_TRUE(r.ok()) << r.status();
+  struct stat st {};
+  ASSERT_EQ(lstat(Layer("zeros").c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, 2 << 20);
+  limits.ratio_floor_bytes = 1 << 20;  // now the ratio applies, and the floor is named
+  ASSERT_TRUE(RemoveTree(tmp_.Sub("layer")).ok());
+  ASSERT_TRUE(MakeDirs(tmp_.Sub("layer"), 0755).ok());
+  r = Unpack(blob, limits);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("limit of 1048576 "), absl::string_view::npos) << r.status();
+  EXPECT_NE(r.status().message().find("image.max_layer_ratio_floor_bytes"), absl::string_view::npos)
+      << r.status();
+}
+
+TEST_F(UnpackTest, DirectoryTimesHoldWhateverTheEntryOrder) {
+  auto dir = [](const std::string& name, int64_t mtime) {
+    TarMember m;
+    m.name = name;
+    m.type = '5';
+    m.mode = 0755;
+    m.mtime = mtime;
+    return m;
+  };
+  // Directories are left and entered again; children arrive after their
+  // parents' times were set; a file lands in a directory no entry describes.
+  std::string tar = TarBuilder()
+                        .Add(dir("a", 1000))
+                        .Add(dir("a/b", 2000))
+                        .File("a/b/f", "1")
+                        .File("c", "2")
+                        .File("a/b/g", "3")
+                        .Add(dir("a/d", 3000))
+                        .File("a/d/deep/x/y", "4")
+                        .File("a/b/h", "5")
+                        .Add(dir("a/d/deep", 4000))
+                        .Finish();
+  ASSERT_TRUE(Unpack(tar).ok());
+  struct stat st {};
+  for (const auto& [path, mtime] : std::vector<std::pair<std::string, int64_t>>{
+           {"a", 1000}, {"a/b", 2000}, {"a/d", 3000}, {"a/d/deep", 4000}}) {
+    ASSERT_EQ(lstat(Layer(path).c_str(), &st), 0) << path;
+    EXPECT_EQ(st.st_mtime, mtime) << path;
+  }
+  ASSERT_EQ(lstat(Layer("a/b/h").c_str(), &st), 0);
+}
+
+TEST_F(UnpackTest, ManyDirectoriesUnpackWithBoundedState) {
+  // 5000 sibling directories: state follows the depth (2), not this count.
+  TarBuilder tar;
+  for (int i = 0; i < 5000; ++i) {
+    tar.Dir(absl::StrCat("d/", i)).File(absl::StrCat("d/", i, "/f"), "x");
+  }
+  absl::StatusOr<UnpackResult> r = Unpack(GzipCompress(tar.Finish()));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->entries, 10000u);
+  struct stat st {};
+  ASSERT_EQ(lstat(Layer("d/4999/f").c_str(), &st), 0);
+  ASSERT_EQ(lstat(Layer("d/0").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mtime, 1700000000);
 }
 
 TEST_F(UnpackTest, RefusesTruncatedAndCorruptLayers) {
