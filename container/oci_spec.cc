@@ -149,6 +149,48 @@ absl::StatusOr<std::string> PropagationOption(v1::MountPropagation propagation) 
   }
 }
 
+json IdMappingsJson(const google::protobuf::RepeatedPtrField<v1::IDMapping>& mappings) {
+  json out = json::array();
+  for (const v1::IDMapping& m : mappings) {
+    out.push_back(
+        {{"containerID", m.container_id()}, {"hostID", m.host_id()}, {"size", m.length()}});
+  }
+  return out;
+}
+
+bool SameMappings(const google::protobuf::RepeatedPtrField<v1::IDMapping>& a,
+                  const google::protobuf::RepeatedPtrField<v1::IDMapping>& b) {
+  if (a.size() != b.size()) {
+    return false;
+  }
+  for (int i = 0; i < a.size(); ++i) {
+    if (a[i].container_id() != b[i].container_id() || a[i].host_id() != b[i].host_id() ||
+        a[i].length() != b[i].length()) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// The uid/gid mappings of a container in its pod's user namespace. kubelet
+// repeats the pod's user namespace on each container; one that differs
+// cannot be honoured (a container cannot have its own), as containerd says.
+absl::StatusOr<json> UserNamespaceSpec(const v1::NamespaceOption& ns,
+                                       const v1::NamespaceOption& pod_ns) {
+  const v1::UserNamespace& pod = pod_ns.userns_options();
+  if (ns.has_userns_options()) {
+    const v1::UserNamespace& own = ns.userns_options();
+    if (own.mode() != v1::POD || !SameMappings(own.uids(), pod.uids()) ||
+        !SameMappings(own.gids(), pod.gids())) {
+      return absl::InvalidArgumentError(
+          "linux.security_context.namespace_options.userns_options: must be the pod sandbox's "
+          "(mode POD with the same mappings)");
+    }
+  }
+  return json{{"uidMappings", IdMappingsJson(pod.uids())},
+              {"gidMappings", IdMappingsJson(pod.gids())}};
+}
+
 // Host paths of volumes: missing ones are created as directories (Kubernetes
 // hostPath semantics), symlinks are resolved so the bind mount sees the target.
 absl::StatusOr<std::string> ResolveHostPath(const std::string& host_path) {
@@ -166,7 +208,8 @@ absl::StatusOr<std::string> ResolveHostPath(const std::string& host_path) {
   return std::string(resolved);
 }
 
-absl::Status AddCriMounts(const runtime::v1::ContainerConfig& config, json& mounts,
+absl::Status AddCriMounts(const runtime::v1::ContainerConfig& config,
+                          bool recursive_read_only_supported, json& mounts,
                           std::set<std::string>& destinations, std::string& rootfs_propagation) {
   std::vector<const v1::Mount*> sorted;
   for (const v1::Mount& m : config.mounts()) {
@@ -182,21 +225,49 @@ absl::Status AddCriMounts(const runtime::v1::ContainerConfig& config, json& moun
           "mounts.container_path: must be an absolute path, got \"", m->container_path(), "\""));
     }
     if (m->has_image() && !m->image().image().empty()) {
-      // UNIMPLEMENTED, as kubelet and critest expect of a runtime without the
-      // feature (they skip or report it as such).
-      return absl::UnimplementedError(
-          absl::StrCat("mounts.image: image volumes are not implemented by crid yet (",
-                       m->container_path(), ")"));
+      // Image volumes are mounted by the container manager first
+      // (container/image_volume.h), which points host_path at the mount.
+      if (m->host_path().empty() || m->image().image_ref().empty()) {
+        return absl::InternalError(absl::StrCat("mounts.image: image volume at ",
+                                                m->container_path(), " was not mounted"));
+      }
+      if (!m->readonly()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "mounts.readonly: an image volume must be read-only (", m->container_path(), ")"));
+      }
     }
     if (m->uidmappings_size() > 0 || m->gidmappings_size() > 0) {
       return absl::InvalidArgumentError(
           absl::StrCat("mounts.uidMappings/gidMappings: id-mapped mounts are not supported (",
                        m->container_path(), ")"));
     }
+    // As kubelet and containerd: read-only submounts of a writable or
+    // propagating volume would be meaningless (new submounts would arrive
+    // writable), so both are refused.
     if (m->recursive_read_only()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("mounts.recursive_read_only: not supported by the OCI runtime (",
-                       m->container_path(), ")"));
+      if (!m->readonly()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "mounts.recursive_read_only: requires mounts.readonly (", m->container_path(), ")"));
+      }
+      if (m->propagation() != v1::PROPAGATION_PRIVATE) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "mounts.recursive_read_only: requires mounts.propagation PROPAGATION_PRIVATE (",
+            m->container_path(), ")"));
+      }
+      if (!recursive_read_only_supported) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("mounts.recursive_read_only: not supported by the OCI runtime (",
+                         m->container_path(), ")"));
+      }
+    }
+    // cri-api v0.37's bind-mount options (RuntimeFeatures.mount_options):
+    // only the three that restrict what the volume's files can do.
+    for (const std::string& option : m->mount_options()) {
+      if (option != "noexec" && option != "nodev" && option != "nosuid") {
+        return absl::InvalidArgumentError(absl::StrCat("mounts.mount_options: \"", option,
+                                                       "\" is not one of noexec, nodev, nosuid (",
+                                                       m->container_path(), ")"));
+      }
     }
     if (m->host_path().empty()) {
       return absl::InvalidArgumentError(
@@ -210,6 +281,10 @@ absl::Status AddCriMounts(const runtime::v1::ContainerConfig& config, json& moun
       rootfs_propagation = "rslave";
     }
     std::vector<std::string> options = {"rbind", propagation, m->readonly() ? "ro" : "rw"};
+    if (m->recursive_read_only()) {
+      options.emplace_back("rro");
+    }
+    options.insert(options.end(), m->mount_options().begin(), m->mount_options().end());
     // A later mount on the same destination replaces an earlier (default) one.
     mounts.erase(
         std::remove_if(mounts.begin(), mounts.end(),
@@ -463,12 +538,6 @@ absl::StatusOr<json> BuildOciSpec(const runtime::v1::ContainerConfig& config,
   if (config.cdi_devices_size() > 0) {
     return absl::InvalidArgumentError("CDI_devices: CDI devices are not supported");
   }
-  if (sc.namespace_options().has_userns_options() &&
-      sc.namespace_options().userns_options().mode() != v1::NODE) {
-    return absl::InvalidArgumentError(
-        "linux.security_context.namespace_options.userns_options: user namespaces are not "
-        "supported");
-  }
 
   // Process.
   std::vector<std::string> args = ContainerArgs(config, image);
@@ -564,7 +633,8 @@ absl::StatusOr<json> BuildOciSpec(const runtime::v1::ContainerConfig& config,
   std::set<std::string> destinations;
   std::string rootfs_propagation;
   json cri_mounts = json::array();
-  CRID_RETURN_IF_ERROR(AddCriMounts(config, cri_mounts, destinations, rootfs_propagation));
+  CRID_RETURN_IF_ERROR(AddCriMounts(config, options.recursive_read_only_mounts, cri_mounts,
+                                    destinations, rootfs_propagation));
   struct PodFile {
     const std::string& source;
     const char* destination;
@@ -598,6 +668,7 @@ absl::StatusOr<json> BuildOciSpec(const runtime::v1::ContainerConfig& config,
   const bool host_network = ns.network() == v1::NODE || pod_ns.network() == v1::NODE;
   const bool host_ipc = ns.ipc() == v1::NODE || pod_ns.ipc() == v1::NODE;
   json namespaces = json::array({Namespace("mount")});
+  json userns_mappings;
   if (!host_network) {
     namespaces.push_back(Namespace("network", sandbox.netns_path));
   }
@@ -606,6 +677,18 @@ absl::StatusOr<json> BuildOciSpec(const runtime::v1::ContainerConfig& config,
   }
   if (!host_network || !sandbox.uts_ns_path.empty()) {
     namespaces.push_back(Namespace("uts", sandbox.uts_ns_path));
+  }
+  // The user namespace is the pod's: the container joins it (runc enters it
+  // before the others, which the pod created inside it) and the mappings are
+  // repeated because runc needs them to know the host IDs of root.
+  if (!sandbox.userns_path.empty()) {
+    CRID_ASSIGN_OR_RETURN(json userns, UserNamespaceSpec(ns, pod_ns));
+    namespaces.insert(namespaces.begin(), Namespace("user", sandbox.userns_path));
+    userns_mappings = std::move(userns);
+  } else if (ns.has_userns_options() && ns.userns_options().mode() != v1::NODE) {
+    return absl::InvalidArgumentError(
+        "linux.security_context.namespace_options.userns_options: the pod sandbox has no user "
+        "namespace");
   }
   switch (ns.pid()) {
     case v1::POD:
@@ -666,6 +749,10 @@ absl::StatusOr<json> BuildOciSpec(const runtime::v1::ContainerConfig& config,
   };
   if (!rootfs_propagation.empty()) {
     linux_spec["rootfsPropagation"] = rootfs_propagation;
+  }
+  if (!userns_mappings.is_null()) {
+    linux_spec["uidMappings"] = userns_mappings["uidMappings"];
+    linux_spec["gidMappings"] = userns_mappings["gidMappings"];
   }
   if (!privileged) {
     std::vector<std::string> masked(sc.masked_paths().begin(), sc.masked_paths().end());

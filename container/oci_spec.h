@@ -35,6 +35,9 @@ struct SandboxSpecInfo {
   std::string uts_ns_path;
   // The pod-shared PID namespace (PID mode POD), e.g. /proc/<pause>/ns/pid.
   std::string pid_ns_path;
+  // The pod's user namespace (userns_options mode POD); its mappings are
+  // linux.security_context.namespace_options.userns_options.
+  std::string userns_path;
   // Pod files bind-mounted into every container (empty: not provided).
   std::string hostname_file;
   std::string hosts_file;
@@ -54,6 +57,9 @@ struct SpecOptions {
   int min_oom_score_adj = -1000;
   // For PID mode TARGET: the target container's PID namespace file.
   std::string target_pid_ns_path;
+  // The OCI runtime applies the `rro` mount option (mount_setattr with
+  // AT_RECURSIVE, Linux 5.12+): Mount.recursive_read_only is honoured.
+  bool recursive_read_only_mounts = false;
 };
 
 // Builds config.json. Errors are INVALID_ARGUMENT naming the CRI field, or

@@ -194,6 +194,30 @@ TEST_F(OciSpecTest, VolumeOverridesPodFile) {
   EXPECT_EQ((*FindMount(spec, "/etc/hosts"))["source"], "/etc/hosts");
 }
 
+// cri-api v0.37's Mount.mount_options: noexec, nodev, nosuid pass to the OCI
+// bind mount; anything else is refused before the host path is touched.
+TEST_F(OciSpecTest, MountOptionsRestrictTheBindMount) {
+  v1::Mount* m = config_.add_mounts();
+  m->set_container_path("/data");
+  m->set_host_path("/tmp");
+  m->add_mount_options("noexec");
+  m->add_mount_options("nosuid");
+  m->add_mount_options("nodev");
+  json spec = BuildOk();
+  const json* data = FindMount(spec, "/data");
+  ASSERT_NE(data, nullptr);
+  EXPECT_THAT((*data)["options"], Contains("noexec"));
+  EXPECT_THAT((*data)["options"], Contains("nosuid"));
+  EXPECT_THAT((*data)["options"], Contains("nodev"));
+  EXPECT_THAT((*data)["options"], Contains("rbind"));
+
+  m->add_mount_options("exec");
+  absl::StatusOr<json> refused = Build();
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.status().message()),
+              HasSubstr("mounts.mount_options: \"exec\" is not one of noexec, nodev, nosuid"));
+}
+
 TEST_F(OciSpecTest, BadVolumesNameTheField) {
   v1::Mount* m = config_.add_mounts();
   m->set_container_path("relative");
@@ -202,6 +226,104 @@ TEST_F(OciSpecTest, BadVolumesNameTheField) {
   m->set_container_path("/x");
   m->set_recursive_read_only(true);
   EXPECT_THAT(std::string(Build().status().message()), HasSubstr("recursive_read_only"));
+}
+
+// As kubelet and containerd: rro only on a read-only, rprivate volume, and only
+// when the OCI runtime applies it.
+TEST_F(OciSpecTest, RecursiveReadOnlyVolumeGetsRroOption) {
+  v1::Mount* m = config_.add_mounts();
+  m->set_container_path("/data");
+  m->set_host_path("/tmp");
+  m->set_readonly(true);
+  m->set_recursive_read_only(true);
+  absl::StatusOr<json> refused = Build();
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.status().message()),
+              HasSubstr("mounts.recursive_read_only: not supported by the OCI runtime"));
+
+  options_.recursive_read_only_mounts = true;
+  json spec = BuildOk();
+  const json* data = FindMount(spec, "/data");
+  ASSERT_NE(data, nullptr);
+  EXPECT_THAT((*data)["options"], Contains("rro"));
+  EXPECT_THAT((*data)["options"], Contains("ro"));
+  EXPECT_THAT((*data)["options"], Contains("rprivate"));
+
+  m->set_recursive_read_only(false);
+  spec = BuildOk();
+  EXPECT_THAT((*FindMount(spec, "/data"))["options"], Not(Contains("rro")));
+}
+
+TEST_F(OciSpecTest, RecursiveReadOnlyNeedsReadOnlyAndPrivatePropagation) {
+  options_.recursive_read_only_mounts = true;
+  v1::Mount* m = config_.add_mounts();
+  m->set_container_path("/data");
+  m->set_host_path("/tmp");
+  m->set_recursive_read_only(true);
+  absl::StatusOr<json> spec = Build();
+  EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(spec.status().message()),
+              HasSubstr("mounts.recursive_read_only: requires mounts.readonly"));
+  m->set_readonly(true);
+  for (v1::MountPropagation p :
+       {v1::PROPAGATION_HOST_TO_CONTAINER, v1::PROPAGATION_BIDIRECTIONAL}) {
+    m->set_propagation(p);
+    spec = Build();
+    EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(spec.status().message()),
+                HasSubstr("requires mounts.propagation PROPAGATION_PRIVATE"));
+  }
+}
+
+void SetUserNamespace(v1::NamespaceOption* ns, uint32_t host_id) {
+  v1::UserNamespace* userns = ns->mutable_userns_options();
+  userns->set_mode(v1::POD);
+  for (v1::IDMapping* m : {userns->add_uids(), userns->add_gids()}) {
+    m->set_container_id(0);
+    m->set_host_id(host_id);
+    m->set_length(65536);
+  }
+}
+
+// A container of a pod with a user namespace joins it, with the pod's
+// mappings (runc needs them to know root's host IDs).
+TEST_F(OciSpecTest, ContainerJoinsThePodsUserNamespace) {
+  SetUserNamespace(sandbox_.linux.mutable_security_context()->mutable_namespace_options(), 1000);
+  sandbox_.userns_path = "/run/crid/ns/pod1/user";
+  SetUserNamespace(config_.mutable_linux()->mutable_security_context()->mutable_namespace_options(),
+                   1000);
+  json spec = BuildOk();
+  const json* user = FindNamespace(spec, "user");
+  ASSERT_NE(user, nullptr);
+  EXPECT_EQ((*user)["path"], "/run/crid/ns/pod1/user");
+  json mapping = {{"containerID", 0}, {"hostID", 1000}, {"size", 65536}};
+  EXPECT_EQ(spec["linux"]["uidMappings"], json::array({mapping}));
+  EXPECT_EQ(spec["linux"]["gidMappings"], json::array({mapping}));
+
+  // Without its own userns_options (other clients) it still joins the pod's.
+  config_.mutable_linux()
+      ->mutable_security_context()
+      ->mutable_namespace_options()
+      ->clear_userns_options();
+  EXPECT_NE(FindNamespace(BuildOk(), "user"), nullptr);
+
+  // Different mappings than the pod's cannot be had.
+  SetUserNamespace(config_.mutable_linux()->mutable_security_context()->mutable_namespace_options(),
+                   2000);
+  absl::StatusOr<json> refused = Build();
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.status().message()),
+              HasSubstr("namespace_options.userns_options: must be the pod sandbox's"));
+}
+
+TEST_F(OciSpecTest, NoUserNamespaceWithoutThePods) {
+  json spec = BuildOk();
+  EXPECT_EQ(FindNamespace(spec, "user"), nullptr);
+  EXPECT_FALSE(spec["linux"].contains("uidMappings"));
+  SetUserNamespace(config_.mutable_linux()->mutable_security_context()->mutable_namespace_options(),
+                   1000);
+  EXPECT_THAT(std::string(Build().status().message()),
+              HasSubstr("the pod sandbox has no user namespace"));
 }
 
 // kubelet sends a zero limit for every page size the pod does not request.
@@ -224,13 +346,28 @@ TEST_F(OciSpecTest, ZeroHugepageLimitsNeedNoController) {
   }
 }
 
-// critest and kubelet skip image volumes on UNIMPLEMENTED, and only on that.
-TEST_F(OciSpecTest, ImageVolumesAreUnimplemented) {
+// Image volumes arrive mounted (container/image_volume.h): the spec binds the
+// mount read-only, with the options asked for; one not mounted is a bug.
+TEST_F(OciSpecTest, ImageVolumesBindWhatTheManagerMounted) {
   v1::Mount* m = config_.add_mounts();
   m->set_container_path("/data");
+  m->set_readonly(true);
   m->mutable_image()->set_image("registry.example/data:1");
-  EXPECT_EQ(Build().status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_EQ(Build().status().code(), absl::StatusCode::kInternal);
   EXPECT_THAT(std::string(Build().status().message()), HasSubstr("mounts.image"));
+
+  m->set_host_path("/tmp");
+  m->mutable_image()->set_image_ref("sha256:0123");
+  m->add_mount_options("noexec");
+  json spec = BuildOk();
+  const json* data = FindMount(spec, "/data");
+  ASSERT_NE(data, nullptr);
+  EXPECT_EQ((*data)["source"], "/tmp");
+  EXPECT_THAT((*data)["options"], Contains("ro"));
+  EXPECT_THAT((*data)["options"], Contains("noexec"));
+
+  m->set_readonly(false);
+  EXPECT_THAT(std::string(Build().status().message()), HasSubstr("mounts.readonly"));
 }
 
 TEST_F(OciSpecTest, NamespacesJoinThePod) {
