@@ -7,12 +7,29 @@
 #include <utility>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "base/errors.h"
 #include "base/fs.h"
 #include "base/logging.h"
 
 namespace crid::cni {
+
+bool CniVersionAtLeast(absl::string_view version, int major, int minor, int patch) {
+  std::vector<absl::string_view> parts = absl::StrSplit(version, '.');
+  if (parts.empty() || parts.size() > 3) {
+    return false;
+  }
+  int have[3] = {0, 0, 0};
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (!absl::SimpleAtoi(parts[i], &have[i]) || have[i] < 0) {
+      return false;
+    }
+  }
+  const int want[3] = {major, minor, patch};
+  return !std::lexicographical_compare(have, have + 3, want, want + 3);
+}
 
 absl::StatusOr<NetworkConfigList> ParseNetworkConfig(absl::string_view text, bool is_list,
                                                      const std::string& source) {
@@ -33,6 +50,7 @@ absl::StatusOr<NetworkConfigList> ParseNetworkConfig(absl::string_view text, boo
     return absl::InvalidArgumentError(absl::StrCat(source, ": no cniVersion"));
   }
   list.disable_check = JsonBool(top, "disableCheck").value_or(false);
+  list.disable_gc = JsonBool(top, "disableGC").value_or(false);
   if (is_list) {
     const Json* plugins = JsonArray(top, "plugins");
     if (plugins == nullptr || plugins->empty()) {

@@ -16,6 +16,8 @@ struct NetworkConfigList {
   std::string name;
   std::string cni_version;
   bool disable_check = false;
+  // CNI 1.1's disableGC: crid sends no GC to this network's plugins.
+  bool disable_gc = false;
   // A .conflist (plugins array) rather than a single-plugin .conf.
   bool is_list = false;
   // Each plugin's configuration object as written (type, capabilities, ...).
@@ -25,6 +27,10 @@ struct NetworkConfigList {
   std::string source;
   std::string text;
 };
+
+// True when `version` (a cniVersion such as "1.1.0") is at least major.minor.patch.
+// Parts that are missing count as 0; an unparsable version is never at least anything.
+bool CniVersionAtLeast(absl::string_view version, int major, int minor, int patch);
 
 // Parses a .conflist (`is_list`) or a single-plugin .conf, checking what the
 // spec requires: name, cniVersion, and a type for each plugin.

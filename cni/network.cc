@@ -1,12 +1,15 @@
 #include "cni/network.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -45,6 +48,57 @@ void PutPrimaryIpFirst(NetworkResult& result) {
   if (primary != result.ips.end()) {
     std::rotate(result.ips.begin(), primary, primary + 1);
   }
+}
+
+bool IsCni11(const NetworkConfigList& list) { return CniVersionAtLeast(list.cni_version, 1, 1, 0); }
+
+// What ADD cached for one attachment: the config it ran with, its result and
+// its capability args (each absent when the cache lacks or garbles it).
+struct CachedAttachment {
+  std::optional<NetworkConfigList> list;
+  std::optional<Json> result;
+  std::optional<Json> capability_args;
+  std::string container_id;
+  std::string ifname;
+  std::string netns;
+  std::vector<std::pair<std::string, std::string>> args;
+};
+
+std::optional<CachedAttachment> ReadCachedAttachment(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadFile(path);
+  if (!text.ok()) {
+    return std::nullopt;
+  }
+  CachedAttachment out;
+  absl::StatusOr<Json> cache = ParseJson(*text, path);
+  if (!cache.ok() || !cache->is_object()) {
+    spdlog::warn("ignoring unreadable CNI cache {}", path);
+    return out;
+  }
+  const Json& c = *cache;
+  absl::StatusOr<NetworkConfigList> cached =
+      ParseNetworkConfig(JsonString(c, "config"), JsonBool(c, "configIsList").value_or(false),
+                         JsonString(c, "configSource"));
+  if (cached.ok()) {
+    out.list = *std::move(cached);
+  }
+  if (const Json* r = JsonField(c, "result"); r != nullptr) {
+    out.result = *r;
+  }
+  if (const Json* a = crid::JsonObject(c, "capabilityArgs"); a != nullptr) {
+    out.capability_args = *a;
+  }
+  out.container_id = JsonString(c, "containerId");
+  out.ifname = JsonString(c, "ifName");
+  out.netns = JsonString(c, "netns");
+  if (const Json* args = crid::JsonObject(c, "cniArgs"); args != nullptr) {
+    for (const auto& [k, v] : args->items()) {
+      if (v.is_string()) {
+        out.args.emplace_back(k, v.get<std::string>());
+      }
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -146,6 +200,7 @@ absl::StatusOr<std::unique_ptr<CniManager>> CniManager::Create(CniOptions option
     return ErrnoError(errno, "watch ", manager->options_.conf_dir);
   }
   manager->Reload();
+  manager->next_status_ = absl::Now() + manager->options_.status_interval;
   CniManager* self = manager.get();
   manager->watcher_ = std::thread([self] { self->Watch(); });
   return manager;
@@ -174,6 +229,11 @@ void CniManager::Watch() {
     if (!watching_ && AddWatch()) {
       Reload();
     }
+    if (absl::Now() >= next_status_) {
+      RefreshStatus();
+      next_status_ = absl::Now() + options_.status_interval;
+    }
+    CollectFromSource();
     struct pollfd pfd = {inotify_fd_, POLLIN, 0};
     int r = poll(&pfd, 1, 200);
     if (r <= 0) {
@@ -195,13 +255,22 @@ void CniManager::Watch() {
     }
     if (changed) {
       Reload();
+      next_status_ = absl::Now() + options_.status_interval;
     }
   }
 }
 
 void CniManager::Reload() {
   absl::StatusOr<NetworkConfigList> list = LoadFirstNetworkConfig(options_.conf_dir);
-  absl::MutexLock lock(&mu_);
+  {
+    absl::MutexLock lock(&mu_);
+    ReloadLocked(std::move(list));
+  }
+  // A new CNI 1.1 network is not ready until its plugins answer STATUS.
+  RefreshStatus();
+}
+
+void CniManager::ReloadLocked(absl::StatusOr<NetworkConfigList> list) {
   if (list.ok()) {
     if (!config_.has_value() || config_->text != list->text || config_->source != list->source) {
       spdlog::info("CNI network \"{}\" loaded from {}", list->name, list->source);
@@ -219,11 +288,59 @@ void CniManager::Reload() {
 
 absl::Status CniManager::Ready() const {
   absl::MutexLock lock(&mu_);
-  if (config_.has_value()) {
+  if (!config_.has_value()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cni config uninitialized: ", load_error_.message()));
+  }
+  if (!IsCni11(*config_)) {
     return absl::OkStatus();
   }
-  return absl::FailedPreconditionError(
-      absl::StrCat("cni config uninitialized: ", load_error_.message()));
+  if (plugin_status_config_ != config_->text) {
+    return absl::UnavailableError(
+        absl::StrCat("network \"", config_->name, "\": waiting for its plugins' STATUS"));
+  }
+  return plugin_status_;
+}
+
+absl::Status CniManager::PluginStatus(const NetworkConfigList& list) const {
+  Attachment none;
+  none.ifname.clear();
+  for (const Json& plugin : list.plugins) {
+    absl::StatusOr<std::string> out = RunPlugin("STATUS", list, plugin, none, nullptr);
+    if (!out.ok()) {
+      // CNI 1.1: code 50 "not available", 51 "not available, existing pods may
+      // be affected": either way no new pod should be set up.
+      return absl::FailedPreconditionError(out.status().message());
+    }
+  }
+  return absl::OkStatus();
+}
+
+void CniManager::RefreshStatus() {
+  std::optional<NetworkConfigList> list;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!config_.has_value()) {
+      return;
+    }
+    list = *config_;
+  }
+  absl::Status st = IsCni11(*list) ? PluginStatus(*list) : absl::OkStatus();
+  absl::MutexLock lock(&mu_);
+  if (!config_.has_value() || config_->text != list->text) {
+    return;  // the config changed meanwhile; its own round follows
+  }
+  if (plugin_status_config_ == list->text && plugin_status_.ok() != st.ok()) {
+    if (st.ok()) {
+      spdlog::info("CNI network \"{}\" is ready again", list->name);
+    } else {
+      spdlog::warn("CNI network \"{}\" not ready: {}", list->name, st.message());
+    }
+  } else if (plugin_status_config_ != list->text && !st.ok()) {
+    spdlog::warn("CNI network \"{}\" not ready: {}", list->name, st.message());
+  }
+  plugin_status_ = st;
+  plugin_status_config_ = list->text;
 }
 
 std::string CniManager::NetworkName() const {
@@ -287,6 +404,7 @@ absl::Status CniManager::DeleteAll(const NetworkConfigList& list, const Attachme
 }
 
 absl::StatusOr<NetworkResult> CniManager::Setup(const Attachment& attachment) {
+  absl::ReaderMutexLock ops(&ops_mu_);
   NetworkConfigList list;
   {
     absl::MutexLock lock(&mu_);
@@ -350,30 +468,21 @@ absl::StatusOr<NetworkResult> CniManager::Setup(const Attachment& attachment) {
 }
 
 absl::Status CniManager::Teardown(const Attachment& attachment) {
+  absl::ReaderMutexLock ops(&ops_mu_);
+  return TeardownUnlocked(attachment);
+}
+
+absl::Status CniManager::TeardownUnlocked(const Attachment& attachment) {
   const std::string cache_path = CachePath(attachment.container_id, attachment.ifname);
   std::optional<NetworkConfigList> list;
   std::optional<Json> prev;
   Attachment effective = attachment;
-  if (absl::StatusOr<std::string> text = ReadFile(cache_path); text.ok()) {
-    absl::StatusOr<Json> cache = ParseJson(*text, cache_path);
-    if (cache.ok() && cache->is_object()) {
-      const Json& c = *cache;
-      absl::StatusOr<NetworkConfigList> cached =
-          ParseNetworkConfig(JsonString(c, "config"), JsonBool(c, "configIsList").value_or(false),
-                             JsonString(c, "configSource"));
-      if (cached.ok()) {
-        list = *std::move(cached);
-      }
-      if (const Json* r = JsonField(c, "result"); r != nullptr) {
-        prev = *r;
-      }
-      if (const Json* a = crid::JsonObject(c, "capabilityArgs");
-          a != nullptr &&
-          (!effective.capability_args.is_object() || effective.capability_args.empty())) {
-        effective.capability_args = *a;
-      }
-    } else {
-      spdlog::warn("ignoring unreadable CNI cache {}", cache_path);
+  if (std::optional<CachedAttachment> cached = ReadCachedAttachment(cache_path)) {
+    list = std::move(cached->list);
+    prev = std::move(cached->result);
+    if (cached->capability_args.has_value() &&
+        (!effective.capability_args.is_object() || effective.capability_args.empty())) {
+      effective.capability_args = *cached->capability_args;
     }
   }
   if (!list.has_value()) {
@@ -392,6 +501,135 @@ absl::Status CniManager::Teardown(const Attachment& attachment) {
     return ErrnoError(errno, "remove ", cache_path);
   }
   return absl::OkStatus();
+}
+
+bool CniManager::ChecksAttachments() const {
+  absl::MutexLock lock(&mu_);
+  return config_.has_value() && IsCni11(*config_) && !config_->disable_check;
+}
+
+absl::Status CniManager::Check(const Attachment& attachment) const {
+  std::optional<CachedAttachment> cached =
+      ReadCachedAttachment(CachePath(attachment.container_id, attachment.ifname));
+  if (!cached.has_value() || !cached->list.has_value() || !cached->result.has_value() ||
+      !IsCni11(*cached->list) || cached->list->disable_check) {
+    return absl::OkStatus();
+  }
+  Attachment effective = attachment;
+  if (cached->capability_args.has_value() &&
+      (!effective.capability_args.is_object() || effective.capability_args.empty())) {
+    effective.capability_args = *cached->capability_args;
+  }
+  for (const Json& plugin : cached->list->plugins) {
+    CRID_RETURN_IF_ERROR(
+        RunPlugin("CHECK", *cached->list, plugin, effective, &*cached->result).status());
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<GcReport> CniManager::GarbageCollect(const std::vector<Attachment>& known) {
+  absl::WriterMutexLock ops(&ops_mu_);
+  std::set<std::pair<std::string, std::string>> valid;
+  for (const Attachment& a : known) {
+    valid.emplace(a.container_id, a.ifname);
+  }
+  GcReport report;
+  absl::Status first_error;
+  DIR* dir = opendir(options_.cache_dir.c_str());
+  if (dir == nullptr) {
+    return ErrnoError(errno, "opendir ", options_.cache_dir);
+  }
+  std::vector<std::string> files;
+  while (struct dirent* e = readdir(dir)) {
+    std::string name = e->d_name;
+    if (absl::EndsWith(name, ".json")) {
+      files.push_back(absl::StrCat(options_.cache_dir, "/", name));
+    }
+  }
+  closedir(dir);
+  std::sort(files.begin(), files.end());
+  const absl::Time young_after = absl::Now() - options_.gc_grace;
+  for (const std::string& path : files) {
+    std::optional<CachedAttachment> cached = ReadCachedAttachment(path);
+    if (!cached.has_value() || cached->container_id.empty() || cached->ifname.empty() ||
+        CachePath(cached->container_id, cached->ifname) != path) {
+      continue;  // not one of ours (or garbled): left for a person to look at
+    }
+    std::pair<std::string, std::string> key(cached->container_id, cached->ifname);
+    struct stat st;
+    if (valid.count(key) > 0 ||
+        (stat(path.c_str(), &st) == 0 && absl::FromTimeT(st.st_mtime) > young_after)) {
+      valid.insert(key);
+      continue;
+    }
+    Attachment gone;
+    gone.container_id = cached->container_id;
+    gone.ifname = cached->ifname;
+    struct stat ns;
+    // The pod's namespace may be gone already: DEL then runs without one.
+    gone.netns =
+        !cached->netns.empty() && stat(cached->netns.c_str(), &ns) == 0 ? cached->netns : "";
+    gone.args = cached->args;
+    absl::Status del = TeardownUnlocked(gone);
+    if (del.ok()) {
+      ++report.deleted;
+      spdlog::info("CNI GC: deleted attachment {}/{} that no pod holds", gone.container_id,
+                   gone.ifname);
+    } else if (first_error.ok()) {
+      first_error = Annotate(del, absl::StrCat("CNI GC of ", gone.container_id));
+    }
+  }
+  std::optional<NetworkConfigList> list;
+  {
+    absl::MutexLock lock(&mu_);
+    if (config_.has_value()) {
+      list = *config_;
+    }
+  }
+  if (list.has_value() && IsCni11(*list) && !list->disable_gc) {
+    Json attachments = Json::array();
+    for (const auto& [id, ifname] : valid) {
+      attachments.push_back({{"containerID", id}, {"ifname", ifname}});
+    }
+    Attachment none;
+    none.ifname.clear();
+    for (const Json& plugin : list->plugins) {
+      Json with_valid = plugin;
+      // The spec's name, and the one an earlier draft used (libcni sends both).
+      with_valid["cni.dev/valid-attachments"] = attachments;
+      with_valid["cni.dev/attachments"] = attachments;
+      absl::StatusOr<std::string> out = RunPlugin("GC", *list, with_valid, none, nullptr);
+      ++report.plugins_called;
+      if (!out.ok() && first_error.ok()) {
+        first_error = out.status();
+      }
+    }
+  }
+  if (!first_error.ok()) {
+    return first_error;
+  }
+  return report;
+}
+
+void CniManager::SetAttachmentSource(AttachmentSource source) {
+  absl::MutexLock lock(&source_mu_);
+  source_ = std::move(source);
+  next_gc_ = source_ ? absl::Now() : absl::InfiniteFuture();
+}
+
+void CniManager::CollectFromSource() {
+  absl::MutexLock lock(&source_mu_);
+  if (!source_ || absl::Now() < next_gc_) {
+    return;
+  }
+  next_gc_ = absl::Now() + options_.gc_interval;
+  absl::StatusOr<GcReport> report = GarbageCollect(source_());
+  if (!report.ok()) {
+    spdlog::warn("CNI garbage collection: {}", report.status().message());
+  } else if (report->deleted > 0 || report->plugins_called > 0) {
+    spdlog::info("CNI garbage collection: {} stale attachment(s) deleted, {} plugin(s) sent GC",
+                 report->deleted, report->plugins_called);
+  }
 }
 
 std::optional<NetworkResult> CniManager::CachedResult(const std::string& container_id,
