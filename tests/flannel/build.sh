@@ -1,0 +1,144 @@
+#!/bin/bash
+# Build the pinned tools of the two-node flannel test (tests/flannel/flannel_test.sh):
+#   flanneld  from github.com/flannel-io/flannel              ($FLANNEL_VERSION)
+#   flannel   the CNI plugin, from github.com/containernetworking/plugins ($CNI_PLUGINS_VERSION)
+#   etcd      from go.etcd.io/etcd/server/v3                  ($ETCD_VERSION)
+# Versions come from tests/flannel/versions.env only. Sources come through the Go module proxy;
+# outputs land in $CRID_FLANNEL_CACHE/<versions>/bin (default /var/cache/crid-flannel) and each
+# tool is reused while versions.env and the Go version match what it was built with (a stamp
+# file per tool records them). Nothing is written into the repository.
+#
+#   tests/flannel/build.sh [TOOL...]         build the named tools (default: all) when missing or stale
+#   tests/flannel/build.sh --force [TOOL...] rebuild them
+#   tests/flannel/build.sh --print-bin       print the bin directory and exit
+#
+# Go builds run with -p 1 so that one core of a 2-core machine stays free. Each tool is built
+# as its own main module from its release (read-only) in the module cache, with the dependency
+# versions of its own go.mod/go.sum (-mod=readonly), as its project's release builds do.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=versions.env
+. "$HERE/versions.env"
+
+CACHE=${CRID_FLANNEL_CACHE:-/var/cache/crid-flannel}
+OUT=$CACHE/flannel-$FLANNEL_VERSION-plugins-$CNI_PLUGINS_VERSION-etcd-$ETCD_VERSION
+BIN=$OUT/bin
+ALL=(flanneld flannel etcd)
+
+FORCE=0
+WANT=()
+for a in "$@"; do
+  case "$a" in
+    --force) FORCE=1 ;;
+    --print-bin) echo "$BIN"; exit 0 ;;
+    -*) echo "usage: $0 [--force] [TOOL...] | --print-bin   (tools: ${ALL[*]})" >&2; exit 2 ;;
+    *) [[ " ${ALL[*]} " == *" $a "* ]] || { echo "build.sh: unknown tool $a (tools: ${ALL[*]})" >&2; exit 2; }
+       WANT+=("$a") ;;
+  esac
+done
+[ ${#WANT[@]} -gt 0 ] || WANT=("${ALL[@]}")
+
+export PATH=/usr/local/go/bin:$PATH
+command -v go >/dev/null || { echo "build.sh: FAIL: no Go toolchain (expected /usr/local/go/bin/go)" >&2; exit 1; }
+export GOPATH=$CACHE/gopath
+export GOMODCACHE=$GOPATH/pkg/mod
+export GOCACHE=$CACHE/gocache
+export CGO_ENABLED=0
+export GOFLAGS="-p=1 -trimpath"
+mkdir -p "$BIN" "$GOCACHE"
+
+STAMP_TEXT="$(grep -E '^[A-Z_]+=' "$HERE/versions.env"; echo "GO=$(go env GOVERSION)")"
+stale() { # TOOL
+  [ "$FORCE" = 1 ] || [ ! -x "$BIN/$1" ] || [ ! -f "$BIN/.stamp-$1" ] || [ "$(cat "$BIN/.stamp-$1")" != "$STAMP_TEXT" ]
+}
+TODO=()
+for t in "${WANT[@]}"; do stale "$t" && TODO+=("$t"); done
+if [ ${#TODO[@]} -eq 0 ]; then
+  echo "build.sh: up to date in $BIN: ${WANT[*]}"
+  exit 0
+fi
+
+# Fetch the source modules first: the one step that needs the module proxy, and the one that
+# fails clearly when it cannot be reached (a populated module cache needs no network).
+dl_log=$OUT/download.log
+if ! go mod download -json "github.com/flannel-io/flannel@$FLANNEL_VERSION" \
+    "github.com/containernetworking/plugins@$CNI_PLUGINS_VERSION" \
+    "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >"$dl_log" 2>&1; then
+  why=$(grep -m1 -E '"Error"|error|dial|timeout' "$dl_log" | sed 's/^[[:space:]]*//' | cut -c1-200)
+  echo "build.sh: FAIL: cannot fetch the flannel/plugins/etcd modules from the Go module proxy ($(go env GOPROXY)): ${why:-see $dl_log}" >&2
+  exit 1
+fi
+FLANNEL_SRC=$GOMODCACHE/github.com/flannel-io/flannel@$FLANNEL_VERSION
+PLUGINS_SRC=$GOMODCACHE/github.com/containernetworking/plugins@$CNI_PLUGINS_VERSION
+ETCD_SRC=$GOMODCACHE/go.etcd.io/etcd/server/v3@$ETCD_VERSION  # read for its go line only
+
+TIMES=$OUT/build-times.txt
+timed() { # TOOL CMD...  -- runs CMD in the current directory, records its wall time
+  local name=$1; shift
+  local t0
+  t0=$(date +%s)
+  echo "build.sh: building $name ..." >&2
+  rm -f "$BIN/.stamp-$name"
+  if ! "$@" >"$OUT/build-$name.log" 2>&1; then
+    echo "build.sh: FAIL: building $name failed; last lines of $OUT/build-$name.log:" >&2
+    tail -20 "$OUT/build-$name.log" >&2
+    if grep -qE 'dial tcp|no such host|proxyconnect|i/o timeout|connection refused' "$OUT/build-$name.log"; then
+      echo "build.sh: FAIL: the Go module proxy ($(go env GOPROXY)) cannot be reached" >&2
+    fi
+    exit 1
+  fi
+  echo "$STAMP_TEXT" >"$BIN/.stamp-$name"
+  echo "$(date -u +%FT%TZ) $name $(( $(date +%s) - t0 ))s" | tee -a "$TIMES" >&2
+}
+
+# flanneld: flannel's main.go links every backend, and the Tencent Cloud one needs an SDK the
+# module proxy refuses (403). So main.go is built from a throwaway main module that requires
+# flannel at its release, with that one backend import left out; every other package (and the
+# dependency versions) comes from the release. The version string is what flannel's Makefile
+# stamps into pkg/version. cgo on, as that Makefile builds amd64 (the UDP backend is C).
+build_flanneld() {
+  local mod=$OUT/src/flanneld goline
+  mkdir -p "$mod"
+  goline=$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$FLANNEL_SRC/go.mod")
+  printf '// Generated by tests/flannel/build.sh; not part of the repository.\nmodule crid.test/flanneld\n\ngo %s\n\nrequire github.com/flannel-io/flannel %s\n' \
+    "$goline" "$FLANNEL_VERSION" >"$mod/go.mod.new"
+  if ! cmp -s "$mod/go.mod.new" "$mod/go.mod"; then
+    mv "$mod/go.mod.new" "$mod/go.mod"; rm -f "$mod/go.sum"
+  else
+    rm -f "$mod/go.mod.new"
+  fi
+  grep -v '"github.com/flannel-io/flannel/pkg/backend/tencentvpc"' "$FLANNEL_SRC/main.go" >"$mod/main.go"
+  if grep -q tencentvpc "$mod/main.go"; then
+    echo "build.sh: FAIL: flannel's main.go still names tencentvpc after removing its import" >&2; exit 1
+  fi
+  cd "$mod" && CGO_ENABLED=1 timed flanneld go build -mod=mod \
+    -ldflags "-s -w -X github.com/flannel-io/flannel/pkg/version.Version=$FLANNEL_VERSION" \
+    -o "$BIN/flanneld" .
+}
+build_flannel() {
+  cd "$PLUGINS_SRC" && timed flannel go build -mod=readonly -ldflags "-s -w" -o "$BIN/flannel" ./plugins/meta/flannel
+}
+# etcd's server module replaces its sibling modules (api, pkg, client) by directories of etcd's
+# repository, which a module download does not have: build it from a throwaway main module that
+# requires it, so that those siblings come from the proxy at the versions its go.mod names.
+build_etcd() {
+  local mod=$OUT/src/etcd goline
+  mkdir -p "$mod"
+  goline=$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$ETCD_SRC/go.mod")
+  printf '// Generated by tests/flannel/build.sh; not part of the repository.\nmodule crid.test/etcd\n\ngo %s\n\nrequire go.etcd.io/etcd/server/v3 %s\n' \
+    "$goline" "$ETCD_VERSION" >"$mod/go.mod.new"
+  if ! cmp -s "$mod/go.mod.new" "$mod/go.mod"; then
+    mv "$mod/go.mod.new" "$mod/go.mod"; rm -f "$mod/go.sum"
+  else
+    rm -f "$mod/go.mod.new"
+  fi
+  # -mod=mod lets the go command complete go.sum for the generated module from the proxy.
+  cd "$mod" && timed etcd go build -mod=mod -ldflags "-s -w" -o "$BIN/etcd" go.etcd.io/etcd/server/v3
+}
+
+for t in "${TODO[@]}"; do
+  "build_$t"
+  [ -x "$BIN/$t" ] || { echo "build.sh: FAIL: $BIN/$t missing after its build" >&2; exit 1; }
+done
+echo "build.sh: built ${TODO[*]} in $BIN" >&2
