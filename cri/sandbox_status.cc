@@ -15,8 +15,9 @@ runtime::v1::PodSandboxState ToCriState(const sandbox::SandboxRecord& record) {
                                                          : runtime::v1::SANDBOX_NOTREADY;
 }
 
-// The verbose "info" entry: where the pod's namespaces, files and processes are.
-std::string VerboseInfo(const sandbox::SandboxRecord& r) {
+// The verbose "info" entry: where the pod's namespaces, files and processes are;
+// with `cni_check` (not empty), what the network's CNI CHECK said.
+std::string VerboseInfo(const sandbox::SandboxRecord& r, const std::string& cni_check) {
   Json sysctls = Json::object();
   for (const auto& [k, v] : r.config().linux().sysctls()) {
     sysctls[k] = v;
@@ -33,6 +34,9 @@ std::string VerboseInfo(const sandbox::SandboxRecord& r) {
       {"runtimeHandler", r.runtime_handler()},
       {"sysctls", std::move(sysctls)},
   };
+  if (!cni_check.empty()) {
+    info["cniCheck"] = cni_check;
+  }
   return JsonText(info);
 }
 
@@ -86,7 +90,17 @@ grpc::ServerUnaryReactor* RuntimeService::PodSandboxStatus(
   }
   response->set_timestamp(observed_at);
   if (request->verbose()) {
-    (*response->mutable_info())["info"] = VerboseInfo(*r);
+    cni::CniManager* cni = sandboxes_->cni();
+    if (cni != nullptr && r->network_attached() && cni->ChecksAttachments()) {
+      // CHECK runs the network's plugins: on the sandbox pool, not this thread.
+      return RunBlocking(context, [cni, record = *r, response]() -> absl::Status {
+        absl::Status check = cni->Check(sandbox::AttachmentFor(record));
+        (*response->mutable_info())["info"] =
+            VerboseInfo(record, check.ok() ? "ok" : std::string(check.message()));
+        return absl::OkStatus();
+      });
+    }
+    (*response->mutable_info())["info"] = VerboseInfo(*r, "");
   }
   return FinishUnary(context, absl::OkStatus());
 }
