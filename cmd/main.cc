@@ -8,7 +8,9 @@
 
 #include <cstdio>
 #include <string>
+#include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "base/errors.h"
@@ -277,6 +279,18 @@ int Run(int argc, char** argv) {
     spdlog::critical("recovering pod sandboxes: {}", sandboxes.status().message());
     return kExitFailure;
   }
+  // CNI GC keeps the attachments of the pods just recovered, at once and then
+  // periodically; stopped (by the cleanup) before the sandbox manager goes.
+  (*cni)->SetAttachmentSource([s = sandboxes->get()] {
+    std::vector<cni::Attachment> known;
+    for (const sandbox::SandboxRecord& r : s->List(runtime::v1::PodSandboxFilter())) {
+      if (r.network_attached()) {
+        known.push_back(sandbox::AttachmentFor(r));
+      }
+    }
+    return known;
+  });
+  absl::Cleanup stop_cni_gc = [&cni] { (*cni)->SetAttachmentSource(nullptr); };
   absl::StatusOr<std::unique_ptr<ImageStore>> images =
       ImageStore::Open(config->root() + "/images", config->image(), store->get());
   if (!images.ok()) {
