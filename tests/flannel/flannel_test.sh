@@ -448,11 +448,18 @@ wait_network a cbr0 "$n0"
 gate=$(state a)/cni-bin/statusgate
 cat >"$gate" <<'EOP'
 #!/bin/sh
-cat >/dev/null
+dir=$(dirname "$0")
+in=$(cat)
+echo "$CNI_COMMAND $CNI_CONTAINERID" >>"$dir/calls.log"
+[ "$CNI_COMMAND" = GC ] && printf '%s' "$in" >"$dir/gc-stdin.json"
 case "$CNI_COMMAND" in
   VERSION) echo '{"cniVersion":"1.1.0","supportedVersions":["1.0.0","1.1.0"]}' ;;
-  STATUS) if [ -e "$(dirname "$0")/down" ]; then
+  STATUS) if [ -e "$dir/down" ]; then
       echo '{"cniVersion":"1.1.0","code":50,"msg":"overlay down for maintenance"}'; exit 1
+    fi ;;
+  ADD) echo '{"cniVersion":"1.1.0","interfaces":[{"name":"eth0","sandbox":"'"$CNI_NETNS"'"}],"ips":[{"address":"10.96.0.5/24","interface":0}]}' ;;
+  CHECK) if [ -e "$dir/broken" ]; then
+      echo '{"cniVersion":"1.1.0","code":999,"msg":"eth0 has lost its address"}'; exit 1
     fi ;;
 esac
 exit 0
@@ -477,6 +484,41 @@ rm -f "$(dirname "$gate")/down"
 for _ in $(seq 1 80); do [[ "$(net_ready)" == true* ]] && break; sleep 0.1; done
 nr=$(net_ready)
 check "NetworkReady true again at the next STATUS round ($nr)" eval '[[ "$nr" == true* ]]'
+# CHECK on PodSandboxStatus verbose (crictl inspectp), with what ADD cached.
+cni_check() { crictl_n a inspectp -o json "$1" 2>/dev/null |
+  jq -r '.info | if type == "object" and has("info") then .info else . end |
+    if type == "string" then fromjson else . end | .cniCheck // "absent"'; }
+if gid=$(crictl_n a runp "$RESULTS/pods/gated/pod.json" 2>"$RESULTS/pods/gated/runp2.err"); then
+  c=$(cni_check "$gid")
+  check "PodSandboxStatus verbose: info.cniCheck is '$c'" [ "$c" = ok ]
+  touch "$(dirname "$gate")/broken"
+  c=$(cni_check "$gid")
+  check "PodSandboxStatus verbose with a failing CHECK: '$c'" eval '[[ "$c" == *"eth0 has lost its address"* ]]'
+  rm -f "$(dirname "$gate")/broken"
+  # GC at start: an attachment no pod holds (a copy of this pod's cache entry under another
+  # ID, an hour old) is deleted, and the plugin gets GC with the pod crid knows as valid.
+  rdir=$(root a)/cni/results
+  stale=0000000000000000000000000000000000000000000000000000000000057a1e
+  jq --arg id "$stale" '.containerId = $id' "$rdir/$gid-eth0.json" >"$rdir/$stale-eth0.json"
+  touch -d '1 hour ago' "$rdir/$stale-eth0.json"
+  stop_pid "${CRID_PIDS[a]}" "crid (a)"
+  CRID_PIDS[a]=
+  if crid_start_node a; then
+    for _ in $(seq 1 50); do [ -e "$rdir/$stale-eth0.json" ] || break; sleep 0.1; done
+    check "GC at crid's start: the unknown attachment was deleted (DEL $stale) and its cache entry removed" \
+      eval '[ ! -e "$rdir/$stale-eth0.json" ] && grep -q "^DEL $stale" "$(dirname "$gate")/calls.log"'
+    for _ in $(seq 1 50); do [ -s "$(dirname "$gate")/gc-stdin.json" ] && break; sleep 0.1; done
+    valid=$(jq -c '."cni.dev/valid-attachments"' "$(dirname "$gate")/gc-stdin.json" 2>/dev/null)
+    check "GC at crid's start: the plugin got GC with valid-attachments $valid" \
+      eval '[[ "$valid" == *"\"containerID\":\"$gid\""* && "$valid" != *"$stale"* ]]'
+    check "the pod crid knows kept its attachment through GC" [ -e "$rdir/$gid-eth0.json" ]
+  else
+    fail "crid on node a restarts (log: $RESULTS/crid-a.log)"
+  fi
+  crictl_n a rmp -f "$gid" >/dev/null
+else
+  fail "a pod on the CNI 1.1 network once it is ready: $(cat "$RESULTS/pods/gated/runp2.err")"
+fi
 n0=$(net_loads a cbr0)
 rm -f "$(state a)/net.d/04-gated.conflist"
 wait_network a cbr0 "$n0"
