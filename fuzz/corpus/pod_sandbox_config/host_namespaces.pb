@@ -1,0 +1,7 @@
+
+
+hostukube-systemB2
+
+0
+kernel.hostnamex
+	../../etcy
