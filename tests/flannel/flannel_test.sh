@@ -3,19 +3,22 @@
 #
 #   node A netns                                 node B netns
 #   ├─ etcd (127.0.0.1 and 10.99.0.1:2379)       │
-#   ├─ flanneld --iface ul0, VXLAN (flannel.1)   ├─ flanneld --iface ul0, VXLAN (flannel.1)
+#   ├─ flanneld --iface ul0, VXLAN (flannel.1,   ├─ flanneld --iface ul0, the same
+#   │  flannel-v6.1)                             │
 #   ├─ crid: flannel CNI -> bridge cni0 +        ├─ crid: the same conflist
 #   │        host-local, then portmap            │
-#   └─ ul0 10.99.0.1/24 ──────── veth ────────── └─ ul0 10.99.0.2/24
+#   └─ ul0 10.99.0.1/24 fd00:99::1 ─── veth ──── └─ ul0 10.99.0.2/24 fd00:99::2
 #
 # The underlay has no route anywhere else and nothing is masqueraded. flanneld leases each
-# node a /24 of 10.244.0.0/16 from etcd and writes subnet.env; the flannel CNI plugin reads it.
-# Checks: pod addresses inside the node's flannel subnet with the flannel MTU; ICMP and TCP
-# between pods on the two nodes cross the VXLAN device (its counters); a hostPort on node B
-# reached from node A; a removed pod leaves no veth, IPAM reservation, netns, route or iptables
-# rule; a restarted crid keeps its pods reachable. Measures the round trip of a small TCP
-# exchange across nodes (and on one node) and RunPodSandbox on a flannel node vs a plain
-# bridge conflist.
+# node a /24 of 10.244.0.0/16 and a /64 of fd00:244::/56 from etcd and writes subnet.env; the
+# flannel CNI plugin reads it. Checks: pod addresses (ip and additional_ips) inside the node's
+# flannel subnets with the flannel MTU; ICMP, ICMPv6 and TCP between pods on the two nodes cross
+# the VXLAN devices (their counters); a hostPort on node B reached from node A; a removed pod
+# leaves no veth, IPAM reservation, netns, route or iptables rule; a restarted crid keeps its
+# pods reachable. On node A alone: dual stack and bandwidth on a plain bridge, and CNI 1.1
+# (STATUS gating, CHECK in verbose status, GC at start) with a small plugin of the test's own.
+# Measures the round trip of a small TCP exchange across nodes (and on one node) and
+# RunPodSandbox on a flannel node vs a plain bridge conflist.
 #
 #   tests/flannel/flannel_test.sh [--counts] [--keep]
 #     --counts  end with "flannel PASSED FAILED SKIPPED" (tools/run-tests.sh's format)
@@ -53,7 +56,8 @@ NETWORK=10.244.0.0/16
 IMAGE=crid.test/flannel/busybox:1
 HOSTPORT=30080
 NODES="a b"
-declare -A UL_IP=([a]=10.99.0.1 [b]=10.99.0.2)
+declare -A UL_IP=([a]=10.99.0.1 [b]=10.99.0.2) UL_IP6=([a]=fd00:99::1 [b]=fd00:99::2)
+NETWORK6=fd00:244::/56
 declare -A CRID_PIDS=() FLANNEL_PIDS=()
 ETCD_PID=
 PASSED=0 FAILED=0 SKIPPED=0
@@ -181,8 +185,9 @@ for n in $NODES; do
   ip link set "fltest-$n" netns "$(ns "$n")" &&
     in_node "$n" ip link set "fltest-$n" name ul0 &&
     in_node "$n" ip addr add "${UL_IP[$n]}/24" dev ul0 &&
+    in_node "$n" ip addr add "${UL_IP6[$n]}/64" dev ul0 nodad &&
     in_node "$n" ip link set ul0 up &&
-    in_node "$n" sysctl -qw net.ipv4.ip_forward=1 || die "cannot set up the underlay of node $n"
+    in_node "$n" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 || die "cannot set up the underlay of node $n"
 done
 in_node a busybox ping -c1 -W2 "${UL_IP[b]}" >/dev/null || die "node a cannot reach node b on the underlay"
 
@@ -200,14 +205,16 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 in_node a curl -fsS --max-time 2 http://127.0.0.1:2379/health >/dev/null || die "etcd does not answer (log: $RESULTS/etcd.log)"
-FLANNEL_CONFIG="{\"Network\": \"$NETWORK\", \"SubnetLen\": 24, \"Backend\": {\"Type\": \"vxlan\", \"VNI\": 1, \"Port\": 8472}}"
+# Dual stack: flanneld leases each node an IPv4 /24 and an IPv6 /64, with one VXLAN device per
+# family (flannel.1 over the underlay's IPv4, flannel-v6.1 over its IPv6).
+FLANNEL_CONFIG="{\"Network\": \"$NETWORK\", \"SubnetLen\": 24, \"EnableIPv6\": true, \"IPv6Network\": \"$NETWORK6\", \"IPv6SubnetLen\": 64, \"Backend\": {\"Type\": \"vxlan\", \"VNI\": 1, \"Port\": 8472}}"
 b64() { printf '%s' "$1" | base64 -w0; }
 in_node a curl -fsS --max-time 5 -X POST http://127.0.0.1:2379/v3/kv/put \
   -d "{\"key\": \"$(b64 /coreos.com/network/config)\", \"value\": \"$(b64 "$FLANNEL_CONFIG")\"}" >/dev/null ||
   die "cannot write /coreos.com/network/config to etcd"
 
 # ---- 4. flanneld on each node
-declare -A SUBNET=() FMTU=()
+declare -A SUBNET=() SUBNET6=() FMTU=()
 for n in $NODES; do
   mkdir -p "$(state "$n")"
   nsenter --net="$(ns "$n")" "$FBIN/flanneld" --etcd-endpoints "http://${UL_IP[a]}:2379" --etcd-prefix /coreos.com/network \
@@ -219,9 +226,10 @@ for n in $NODES; do
   for _ in $(seq 1 200); do [ -s "$(state "$n")/subnet.env" ] && break; sleep 0.1; done
   [ -s "$(state "$n")/subnet.env" ] || die "flanneld on node $n wrote no subnet.env (log: $RESULTS/flanneld-$n.log)"
   SUBNET[$n]=$(sed -n 's/^FLANNEL_SUBNET=//p' "$(state "$n")/subnet.env")
+  SUBNET6[$n]=$(sed -n 's/^FLANNEL_IPV6_SUBNET=//p' "$(state "$n")/subnet.env")
   FMTU[$n]=$(sed -n 's/^FLANNEL_MTU=//p' "$(state "$n")/subnet.env")
   cp "$(state "$n")/subnet.env" "$RESULTS/subnet-$n.env"
-  note "node $n: flannel subnet ${SUBNET[$n]}, MTU ${FMTU[$n]}"
+  note "node $n: flannel subnets ${SUBNET[$n]} and ${SUBNET6[$n]:-(no IPv6)}, MTU ${FMTU[$n]}"
 done
 # Each node routes the other's subnet through its VXLAN device once flanneld has seen its lease.
 route_to() { in_node "$1" ip route get "${2%/*}" 2>/dev/null | grep -q 'dev flannel\.1'; }
@@ -276,7 +284,7 @@ done
 
 # ---- 6. pods
 # POD_ID[name], CTR_ID[name], POD_IP[name], POD_NS[name] (netns pin)
-declare -A POD_ID=() CTR_ID=() POD_IP=() POD_NS=()
+declare -A POD_ID=() CTR_ID=() POD_IP=() POD_IP6=() POD_NS=()
 run_pod() { # NODE NAME [HOSTPORT]
   local n=$1 name=$2 hp=${3:-} d=$RESULTS/pods/$2 ports=""
   mkdir -p "$d/logs"   # kubelet makes the pod's log directory
@@ -295,12 +303,13 @@ EOC
   crictl_n "$n" start "${CTR_ID[$name]}" >/dev/null || return 1
   crictl_n "$n" inspectp -o json "${POD_ID[$name]}" >"$d/inspectp.json" || return 1
   POD_IP[$name]=$(jq -r '.status.network.ip' "$d/inspectp.json")
+  POD_IP6[$name]=$(jq -r '.status.network.additionalIps[0].ip // ""' "$d/inspectp.json")
   POD_NS[$name]=$(state "$n")/netns/crid-${POD_ID[$name]:0:32}
 }
 in_subnet() { python3 -c 'import ipaddress,sys; sys.exit(ipaddress.ip_address(sys.argv[1]) not in ipaddress.ip_network(sys.argv[2], strict=False))' "$1" "$2"; }
 pod_mtu() { nsenter --net="${POD_NS[$1]}" ip -o link show eth0 2>/dev/null | sed -n 's/.* mtu \([0-9]*\) .*/\1/p'; }
-vxlan_packets() { # NODE DIR(tx|rx)
-  in_node "$1" ip -s -j link show flannel.1 | jq -r ".[0].stats64.$2.packets"
+vxlan_packets() { # NODE DIR(tx|rx) [DEVICE]
+  in_node "$1" ip -s -j link show "${3:-flannel.1}" | jq -r ".[0].stats64.$2.packets"
 }
 # Waits until a TCP echo answers (the container's nc may take a moment to listen).
 wait_echo() { # NETNS HOST PORT
@@ -333,6 +342,24 @@ fi
 d_tx=$(( $(vxlan_packets a tx) - tx_a )) d_rx=$(( $(vxlan_packets a rx) - rx_a )) d_rxb=$(( $(vxlan_packets b rx) - rx_b ))
 check "the pings crossed flannel.1 (node a tx +$d_tx rx +$d_rx, node b rx +$d_rxb; 5 each way)" \
   eval '[ "$d_tx" -ge 5 ] && [ "$d_rx" -ge 5 ] && [ "$d_rxb" -ge 5 ]'
+
+# IPv6: each pod's second address comes from its node's IPv6 lease, and ICMPv6 between the
+# nodes' pods crosses flannel-v6.1.
+for p in pa1 pb1; do
+  n=${p:1:1}
+  check "pod $p's additional IP ${POD_IP6[$p]:-none} is in node $n's flannel IPv6 subnet ${SUBNET6[$n]:-none}" \
+    eval '[ -n "${POD_IP6[$p]}" ] && [ -n "${SUBNET6[$n]}" ] && in_subnet "${POD_IP6[$p]}" "${SUBNET6[$n]}"'
+done
+if [ -n "${POD_IP6[pb1]}" ]; then
+  tx6=$(vxlan_packets a tx flannel-v6.1)
+  if crictl_n a exec -s --timeout 20 "${CTR_ID[pa1]}" ping6 -c 5 -i 0.2 -W 2 "${POD_IP6[pb1]}" >"$RESULTS/ping6.txt" 2>&1; then
+    pass "ICMPv6 from pod pa1 (node a) to pod pb1 (node b): $(grep -o 'min/avg/max = [0-9./]* ms' "$RESULTS/ping6.txt")"
+  else
+    fail "ICMPv6 from pod pa1 (node a) to pod pb1 (node b): $(tail -2 "$RESULTS/ping6.txt" | paste -sd' ')"
+  fi
+  d6=$(( $(vxlan_packets a tx flannel-v6.1) - tx6 ))
+  check "the ICMPv6 pings crossed flannel-v6.1 (node a tx +$d6)" [ "$d6" -ge 5 ]
+fi
 
 # TCP: 200 round trips of 16 bytes from pod pa1's netns to pb1's echo server (node b), and to
 # pa2's (same node, over the bridge only) for comparison.
@@ -385,7 +412,11 @@ check "no host veth of pb1 ($host_veth) on node b" eval '[ -n "$host_veth" ] && 
 check "no IPAM reservation of ${POD_IP[pb1]} ($ipam_file)" [ ! -e "$ipam_file" ]
 check "no netns pin of pb1 and no CNI cache entry" eval '[ ! -e "${POD_NS[pb1]}" ] && [ ! -e "$cache" ] && [ ! -e "$sb/flannel-cni/${POD_ID[pb1]}" ]'
 check "no route to ${POD_IP[pb1]} on node b" eval '! in_node b ip route show | grep -qw "${POD_IP[pb1]}"'
-rules=$(in_node b iptables-save | grep -cE "${POD_ID[pb1]}|${POD_IP[pb1]}[/ ]")
+if [ -n "${POD_IP6[pb1]}" ]; then
+  check "no IPAM reservation of ${POD_IP6[pb1]} and no IPv6 route naming it" \
+    eval '[ ! -e "$sb/ipam/cbr0/${POD_IP6[pb1]}" ] && ! in_node b ip -6 route show | grep -qw "${POD_IP6[pb1]}"'
+fi
+rules=$( { in_node b iptables-save; in_node b ip6tables-save; } | grep -cE "${POD_ID[pb1]}|${POD_IP[pb1]}[/ ]${POD_IP6[pb1]:+|${POD_IP6[pb1]}[/ ]}")
 check "no iptables rule naming pb1's ID or IP on node b ($rules)" [ "$rules" = 0 ]
 
 # A config is written whole and renamed into place, as an operator should: crid's watcher

@@ -14,7 +14,7 @@ import json
 import sys
 import tarfile
 
-APPLETS = ["sh", "sleep", "nc", "ping", "ip", "tc", "cat", "echo", "ls", "ifconfig", "wget",
+APPLETS = ["sh", "sleep", "nc", "ping", "ping6", "ip", "tc", "cat", "echo", "ls", "ifconfig", "wget",
            "httpd", "true", "hostname", "env", "date"]
 
 
