@@ -132,6 +132,7 @@ TEST_F(HostileImageTest, CompressionBombIsRefusedByTheDefaultLimitsAndLeavesNoth
   ASSERT_FALSE(pulled.ok()) << "the bomb was unpacked";
   EXPECT_EQ(pulled.status().code(), absl::StatusCode::kResourceExhausted) << pulled.status();
   std::string message(pulled.status().message());
+  RecordProperty("error", message);
   EXPECT_THAT(message, HasSubstr(layer));
   // The default: 100 times the layer's compressed size.
   EXPECT_THAT(message, HasSubstr(absl::StrCat("limit of ", bomb.size() * 100)));
