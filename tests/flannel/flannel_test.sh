@@ -105,7 +105,7 @@ crid_start_node() { # NODE
   local n=$1 i
   # nsenter execs the program: $! is its PID, which teardown stops.
   nsenter --net="$(ns "$n")" "$(state "$n")/bin/crid" --config "$(state "$n")/crid.json" \
-    >>"$RESULTS/crid-$n.log" 2>&1 </dev/null &
+    >>"$RESULTS/crid-$n.log" 2>&1 </dev/null 9>&- &
   CRID_PIDS[$n]=$!
   for i in $(seq 1 200); do
     kill -0 "${CRID_PIDS[$n]}" 2>/dev/null || { tail -5 "$RESULTS/crid-$n.log" >&2; return 1; }
@@ -154,6 +154,11 @@ trap 'teardown; result_line; exit 130' INT TERM
 
 [ "$(id -u)" = 0 ] || { echo "$PROG: must run as root" >&2; FAILED=1; result_line; exit 1; }
 T0=$(date +%s)
+# One run at a time: the directories, the node names and the veth are fixed. fd 9 holds the
+# lock; nothing this script starts inherits it.
+mkdir -p /var/cache/crid-flannel
+exec 9>/var/cache/crid-flannel/flannel-test.lock
+flock -n 9 || { echo "$PROG: FAIL: another flannel_test.sh run holds /var/cache/crid-flannel/flannel-test.lock" >&2; FAILED=1; result_line; exit 1; }
 
 # ---- 1. tools
 ensure_packages containernetworking-plugins:/usr/lib/cni/bridge iproute2:/usr/sbin/ip jq:/usr/bin/jq \
@@ -198,7 +203,7 @@ nsenter --net="$(ns a)" "$FBIN/etcd" --name flannel-test --data-dir "$DATA/etcd/
   --advertise-client-urls "http://${UL_IP[a]}:2379" \
   --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
   --initial-cluster flannel-test=http://127.0.0.1:2380 --log-level warn \
-  >"$RESULTS/etcd.log" 2>&1 </dev/null &
+  >"$RESULTS/etcd.log" 2>&1 </dev/null 9>&- &
 ETCD_PID=$!
 for _ in $(seq 1 100); do
   in_node a curl -fsS --max-time 1 http://127.0.0.1:2379/health >/dev/null 2>&1 && break
@@ -219,7 +224,7 @@ for n in $NODES; do
   mkdir -p "$(state "$n")"
   nsenter --net="$(ns "$n")" "$FBIN/flanneld" --etcd-endpoints "http://${UL_IP[a]}:2379" --etcd-prefix /coreos.com/network \
     --iface ul0 --subnet-file "$(state "$n")/subnet.env" --ip-masq=false \
-    >"$RESULTS/flanneld-$n.log" 2>&1 </dev/null &
+    >"$RESULTS/flanneld-$n.log" 2>&1 </dev/null 9>&- &
   FLANNEL_PIDS[$n]=$!
 done
 for n in $NODES; do
