@@ -224,6 +224,10 @@ absl::StatusOr<SpawnedProcess> Spawn(const SpawnOptions& options) {
     return absl::InvalidArgumentError(
         absl::StrCat("spawn ", binary, ": a detached process cannot start a PID namespace"));
   }
+  if (options.new_user_namespace && !options.join_namespaces.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("spawn ", binary, ": namespaces cannot be joined from a new user namespace"));
+  }
   std::vector<int> sources = {options.stdin_fd, options.stdout_fd, options.stderr_fd};
   std::vector<int> targets = {0, 1, 2};
   for (const FdMapping& m : options.extra_fds) {
@@ -292,6 +296,9 @@ absl::StatusOr<SpawnedProcess> Spawn(const SpawnOptions& options) {
   int flags = CLONE_VM | CLONE_VFORK | SIGCHLD;
   if (options.new_pid_namespace) {
     flags |= CLONE_NEWPID;
+  }
+  if (options.new_user_namespace) {
+    flags |= CLONE_NEWUSER;
   }
   int pidfd = -1;
   if (!options.detach) {

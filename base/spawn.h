@@ -52,6 +52,10 @@ struct SpawnOptions {
   std::vector<NamespaceJoin> join_namespaces;
   // The child is PID 1 of a new PID namespace.
   bool new_pid_namespace = false;
+  // The child starts in a new user namespace (its uid_map and gid_map are the
+  // caller's to write); a new PID namespace then belongs to it. Not with
+  // join_namespaces, which would be entered from inside it.
+  bool new_user_namespace = false;
   // The child is started through an intermediate process that exits at once,
   // so it is re-parented to init (or the nearest subreaper): it survives
   // crid, never becomes crid's zombie, and gets no pidfd. With new_session the

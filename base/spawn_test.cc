@@ -332,6 +332,29 @@ TEST(Spawn, NewPidNamespace) {
   EXPECT_EQ(f.out, "1\n");
 }
 
+// A pod with its own user namespace: crid-pause's PID namespace must belong
+// to it, or the pod's containers (which enter the user namespace first) could
+// not join it.
+TEST(Spawn, NewUserAndPidNamespace) {
+  if (::geteuid() != 0) {
+    GTEST_SKIP() << "needs root";
+  }
+  SpawnOptions options;
+  // Without maps the child's IDs show as the overflow ID.
+  options.argv = {"/bin/sh", "-c", "echo $$ $(id -u); readlink /proc/self/ns/user"};
+  options.new_pid_namespace = true;
+  options.new_user_namespace = true;
+  Finished f = RunToEnd(options);
+  EXPECT_EQ(f.status, 0);
+  char own[64] = {};
+  ASSERT_GT(::readlink("/proc/self/ns/user", own, sizeof(own) - 1), 0);
+  EXPECT_THAT(f.out, ::testing::StartsWith("1 65534\nuser:["));
+  EXPECT_THAT(f.out, ::testing::Not(::testing::HasSubstr(own)));
+
+  options.join_namespaces.push_back({0, CLONE_NEWNET});
+  EXPECT_EQ(Spawn(options).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(Spawn, RefusesBadRequests) {
   EXPECT_EQ(Spawn({}).status().code(), absl::StatusCode::kInvalidArgument);
   SpawnOptions options;
