@@ -201,6 +201,21 @@ absl::Status CreateInUserNamespace(NamespaceType type, const std::string& path,
 
 }  // namespace
 
+absl::Status WriteIdMappings(pid_t pid, const std::vector<IdMapping>& uids,
+                             const std::vector<IdMapping>& gids) {
+  CRID_RETURN_IF_ERROR(WriteProcFile(absl::StrCat("/proc/", pid, "/uid_map"), MapText(uids)));
+  return WriteProcFile(absl::StrCat("/proc/", pid, "/gid_map"), MapText(gids));
+}
+
+absl::Status PinProcessNamespace(pid_t pid, NamespaceType type, const std::string& path) {
+  CRID_RETURN_IF_ERROR(CreateMountPointFile(path));
+  absl::Status st = PinFromProcess(pid, type, path);
+  if (!st.ok()) {
+    unlink(path.c_str());
+  }
+  return st;
+}
+
 absl::Status CreatePinnedUserNamespace(const std::string& path, const std::vector<IdMapping>& uids,
                                        const std::vector<IdMapping>& gids) {
   CRID_RETURN_IF_ERROR(CreateMountPointFile(path));
@@ -215,10 +230,7 @@ absl::Status CreatePinnedUserNamespace(const std::string& path, const std::vecto
       return 0;
     });
     if (st.ok()) {
-      st = WriteProcFile(absl::StrCat("/proc/", holder.pid(), "/uid_map"), MapText(uids));
-    }
-    if (st.ok()) {
-      st = WriteProcFile(absl::StrCat("/proc/", holder.pid(), "/gid_map"), MapText(gids));
+      st = WriteIdMappings(holder.pid(), uids, gids);
     }
     if (st.ok()) {
       st = PinFromProcess(holder.pid(), NamespaceType::kUser, path);

@@ -4,6 +4,8 @@
 // under /run/netns so `ip netns` lists them.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -52,6 +54,14 @@ struct IdMapping {
 // `path`. On any failure nothing is left at `path`.
 absl::Status CreatePinnedUserNamespace(const std::string& path, const std::vector<IdMapping>& uids,
                                        const std::vector<IdMapping>& gids);
+
+// Writes the uid_map and gid_map of `pid`'s (new, unmapped) user namespace.
+absl::Status WriteIdMappings(pid_t pid, const std::vector<IdMapping>& uids,
+                             const std::vector<IdMapping>& gids);
+
+// Pins the `type` namespace of process `pid` at `path` (an empty file is
+// created there). On failure nothing is left at `path`.
+absl::Status PinProcessNamespace(pid_t pid, NamespaceType type, const std::string& path);
 
 // Unpins and deletes `path` (lazy unmount, then unlink). A missing path is OK.
 absl::Status RemovePinnedNamespace(const std::string& path);

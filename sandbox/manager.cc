@@ -506,14 +506,31 @@ absl::StatusOr<std::string> SandboxManager::RunLocked(const runtime::v1::PodSand
   // The pod's user namespace comes first: its network, IPC and UTS namespaces
   // are created inside it, so that its containers, which join it before the
   // others, may still enter them and have capabilities there.
-  const std::string& userns = record.userns_path();
+  bool pause_started = false;
   if (ns.has_userns_options() && ns.userns_options().mode() == NamespaceMode::POD) {
     record.set_userns_path(ns_dir + "/user");
     CRID_RETURN_IF_ERROR(Persist(record));
-    CRID_RETURN_IF_ERROR(CreatePinnedUserNamespace(record.userns_path(),
-                                                   IdMappings(ns.userns_options().uids()),
-                                                   IdMappings(ns.userns_options().gids())));
+    const std::vector<IdMapping> uids = IdMappings(ns.userns_options().uids());
+    const std::vector<IdMapping> gids = IdMappings(ns.userns_options().gids());
+    if (own_pid) {
+      // crid-pause creates the user namespace, so that its PID namespace,
+      // which the containers join after the user namespace, belongs to it.
+      CRID_ASSIGN_OR_RETURN(PauseProcess pause,
+                            StartPause(options_.pause_binary, {}, {options_.state_dir, id},
+                                       /*new_user_namespace=*/true));
+      record.set_pause_pid(pause.pid);
+      record.set_pause_start_time(pause.start_time);
+      CRID_RETURN_IF_ERROR(Persist(record));
+      pause_started = true;
+      CRID_RETURN_IF_ERROR(WriteIdMappings(pause.pid, uids, gids));
+      CRID_RETURN_IF_ERROR(
+          PinProcessNamespace(pause.pid, NamespaceType::kUser, record.userns_path()));
+    } else {
+      CRID_RETURN_IF_ERROR(CreatePinnedUserNamespace(record.userns_path(), uids, gids));
+    }
   }
+  // Copied: the record's field may move when other fields are set.
+  const std::string userns = record.userns_path();
   if (own_net) {
     // A pod with its own network also gets its own UTS namespace (hostname).
     record.set_uts_ns_path(ns_dir + "/uts");
@@ -604,8 +621,13 @@ absl::StatusOr<std::string> SandboxManager::RunLocked(const runtime::v1::PodSand
     if (own_ipc) {
       join.push_back({NamespaceType::kIpc, record.ipc_ns_path()});
     }
-    CRID_ASSIGN_OR_RETURN(PauseProcess pause,
-                          StartPause(options_.pause_binary, join, {options_.state_dir, id}));
+    // A pod with a user namespace has its crid-pause already; it stays in the
+    // host's network, IPC and UTS namespaces, which it never uses.
+    PauseProcess pause{record.pause_pid(), record.pause_start_time()};
+    if (!pause_started) {
+      CRID_ASSIGN_OR_RETURN(pause,
+                            StartPause(options_.pause_binary, join, {options_.state_dir, id}));
+    }
     record.set_pause_pid(pause.pid);
     record.set_pause_start_time(pause.start_time);
     // In the pod's cgroup, as kubelet accounts it; a failure undoes the pod.

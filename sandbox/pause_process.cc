@@ -146,7 +146,7 @@ std::vector<FoundPause> FindPauseProcesses(const std::string& state_dir) {
 
 absl::StatusOr<PauseProcess> StartPause(const std::string& binary,
                                         const std::vector<NamespacePath>& join,
-                                        const PauseOwner& owner) {
+                                        const PauseOwner& owner, bool new_user_namespace) {
   if (access(binary.c_str(), X_OK) != 0) {
     return ErrnoError(errno, "crid-pause binary ", binary);
   }
@@ -159,6 +159,7 @@ absl::StatusOr<PauseProcess> StartPause(const std::string& binary,
   options.cwd = "/";
   options.new_session = true;
   options.new_pid_namespace = true;
+  options.new_user_namespace = new_user_namespace;
   for (const NamespacePath& ns : join) {
     UniqueFd fd(open(ns.path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd.valid()) {

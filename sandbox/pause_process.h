@@ -31,9 +31,12 @@ struct PauseOwner {
   std::string pod_id;
 };
 
+// With `new_user_namespace` (and nothing to join) crid-pause starts in a new
+// user namespace, which then owns its PID namespace; the caller writes the
+// maps and pins it as the pod's.
 absl::StatusOr<PauseProcess> StartPause(const std::string& binary,
                                         const std::vector<NamespacePath>& join,
-                                        const PauseOwner& owner);
+                                        const PauseOwner& owner, bool new_user_namespace = false);
 
 struct FoundPause {
   PauseProcess process;

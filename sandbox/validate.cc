@@ -204,12 +204,8 @@ absl::Status ValidateUserNamespace(const runtime::v1::NamespaceOption& ns) {
   if (ns.network() != NamespaceMode::POD || ns.ipc() != NamespaceMode::POD) {
     return Invalid(field, "mode POD needs the pod's own network and IPC namespaces");
   }
-  // crid-pause is started from crid's user namespace, so its PID namespace
-  // would not belong to the pod's.
-  if (ns.pid() != NamespaceMode::CONTAINER) {
-    return absl::UnimplementedError(absl::StrCat(
-        field, ": mode POD is supported only with namespace_options.pid CONTAINER, got ",
-        NamespaceMode_Name(ns.pid())));
+  if (ns.pid() == NamespaceMode::NODE) {
+    return Invalid(field, "mode POD cannot share the host's PID namespace");
   }
   return absl::OkStatus();
 }
