@@ -21,6 +21,7 @@
 #include "base/errors.h"
 #include "base/fs.h"
 #include "base/logging.h"
+#include "container/checkpoint.h"
 #include "container/oci_spec.h"
 #include "container/rootfs.h"
 #include "nlohmann/json.hpp"
@@ -775,7 +776,19 @@ absl::StatusOr<std::string> ContainerManager::Create(const std::string& pod_id,
                      absl::StrCat("container name \"", key, "\" is being reused; retry")))
                : flight->result;
   }
-  absl::StatusOr<std::string> result = CreateLocked(pod.id(), config, sandbox_config);
+  // CRI-O's restore: the image names a checkpoint archive (checkpoint_container.cc).
+  absl::StatusOr<RestoreSource> restore = RestoreSource{};
+  if (IsCheckpointArchive(config.image().image())) {
+    restore = PrepareRestore(config);
+  }
+  const bool restoring = restore.ok() && !restore->dir.empty();
+  absl::StatusOr<std::string> result =
+      !restore.ok() ? absl::StatusOr<std::string>(restore.status())
+                    : CreateLocked(pod.id(), restoring ? restore->config : config, sandbox_config,
+                                   restoring ? &*restore : nullptr);
+  if (restoring) {
+    (void)RemoveTree(restore->dir);  // adopted by the container, or not needed any more
+  }
   flight->result = result;
   flight->done.Notify();
   if (!result.ok()) {
@@ -790,7 +803,7 @@ absl::StatusOr<std::string> ContainerManager::Create(const std::string& pod_id,
 
 absl::StatusOr<std::string> ContainerManager::CreateLocked(
     const std::string& pod_id, const v1::ContainerConfig& config,
-    const v1::PodSandboxConfig& sandbox_config) {
+    const v1::PodSandboxConfig& sandbox_config, const RestoreSource* restore) {
   // A container's writable layer and logs grow; a full disk keeps its last
   // room for removals.
   CRID_RETURN_IF_ERROR(store_->CheckRoom("create a container"));
@@ -858,6 +871,9 @@ absl::StatusOr<std::string> ContainerManager::CreateLocked(
   };
 
   CRID_RETURN_IF_ERROR(MakeDirs(record.dir(), 0700));
+  if (restore != nullptr) {
+    CRID_RETURN_IF_ERROR(AdoptRestore(*restore, &record));
+  }
   CRID_ASSIGN_OR_RETURN(OverlayRootfs rootfs,
                         MountOverlayRootfs(record.dir(), ImageStore::LowerDirs(*images_, *image)));
 
@@ -912,32 +928,9 @@ absl::StatusOr<std::string> ContainerManager::CreateLocked(
     }
   }
 
-  CRID_ASSIGN_OR_RETURN(std::shared_ptr<shim::ShimClient> client, ShimFor(pod_id, true));
-  shim::CreateRequest request;
-  request.set_id(id);
-  request.set_bundle(record.dir());
-  request.mutable_runtime()->set_name(runtime->name);
-  request.mutable_runtime()->set_binary(runtime->binary);
-  request.mutable_runtime()->set_root(runtime->root);
-  request.mutable_runtime()->set_systemd_cgroup(runtime->systemd_cgroup);
-  request.set_log_path(record.log_path());
-  request.set_stdin(config.stdin());
-  request.set_stdin_once(config.stdin_once());
-  request.set_tty(config.tty());
-  CRID_ASSIGN_OR_RETURN(pid_t pid, client->Create(request));
-  record.set_pid(pid);
-  if (CgroupManager* cgroups = cgroups_.load(); cgroups != nullptr) {
-    // Before the container runs anything: where systemd moved its init (see
-    // KeepContainerInItsCgroups) it would not be confined by its own limits.
-    absl::StatusOr<std::vector<std::string>> moved =
-        cgroups->KeepContainerInItsCgroups(info.cgroup_parent, id, pid);
-    if (!moved.ok()) {
-      return Annotate(moved.status(), "keeping the container's init in its cgroups");
-    }
-    if (!moved->empty()) {
-      spdlog::info("container {}: its init was moved back into its own cgroup: {}", ShortId(id),
-                   absl::StrJoin(*moved, ", "));
-    }
+  // A restored container gets its process from the checkpoint when it starts.
+  if (restore == nullptr) {
+    CRID_RETURN_IF_ERROR(CreateInShim(&record, *runtime, info.cgroup_parent, ""));
   }
   record.set_state(ContainerRecord::CREATED);
   CRID_RETURN_IF_ERROR(Persist(record));
@@ -954,6 +947,41 @@ absl::StatusOr<std::string> ContainerManager::CreateLocked(
   return id;
 }
 
+absl::Status ContainerManager::CreateInShim(ContainerRecord* record,
+                                            const OciRuntimeConfig& runtime,
+                                            const std::string& cgroup_parent,
+                                            const std::string& checkpoint_dir) {
+  CRID_ASSIGN_OR_RETURN(std::shared_ptr<shim::ShimClient> client, ShimFor(record->pod_id(), true));
+  shim::CreateRequest request;
+  request.set_id(record->id());
+  request.set_bundle(record->dir());
+  request.mutable_runtime()->set_name(runtime.name);
+  request.mutable_runtime()->set_binary(runtime.binary);
+  request.mutable_runtime()->set_root(runtime.root);
+  request.mutable_runtime()->set_systemd_cgroup(runtime.systemd_cgroup);
+  request.set_log_path(record->log_path());
+  request.set_checkpoint_dir(checkpoint_dir);
+  request.set_stdin(record->config().stdin());
+  request.set_stdin_once(record->config().stdin_once());
+  request.set_tty(record->config().tty());
+  CRID_ASSIGN_OR_RETURN(pid_t pid, client->Create(request));
+  record->set_pid(pid);
+  if (CgroupManager* cgroups = cgroups_.load(); cgroups != nullptr) {
+    // Before the container runs anything: where systemd moved its init (see
+    // KeepContainerInItsCgroups) it would not be confined by its own limits.
+    absl::StatusOr<std::vector<std::string>> moved =
+        cgroups->KeepContainerInItsCgroups(cgroup_parent, record->id(), pid);
+    if (!moved.ok()) {
+      return Annotate(moved.status(), "keeping the container's init in its cgroups");
+    }
+    if (!moved->empty()) {
+      spdlog::info("container {}: its init was moved back into its own cgroup: {}",
+                   ShortId(record->id()), absl::StrJoin(*moved, ", "));
+    }
+  }
+  return absl::OkStatus();
+}
+
 // ---------------------------------------------------------------------------
 // Start, stop, remove.
 
@@ -967,8 +995,11 @@ absl::Status ContainerManager::Start(const std::string& id) {
         absl::StrCat("container ", record.id(), " is ",
                      v1::ContainerState_Name(CriState(record.state())), ", not CONTAINER_CREATED"));
   }
-  CRID_ASSIGN_OR_RETURN(std::shared_ptr<shim::ShimClient> client, ShimFor(record.pod_id(), false));
-  if (absl::Status st = client->Start(record.id()); !st.ok()) {
+  // A restored container may be the first of its pod to run: its shim is launched then.
+  const bool restore = !record.restore_dir().empty();
+  CRID_ASSIGN_OR_RETURN(std::shared_ptr<shim::ShimClient> client,
+                        ShimFor(record.pod_id(), restore));
+  if (absl::Status st = restore ? RestoreInShim(&record) : client->Start(record.id()); !st.ok()) {
     record.set_state(ContainerRecord::EXITED);
     record.set_exit_code(128);
     record.set_reason("StartError");

@@ -109,6 +109,13 @@ class ContainerManager {
   absl::Status UpdateResources(const std::string& id,
                                const runtime::v1::LinuxContainerResources& resources);
   absl::Status ReopenLog(const std::string& id);
+  // Writes a checkpoint archive of the running container to `location`
+  // (checkpoint_container.cc); the container keeps running. FAILED_PRECONDITION
+  // when it is not running or CRIU cannot run on this host. A container whose
+  // config names a checkpoint archive as its image is created from it and
+  // restored by Start.
+  absl::Status Checkpoint(const std::string& id, const std::string& location,
+                          absl::Duration timeout);
   // Interactive exec and attach through the pod's shim: the session's
   // descriptors go to the shim as they are; terminal sizes from io.resize are
   // forwarded; io.done_fd ends the session early.
@@ -166,9 +173,29 @@ class ContainerManager {
       : options_(std::move(options)), store_(store), sandboxes_(sandboxes), images_(images) {}
 
   absl::Status Recover();
+  // An unpacked checkpoint archive and the config the container is created
+  // with from it (checkpoint_container.cc).
+  struct RestoreSource {
+    std::string dir;
+    runtime::v1::ContainerConfig config;
+  };
   absl::StatusOr<std::string> CreateLocked(const std::string& pod_id,
                                            const runtime::v1::ContainerConfig& config,
-                                           const runtime::v1::PodSandboxConfig& sandbox_config);
+                                           const runtime::v1::PodSandboxConfig& sandbox_config,
+                                           const RestoreSource* restore = nullptr);
+  // Unpacks the archive `config` names as its image into a new directory
+  // under the root and derives the container's config from it.
+  absl::StatusOr<RestoreSource> PrepareRestore(const runtime::v1::ContainerConfig& config);
+  // Moves the unpacked archive into the new container's directory and applies
+  // its rootfs diff to the (not yet mounted) writable layer.
+  absl::Status AdoptRestore(const RestoreSource& restore, ContainerRecord* record);
+  // `runtime create` (or, with `checkpoint_dir`, `runtime restore`) of the
+  // record's bundle in the pod's shim; its pid goes into `record`.
+  absl::Status CreateInShim(ContainerRecord* record, const OciRuntimeConfig& runtime,
+                            const std::string& cgroup_parent, const std::string& checkpoint_dir);
+  // Start of a restored container: the pod's shim restores it from the
+  // checkpoint; its pid goes into `record`.
+  absl::Status RestoreInShim(ContainerRecord* record);
   absl::StatusOr<const OciRuntimeConfig*> Handler(const std::string& name) const;
   // The pod's shim directory: STATE/shims/<first 32 characters of the pod ID>.
   std::string ShimDir(const std::string& pod_id) const;

@@ -116,7 +116,10 @@ class RuntimeService final : public runtime::v1::RuntimeService::CallbackService
   grpc::ServerUnaryReactor* ReopenContainerLog(
       grpc::CallbackServerContext* context, const runtime::v1::ReopenContainerLogRequest* request,
       runtime::v1::ReopenContainerLogResponse* response) override;
-  CRID_UNIMPLEMENTED_UNARY(RuntimeService, CheckpointContainer)
+  // container_checkpoint.cc
+  grpc::ServerUnaryReactor* CheckpointContainer(
+      grpc::CallbackServerContext* context, const runtime::v1::CheckpointContainerRequest* request,
+      runtime::v1::CheckpointContainerResponse* response) override;
   // container_events.cc
   grpc::ServerWriteReactor<runtime::v1::ContainerEventResponse>* GetContainerEvents(
       grpc::CallbackServerContext* context, const runtime::v1::GetEventsRequest* request) override;

@@ -117,13 +117,6 @@ TEST(UpdateRuntimeConfig, BadCidrIsInvalidArgumentNamingField) {
 TEST(Unimplemented, UnaryRpcsNameThemselves) {
   TestCriServer server;
   {
-    grpc::ClientContext ctx;
-    v1::CheckpointContainerResponse resp;
-    grpc::Status st = server.runtime().CheckpointContainer(&ctx, {}, &resp);
-    EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-    EXPECT_THAT(st.error_message(), HasSubstr("runtime.v1.RuntimeService/CheckpointContainer"));
-  }
-  {
     // Without a container manager the container RPCs say so, after validating.
     grpc::ClientContext ctx;
     v1::CreateContainerResponse resp;
@@ -182,6 +175,29 @@ TEST(Server, AcceptsMessagesUpToSixteenMebibytes) {
   v1::VersionResponse resp;
   grpc::Status st = server.runtime().Version(&ctx, req, &resp);
   EXPECT_TRUE(st.ok()) << st.error_message();
+}
+
+TEST(CheckpointContainer, ValidatesTheRequestNamingTheField) {
+  TestCriServer server;
+  auto checkpoint = [&](const std::string& id, const std::string& location) {
+    grpc::ClientContext ctx;
+    v1::CheckpointContainerRequest req;
+    req.set_container_id(id);
+    req.set_location(location);
+    v1::CheckpointContainerResponse resp;
+    return server.runtime().CheckpointContainer(&ctx, req, &resp);
+  };
+  grpc::Status st = checkpoint("", "/tmp/c.tar");
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(st.error_message(), HasSubstr("container_id"));
+  for (const char* location : {"", "c.tar", "/tmp/dir/"}) {
+    st = checkpoint("abc", location);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << location;
+    EXPECT_THAT(st.error_message(), HasSubstr("location")) << location;
+  }
+  // A valid request without a container manager: the containers are not there.
+  st = checkpoint("abc", "/tmp/c.tar");
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE);
 }
 
 }  // namespace

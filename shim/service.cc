@@ -222,6 +222,10 @@ absl::Status ShimService::Create(const CreateRequest& request, CreateResponse* r
   if (!request.log_path().empty() && request.log_path()[0] != '/') {
     return absl::InvalidArgumentError("log_path: must be an absolute path");
   }
+  if (!request.checkpoint_dir().empty() && request.checkpoint_dir()[0] != '/') {
+    return absl::InvalidArgumentError("checkpoint_dir: must be an absolute path");
+  }
+  const bool restore = !request.checkpoint_dir().empty();
   const std::string& id = request.id();
   uint64_t generation = 0;
   {
@@ -286,7 +290,10 @@ absl::Status ShimService::Create(const CreateRequest& request, CreateResponse* r
 
   OciRuntime runtime(RuntimeConfig(request.runtime()), reaper_);
   int64_t created_ns = absl::GetCurrentTimeNanos();
-  absl::StatusOr<pid_t> pid = runtime.Create(id, request.bundle(), stdio);
+  absl::StatusOr<pid_t> pid =
+      restore ? runtime.Restore(id, request.bundle(), request.checkpoint_dir() + "/checkpoint",
+                                request.checkpoint_dir(), stdio)
+              : runtime.Create(id, request.bundle(), stdio);
   // Only the container holds its ends now, so EOF means it (and every process
   // that inherited them) is gone.
   out_write.reset();
@@ -333,8 +340,11 @@ absl::Status ShimService::Create(const CreateRequest& request, CreateResponse* r
     c->log_path = request.log_path();
     c->tty = request.tty();
     c->pid = *pid;
-    c->status = ContainerState::CREATED;
+    c->status = restore ? ContainerState::RUNNING : ContainerState::CREATED;
     c->created_ns = created_ns;
+    if (restore) {
+      c->started_ns = absl::GetCurrentTimeNanos();
+    }
     c->memory_cgroup = memory_cgroup;
     c->oom_kills_at_create = oom_kills;
     if (in_write.valid()) {
@@ -352,7 +362,7 @@ absl::Status ShimService::Create(const CreateRequest& request, CreateResponse* r
   }
   pump_->Add(key, std::move(sources), std::move(log));
   reaper_->Watch(*pid, [this, id, generation](int status) { OnInitExit(id, generation, status); });
-  log::Info("container {} created, pid {}", id, *pid);
+  log::Info("container {} {}, pid {}", id, restore ? "restored" : "created", *pid);
   response->set_pid(*pid);
   return absl::OkStatus();
 }
