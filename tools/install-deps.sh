@@ -19,7 +19,7 @@ build_packages=(
   runc containernetworking-plugins iproute2 iptables
 )
 test_packages=(python3 openssl clang-format clang-tidy docker-registry apache2-utils busybox-static crun
-  systemd clang-14 libclang-rt-14-dev jq)
+  systemd clang-14 libclang-rt-14-dev jq criu)
 bench_packages=(containerd)
 
 wanted=("${build_packages[@]}")
