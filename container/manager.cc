@@ -241,6 +241,8 @@ absl::StatusOr<std::unique_ptr<ContainerManager>> ContainerManager::Create(
   std::unique_ptr<ContainerManager> m(
       new ContainerManager(std::move(options), store, sandboxes, images));
   m->pool_ = std::make_unique<sandbox::WorkerPool>(m->options_.workers, m->options_.max_queued);
+  m->features_ =
+      ProbeHandlerFeatures(m->options_.handlers, m->options_.root_dir + "/.features-probe");
   ContainerManager* raw_manager = m.get();
   ShimEventLoop::Handlers handlers;
   handlers.on_message = [raw_manager](const std::string& pod_id, const shim::Response& message) {
@@ -427,6 +429,11 @@ absl::StatusOr<const OciRuntimeConfig*> ContainerManager::Handler(const std::str
                      " cannot be executed: ", std::strerror(errno)));
   }
   return &it->second;
+}
+
+HandlerFeatures ContainerManager::Features(const std::string& handler) const {
+  auto it = features_.find(handler.empty() ? options_.default_handler : handler);
+  return it == features_.end() ? HandlerFeatures{} : it->second;
 }
 
 std::vector<std::string> ContainerManager::HandlerNames() const {
@@ -874,8 +881,24 @@ absl::StatusOr<std::string> ContainerManager::CreateLocked(
   if (restore != nullptr) {
     CRID_RETURN_IF_ERROR(AdoptRestore(*restore, &record));
   }
-  CRID_ASSIGN_OR_RETURN(OverlayRootfs rootfs,
-                        MountOverlayRootfs(record.dir(), ImageStore::LowerDirs(*images_, *image)));
+  // In a pod with its own user namespace the layers are seen through
+  // idmapped mounts, so the image's files are the pod's root's.
+  OverlayOptions overlay;
+  if (!pod.userns_path().empty()) {
+    if (!Features(pod.runtime_handler()).user_namespaces) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "pod sandbox ", pod_id, " has a user namespace, but runtime handler \"", runtime->name,
+          "\" cannot give a container one here (no idmapped overlay layers)"));
+    }
+    const v1::UserNamespace& userns =
+        pod.config().linux().security_context().namespace_options().userns_options();
+    overlay.userns_path = pod.userns_path();
+    overlay.host_uid = userns.uids(0).host_id();
+    overlay.host_gid = userns.gids(0).host_id();
+  }
+  CRID_ASSIGN_OR_RETURN(
+      OverlayRootfs rootfs,
+      MountOverlayRootfs(record.dir(), ImageStore::LowerDirs(*images_, *image), overlay));
 
   SandboxSpecInfo info;
   info.id = pod.id();
@@ -885,6 +908,7 @@ absl::StatusOr<std::string> ContainerManager::CreateLocked(
   info.netns_path = pod.netns_path();
   info.ipc_ns_path = pod.ipc_ns_path();
   info.uts_ns_path = pod.uts_ns_path();
+  info.userns_path = pod.userns_path();
   if (pod.pause_pid() > 0) {
     info.pid_ns_path = absl::StrCat("/proc/", pod.pause_pid(), "/ns/pid");
   }
@@ -904,6 +928,8 @@ absl::StatusOr<std::string> ContainerManager::CreateLocked(
   spec_options.image_name = image_name;
   spec_options.cgroup_driver = options_.cgroup_driver;
   spec_options.min_oom_score_adj = MinOomScoreAdj();
+  spec_options.recursive_read_only_mounts =
+      Features(pod.runtime_handler()).recursive_read_only_mounts;
   const v1::NamespaceOption& ns = config.linux().security_context().namespace_options();
   if (ns.pid() == v1::TARGET) {
     absl::StatusOr<ContainerRecord> target = Get(ns.target_id());

@@ -36,6 +36,7 @@
 #include "cgroups/driver.h"
 #include "cgroups/manager.h"
 #include "container/container.pb.h"
+#include "container/handler_features.h"
 #include "container/shim_events.h"
 #include "image/image_store.h"
 #include "metrics/metrics.h"
@@ -142,6 +143,8 @@ class ContainerManager {
 
   // The handlers, as Status reports them (sorted by name).
   std::vector<std::string> HandlerNames() const;
+  // What a handler ("" = the default) offers, probed once at start.
+  HandlerFeatures Features(const std::string& handler) const;
 
   // Told of every create, start, exit and removal, after the record is
   // published, one at a time and in the order the states changed (the
@@ -233,6 +236,8 @@ class ContainerManager {
   std::string PodCgroupParent(const std::string& pod_id) const;
 
   const ContainerOptions options_;
+  // Set in Create before anything else runs; read-only afterwards.
+  std::map<std::string, HandlerFeatures> features_;
   Store* const store_;
   sandbox::SandboxManager* const sandboxes_;
   ImageStore* const images_;

@@ -52,6 +52,16 @@ grpc::ServerUnaryReactor* RuntimeService::RunPodSandbox(
                        absl::StrCat("runtime_handler: no runtime handler \"", handler,
                                     "\" is configured (known: ", absl::StrJoin(known, ", "), ")")));
     }
+    const runtime::v1::NamespaceOption& ns =
+        request->config().linux().security_context().namespace_options();
+    if (ns.userns_options().mode() == runtime::v1::POD &&
+        !containers_->Features(handler).user_namespaces) {
+      return FinishUnary(context,
+                         absl::FailedPreconditionError(absl::StrCat(
+                             "config.linux.security_context.namespace_options."
+                             "userns_options: runtime handler \"",
+                             handler, "\" offers no user namespaces here (see crid's log)")));
+    }
   } else if (!handler.empty() && handler != "runc" && handler != "crun") {
     return FinishUnary(context, absl::InvalidArgumentError(
                                     absl::StrCat("runtime_handler: no runtime handler \"", handler,

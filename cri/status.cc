@@ -40,9 +40,16 @@ grpc::ServerUnaryReactor* RuntimeService::Status(grpc::CallbackServerContext* co
 
   // The default handler is listed under "" as well as under its own name.
   if (containers_ != nullptr) {
-    response->add_runtime_handlers()->set_name("");
-    for (const std::string& name : containers_->HandlerNames()) {
-      response->add_runtime_handlers()->set_name(name);
+    std::vector<std::string> names = containers_->HandlerNames();
+    names.insert(names.begin(), "");
+    for (const std::string& name : names) {
+      runtime::v1::RuntimeHandler* handler = response->add_runtime_handlers();
+      handler->set_name(name);
+      // Only what works here: the features were probed at start.
+      container::HandlerFeatures features = containers_->Features(name);
+      handler->mutable_features()->set_recursive_read_only_mounts(
+          features.recursive_read_only_mounts);
+      handler->mutable_features()->set_user_namespaces(features.user_namespaces);
     }
   }
   response->mutable_features()->set_supplemental_groups_policy(true);
