@@ -340,6 +340,10 @@ absl::Status ContainerManager::Recover() {
           it = states.emplace(record.id(), *recorded).first;
         }
       }
+      if (it == states.end() && record.state() == ContainerRecord::CREATED &&
+          !record.restore_dir().empty()) {
+        continue;  // restored from its checkpoint by StartContainer; nothing runs yet
+      }
       if (it == states.end()) {
         shim::ContainerState lost;
         lost.set_id(record.id());
@@ -1074,6 +1078,16 @@ void ContainerManager::StopAsync(const std::string& id, absl::Duration timeout, 
   record = Get(record->id());
   if (!record.ok() || record->state() == ContainerRecord::EXITED) {
     std::move(done)(record.ok() ? absl::OkStatus() : record.status());
+    return;
+  }
+  if (record->state() == ContainerRecord::CREATED && !record->restore_dir().empty()) {
+    // Its restore never started: there is no process to signal.
+    shim::ContainerState never;
+    never.set_status(shim::ContainerState::EXITED);
+    never.set_exit_code(255);
+    never.set_finished_at_ns(NowNs());
+    RecordExit(record->id(), never, "Error", "stopped before its restore started");
+    std::move(done)(absl::OkStatus());
     return;
   }
   absl::StatusOr<std::shared_ptr<shim::ShimClient>> client = ShimFor(record->pod_id(), false);

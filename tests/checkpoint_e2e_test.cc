@@ -186,6 +186,24 @@ TEST_F(CheckpointEndToEndTest, CreateContainer_FromAnArchiveTakesItsImageSpecAnd
   EXPECT_TRUE(Exists(ContainerDir(id) + "/checkpoint-restore/checkpoint/inventory.img"));
   EXPECT_TRUE(Exists(archive)) << "the archive is the caller's";
 
+  // A restart between create and start keeps the container waiting for its
+  // restore (the pod's shim never knew it).
+  crid_->Signal(SIGTERM);
+  ASSERT_EQ(crid_->Wait(absl::Seconds(30)), 0) << Log();
+  crid_ = StartCrid("crid-restarted.log");
+  EXPECT_EQ(Status(id).status().state(), v1::CONTAINER_CREATED);
+  EXPECT_TRUE(Exists(ContainerDir(id) + "/checkpoint-restore/checkpoint/inventory.img"));
+
+  // One that is stopped before its restore starts is simply exited.
+  config.mutable_metadata()->set_name("never-started");
+  std::string never = CreateOk(pod, config);
+  EXPECT_TRUE(Stop(never, 10).ok());
+  v1::ContainerStatus stopped = Status(never).status();
+  EXPECT_EQ(stopped.state(), v1::CONTAINER_EXITED);
+  EXPECT_THAT(stopped.message(), HasSubstr("before its restore started"));
+  EXPECT_TRUE(Remove(never).ok());
+  EXPECT_FALSE(Exists(ContainerDir(never)));
+
   grpc::Status started = Start(id);
   EXPECT_FALSE(started.ok()) << "CRIU cannot restore images it did not write";
   std::string reason = CriuUnusableReason();
