@@ -143,6 +143,9 @@ teardown() {
   for n in $NODES; do
     umount "$(ns "$n")" 2>/dev/null
   done
+  # The underlay's ends go with the node namespaces; a run cut short before moving them left
+  # them here.
+  ip link del fltest-a 2>/dev/null
   if [ -d "$TOP" ]; then
     findmnt -rn -o TARGET | grep -E "^$TOP(/|$)" | sort -r | while read -r m; do umount -l "$m"; done
     rm -rf --one-file-system "$TOP"
@@ -185,6 +188,7 @@ for n in $NODES; do
   touch "$(ns "$n")" && unshare --net="$(ns "$n")" true || die "cannot create the netns of node $n"
   in_node "$n" ip link set lo up
 done
+ip link del fltest-a 2>/dev/null && note "removed the underlay veth fltest-a an earlier run left"
 ip link add fltest-a type veth peer name fltest-b || die "cannot create the underlay veth"
 for n in $NODES; do
   ip link set "fltest-$n" netns "$(ns "$n")" &&
