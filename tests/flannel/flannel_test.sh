@@ -153,7 +153,7 @@ teardown() {
   rm -rf --one-file-system "$DATA/a" "$DATA/b" "$DATA/etcd"
   if [ "$KEEP" = 0 ] && [ "$FAILED" = 0 ]; then rm -rf "$RESULTS"; rmdir "$DATA" 2>/dev/null; fi
 }
-trap 'teardown; result_line; exit 130' INT TERM
+trap 'FAILED=$((FAILED + 1)); note "interrupted"; teardown; result_line; exit 130' INT TERM
 
 [ "$(id -u)" = 0 ] || { echo "$PROG: must run as root" >&2; FAILED=1; result_line; exit 1; }
 T0=$(date +%s)
@@ -177,7 +177,7 @@ if [ -e "$TOP" ] || [ -e "$DATA/a" ]; then
   note "removing what an earlier run left in $TOP and $DATA"
   teardown
 fi
-trap 'teardown; result_line; exit 130' INT TERM
+trap 'FAILED=$((FAILED + 1)); note "interrupted"; teardown; result_line; exit 130' INT TERM
 trap teardown EXIT
 rm -rf "$RESULTS" && mkdir -p "$RESULTS" "$TOP/ns"
 crid_build || die "cannot build crid"
