@@ -22,6 +22,7 @@
 #include "base/fs.h"
 #include "base/logging.h"
 #include "container/checkpoint.h"
+#include "container/image_volume.h"
 #include "container/oci_spec.h"
 #include "container/rootfs.h"
 #include "nlohmann/json.hpp"
@@ -726,6 +727,8 @@ absl::Status ContainerManager::Destroy(const ContainerRecord& record) {
     }
   }
   if (!record.dir().empty()) {
+    // Image volumes first: removing the directory must never reach into them.
+    CRID_RETURN_IF_ERROR(RemoveImageVolumes(record.dir()));
     CRID_RETURN_IF_ERROR(RemoveOverlayRootfs(record.dir()));
     CRID_RETURN_IF_ERROR(RemoveTree(record.dir()));
   }
@@ -904,6 +907,12 @@ absl::StatusOr<std::string> ContainerManager::CreateLocked(
       OverlayRootfs rootfs,
       MountOverlayRootfs(record.dir(), ImageStore::LowerDirs(*images_, *image), overlay));
 
+  // Image volumes: mounted now, bound into the container by the spec.
+  std::vector<ImageLease> volume_leases;
+  v1::ContainerConfig with_volumes;
+  CRID_ASSIGN_OR_RETURN(const v1::ContainerConfig* spec_config,
+                        MountImageVolumes(config, &record, &with_volumes, &volume_leases));
+
   SandboxSpecInfo info;
   info.id = pod.id();
   info.name = pod.config().metadata().name();
@@ -943,7 +952,7 @@ absl::StatusOr<std::string> ContainerManager::CreateLocked(
     }
   }
   CRID_ASSIGN_OR_RETURN(json spec,
-                        BuildOciSpec(config, image_settings.process, info, spec_options));
+                        BuildOciSpec(*spec_config, image_settings.process, info, spec_options));
   const json& user = spec["process"]["user"];
   record.set_uid(user.value("uid", int64_t{0}));
   record.set_gid(user.value("gid", int64_t{0}));
@@ -975,6 +984,53 @@ absl::StatusOr<std::string> ContainerManager::CreateLocked(
   spdlog::info("container {} ({}) created in pod {}", ShortId(id), config.metadata().name(),
                ShortId(pod_id));
   return id;
+}
+
+absl::StatusOr<const v1::ContainerConfig*> ContainerManager::MountImageVolumes(
+    const v1::ContainerConfig& config, ContainerRecord* record, v1::ContainerConfig* with_volumes,
+    std::vector<ImageLease>* leases) {
+  bool any = false;
+  for (const v1::Mount& m : config.mounts()) {
+    if (m.has_image() && !m.image().image().empty()) {
+      CRID_RETURN_IF_ERROR(ValidateImageVolume(m));
+      any = true;
+    }
+  }
+  if (!any) {
+    return &config;
+  }
+  *with_volumes = config;
+  for (int i = 0; i < with_volumes->mounts_size(); ++i) {
+    v1::Mount* m = with_volumes->mutable_mounts(i);
+    if (!m->has_image() || m->image().image().empty()) {
+      continue;
+    }
+    const std::string& name = m->image().image();
+    absl::StatusOr<std::pair<image::ImageRecord, ImageLease>> leased = images_->Acquire(name);
+    if (!leased.ok()) {
+      if (leased.status().code() == absl::StatusCode::kNotFound) {
+        return absl::NotFoundError(absl::StrCat("mounts.image: image \"", name,
+                                                "\" is not present; pull it first (",
+                                                m->container_path(), ")"));
+      }
+      return Annotate(leased.status(), "mounts.image");
+    }
+    const image::ImageRecord& image = leased->first;
+    CRID_ASSIGN_OR_RETURN(
+        std::string source,
+        MountImageVolume(ImageVolumeDir(record->dir(), i), ImageStore::LowerDirs(*images_, image),
+                         m->image_sub_path()));
+    leases->push_back(std::move(leased->second));
+    for (const std::string& chain : image.chain_ids()) {
+      record->add_volume_chain_ids(chain);
+    }
+    // The spec binds what was mounted; ContainerStatus reports which image
+    // it is (ImageSpec.image_ref, as PullImage named it).
+    m->set_host_path(source);
+    m->mutable_image()->set_image_ref(image.id());
+    record->mutable_config()->mutable_mounts(i)->mutable_image()->set_image_ref(image.id());
+  }
+  return with_volumes;
 }
 
 absl::Status ContainerManager::CreateInShim(ContainerRecord* record,
@@ -1542,6 +1598,7 @@ std::set<std::string> ContainerManager::LayersInUse() const {
   absl::MutexLock lock(&mu_);
   for (const auto& [id, record] : containers_) {
     out.insert(record->chain_ids().begin(), record->chain_ids().end());
+    out.insert(record->volume_chain_ids().begin(), record->volume_chain_ids().end());
   }
   return out;
 }

@@ -192,6 +192,14 @@ class ContainerManager {
   // Moves the unpacked archive into the new container's directory and applies
   // its rootfs diff to the (not yet mounted) writable layer.
   absl::Status AdoptRestore(const RestoreSource& restore, ContainerRecord* record);
+  // Mounts the image volumes (Mount.image) of `config` under the record's
+  // directory, leasing their images, and returns the config the spec is built
+  // from: `config` itself when it has none, else `with_volumes`, whose image
+  // mounts bind what was mounted. The record keeps the images' layers
+  // (volume_chain_ids) and each mount's image_ref.
+  absl::StatusOr<const runtime::v1::ContainerConfig*> MountImageVolumes(
+      const runtime::v1::ContainerConfig& config, ContainerRecord* record,
+      runtime::v1::ContainerConfig* with_volumes, std::vector<ImageLease>* leases);
   // `runtime create` (or, with `checkpoint_dir`, `runtime restore`) of the
   // record's bundle in the pod's shim; its pid goes into `record`.
   absl::Status CreateInShim(ContainerRecord* record, const OciRuntimeConfig& runtime,

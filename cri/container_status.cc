@@ -7,6 +7,7 @@
 
 #include "absl/time/clock.h"
 #include "base/fs.h"
+#include "cri/batch_stream.h"
 #include "cri/runtime_service.h"
 #include "nlohmann/json.hpp"
 
@@ -116,13 +117,12 @@ void AddPodContainerStatuses(
   }
 }
 
-grpc::ServerUnaryReactor* RuntimeService::ListContainers(
-    grpc::CallbackServerContext* context, const runtime::v1::ListContainersRequest* request,
-    runtime::v1::ListContainersResponse* response) {
+absl::Status RuntimeService::FillContainers(const runtime::v1::ContainerFilter& filter,
+                                            runtime::v1::ListContainersResponse* response) const {
   if (containers_ == nullptr) {
-    return FinishUnary(context, absl::UnavailableError("containers are not available"));
+    return absl::UnavailableError("containers are not available");
   }
-  for (const container::RecordSnapshot& snapshot : containers_->List(request->filter())) {
+  for (const container::RecordSnapshot& snapshot : containers_->List(filter)) {
     const ContainerRecord& r = *snapshot;
     runtime::v1::Container* c = response->add_containers();
     c->set_id(r.id());
@@ -137,7 +137,24 @@ grpc::ServerUnaryReactor* RuntimeService::ListContainers(
     *c->mutable_labels() = r.config().labels();
     *c->mutable_annotations() = r.config().annotations();
   }
-  return FinishUnary(context, absl::OkStatus());
+  return absl::OkStatus();
+}
+
+grpc::ServerUnaryReactor* RuntimeService::ListContainers(
+    grpc::CallbackServerContext* context, const runtime::v1::ListContainersRequest* request,
+    runtime::v1::ListContainersResponse* response) {
+  return FinishUnary(context, FillContainers(request->filter(), response));
+}
+
+grpc::ServerWriteReactor<runtime::v1::StreamContainersResponse>* RuntimeService::StreamContainers(
+    grpc::CallbackServerContext* /*context*/,
+    const runtime::v1::StreamContainersRequest* request) {
+  return StreamFromList<runtime::v1::StreamContainersResponse, runtime::v1::ListContainersResponse>(
+      [&](runtime::v1::ListContainersResponse* list) {
+        return FillContainers(request->filter(), list);
+      },
+      &runtime::v1::ListContainersResponse::mutable_containers,
+      &runtime::v1::StreamContainersResponse::mutable_containers);
 }
 
 }  // namespace crid

@@ -1,6 +1,7 @@
 // ListImages and StreamImages: every stored image, or only the one the filter's
-// reference names. StreamImages sends them in batches of 100.
+// reference names. StreamImages sends the same in batches (cri/batch_stream.h).
 #include "base/errors.h"
+#include "cri/batch_stream.h"
 #include "cri/image_service.h"
 #include "image/image_store.h"
 
@@ -25,74 +26,45 @@ void ToCriImage(const image::ImageRecord& record, runtime::v1::Image* out) {
 
 namespace {
 
-constexpr int kStreamBatch = 100;
-
-// Sends prepared batches one after the other, then finishes.
-class ImageBatchWriter final : public grpc::ServerWriteReactor<runtime::v1::StreamImagesResponse> {
- public:
-  ImageBatchWriter(std::vector<runtime::v1::StreamImagesResponse> batches,
-                   const absl::Status& status)
-      : batches_(std::move(batches)) {
-    if (!status.ok()) {
-      Finish(ToGrpcStatus(status));
-      return;
+// The images `filter` selects (all of them, or the one its reference names),
+// for ListImages and StreamImages alike.
+absl::Status FillImages(ImageStore& images, const runtime::v1::ImageFilter& filter,
+                        runtime::v1::ListImagesResponse* response) {
+  const std::string& wanted = filter.image().image();
+  if (!wanted.empty()) {
+    absl::StatusOr<std::optional<image::ImageRecord>> record = images.Resolve(wanted);
+    if (!record.ok()) {
+      return Annotate(record.status(), "filter.image.image");
     }
-    Next();
-  }
-  void OnWriteDone(bool ok) override {
-    if (!ok) {
-      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "stream closed"));
-      return;
+    if (record->has_value()) {
+      ToCriImage(**record, response->add_images());
     }
-    Next();
+    return absl::OkStatus();
   }
-  void OnDone() override { delete this; }
-
- private:
-  void Next() {
-    if (next_ == batches_.size()) {
-      Finish(grpc::Status::OK);
-      return;
-    }
-    StartWrite(&batches_[next_++]);
+  absl::StatusOr<std::vector<image::ImageRecord>> records = images.List();
+  if (!records.ok()) {
+    return records.status();
   }
-
-  std::vector<runtime::v1::StreamImagesResponse> batches_;
-  size_t next_ = 0;
-};
+  for (const image::ImageRecord& r : *records) {
+    ToCriImage(r, response->add_images());
+  }
+  return absl::OkStatus();
+}
 
 }  // namespace
 
 grpc::ServerWriteReactor<runtime::v1::StreamImagesResponse>* ImageService::StreamImages(
-    grpc::CallbackServerContext* context, const runtime::v1::StreamImagesRequest* request) {
+    grpc::CallbackServerContext* /*context*/, const runtime::v1::StreamImagesRequest* request) {
   if (images_ == nullptr) {
-    return new ImageBatchWriter({}, UnimplementedRpc("ImageService", "StreamImages"));
+    return new BatchWriteReactor<runtime::v1::StreamImagesResponse>(
+        {}, UnimplementedRpc("ImageService", "StreamImages"));
   }
-  std::vector<image::ImageRecord> records;
-  const std::string& wanted = request->filter().image().image();
-  if (!wanted.empty()) {
-    absl::StatusOr<std::optional<image::ImageRecord>> record = images_->Resolve(wanted);
-    if (!record.ok()) {
-      return new ImageBatchWriter({}, Annotate(record.status(), "filter.image.image"));
-    }
-    if (record->has_value()) {
-      records.push_back(**record);
-    }
-  } else {
-    absl::StatusOr<std::vector<image::ImageRecord>> all = images_->List();
-    if (!all.ok()) {
-      return new ImageBatchWriter({}, all.status());
-    }
-    records = std::move(*all);
-  }
-  std::vector<runtime::v1::StreamImagesResponse> batches;
-  for (size_t i = 0; i < records.size(); ++i) {
-    if (i % kStreamBatch == 0) {
-      batches.emplace_back();
-    }
-    ToCriImage(records[i], batches.back().add_images());
-  }
-  return new ImageBatchWriter(std::move(batches), absl::OkStatus());
+  return StreamFromList<runtime::v1::StreamImagesResponse, runtime::v1::ListImagesResponse>(
+      [&](runtime::v1::ListImagesResponse* list) {
+        return FillImages(*images_, request->filter(), list);
+      },
+      &runtime::v1::ListImagesResponse::mutable_images,
+      &runtime::v1::StreamImagesResponse::mutable_images);
 }
 
 grpc::ServerUnaryReactor* ImageService::ListImages(grpc::CallbackServerContext* context,
@@ -101,25 +73,7 @@ grpc::ServerUnaryReactor* ImageService::ListImages(grpc::CallbackServerContext* 
   if (images_ == nullptr) {
     return FinishUnary(context, UnimplementedRpc("ImageService", "ListImages"));
   }
-  const std::string& wanted = request->filter().image().image();
-  if (!wanted.empty()) {
-    absl::StatusOr<std::optional<image::ImageRecord>> record = images_->Resolve(wanted);
-    if (!record.ok()) {
-      return FinishUnary(context, Annotate(record.status(), "filter.image.image"));
-    }
-    if (record->has_value()) {
-      ToCriImage(**record, response->add_images());
-    }
-    return FinishUnary(context, absl::OkStatus());
-  }
-  absl::StatusOr<std::vector<image::ImageRecord>> records = images_->List();
-  if (!records.ok()) {
-    return FinishUnary(context, records.status());
-  }
-  for (const image::ImageRecord& r : *records) {
-    ToCriImage(r, response->add_images());
-  }
-  return FinishUnary(context, absl::OkStatus());
+  return FinishUnary(context, FillImages(*images_, request->filter(), response));
 }
 
 }  // namespace crid

@@ -12,6 +12,7 @@
 
 #include "absl/time/clock.h"
 #include "cri/metric_families.h"
+#include "cri/batch_stream.h"
 #include "cri/runtime_service.h"
 
 namespace crid {
@@ -67,11 +68,10 @@ grpc::ServerUnaryReactor* RuntimeService::ListMetricDescriptors(
   return FinishUnary(context, absl::OkStatus());
 }
 
-grpc::ServerUnaryReactor* RuntimeService::ListPodSandboxMetrics(
-    grpc::CallbackServerContext* context, const v1::ListPodSandboxMetricsRequest* /*request*/,
-    v1::ListPodSandboxMetricsResponse* response) {
+absl::Status RuntimeService::FillPodSandboxMetrics(
+    v1::ListPodSandboxMetricsResponse* response) const {
   if (containers_ == nullptr || sandboxes_ == nullptr) {
-    return FinishUnary(context, absl::UnavailableError("pod sandboxes are not available"));
+    return absl::UnavailableError("pod sandboxes are not available");
   }
   std::map<std::string, std::vector<container::RecordSnapshot>> running;
   for (container::RecordSnapshot& record : containers_->List(v1::ContainerFilter())) {
@@ -147,7 +147,22 @@ grpc::ServerUnaryReactor* RuntimeService::ListPodSandboxMetrics(
       AppendMetrics(c, now, container_metrics->mutable_metrics());
     }
   }
-  return FinishUnary(context, absl::OkStatus());
+  return absl::OkStatus();
+}
+
+grpc::ServerUnaryReactor* RuntimeService::ListPodSandboxMetrics(
+    grpc::CallbackServerContext* context, const v1::ListPodSandboxMetricsRequest* /*request*/,
+    v1::ListPodSandboxMetricsResponse* response) {
+  return FinishUnary(context, FillPodSandboxMetrics(response));
+}
+
+grpc::ServerWriteReactor<v1::StreamPodSandboxMetricsResponse>*
+RuntimeService::StreamPodSandboxMetrics(grpc::CallbackServerContext* /*context*/,
+                                        const v1::StreamPodSandboxMetricsRequest* /*request*/) {
+  return StreamFromList<v1::StreamPodSandboxMetricsResponse, v1::ListPodSandboxMetricsResponse>(
+      [&](v1::ListPodSandboxMetricsResponse* list) { return FillPodSandboxMetrics(list); },
+      &v1::ListPodSandboxMetricsResponse::mutable_pod_metrics,
+      &v1::StreamPodSandboxMetricsResponse::mutable_pod_sandbox_metrics);
 }
 
 }  // namespace crid

@@ -81,9 +81,14 @@ class RuntimeService final : public runtime::v1::RuntimeService::CallbackService
   grpc::ServerUnaryReactor* ListPodSandbox(grpc::CallbackServerContext* context,
                                            const runtime::v1::ListPodSandboxRequest* request,
                                            runtime::v1::ListPodSandboxResponse* response) override;
-  CRID_UNIMPLEMENTED_STREAM(RuntimeService, StreamPodSandboxes, StreamPodSandboxesRequest,
-                            StreamPodSandboxesResponse)
-  CRID_UNIMPLEMENTED_UNARY(RuntimeService, UpdatePodSandboxResources)
+  grpc::ServerWriteReactor<runtime::v1::StreamPodSandboxesResponse>* StreamPodSandboxes(
+      grpc::CallbackServerContext* context,
+      const runtime::v1::StreamPodSandboxesRequest* request) override;
+  // sandbox_resources.cc: in-place pod resize, written to the pod's cgroup.
+  grpc::ServerUnaryReactor* UpdatePodSandboxResources(
+      grpc::CallbackServerContext* context,
+      const runtime::v1::UpdatePodSandboxResourcesRequest* request,
+      runtime::v1::UpdatePodSandboxResourcesResponse* response) override;
 
   // Containers.
   // container_lifecycle.cc; without a container manager they answer UNAVAILABLE.
@@ -103,8 +108,9 @@ class RuntimeService final : public runtime::v1::RuntimeService::CallbackService
   grpc::ServerUnaryReactor* ListContainers(grpc::CallbackServerContext* context,
                                            const runtime::v1::ListContainersRequest* request,
                                            runtime::v1::ListContainersResponse* response) override;
-  CRID_UNIMPLEMENTED_STREAM(RuntimeService, StreamContainers, StreamContainersRequest,
-                            StreamContainersResponse)
+  grpc::ServerWriteReactor<runtime::v1::StreamContainersResponse>* StreamContainers(
+      grpc::CallbackServerContext* context,
+      const runtime::v1::StreamContainersRequest* request) override;
   grpc::ServerUnaryReactor* ContainerStatus(
       grpc::CallbackServerContext* context, const runtime::v1::ContainerStatusRequest* request,
       runtime::v1::ContainerStatusResponse* response) override;
@@ -120,6 +126,9 @@ class RuntimeService final : public runtime::v1::RuntimeService::CallbackService
   grpc::ServerUnaryReactor* CheckpointContainer(
       grpc::CallbackServerContext* context, const runtime::v1::CheckpointContainerRequest* request,
       runtime::v1::CheckpointContainerResponse* response) override;
+  // Pod-level checkpoints (cri-api v0.37, alpha): not offered; no runtime serves them yet.
+  CRID_UNIMPLEMENTED_UNARY(RuntimeService, CheckpointPod)
+  CRID_UNIMPLEMENTED_UNARY(RuntimeService, RestorePod)
   // container_events.cc
   grpc::ServerWriteReactor<runtime::v1::ContainerEventResponse>* GetContainerEvents(
       grpc::CallbackServerContext* context, const runtime::v1::GetEventsRequest* request) override;
@@ -150,16 +159,18 @@ class RuntimeService final : public runtime::v1::RuntimeService::CallbackService
   grpc::ServerUnaryReactor* ListContainerStats(
       grpc::CallbackServerContext* context, const runtime::v1::ListContainerStatsRequest* request,
       runtime::v1::ListContainerStatsResponse* response) override;
-  CRID_UNIMPLEMENTED_STREAM(RuntimeService, StreamContainerStats, StreamContainerStatsRequest,
-                            StreamContainerStatsResponse)
+  grpc::ServerWriteReactor<runtime::v1::StreamContainerStatsResponse>* StreamContainerStats(
+      grpc::CallbackServerContext* context,
+      const runtime::v1::StreamContainerStatsRequest* request) override;
   grpc::ServerUnaryReactor* PodSandboxStats(
       grpc::CallbackServerContext* context, const runtime::v1::PodSandboxStatsRequest* request,
       runtime::v1::PodSandboxStatsResponse* response) override;
   grpc::ServerUnaryReactor* ListPodSandboxStats(
       grpc::CallbackServerContext* context, const runtime::v1::ListPodSandboxStatsRequest* request,
       runtime::v1::ListPodSandboxStatsResponse* response) override;
-  CRID_UNIMPLEMENTED_STREAM(RuntimeService, StreamPodSandboxStats, StreamPodSandboxStatsRequest,
-                            StreamPodSandboxStatsResponse)
+  grpc::ServerWriteReactor<runtime::v1::StreamPodSandboxStatsResponse>* StreamPodSandboxStats(
+      grpc::CallbackServerContext* context,
+      const runtime::v1::StreamPodSandboxStatsRequest* request) override;
   // metrics.cc: cAdvisor's metric families (cri/metric_families.h).
   grpc::ServerUnaryReactor* ListMetricDescriptors(
       grpc::CallbackServerContext* context,
@@ -169,13 +180,26 @@ class RuntimeService final : public runtime::v1::RuntimeService::CallbackService
       grpc::CallbackServerContext* context,
       const runtime::v1::ListPodSandboxMetricsRequest* request,
       runtime::v1::ListPodSandboxMetricsResponse* response) override;
-  CRID_UNIMPLEMENTED_STREAM(RuntimeService, StreamPodSandboxMetrics, StreamPodSandboxMetricsRequest,
-                            StreamPodSandboxMetricsResponse)
+  grpc::ServerWriteReactor<runtime::v1::StreamPodSandboxMetricsResponse>* StreamPodSandboxMetrics(
+      grpc::CallbackServerContext* context,
+      const runtime::v1::StreamPodSandboxMetricsRequest* request) override;
 
   // Not owned; set before serving.
   void SetCgroupManager(CgroupManager* cgroups) { cgroups_ = cgroups; }
 
  private:
+  // The replies of the List RPCs, shared with their Stream twins (which send
+  // the same items in batches, cri/batch_stream.h).
+  absl::Status FillPodSandboxes(const runtime::v1::PodSandboxFilter& filter,
+                                runtime::v1::ListPodSandboxResponse* response) const;
+  absl::Status FillContainers(const runtime::v1::ContainerFilter& filter,
+                              runtime::v1::ListContainersResponse* response) const;
+  absl::Status FillContainerStats(const runtime::v1::ContainerStatsFilter& filter,
+                                  runtime::v1::ListContainerStatsResponse* response) const;
+  absl::Status FillPodSandboxStats(const runtime::v1::PodSandboxStatsFilter& filter,
+                                   runtime::v1::ListPodSandboxStatsResponse* response) const;
+  absl::Status FillPodSandboxMetrics(runtime::v1::ListPodSandboxMetricsResponse* response) const;
+
   // stats.cc
   runtime::v1::ContainerStats StatsOf(const container::ContainerRecord& record) const;
   // The same when the caller already has the pod's cgroup parent.

@@ -117,6 +117,20 @@ TEST(UpdateRuntimeConfig, BadCidrIsInvalidArgumentNamingField) {
 TEST(Unimplemented, UnaryRpcsNameThemselves) {
   TestCriServer server;
   {
+    grpc::ClientContext ctx;
+    v1::CheckpointPodResponse resp;
+    grpc::Status st = server.runtime().CheckpointPod(&ctx, {}, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+    EXPECT_THAT(st.error_message(), HasSubstr("runtime.v1.RuntimeService/CheckpointPod"));
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::RestorePodResponse resp;
+    grpc::Status st = server.runtime().RestorePod(&ctx, {}, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+    EXPECT_THAT(st.error_message(), HasSubstr("runtime.v1.RuntimeService/RestorePod"));
+  }
+  {
     // Without a container manager the container RPCs say so, after validating.
     grpc::ClientContext ctx;
     v1::CreateContainerResponse resp;
@@ -147,15 +161,55 @@ TEST(Metrics, DescriptorsAlwaysSamplesNeedTheManagers) {
   EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE);
 }
 
-TEST(Unimplemented, StreamingRpcsEndCleanly) {
+TEST(StreamRpcs, AnswerAsTheirListTwinsWithoutManagers) {
   TestCriServer server;
-  grpc::ClientContext ctx;
-  auto reader = server.runtime().StreamContainerStats(&ctx, {});
-  v1::StreamContainerStatsResponse batch;
-  EXPECT_FALSE(reader->Read(&batch));
-  grpc::Status st = reader->Finish();
-  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_THAT(st.error_message(), HasSubstr("StreamContainerStats"));
+  {
+    grpc::ClientContext ctx;
+    auto reader = server.runtime().StreamContainerStats(&ctx, {});
+    v1::StreamContainerStatsResponse batch;
+    EXPECT_FALSE(reader->Read(&batch));
+    grpc::Status st = reader->Finish();
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE);
+    EXPECT_THAT(st.error_message(), HasSubstr("containers are not available"));
+  }
+  {
+    grpc::ClientContext ctx;
+    auto reader = server.runtime().StreamPodSandboxes(&ctx, {});
+    v1::StreamPodSandboxesResponse batch;
+    EXPECT_FALSE(reader->Read(&batch));
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
+  }
+}
+
+TEST(UpdatePodSandboxResources, ValidatesBeforeLookingThePodUp) {
+  TestCriServer server;
+  {
+    grpc::ClientContext ctx;
+    v1::UpdatePodSandboxResourcesResponse resp;
+    grpc::Status st = server.runtime().UpdatePodSandboxResources(&ctx, {}, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(st.error_message(), HasSubstr("pod_sandbox_id"));
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::UpdatePodSandboxResourcesRequest req;
+    req.set_pod_sandbox_id("p1");
+    v1::UpdatePodSandboxResourcesResponse resp;
+    grpc::Status st = server.runtime().UpdatePodSandboxResources(&ctx, req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(st.error_message(), HasSubstr("resources"));
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::UpdatePodSandboxResourcesRequest req;
+    req.set_pod_sandbox_id("p1");
+    req.mutable_resources()->set_cpu_shares(512);
+    req.mutable_overhead()->set_memory_limit_in_bytes(-5);
+    v1::UpdatePodSandboxResourcesResponse resp;
+    grpc::Status st = server.runtime().UpdatePodSandboxResources(&ctx, req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_THAT(st.error_message(), HasSubstr("overhead"));
+  }
 }
 
 TEST(ContainerEvents, WithoutContainersTheStreamSaysUnavailable) {

@@ -4,6 +4,7 @@
 
 #include "absl/time/clock.h"
 #include "base/json.h"
+#include "cri/batch_stream.h"
 #include "cri/runtime_service.h"
 
 namespace crid {
@@ -105,13 +106,12 @@ grpc::ServerUnaryReactor* RuntimeService::PodSandboxStatus(
   return FinishUnary(context, absl::OkStatus());
 }
 
-grpc::ServerUnaryReactor* RuntimeService::ListPodSandbox(
-    grpc::CallbackServerContext* context, const runtime::v1::ListPodSandboxRequest* request,
-    runtime::v1::ListPodSandboxResponse* response) {
+absl::Status RuntimeService::FillPodSandboxes(const runtime::v1::PodSandboxFilter& filter,
+                                              runtime::v1::ListPodSandboxResponse* response) const {
   if (sandboxes_ == nullptr) {
-    return FinishUnary(context, absl::UnavailableError("pod sandboxes are not available"));
+    return absl::UnavailableError("pod sandboxes are not available");
   }
-  for (const sandbox::SandboxRecord& r : sandboxes_->List(request->filter())) {
+  for (const sandbox::SandboxRecord& r : sandboxes_->List(filter)) {
     runtime::v1::PodSandbox* item = response->add_items();
     item->set_id(r.id());
     *item->mutable_metadata() = r.config().metadata();
@@ -121,7 +121,25 @@ grpc::ServerUnaryReactor* RuntimeService::ListPodSandbox(
     *item->mutable_annotations() = r.config().annotations();
     item->set_runtime_handler(r.runtime_handler());
   }
-  return FinishUnary(context, absl::OkStatus());
+  return absl::OkStatus();
+}
+
+grpc::ServerUnaryReactor* RuntimeService::ListPodSandbox(
+    grpc::CallbackServerContext* context, const runtime::v1::ListPodSandboxRequest* request,
+    runtime::v1::ListPodSandboxResponse* response) {
+  return FinishUnary(context, FillPodSandboxes(request->filter(), response));
+}
+
+grpc::ServerWriteReactor<runtime::v1::StreamPodSandboxesResponse>*
+RuntimeService::StreamPodSandboxes(grpc::CallbackServerContext* /*context*/,
+                                   const runtime::v1::StreamPodSandboxesRequest* request) {
+  return StreamFromList<runtime::v1::StreamPodSandboxesResponse,
+                        runtime::v1::ListPodSandboxResponse>(
+      [&](runtime::v1::ListPodSandboxResponse* list) {
+        return FillPodSandboxes(request->filter(), list);
+      },
+      &runtime::v1::ListPodSandboxResponse::mutable_items,
+      &runtime::v1::StreamPodSandboxesResponse::mutable_pod_sandboxes);
 }
 
 }  // namespace crid

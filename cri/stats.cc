@@ -8,6 +8,7 @@
 #include "absl/time/clock.h"
 #include "container/rootfs.h"
 #include "cri/metric_families.h"
+#include "cri/batch_stream.h"
 #include "cri/runtime_service.h"
 
 namespace crid {
@@ -181,21 +182,20 @@ grpc::ServerUnaryReactor* RuntimeService::ContainerStats(grpc::CallbackServerCon
   return FinishUnary(context, absl::OkStatus());
 }
 
-grpc::ServerUnaryReactor* RuntimeService::ListContainerStats(
-    grpc::CallbackServerContext* context, const v1::ListContainerStatsRequest* request,
-    v1::ListContainerStatsResponse* response) {
+absl::Status RuntimeService::FillContainerStats(const v1::ContainerStatsFilter& request_filter,
+                                                v1::ListContainerStatsResponse* response) const {
   if (containers_ == nullptr) {
-    return FinishUnary(context, absl::UnavailableError("containers are not available"));
+    return absl::UnavailableError("containers are not available");
   }
   v1::ContainerFilter filter;
-  filter.set_id(request->filter().id());
-  filter.set_pod_sandbox_id(request->filter().pod_sandbox_id());
-  *filter.mutable_label_selector() = request->filter().label_selector();
+  filter.set_id(request_filter.id());
+  filter.set_pod_sandbox_id(request_filter.pod_sandbox_id());
+  *filter.mutable_label_selector() = request_filter.label_selector();
   // Each pod's cgroup parent looked up once, not once per container.
   std::map<std::string, std::string> parents;
   for (const container::RecordSnapshot& record : containers_->List(filter)) {
     auto [it, added] = parents.try_emplace(record->pod_id());
-    if (added) {
+    if (added && sandboxes_ != nullptr) {
       absl::StatusOr<sandbox::SandboxRecord> pod = sandboxes_->Get(record->pod_id());
       if (pod.ok()) {
         it->second = pod->config().linux().cgroup_parent();
@@ -203,7 +203,23 @@ grpc::ServerUnaryReactor* RuntimeService::ListContainerStats(
     }
     *response->add_stats() = StatsOf(*record, it->second);
   }
-  return FinishUnary(context, absl::OkStatus());
+  return absl::OkStatus();
+}
+
+grpc::ServerUnaryReactor* RuntimeService::ListContainerStats(
+    grpc::CallbackServerContext* context, const v1::ListContainerStatsRequest* request,
+    v1::ListContainerStatsResponse* response) {
+  return FinishUnary(context, FillContainerStats(request->filter(), response));
+}
+
+grpc::ServerWriteReactor<v1::StreamContainerStatsResponse>* RuntimeService::StreamContainerStats(
+    grpc::CallbackServerContext* /*context*/, const v1::StreamContainerStatsRequest* request) {
+  return StreamFromList<v1::StreamContainerStatsResponse, v1::ListContainerStatsResponse>(
+      [&](v1::ListContainerStatsResponse* list) {
+        return FillContainerStats(request->filter(), list);
+      },
+      &v1::ListContainerStatsResponse::mutable_stats,
+      &v1::StreamContainerStatsResponse::mutable_container_stats);
 }
 
 grpc::ServerUnaryReactor* RuntimeService::PodSandboxStats(grpc::CallbackServerContext* context,
@@ -223,20 +239,36 @@ grpc::ServerUnaryReactor* RuntimeService::PodSandboxStats(grpc::CallbackServerCo
   return FinishUnary(context, absl::OkStatus());
 }
 
-grpc::ServerUnaryReactor* RuntimeService::ListPodSandboxStats(
-    grpc::CallbackServerContext* context, const v1::ListPodSandboxStatsRequest* request,
-    v1::ListPodSandboxStatsResponse* response) {
+absl::Status RuntimeService::FillPodSandboxStats(const v1::PodSandboxStatsFilter& request_filter,
+                                                 v1::ListPodSandboxStatsResponse* response) const {
   if (containers_ == nullptr || sandboxes_ == nullptr) {
-    return FinishUnary(context, absl::UnavailableError("pod sandboxes are not available"));
+    return absl::UnavailableError("pod sandboxes are not available");
   }
   // The sandbox manager's filter already matches ID prefixes and labels.
   v1::PodSandboxFilter filter;
-  filter.set_id(request->filter().id());
-  *filter.mutable_label_selector() = request->filter().label_selector();
+  filter.set_id(request_filter.id());
+  *filter.mutable_label_selector() = request_filter.label_selector();
   for (const sandbox::SandboxRecord& pod : sandboxes_->List(filter)) {
     *response->add_stats() = PodStatsOf(pod);
   }
-  return FinishUnary(context, absl::OkStatus());
+  return absl::OkStatus();
+}
+
+grpc::ServerUnaryReactor* RuntimeService::ListPodSandboxStats(
+    grpc::CallbackServerContext* context, const v1::ListPodSandboxStatsRequest* request,
+    v1::ListPodSandboxStatsResponse* response) {
+  return FinishUnary(context, FillPodSandboxStats(request->filter(), response));
+}
+
+grpc::ServerWriteReactor<v1::StreamPodSandboxStatsResponse>*
+RuntimeService::StreamPodSandboxStats(grpc::CallbackServerContext* /*context*/,
+                                      const v1::StreamPodSandboxStatsRequest* request) {
+  return StreamFromList<v1::StreamPodSandboxStatsResponse, v1::ListPodSandboxStatsResponse>(
+      [&](v1::ListPodSandboxStatsResponse* list) {
+        return FillPodSandboxStats(request->filter(), list);
+      },
+      &v1::ListPodSandboxStatsResponse::mutable_stats,
+      &v1::StreamPodSandboxStatsResponse::mutable_pod_sandbox_stats);
 }
 
 }  // namespace crid

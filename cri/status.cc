@@ -53,6 +53,8 @@ grpc::ServerUnaryReactor* RuntimeService::Status(grpc::CallbackServerContext* co
     }
   }
   response->mutable_features()->set_supplemental_groups_policy(true);
+  // Mount.mount_options: noexec, nodev and nosuid on bind mounts (container/oci_spec.cc).
+  response->mutable_features()->set_mount_options(true);
 
   if (request->verbose()) {
     auto& info = *response->mutable_info();
