@@ -19,7 +19,8 @@ namespace {
 namespace v1 = ::runtime::v1;
 
 // status.dump: the parts of the CRI ContainerStatus a restore or an
-// inspection needs, under the CRI field names (JSON form of the proto).
+// inspection needs, as containerd writes it (Go's encoding/json of the CRI
+// struct: the proto's field names, the state as its number).
 std::string StatusDumpJson(const ContainerRecord& record) {
   Json labels = Json::object();
   for (const auto& [k, v] : record.config().labels()) {
@@ -34,15 +35,15 @@ std::string StatusDumpJson(const ContainerRecord& record) {
       {"metadata",
        {{"name", record.config().metadata().name()},
         {"attempt", record.config().metadata().attempt()}}},
-      {"state", "CONTAINER_RUNNING"},
-      {"createdAt", record.created_at_ns()},
-      {"startedAt", record.started_at_ns()},
+      {"state", static_cast<int>(v1::CONTAINER_RUNNING)},
+      {"created_at", record.created_at_ns()},
+      {"started_at", record.started_at_ns()},
       {"image", {{"image", record.image_name()}}},
-      {"imageRef", record.image_ref()},
-      {"imageId", record.image_id()},
+      {"image_ref", record.image_ref()},
+      {"image_id", record.image_id()},
       {"labels", labels},
       {"annotations", annotations},
-      {"logPath", record.log_path()},
+      {"log_path", record.log_path()},
   };
   return j.dump(2);
 }
