@@ -90,13 +90,14 @@ teardown() {
   fi
   registry_down
 }
-trap 'teardown; exit 130' INT TERM
-trap teardown EXIT
-
 [ "$(id -u)" = 0 ] || { echo "critest.sh: FAIL: must run as root (crid needs namespaces, mounts, cgroups)" >&2; result_line 0 1 0; exit 1; }
 mkdir -p "$RESULTS" "$CACHE"
 exec 9>"$CACHE/critest.lock"
 flock -n 9 || { echo "critest.sh: FAIL: another tests/k8s/critest.sh run holds $CACHE/critest.lock" >&2; result_line 0 1 0; exit 1; }
+# Only once the lock is ours: the teardown removes crid's leftovers, which while another run
+# holds the lock are that run's live pods.
+trap 'teardown; exit 130' INT TERM
+trap teardown EXIT
 
 ensure_packages runc:/usr/sbin/runc containernetworking-plugins:/usr/lib/cni/bridge iptables:/usr/sbin/iptables \
   iproute2:/usr/sbin/ip util-linux:/usr/bin/ipcmk python3:/usr/bin/python3 ||

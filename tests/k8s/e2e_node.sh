@@ -143,13 +143,15 @@ teardown() {
   [ -n "$WORK" ] && rm -rf --one-file-system "$WORK"
   ip netns del "$NETNS" 2>/dev/null
 }
-trap 'teardown; exit 130' INT TERM
-trap teardown EXIT
 
 [ "$(id -u)" = 0 ] || { echo "e2e_node.sh: FAIL: must run as root" >&2; result_line 0 1 0; exit 1; }
 mkdir -p "$CACHE/results"
 exec 9>"$CACHE/e2e-node.lock"
 flock -n 9 || { echo "e2e_node.sh: FAIL: another e2e_node.sh run holds $CACHE/e2e-node.lock" >&2; result_line 0 1 0; exit 1; }
+# Only once the lock is ours: the teardown removes what a run left, which while another run
+# holds the lock is that run's.
+trap 'teardown; exit 130' INT TERM
+trap teardown EXIT
 rm -rf "$RESULTS" && mkdir -p "$RESULTS"
 ensure_packages runc:/usr/sbin/runc containernetworking-plugins:/usr/lib/cni/bridge iproute2:/usr/sbin/ip \
   python3:/usr/bin/python3 curl:/usr/bin/curl util-linux:/usr/bin/nsenter ||

@@ -267,8 +267,6 @@ teardown() {
   cgroup_root_remove
   registry_down
 }
-trap 'teardown; exit 130' INT TERM
-trap teardown EXIT
 
 [ "$(id -u)" = 0 ] || { echo "kubelet_test.sh: FAIL: must run as root (crid and kubelet need namespaces, mounts, cgroups)" >&2; result_line 0 1 0; exit 1; }
 mkdir -p "$RESULTS"
@@ -276,6 +274,10 @@ mkdir -p "$RESULTS"
 # kubelet roots and cgroup roots and can run at once.
 exec 9>"$CACHE/kubelet-standalone.lock"
 flock -n 9 || { echo "kubelet_test.sh: FAIL: another tests/k8s/kubelet_test.sh run holds $CACHE/kubelet-standalone.lock" >&2; result_line 0 1 0; exit 1; }
+# Only once the lock is ours: the teardown removes what a run left, which while another run
+# holds the lock is that run's.
+trap 'teardown; exit 130' INT TERM
+trap teardown EXIT
 for port in $KUBELET_PORT $HEALTHZ_PORT; do
   if ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
     echo "kubelet_test.sh: FAIL: port $port on this host is taken (another kubelet?)" >&2; result_line 0 1 0; exit 1
