@@ -368,8 +368,11 @@ absl::StatusOr<std::vector<std::string>> SplitSafe(const std::string& name) {
 
 absl::Status RemoveAllAt(int parent_fd, const std::string& name);
 
-// Empties and removes directory `name` under `dirfd`.
+// Empties directory `name` under `parent_fd`. Names are read and removed in
+// batches, so memory stays bounded however many entries the directory has (a
+// layer may fill one and then replace it).
 absl::Status RemoveDirContentsAt(int parent_fd, const std::string& name) {
+  constexpr size_t kBatch = 256;
   UniqueFd fd(openat(parent_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!fd.valid()) {
     return ErrnoError(errno, "open ", name);
@@ -380,17 +383,31 @@ absl::Status RemoveDirContentsAt(int parent_fd, const std::string& name) {
   }
   fd.release();
   std::vector<std::string> names;
-  while (dirent* e = readdir(d)) {
-    if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) {
-      names.emplace_back(e->d_name);
+  while (true) {
+    names.clear();
+    rewinddir(d);
+    while (names.size() < kBatch) {
+      dirent* e = readdir(d);
+      if (e == nullptr) {
+        break;
+      }
+      if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) {
+        names.emplace_back(e->d_name);
+      }
+    }
+    if (names.empty()) {
+      break;
+    }
+    for (const std::string& n : names) {
+      // Stop at the first failure: what is left would be read again forever.
+      if (absl::Status st = RemoveAllAt(dirfd(d), n); !st.ok()) {
+        closedir(d);
+        return st;
+      }
     }
   }
-  absl::Status st;
-  for (const std::string& n : names) {
-    st.Update(RemoveAllAt(dirfd(d), n));
-  }
   closedir(d);
-  return st;
+  return absl::OkStatus();
 }
 
 absl::Status RemoveAllAt(int parent_fd, const std::string& name) {

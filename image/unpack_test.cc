@@ -298,6 +298,21 @@ TEST_F(UnpackTest, ManyDirectoriesUnpackWithBoundedState) {
   EXPECT_EQ(st.st_mtime, 1700000000);
 }
 
+TEST_F(UnpackTest, LargeDirectoriesAreReplacedAndWhitedOutWhole) {
+  // More entries than one removal batch, nested, under a name later replaced.
+  TarBuilder tar;
+  for (int i = 0; i < 600; ++i) {
+    tar.File(absl::StrCat("big/f", i), "x").File(absl::StrCat("gone/sub/f", i), "y");
+  }
+  tar.File("big", "now a file").File(".wh.gone", "");
+  ASSERT_TRUE(Unpack(tar.Finish()).ok());
+  EXPECT_EQ(*ReadFile(Layer("big")), "now a file");
+  struct stat st {};
+  ASSERT_EQ(lstat(Layer("gone").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISCHR(st.st_mode));
+  EXPECT_EQ(st.st_rdev, makedev(0, 0));
+}
+
 TEST_F(UnpackTest, RefusesTruncatedAndCorruptLayers) {
   std::string tar = TarBuilder().File("a", std::string(5000, 'a')).Finish();
   EXPECT_FALSE(Unpack(tar.substr(0, 1500)).ok());
