@@ -624,6 +624,27 @@ TEST_F(ShimTest, InvalidRequestsNameTheField) {
   EXPECT_EQ(state->exit_code(), 4);
 }
 
+// Create with checkpoint_dir runs `runtime restore` instead of create. CRIU
+// images that do not restore (here: none at all) fail the call with the
+// runtime's words and leave nothing: the ID is free again.
+TEST_F(ShimTest, RestoreFromACheckpointDirFailsCleanly) {
+  CreateRequest request = Bundle("restore", "sleep 100", {});
+  request.set_checkpoint_dir("relative/dir");
+  absl::Status st = client_->Create(request).status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(st.message()), HasSubstr("checkpoint_dir"));
+
+  std::string checkpoint = tmp_.Sub("checkpoint-restore");
+  ASSERT_TRUE(MakeDirs(checkpoint + "/checkpoint", 0700).ok());
+  request.set_checkpoint_dir(checkpoint);
+  st = client_->Create(request).status();
+  EXPECT_FALSE(st.ok());
+  EXPECT_THAT(std::string(st.message()), HasSubstr("restore"));
+  EXPECT_EQ(client_->State(request.id()).status().code(), absl::StatusCode::kNotFound);
+  request.clear_checkpoint_dir();
+  EXPECT_TRUE(client_->Create(request).ok()) << "the ID is free again";
+}
+
 // Sends raw bytes to the shim's socket and closes.
 void SendRaw(const std::string& dir, const std::string& bytes) {
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
