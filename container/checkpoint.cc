@@ -340,7 +340,6 @@ absl::Status UnpackCheckpointArchive(const std::string& archive, const std::stri
       Annotate(UnpackLayer(archive, dest).status(), absl::StrCat("checkpoint archive ", archive)));
   // The restore opens these files: anything but plain files and directories
   // (links, devices, fifos) is refused, as containerd does.
-  std::string bad;
   DiffWalk walk;
   walk.root = dest;
   diff_walk = &walk;
