@@ -539,6 +539,8 @@ absl::StatusOr<json> BuildOciSpec(const runtime::v1::ContainerConfig& config,
     return absl::InvalidArgumentError("CDI_devices: CDI devices are not supported");
   }
 
+  CRID_ASSIGN_OR_RETURN(std::string apparmor_profile, AppArmorProfileFor(sc, options.apparmor));
+
   // Process.
   std::vector<std::string> args = ContainerArgs(config, image);
   if (args.empty()) {
@@ -619,6 +621,9 @@ absl::StatusOr<json> BuildOciSpec(const runtime::v1::ContainerConfig& config,
   };
   if (!ambient.empty()) {
     process["capabilities"]["inheritable"] = ambient;
+  }
+  if (!apparmor_profile.empty()) {
+    process["apparmorProfile"] = apparmor_profile;
   }
   if (process["cwd"].get<std::string>()[0] != '/') {
     return absl::InvalidArgumentError(absl::StrCat("working_dir: must be an absolute path, got \"",

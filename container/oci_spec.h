@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "cgroups/driver.h"
+#include "container/apparmor.h"
 #include "nlohmann/json.hpp"
 #include "proto/cri_api.pb.h"
 
@@ -60,6 +61,8 @@ struct SpecOptions {
   // The OCI runtime applies the `rro` mount option (mount_setattr with
   // AT_RECURSIVE, Linux 5.12+): Mount.recursive_read_only is honoured.
   bool recursive_read_only_mounts = false;
+  // The host's AppArmor (DetectAppArmor); the default is a host without it.
+  AppArmorHost apparmor;
 };
 
 // Builds config.json. Errors are INVALID_ARGUMENT naming the CRI field, or
