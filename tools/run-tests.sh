@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: the result counter's own tests, every Bazel test, again
 # under ASan+UBSan, critest (the CRI conformance suite) and a real kubelet
-# against crid (cgroupfs and systemd drivers), the Debian package installed and
-# run under systemd, then the style checks. Ends
+# against crid (cgroupfs and systemd drivers), flannel across two nodes, the
+# Debian package installed and run under systemd, then the style checks. Ends
 # with exactly one line "N passed, N failed, N skipped" counting test cases; everything else goes to
 # stderr or comes before it. Only what each `bazel test` reports in its build
 # events is counted (tools/count_results.py): a target that did not build, or a
@@ -94,6 +94,15 @@ fi
 # systemd fixture (tests/systemd_host.sh), about a minute and a half.
 echo "=== tests: kubelet (systemd driver)"
 if ! count_into_summary kubelet tests/k8s/kubelet_test.sh --counts --modes generic --driver systemd; then
+  overall=1
+fi
+
+# Two nodes (network namespaces joined by a veth underlay) networked by flannel's
+# VXLAN, dual stack: etcd, flanneld and the flannel CNI plugin built pinned by
+# tests/flannel/build.sh and cached under /var/cache/crid-flannel; one crid per
+# node. About 30 s once the tools are cached (their first build ~9 min).
+echo "=== tests: flannel"
+if ! count_into_summary flannel tests/flannel/flannel_test.sh --counts; then
   overall=1
 fi
 
