@@ -54,7 +54,7 @@ grpc::ServerUnaryReactor* RuntimeService::RunPodSandbox(
     }
     const runtime::v1::NamespaceOption& ns =
         request->config().linux().security_context().namespace_options();
-    if (ns.userns_options().mode() == runtime::v1::POD &&
+    if (ns.has_userns_options() && ns.userns_options().mode() == runtime::v1::POD &&
         !containers_->Features(handler).user_namespaces) {
       return FinishUnary(context,
                          absl::FailedPreconditionError(absl::StrCat(
