@@ -169,8 +169,14 @@ def manifest():
                                    "failureThreshold": 1},
                  "readinessProbe": {"exec": {"command": ["test", "-f", "/tmp/alive"]},
                                     "initialDelaySeconds": 1, "periodSeconds": 1},
-                 "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}}},
+                 "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
+                 # An image volume (kubelet's ImageVolume, GA in 1.36): agnhost's image,
+                 # its bin/ directory only (bash, ...), read-only.
+                 "volumeMounts": [{"name": "agnhost-image", "mountPath": "/agnhost",
+                                   "subPath": "bin", "readOnly": True}]},
             ],
+            "volumes": [{"name": "agnhost-image",
+                         "image": {"reference": agnhost, "pullPolicy": "IfNotPresent"}}],
         },
     }
 
@@ -373,6 +379,24 @@ def main():
         if name == "web":
             log("web's memory cgroup: %s" % seen.get("memory"))
 
+    # ---- 3b. the image volume: agnhost's bin/ read-only in ticker, reported with its image
+    cid, _ = crid_container("ticker")
+    rc, out, err = crictl("exec", cid, "sh", "-c",
+                          "test -x /agnhost/bash && ! touch /agnhost/x 2>/dev/null && echo ok") \
+        if cid else (1, "", "no ticker container")
+    mounted = rc == 0 and out.strip() == "ok"
+    reported = False
+    if cid:
+        rc2, js, _ = crictl("inspect", cid)
+        if rc2 == 0:
+            for m in json.loads(js).get("status", {}).get("mounts") or []:
+                if m.get("containerPath") == "/agnhost":
+                    reported = bool((m.get("image") or {}).get("imageRef"))
+    check(mounted and reported,
+          "image volume: agnhost's image (subPath bin) read-only at /agnhost in ticker, "
+          "with its image_ref in the container status",
+          "exec: rc %s out %r err %r; image_ref reported: %s" % (rc, out.strip(), err.strip()[:200], reported))
+
     # ---- 4. /pods and /stats/summary
     p = kubelet_pod()
     names = sorted(c["name"] for c in p["spec"]["containers"]) if p else []
@@ -502,6 +526,7 @@ def crid_log_check():
 # What the run cannot check when the pod never becomes ready (counted as skipped then).
 NEED_A_READY_POD = [
     "container cgroups under kubepods (web, ticker)",
+    "image volume in ticker",
     "kubelet /pods lists the pod Running",
     "kubelet /stats/summary per-container CPU and memory",
     "kubelet /stats/summary node.runtime.imageFs",
