@@ -292,7 +292,9 @@ absl::Status ValidateConfig(const config::Config& c) {
   return absl::OkStatus();
 }
 
-std::string SocketPath(const std::string& listen) { return listen.substr(sizeof(kUnixScheme) - 1); }
+std::string SocketPath(const std::string& listen) {
+  return absl::StartsWith(listen, kUnixScheme) ? listen.substr(sizeof(kUnixScheme) - 1) : "";
+}
 
 std::string ConfigToJson(const config::Config& config) {
   std::string out;

@@ -26,7 +26,7 @@ absl::Status ValidateConfig(const config::Config& config);
 // metrics.address: empty (off), "IPv4:PORT" or "[IPv6]:PORT", PORT 0..65535.
 absl::Status ValidateMetricsAddress(const std::string& address);
 
-// The unix socket path of a `unix://` endpoint.
+// The unix socket path of a `unix://` endpoint; empty for anything else.
 std::string SocketPath(const std::string& listen);
 
 // The config as JSON, every field shown (for logs and Status verbose info).

@@ -20,6 +20,9 @@ TEST(Config, DefaultsAreValid) {
   EXPECT_EQ(c.state(), "/run/crid");
   EXPECT_EQ(c.listen(), "unix:///run/crid/crid.sock");
   EXPECT_EQ(SocketPath(c.listen()), "/run/crid/crid.sock");
+  // Found by fuzz/crid_config: shorter than "unix://" threw out_of_range.
+  EXPECT_EQ(SocketPath("uix:g"), "");
+  EXPECT_EQ(SocketPath("tcp://127.0.0.1:1"), "");
   EXPECT_EQ(c.max_message_bytes(), 16u * 1024 * 1024);
 }
 
