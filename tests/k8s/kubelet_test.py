@@ -397,6 +397,22 @@ def main():
           "with its image_ref in the container status",
           "exec: rc %s out %r err %r; image_ref reported: %s" % (rc, out.strip(), err.strip()[:200], reported))
 
+    # ---- 3c. kubelet's checkpoint API (ContainerCheckpoint) reaches CheckpointContainer: an
+    # archive under kubelet's root, or where CRIU cannot run on this host, crid's reason for it
+    try:
+        status, body = http("/checkpoint/%s/%s/ticker" % (NS, POD), method="POST", timeout=120)
+        items = json.loads(body).get("items") or []
+        ok = status == 200 and len(items) == 1 and os.path.isfile(items[0])
+        why = "HTTP %d: %s" % (status, body[:300])
+        for item in items:
+            if os.path.isfile(item):
+                os.unlink(item)
+    except IOError as e:
+        ok = "CRIU" in str(e) and "FailedPrecondition" in str(e)
+        why = str(e)
+    check(ok, "kubelet /checkpoint of ticker: an archive, or FAILED_PRECONDITION with CRIU's reason", why)
+    log("checkpoint: %s" % why[:300])
+
     # ---- 4. /pods and /stats/summary
     p = kubelet_pod()
     names = sorted(c["name"] for c in p["spec"]["containers"]) if p else []
