@@ -65,6 +65,10 @@ flags=(
   # clang-tidy to report, not a reason to stop fuzzing.
   "--per_file_copt=.*@-Wno-error"
   --strip=never
+  # No bazel-bin/bazel-out links in the workspace: they belong to the main
+  # output base, and links into this one would make `bazel build //...` there
+  # descend into this output base's external repositories.
+  --symlink_prefix=/
 )
 labels=()
 for t in "${targets[@]}"; do
