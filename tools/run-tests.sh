@@ -2,7 +2,8 @@
 # The whole test suite: the result counter's own tests, every Bazel test, again
 # under ASan+UBSan, critest (the CRI conformance suite) and a real kubelet
 # against crid (cgroupfs and systemd drivers), flannel across two nodes, the
-# Debian package installed and run under systemd, then the style checks. Ends
+# fuzz targets, the Debian package installed and run under systemd, then the
+# style checks. Ends
 # with exactly one line "N passed, N failed, N skipped" counting test cases; everything else goes to
 # stderr or comes before it. Only what each `bazel test` reports in its build
 # events is counted (tools/count_results.py): a target that did not build, or a
@@ -103,6 +104,15 @@ fi
 # node. About 30 s once the tools are cached (their first build ~9 min).
 echo "=== tests: flannel"
 if ! count_into_summary flannel tests/flannel/flannel_test.sh --counts; then
+  overall=1
+fi
+
+# The libFuzzer targets (fuzz/): built with clang-14, ASan and UBSan in their own
+# output base (/var/cache/crid-fuzz/ob), each fuzzed 10 s from its corpus. The gcc
+# replays of the same corpora run with every bazel test above. About 2 min once
+# built (the first clang build about 15 min).
+echo "=== tests: fuzz"
+if ! count_into_summary fuzz env FUZZ_SECONDS=10 fuzz/run.sh --counts; then
   overall=1
 fi
 
