@@ -65,8 +65,8 @@ absl::Status MountReadOnlyOverlayWithFsConfig(const std::vector<std::string>& lo
   if (!mnt.valid()) {
     return ErrnoError(errno, "fsmount overlay for ", target);
   }
-  if (::syscall(SYS_move_mount, mnt.get(), "", AT_FDCWD, target.c_str(),
-                MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+  if (::syscall(SYS_move_mount, mnt.get(), "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) !=
+      0) {
     return ErrnoError(errno, "move_mount overlay to ", target);
   }
   return absl::OkStatus();
@@ -114,8 +114,8 @@ absl::StatusOr<std::string> ResolveInImage(const std::string& root, const std::s
   struct open_how how = {};
   how.flags = O_PATH | O_CLOEXEC;
   how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
-  UniqueFd fd(static_cast<int>(
-      ::syscall(SYS_openat2, root_fd.get(), sub_path.c_str(), &how, sizeof(how))));
+  UniqueFd fd(
+      static_cast<int>(::syscall(SYS_openat2, root_fd.get(), sub_path.c_str(), &how, sizeof(how))));
   if (!fd.valid()) {
     if (errno == ENOENT || errno == ENOTDIR) {
       return absl::InvalidArgumentError(
@@ -142,9 +142,8 @@ absl::StatusOr<std::string> ResolveInImage(const std::string& root, const std::s
 absl::Status ValidateImageVolume(const runtime::v1::Mount& mount) {
   if (!mount.readonly()) {
     // As kubelet, containerd and CRI-O: an image is never written through.
-    return absl::InvalidArgumentError(
-        absl::StrCat("mounts.readonly: an image volume must be read-only (",
-                     mount.container_path(), ")"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "mounts.readonly: an image volume must be read-only (", mount.container_path(), ")"));
   }
   const std::string& sub_path = mount.image_sub_path();
   if (!sub_path.empty()) {
@@ -154,8 +153,8 @@ absl::Status ValidateImageVolume(const runtime::v1::Mount& mount) {
     }
     for (absl::string_view part : absl::StrSplit(sub_path, '/')) {
       if (part == "..") {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "mounts.image_sub_path: must not contain \"..\", got \"", sub_path, "\""));
+        return absl::InvalidArgumentError(
+            absl::StrCat("mounts.image_sub_path: must not contain \"..\", got \"", sub_path, "\""));
       }
     }
   }

@@ -87,14 +87,14 @@ TEST_F(ImageVolumeTest, OneLayerIsBoundReadOnly) {
 }
 
 TEST_F(ImageVolumeTest, SubPathsStayInsideTheImage) {
-  absl::StatusOr<std::string> etc = MountImageVolume(ImageVolumeDir(container_dir_, 0), lowers_,
-                                                     "etc");
+  absl::StatusOr<std::string> etc =
+      MountImageVolume(ImageVolumeDir(container_dir_, 0), lowers_, "etc");
   ASSERT_TRUE(etc.ok()) << etc.status();
   EXPECT_EQ(*etc, ImageVolumeDir(container_dir_, 0) + "/etc");
 
   // "/etc" inside the image, not the host's.
-  absl::StatusOr<std::string> abs = MountImageVolume(ImageVolumeDir(container_dir_, 1), lowers_,
-                                                     "abs-etc");
+  absl::StatusOr<std::string> abs =
+      MountImageVolume(ImageVolumeDir(container_dir_, 1), lowers_, "abs-etc");
   ASSERT_TRUE(abs.ok()) << abs.status();
   EXPECT_EQ(*abs, ImageVolumeDir(container_dir_, 1) + "/etc");
 

@@ -147,8 +147,7 @@ grpc::ServerUnaryReactor* RuntimeService::ListContainers(
 }
 
 grpc::ServerWriteReactor<runtime::v1::StreamContainersResponse>* RuntimeService::StreamContainers(
-    grpc::CallbackServerContext* /*context*/,
-    const runtime::v1::StreamContainersRequest* request) {
+    grpc::CallbackServerContext* /*context*/, const runtime::v1::StreamContainersRequest* request) {
   return StreamFromList<runtime::v1::StreamContainersResponse, runtime::v1::ListContainersResponse>(
       [&](runtime::v1::ListContainersResponse* list) {
         return FillContainers(request->filter(), list);

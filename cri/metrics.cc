@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "absl/time/clock.h"
-#include "cri/metric_families.h"
 #include "cri/batch_stream.h"
+#include "cri/metric_families.h"
 #include "cri/runtime_service.h"
 
 namespace crid {

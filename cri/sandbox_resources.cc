@@ -23,10 +23,10 @@ grpc::ServerUnaryReactor* RuntimeService::UpdatePodSandboxResources(
   for (const auto* part : {&request->resources(), &request->overhead()}) {
     const char* field = part == &request->resources() ? "resources" : "overhead";
     if (part->cpu_shares() < 0 || part->cpu_period() < 0 || part->memory_limit_in_bytes() < 0) {
-      return FinishUnary(context,
-                         absl::InvalidArgumentError(absl::StrCat(
-                             field, ": cpu_shares, cpu_period and memory_limit_in_bytes must not "
-                                    "be negative")));
+      return FinishUnary(context, absl::InvalidArgumentError(absl::StrCat(
+                                      field,
+                                      ": cpu_shares, cpu_period and memory_limit_in_bytes must not "
+                                      "be negative")));
     }
   }
   if (sandboxes_ == nullptr) {

@@ -7,8 +7,8 @@
 
 #include "absl/time/clock.h"
 #include "container/rootfs.h"
-#include "cri/metric_families.h"
 #include "cri/batch_stream.h"
+#include "cri/metric_families.h"
 #include "cri/runtime_service.h"
 
 namespace crid {
@@ -260,9 +260,8 @@ grpc::ServerUnaryReactor* RuntimeService::ListPodSandboxStats(
   return FinishUnary(context, FillPodSandboxStats(request->filter(), response));
 }
 
-grpc::ServerWriteReactor<v1::StreamPodSandboxStatsResponse>*
-RuntimeService::StreamPodSandboxStats(grpc::CallbackServerContext* /*context*/,
-                                      const v1::StreamPodSandboxStatsRequest* request) {
+grpc::ServerWriteReactor<v1::StreamPodSandboxStatsResponse>* RuntimeService::StreamPodSandboxStats(
+    grpc::CallbackServerContext* /*context*/, const v1::StreamPodSandboxStatsRequest* request) {
   return StreamFromList<v1::StreamPodSandboxStatsResponse, v1::ListPodSandboxStatsResponse>(
       [&](v1::ListPodSandboxStatsResponse* list) {
         return FillPodSandboxStats(request->filter(), list);

@@ -8,8 +8,8 @@
 //
 // The golden byte strings below were produced by encoding text-format messages with
 // `protoc --deterministic_output --encode=runtime.v1.<Message>` against the upstream v0.36.3
-// api.proto (the v0.37 additions against v0.37.2) (with the Signal values renamed to their SIGNAL_ names, which leaves the wire format
-// unchanged). For each message the tests
+// api.proto (the v0.37 additions against v0.37.2) (with the Signal values renamed to their SIGNAL_
+// names, which leaves the wire format unchanged). For each message the tests
 //   * parse the golden bytes with our generated classes and check every field, so a field that
 //     moved to another number or type ends up missing (or among the unknown fields) and fails;
 //   * build the same message through our generated API and check that deterministic

@@ -148,8 +148,8 @@ TEST_F(CriV137Test, BadImageVolumesAreRefusedLeavingNothing) {
        "mounts.image_sub_path: \"not-existing\" does not exist"},
       {ImageMount("/mnt/v", data, "../etc"), grpc::StatusCode::INVALID_ARGUMENT,
        "mounts.image_sub_path"},
-      {ImageMount("/mnt/v", registry_->host() + "/test/never:pulled"),
-       grpc::StatusCode::NOT_FOUND, "mounts.image"},
+      {ImageMount("/mnt/v", registry_->host() + "/test/never:pulled"), grpc::StatusCode::NOT_FOUND,
+       "mounts.image"},
   };
   for (const Case& c : cases) {
     v1::ContainerConfig config = ShellContainer("bad", "sleep 1000");
@@ -193,17 +193,16 @@ TEST_F(CriV137Test, StreamRpcsAnswerAsTheirListTwins) {
                                                        by_label, container_ids)),
               UnorderedElementsAreArray({containers[1], containers[2]}));
 
-  EXPECT_THAT(
-      (StreamIds<v1::StreamPodSandboxesResponse>(
-          &v1::RuntimeService::Stub::StreamPodSandboxes, v1::StreamPodSandboxesRequest(),
-          [](v1::StreamPodSandboxesResponse& r) {
-            std::vector<std::string> ids;
-            for (const auto& p : r.pod_sandboxes()) {
-              ids.push_back(p.id());
-            }
-            return ids;
-          })),
-      UnorderedElementsAreArray({a, b}));
+  EXPECT_THAT((StreamIds<v1::StreamPodSandboxesResponse>(
+                  &v1::RuntimeService::Stub::StreamPodSandboxes, v1::StreamPodSandboxesRequest(),
+                  [](v1::StreamPodSandboxesResponse& r) {
+                    std::vector<std::string> ids;
+                    for (const auto& p : r.pod_sandboxes()) {
+                      ids.push_back(p.id());
+                    }
+                    return ids;
+                  })),
+              UnorderedElementsAreArray({a, b}));
 
   v1::StreamContainerStatsRequest stats_of_b;
   stats_of_b.mutable_filter()->set_pod_sandbox_id(b);
@@ -218,29 +217,29 @@ TEST_F(CriV137Test, StreamRpcsAnswerAsTheirListTwins) {
                   })),
               UnorderedElementsAreArray({containers[1], containers[2]}));
 
-  EXPECT_THAT((StreamIds<v1::StreamPodSandboxStatsResponse>(
-                  &v1::RuntimeService::Stub::StreamPodSandboxStats,
-                  v1::StreamPodSandboxStatsRequest(),
-                  [](v1::StreamPodSandboxStatsResponse& r) {
-                    std::vector<std::string> ids;
-                    for (const auto& s : r.pod_sandbox_stats()) {
-                      ids.push_back(s.attributes().id());
-                    }
-                    return ids;
-                  })),
-              UnorderedElementsAreArray({a, b}));
+  EXPECT_THAT(
+      (StreamIds<v1::StreamPodSandboxStatsResponse>(
+          &v1::RuntimeService::Stub::StreamPodSandboxStats, v1::StreamPodSandboxStatsRequest(),
+          [](v1::StreamPodSandboxStatsResponse& r) {
+            std::vector<std::string> ids;
+            for (const auto& s : r.pod_sandbox_stats()) {
+              ids.push_back(s.attributes().id());
+            }
+            return ids;
+          })),
+      UnorderedElementsAreArray({a, b}));
 
-  EXPECT_THAT((StreamIds<v1::StreamPodSandboxMetricsResponse>(
-                  &v1::RuntimeService::Stub::StreamPodSandboxMetrics,
-                  v1::StreamPodSandboxMetricsRequest(),
-                  [](v1::StreamPodSandboxMetricsResponse& r) {
-                    std::vector<std::string> ids;
-                    for (const auto& m : r.pod_sandbox_metrics()) {
-                      ids.push_back(m.pod_sandbox_id());
-                    }
-                    return ids;
-                  })),
-              UnorderedElementsAreArray({a, b}));
+  EXPECT_THAT(
+      (StreamIds<v1::StreamPodSandboxMetricsResponse>(
+          &v1::RuntimeService::Stub::StreamPodSandboxMetrics, v1::StreamPodSandboxMetricsRequest(),
+          [](v1::StreamPodSandboxMetricsResponse& r) {
+            std::vector<std::string> ids;
+            for (const auto& m : r.pod_sandbox_metrics()) {
+              ids.push_back(m.pod_sandbox_id());
+            }
+            return ids;
+          })),
+      UnorderedElementsAreArray({a, b}));
 
   // StreamImages lives on the image service.
   grpc::ClientContext ctx;
@@ -274,9 +273,9 @@ TEST_F(CriV137Test, PodResizeWritesThePodCgroup) {
     rm.set_pod_sandbox_id(pod);
     v1::RemovePodSandboxResponse r2;
     (void)stub_->RemovePodSandbox(&c2, rm, &r2);
-    for (const char* hierarchy : {"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer",
-                                  "blkio", "pids", "hugetlb", "net_cls", "perf_event", "systemd",
-                                  "unified"}) {
+    for (const char* hierarchy :
+         {"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids", "hugetlb",
+          "net_cls", "perf_event", "systemd", "unified"}) {
       ::rmdir(absl::StrCat("/sys/fs/cgroup/", hierarchy, parent).c_str());
     }
     ::rmdir(absl::StrCat("/sys/fs/cgroup", parent).c_str());
