@@ -27,7 +27,7 @@ v1::LinuxContainerSecurityContext WithProfile(v1::SecurityProfile::ProfileType t
   return sc;
 }
 
-AppArmorHost HostWith(std::vector<std::string> loaded) {
+AppArmorHost HostWith(const std::vector<std::string>& loaded) {
   AppArmorHost host;
   host.enabled = true;
   host.profile_loaded = [loaded](const std::string& name) {
@@ -40,8 +40,8 @@ TEST(AppArmor, HostWithoutAppArmorRefusesConfinement) {
   AppArmorHost none;  // this machine's case
   EXPECT_EQ(*AppArmorProfileFor({}, none), "");
   EXPECT_EQ(*AppArmorProfileFor(WithProfile(v1::SecurityProfile::Unconfined), none), "");
-  for (auto sc : {WithProfile(v1::SecurityProfile::RuntimeDefault),
-                  WithProfile(v1::SecurityProfile::Localhost, "my-profile")}) {
+  for (const auto& sc : {WithProfile(v1::SecurityProfile::RuntimeDefault),
+                         WithProfile(v1::SecurityProfile::Localhost, "my-profile")}) {
     absl::StatusOr<std::string> profile = AppArmorProfileFor(sc, none);
     EXPECT_EQ(profile.status().code(), absl::StatusCode::kFailedPrecondition);
     EXPECT_THAT(std::string(profile.status().message()),
