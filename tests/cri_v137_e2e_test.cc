@@ -262,7 +262,7 @@ TEST_F(CriV137Test, PodResizeWritesThePodCgroup) {
   config.mutable_linux()->set_cgroup_parent(parent);
   std::string pod = RunPod(config);
   RunContainer(pod, ShellContainer("main", "sleep 1000"));
-  auto cleanup = absl::MakeCleanup([&] {
+  absl::Cleanup cleanup = [&] {
     grpc::ClientContext c1;
     v1::StopPodSandboxRequest stop;
     stop.set_pod_sandbox_id(pod);
@@ -279,7 +279,7 @@ TEST_F(CriV137Test, PodResizeWritesThePodCgroup) {
       ::rmdir(absl::StrCat("/sys/fs/cgroup/", hierarchy, parent).c_str());
     }
     ::rmdir(absl::StrCat("/sys/fs/cgroup", parent).c_str());
-  });
+  };
 
   v1::UpdatePodSandboxResourcesRequest req;
   req.set_pod_sandbox_id(pod);
