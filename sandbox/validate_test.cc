@@ -66,7 +66,7 @@ TEST(ValidateTest, RefusesPathTricksInSysctlNames) {
 }
 
 runtime::v1::PodSandboxConfig WithUserNamespace(runtime::v1::NamespaceMode mode,
-                                                std::vector<runtime::v1::IDMapping> ids) {
+                                                const std::vector<runtime::v1::IDMapping>& ids) {
   runtime::v1::PodSandboxConfig c = Valid();
   auto* ns = c.mutable_linux()->mutable_security_context()->mutable_namespace_options();
   ns->set_pid(runtime::v1::CONTAINER);

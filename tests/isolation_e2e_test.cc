@@ -80,7 +80,7 @@ class IsolationEndToEndTest : public ContainerEndToEndTest {
     std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
     std::string line;
     while (std::getline(in, line)) {
-      if (line.rfind(key + ":", 0) == 0) {
+      if (absl::StartsWith(line, key + ":")) {
         return line.substr(key.size() + 1);
       }
     }
