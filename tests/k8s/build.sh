@@ -26,68 +26,19 @@ OUT=$CACHE/$K8S_VERSION
 BIN=$OUT/bin
 ALL=(critest crictl nnp agnhost kubelet kubectl e2e_node.test ginkgo)
 
-FORCE=0
-WANT=()
-for a in "$@"; do
-  case "$a" in
-    --force) FORCE=1 ;;
-    --print-bin) echo "$BIN"; exit 0 ;;
-    -*) echo "usage: $0 [--force] [TOOL...] | --print-bin   (tools: ${ALL[*]})" >&2; exit 2 ;;
-    *) [[ " ${ALL[*]} " == *" $a "* ]] || { echo "build.sh: unknown tool $a (tools: ${ALL[*]})" >&2; exit 2; }
-       WANT+=("$a") ;;
-  esac
-done
-[ ${#WANT[@]} -gt 0 ] || WANT=("${ALL[@]}")
-
-export PATH=/usr/local/go/bin:$PATH
-command -v go >/dev/null || { echo "build.sh: FAIL: no Go toolchain (expected /usr/local/go/bin/go)" >&2; exit 1; }
-export GOPATH=$CACHE/gopath
-export GOMODCACHE=$GOPATH/pkg/mod
-export GOCACHE=$CACHE/gocache
-export CGO_ENABLED=0
-export GOFLAGS="-p=1 -trimpath"
-mkdir -p "$BIN" "$GOCACHE"
-
-STAMP_TEXT="$(grep -E '^[A-Z_]+=' "$HERE/versions.env"; echo "GO=$(go env GOVERSION)")"
-stale() { # TOOL
-  [ "$FORCE" = 1 ] || [ ! -x "$BIN/$1" ] || [ ! -f "$BIN/.stamp-$1" ] || [ "$(cat "$BIN/.stamp-$1")" != "$STAMP_TEXT" ]
-}
-TODO=()
-for t in "${WANT[@]}"; do stale "$t" && TODO+=("$t"); done
-if [ ${#TODO[@]} -eq 0 ]; then
+# shellcheck source=../go_tools.sh
+. "$HERE/../go_tools.sh"
+if ! go_tools_main "$@"; then
   echo "build.sh: up to date in $BIN: ${WANT[*]} ($(grep -E '^(K8S|CRI_TOOLS)_VERSION=' "$HERE/versions.env" | paste -sd' '))"
   exit 0
 fi
 
 # Fetch the two source modules first: the one step that needs the module proxy, and the one
 # that fails clearly when it cannot be reached (a populated module cache needs no network).
-dl_log=$OUT/download.log
-if ! go mod download -json "k8s.io/kubernetes@$K8S_VERSION" "sigs.k8s.io/cri-tools@$CRI_TOOLS_VERSION" >"$dl_log" 2>&1; then
-  why=$(grep -m1 -E '"Error"|error|dial|timeout' "$dl_log" | sed 's/^[[:space:]]*//' | cut -c1-200)
-  echo "build.sh: FAIL: cannot fetch k8s.io/kubernetes@$K8S_VERSION / sigs.k8s.io/cri-tools@$CRI_TOOLS_VERSION from the Go module proxy ($(go env GOPROXY)): ${why:-see $dl_log}" >&2
-  exit 1
-fi
+go_tools_download "k8s.io/kubernetes@$K8S_VERSION / sigs.k8s.io/cri-tools@$CRI_TOOLS_VERSION" \
+  "k8s.io/kubernetes@$K8S_VERSION" "sigs.k8s.io/cri-tools@$CRI_TOOLS_VERSION"
 K8S_SRC=$GOMODCACHE/k8s.io/kubernetes@$K8S_VERSION
 CRI_SRC=$GOMODCACHE/sigs.k8s.io/cri-tools@$CRI_TOOLS_VERSION
-
-TIMES=$OUT/build-times.txt
-timed() { # TOOL CMD...  -- runs CMD in the current directory, records its wall time
-  local name=$1; shift
-  local t0
-  t0=$(date +%s)
-  echo "build.sh: building $name ..." >&2
-  rm -f "$BIN/.stamp-$name"
-  if ! "$@" >"$OUT/build-$name.log" 2>&1; then
-    echo "build.sh: FAIL: building $name failed; last lines of $OUT/build-$name.log:" >&2
-    tail -20 "$OUT/build-$name.log" >&2
-    if grep -qE 'dial tcp|no such host|proxyconnect|i/o timeout|connection refused' "$OUT/build-$name.log"; then
-      echo "build.sh: FAIL: the Go module proxy ($(go env GOPROXY)) cannot be reached" >&2
-    fi
-    exit 1
-  fi
-  echo "$STAMP_TEXT" >"$BIN/.stamp-$name"
-  echo "$(date -u +%FT%TZ) $name $(( $(date +%s) - t0 ))s" | tee -a "$TIMES" >&2
-}
 
 # ---- cri-tools: built as its own main module, from its release (read-only) in the module
 # cache, with the dependency versions of its own go.mod/go.sum. critest is a test binary of
