@@ -85,6 +85,27 @@ std::string DirName(const std::string& path) {
 
 }  // namespace
 
+absl::StatusOr<std::vector<std::string>> ListDir(const std::string& path) {
+  DIR* dir = ::opendir(path.c_str());
+  if (dir == nullptr) {
+    return ErrnoError(errno, "open directory ", path);
+  }
+  std::vector<std::string> names;
+  errno = 0;
+  while (struct dirent* entry = ::readdir(dir)) {
+    absl::string_view name = entry->d_name;
+    if (name != "." && name != "..") {
+      names.emplace_back(name);
+    }
+  }
+  const int err = errno;
+  ::closedir(dir);
+  if (err != 0) {
+    return ErrnoError(err, "read directory ", path);
+  }
+  return names;
+}
+
 absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, mode_t mode) {
   std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
   UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode));

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -17,6 +18,10 @@ namespace crid {
 absl::Status MakeDirs(const std::string& path, mode_t mode);
 
 absl::StatusOr<std::string> ReadFile(const std::string& path);
+
+// The names in directory `path`, without "." and "..", in no particular order.
+// A missing directory is NOT_FOUND.
+absl::StatusOr<std::vector<std::string>> ListDir(const std::string& path);
 
 // Replaces `path` with `data` so that a crash leaves either the old or the new
 // content: write to a temporary file in the same directory, fsync, rename, fsync

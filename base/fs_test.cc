@@ -6,7 +6,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
+#include <string>
+#include <vector>
 
 #include "base/temp_dir.h"
 #include "gtest/gtest.h"
@@ -97,6 +100,17 @@ TEST(RemoveTree, RemovesEverythingButFollowsNoLink) {
 
 TEST(MeasureDiskUsage, MissingRootIsAnError) {
   EXPECT_FALSE(MeasureDiskUsage("/nonexistent-crid-dir").ok());
+}
+
+TEST(ListDirTest, NamesWithoutDotsAndNotFound) {
+  TempDir tmp;
+  ASSERT_TRUE(MakeDirs(tmp.Sub("d/sub"), 0755).ok());
+  ASSERT_TRUE(WriteFileAtomic(tmp.Sub("d/file"), "x", 0644).ok());
+  absl::StatusOr<std::vector<std::string>> names = ListDir(tmp.Sub("d"));
+  ASSERT_TRUE(names.ok()) << names.status();
+  std::sort(names->begin(), names->end());
+  EXPECT_EQ(*names, (std::vector<std::string>{"file", "sub"}));
+  EXPECT_EQ(ListDir(tmp.Sub("missing")).status().code(), absl::StatusCode::kNotFound);
 }
 
 }  // namespace

@@ -1,7 +1,6 @@
 #include "cni/network.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/inotify.h>
@@ -535,18 +534,13 @@ absl::StatusOr<GcReport> CniManager::GarbageCollect(const std::vector<Attachment
   }
   GcReport report;
   absl::Status first_error;
-  DIR* dir = opendir(options_.cache_dir.c_str());
-  if (dir == nullptr) {
-    return ErrnoError(errno, "opendir ", options_.cache_dir);
-  }
+  CRID_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(options_.cache_dir));
   std::vector<std::string> files;
-  while (struct dirent* e = readdir(dir)) {
-    std::string name = e->d_name;
+  for (const std::string& name : names) {
     if (absl::EndsWith(name, ".json")) {
       files.push_back(absl::StrCat(options_.cache_dir, "/", name));
     }
   }
-  closedir(dir);
   std::sort(files.begin(), files.end());
   const absl::Time young_after = absl::Now() - options_.gc_grace;
   for (const std::string& path : files) {

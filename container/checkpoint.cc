@@ -1,6 +1,5 @@
 #include "container/checkpoint.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <sys/stat.h>
@@ -293,20 +292,10 @@ absl::Status ApplyRootfsDiff(const std::string& dir, const std::string& upper) {
 }
 
 absl::Status WriteCheckpointArchive(const std::string& dir, const std::string& location) {
-  std::vector<std::string> entries;
-  {
-    DIR* d = ::opendir(dir.c_str());
-    if (d == nullptr) {
-      return ErrnoError(errno, "opendir ", dir);
-    }
-    while (struct dirent* e = ::readdir(d)) {
-      std::string name = e->d_name;
-      if (name != "." && name != ".." && name[0] != '.') {
-        entries.push_back(name);
-      }
-    }
-    ::closedir(d);
-  }
+  CRID_ASSIGN_OR_RETURN(std::vector<std::string> entries, ListDir(dir));
+  entries.erase(std::remove_if(entries.begin(), entries.end(),
+                               [](const std::string& name) { return name[0] == '.'; }),
+                entries.end());
   std::sort(entries.begin(), entries.end());
   std::string tmp = absl::StrCat(location, ".crid-tmp");
   std::vector<std::string> argv = {"/bin/tar",    "--create", "--file",          tmp,

@@ -1,6 +1,5 @@
 #include "container/image_volume.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <linux/mount.h>
 #include <linux/openat2.h>
@@ -190,19 +189,11 @@ absl::StatusOr<std::string> MountImageVolume(const std::string& mount_point,
 
 absl::Status RemoveImageVolumes(const std::string& container_dir) {
   const std::string dir = container_dir + "/image-volumes";
-  DIR* d = ::opendir(dir.c_str());
-  if (d == nullptr) {
-    return errno == ENOENT ? absl::OkStatus() : ErrnoError(errno, "open ", dir);
+  absl::StatusOr<std::vector<std::string>> entries = ListDir(dir);
+  if (!entries.ok()) {
+    return absl::IsNotFound(entries.status()) ? absl::OkStatus() : entries.status();
   }
-  std::vector<std::string> entries;
-  while (struct dirent* e = ::readdir(d)) {
-    absl::string_view name = e->d_name;
-    if (name != "." && name != "..") {
-      entries.emplace_back(name);
-    }
-  }
-  ::closedir(d);
-  for (const std::string& name : entries) {
+  for (const std::string& name : *entries) {
     const std::string mount_point = absl::StrCat(dir, "/", name);
     CRID_RETURN_IF_ERROR(UnmountAll(mount_point));
     if (::rmdir(mount_point.c_str()) != 0 && errno != ENOENT) {

@@ -1,7 +1,6 @@
 // Hostile images from a real registry (docker-registry on 127.0.0.1) through the
 // image store: a compression bomb refused by the default limits with nothing left
 // on disk, and descriptors whose sizes disagree with what the registry sends.
-#include <dirent.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -48,16 +47,7 @@ bool Exists(const std::string& path) {
 }
 
 std::vector<std::string> DirEntries(const std::string& path) {
-  std::vector<std::string> out;
-  if (DIR* d = opendir(path.c_str()); d != nullptr) {
-    while (dirent* e = readdir(d)) {
-      if (std::string(e->d_name) != "." && std::string(e->d_name) != "..") {
-        out.emplace_back(e->d_name);
-      }
-    }
-    closedir(d);
-  }
-  return out;
+  return ListDir(path).value_or(std::vector<std::string>());
 }
 
 class HostileImageTest : public ::testing::Test {
