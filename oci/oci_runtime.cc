@@ -210,16 +210,21 @@ absl::Status OciRuntime::RunOk(const std::string& what, const std::string& id,
   return absl::OkStatus();
 }
 
-absl::StatusOr<pid_t> OciRuntime::Create(const std::string& id, const std::string& bundle,
-                                         const OciStdio& stdio) const {
+absl::StatusOr<pid_t> OciRuntime::RunInit(const std::string& verb,
+                                          const std::vector<std::string>& verb_args,
+                                          const std::string& id, const std::string& bundle,
+                                          const OciStdio& stdio) const {
   std::string pid_file = bundle + "/init.pid";
   std::string log_file = bundle + "/runtime.log";
   ::unlink(log_file.c_str());
   ::unlink(pid_file.c_str());
+  // The init gets the descriptors the runtime itself has (for restore, runc
+  // maps the dumped pipes onto its own stdio).
   OciStdio container_stdio = stdio;
   container_stdio.for_container = true;
-  std::vector<std::string> args = {"--log",    log_file, "--log-format", "json",  "create",
-                                   "--bundle", bundle,   "--pid-file",   pid_file};
+  std::vector<std::string> args = {"--log", log_file, "--log-format", "json", verb};
+  args.insert(args.end(), verb_args.begin(), verb_args.end());
+  args.insert(args.end(), {"--bundle", bundle, "--pid-file", pid_file});
   if (!stdio.console_socket.empty()) {
     args.emplace_back("--console-socket");
     args.push_back(stdio.console_socket);
@@ -229,9 +234,14 @@ absl::StatusOr<pid_t> OciRuntime::Create(const std::string& id, const std::strin
   if (r.exit_code != 0) {
     std::string log = ReadFile(log_file).value_or("");
     return absl::InternalError(
-        absl::StrCat(config_.name, " create ", id, ": ", RuntimeErrorMessage(log + r.err)));
+        absl::StrCat(config_.name, " ", verb, " ", id, ": ", RuntimeErrorMessage(log + r.err)));
   }
-  return ReadPidFile(config_.name, "create", id, pid_file);
+  return ReadPidFile(config_.name, verb.c_str(), id, pid_file);
+}
+
+absl::StatusOr<pid_t> OciRuntime::Create(const std::string& id, const std::string& bundle,
+                                         const OciStdio& stdio) const {
+  return RunInit("create", {}, id, bundle, stdio);
 }
 
 absl::StatusOr<pid_t> OciRuntime::Exec(const std::string& id, const std::vector<std::string>& args,
@@ -352,29 +362,8 @@ absl::StatusOr<pid_t> OciRuntime::Restore(const std::string& id, const std::stri
                                           const std::string& image_path,
                                           const std::string& work_path,
                                           const OciStdio& stdio) const {
-  std::string pid_file = bundle + "/init.pid";
-  std::string log_file = bundle + "/runtime.log";
-  ::unlink(log_file.c_str());
-  ::unlink(pid_file.c_str());
-  // The restored process gets the descriptors runc itself has (runc maps the
-  // dumped pipes onto its own stdio), so they are handed over as for create.
-  OciStdio container_stdio = stdio;
-  container_stdio.for_container = true;
-  std::vector<std::string> args = {
-      "--log", log_file,       "--log-format", "json",        "restore", "--detach",   "--bundle",
-      bundle,  "--image-path", image_path,     "--work-path", work_path, "--pid-file", pid_file};
-  if (!stdio.console_socket.empty()) {
-    args.emplace_back("--console-socket");
-    args.push_back(stdio.console_socket);
-  }
-  args.push_back(id);
-  CRID_ASSIGN_OR_RETURN(Result r, Run(args, container_stdio));
-  if (r.exit_code != 0) {
-    std::string log = ReadFile(log_file).value_or("");
-    return absl::InternalError(
-        absl::StrCat(config_.name, " restore ", id, ": ", RuntimeErrorMessage(log + r.err)));
-  }
-  return ReadPidFile(config_.name, "restore", id, pid_file);
+  return RunInit("restore", {"--detach", "--image-path", image_path, "--work-path", work_path}, id,
+                 bundle, stdio);
 }
 
 }  // namespace crid

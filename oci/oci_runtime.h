@@ -107,6 +107,11 @@ class OciRuntime {
   absl::Status RunOk(const std::string& what, const std::string& id,
                      const std::vector<std::string>& args,
                      const std::string& stdin_data = "") const;
+  // `<runtime> --log ... <verb> <verb_args> --bundle B --pid-file P [--console-socket S] ID`
+  // for the verbs that leave a container's init waiting (create, restore): its pid.
+  absl::StatusOr<pid_t> RunInit(const std::string& verb, const std::vector<std::string>& verb_args,
+                                const std::string& id, const std::string& bundle,
+                                const OciStdio& stdio) const;
 
   int WaitChild(pid_t pid) const;
 
