@@ -1,6 +1,8 @@
 // UpdatePodSandboxResources: kubelet's in-place pod resize. kubelet sends the
 // pod's new resources (the sum of its containers') and its overhead; the pod's
 // cgroup gets their total, as kubelet computes it for the pod cgroup it made.
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 #include "base/errors.h"
 #include "cgroups/resources.h"
@@ -20,13 +22,15 @@ grpc::ServerUnaryReactor* RuntimeService::UpdatePodSandboxResources(
     return FinishUnary(context, absl::InvalidArgumentError(
                                     "resources: is required (the pod's new Linux resources)"));
   }
-  for (const auto* part : {&request->resources(), &request->overhead()}) {
-    const char* field = part == &request->resources() ? "resources" : "overhead";
-    if (part->cpu_shares() < 0 || part->cpu_period() < 0 || part->memory_limit_in_bytes() < 0) {
-      return FinishUnary(context, absl::InvalidArgumentError(absl::StrCat(
-                                      field,
-                                      ": cpu_shares, cpu_period and memory_limit_in_bytes must not "
-                                      "be negative")));
+  for (const auto& [field, part] :
+       {std::pair{"resources", &request->resources()}, {"overhead", &request->overhead()}}) {
+    for (const auto& [name, value] : {std::pair{"cpu_shares", part->cpu_shares()},
+                                      {"cpu_period", part->cpu_period()},
+                                      {"memory_limit_in_bytes", part->memory_limit_in_bytes()}}) {
+      if (value < 0) {
+        return FinishUnary(context, absl::InvalidArgumentError(absl::StrCat(
+                                        field, ".", name, ": must not be negative, got ", value)));
+      }
     }
   }
   if (sandboxes_ == nullptr) {
