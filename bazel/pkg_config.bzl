@@ -45,6 +45,39 @@ def _dedupe(flags):
             out.append(flag)
     return out
 
+def _dedupe_keep_last(flags):
+    # Static archives are searched once, in order: an archive must come after
+    # every one that needs it, which keeping each flag's last mention preserves.
+    return reversed(_dedupe(reversed(flags)))
+
+def _static_archive(ctx, lib):
+    """The path of lib's static archive when lib is one to link statically."""
+    if not any([lib == s or (s.endswith("*") and lib.startswith(s[:-1])) for s in ctx.attr.static]):
+        return None
+    result = ctx.execute(["gcc", "-print-file-name=lib%s.a" % lib])
+    path = result.stdout.strip()
+    if result.return_code != 0 or not path.startswith("/") or not ctx.path(path).exists:
+        fail("static archive lib%s.a not found (install its -dev package)" % lib)
+    return path
+
+def _static_linkopts(ctx, modules):
+    """Link flags with the libraries named in `static` taken from their archives
+    (with what those need privately, pkg-config's --static list), or None when
+    none of the modules' libraries is one of them."""
+    flags = []
+    archives = 0
+    for module in modules:
+        for flag in _pkg_config(ctx, ["--libs", "--static"], module):
+            archive = _static_archive(ctx, flag[2:]) if flag.startswith("-l") else None
+            if archive:
+                archives += 1
+                flags.append("-l:" + archive.split("/")[-1])
+            else:
+                flags.append(flag)
+    if archives == 0:
+        return None
+    return [f for f in _dedupe_keep_last(flags)]
+
 def _pkg_config_libraries_impl(ctx):
     if not ctx.which("pkg-config"):
         fail("pkg-config is not installed (apt-get install pkg-config)")
@@ -68,7 +101,15 @@ def _pkg_config_libraries_impl(ctx):
         build.append('    name = "%s",' % name)
         build.append("    defines = %s," % repr(_dedupe(defines)))
         # Later duplicates are kept out; shared libraries do not depend on link order.
-        build.append("    linkopts = %s," % repr(_dedupe(linkopts)))
+        dynamic = _dedupe(linkopts)
+        static = _static_linkopts(ctx, modules)
+        if static == None:
+            build.append("    linkopts = %s," % repr(dynamic))
+        else:
+            build.append("    linkopts = select({")
+            build.append('        "@crid//bazel:static_deps": %s,' % repr(static))
+            build.append('        "//conditions:default": %s,' % repr(dynamic))
+            build.append("    }),")
         build.append(")")
         build.append("")
     for name, binary in ctx.attr.tools.items():
@@ -85,6 +126,9 @@ pkg_config_libraries = repository_rule(
     implementation = _pkg_config_libraries_impl,
     attrs = {
         "libraries": attr.string_list_dict(mandatory = True),
+        # Libraries (as in -lNAME; a trailing * matches a prefix) that builds
+        # with --define=crid_deps=static link from their .a archives.
+        "static": attr.string_list(),
         "tools": attr.string_dict(),
     },
     environ = ["PKG_CONFIG_PATH"],

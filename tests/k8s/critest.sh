@@ -5,7 +5,7 @@
 #
 # What it does, all on this machine and offline once the tools are built:
 #   1. tests/k8s/build.sh: critest and crictl at the pinned cri-tools release (cached)
-#   2. bazel build //:crid (or uses $CRID_BIN, with crid-shim and crid-pause beside it in
+#   2. bazel build --config=release //:crid (or uses $CRID_BIN, with crid-shim and crid-pause beside it in
 #      bazel-bin's layout: $CRID_BIN's dir/shim/crid-shim and /pause/crid-pause)
 #   3. a docker-registry on 127.0.0.1:$CRID_K8S_REGISTRY_PORT (default 5100) filled by
 #      tests/k8s/images.sh with the images critest pulls, under their upstream names

@@ -7,7 +7,7 @@
 # What it does, all on this machine and offline once the tools are built:
 #   1. tests/k8s/build.sh: kubelet, crictl and agnhost at the pinned release (cached); when
 #      they cannot be built the run fails with one line
-#   2. bazel build //:crid //shim:crid-shim //pause:crid-pause (or $CRID_BIN, as critest.sh)
+#   2. bazel build --config=release //:crid //shim:crid-shim //pause:crid-pause (or $CRID_BIN, as critest.sh)
 #   3. the local docker-registry (lib.sh) with agnhost and busybox under their upstream names
 #      (tests/k8s/images.sh when the registry lacks them)
 #   4. crid (lib.sh) with its own root, state, socket, registry mirrors and a CNI bridge

@@ -120,19 +120,24 @@ stop_pid() { # PID NAME
   wait "$pid" 2>/dev/null
 }
 
-# Builds crid, crid-shim and crid-pause with Bazel (or takes $CRID_BIN, with crid-shim and
-# crid-pause beside it in bazel-bin's layout). Sets CRID and OUTDIR.
+# Builds crid, crid-shim and crid-pause with Bazel in the release configuration, what
+# `make install` and the package ship (or takes $CRID_BIN, with crid-shim and crid-pause
+# beside it in bazel-bin's layout). $CRID_BUILD_FLAGS replaces --config=release (e.g. empty
+# for the debug build). Sets CRID and OUTDIR.
 crid_build() {
   if [ -n "${CRID_BIN:-}" ]; then
     CRID=$CRID_BIN
     OUTDIR=$(dirname "$CRID_BIN")
   else
-    if ! (cd "$REPO" && bazel build //:crid //shim:crid-shim //pause:crid-pause) >"$RESULTS/bazel-build.log" 2>&1; then
+    local flags
+    read -r -a flags <<<"${CRID_BUILD_FLAGS---config=release}"
+    if ! (cd "$REPO" && bazel build "${flags[@]}" //:crid //shim:crid-shim //pause:crid-pause) >"$RESULTS/bazel-build.log" 2>&1; then
       tail -20 "$RESULTS/bazel-build.log" >&2
       echo "$PROG: bazel build //:crid failed (log: $RESULTS/bazel-build.log)" >&2
       return 1
     fi
-    OUTDIR=$(readlink -f "$REPO/bazel-bin")
+    OUTDIR=$(cd "$REPO" && bazel info "${flags[@]}" bazel-bin 2>/dev/null)
+    OUTDIR=$(readlink -f "$OUTDIR")
     CRID=$OUTDIR/crid
   fi
   local f
