@@ -117,33 +117,58 @@ void AddPodContainerStatuses(
   }
 }
 
+void ToCriContainer(const ContainerRecord& r, runtime::v1::Container* c) {
+  c->set_id(r.id());
+  c->set_pod_sandbox_id(r.pod_id());
+  *c->mutable_metadata() = r.config().metadata();
+  *c->mutable_image() = r.config().image();
+  c->mutable_image()->set_image(r.image_name());
+  c->set_image_ref(r.image_ref());
+  c->set_image_id(r.image_id());
+  c->set_state(container::CriState(r.state()));
+  c->set_created_at(r.created_at_ns());
+  *c->mutable_labels() = r.config().labels();
+  *c->mutable_annotations() = r.config().annotations();
+}
+
 absl::Status RuntimeService::FillContainers(const runtime::v1::ContainerFilter& filter,
                                             runtime::v1::ListContainersResponse* response) const {
   if (containers_ == nullptr) {
     return absl::UnavailableError("containers are not available");
   }
   for (const container::RecordSnapshot& snapshot : containers_->List(filter)) {
-    const ContainerRecord& r = *snapshot;
-    runtime::v1::Container* c = response->add_containers();
-    c->set_id(r.id());
-    c->set_pod_sandbox_id(r.pod_id());
-    *c->mutable_metadata() = r.config().metadata();
-    *c->mutable_image() = r.config().image();
-    c->mutable_image()->set_image(r.image_name());
-    c->set_image_ref(r.image_ref());
-    c->set_image_id(r.image_id());
-    c->set_state(container::CriState(r.state()));
-    c->set_created_at(r.created_at_ns());
-    *c->mutable_labels() = r.config().labels();
-    *c->mutable_annotations() = r.config().annotations();
+    ToCriContainer(*snapshot, response->add_containers());
   }
   return absl::OkStatus();
 }
 
-grpc::ServerUnaryReactor* RuntimeService::ListContainers(
-    grpc::CallbackServerContext* context, const runtime::v1::ListContainersRequest* request,
-    runtime::v1::ListContainersResponse* response) {
-  return FinishUnary(context, FillContainers(request->filter(), response));
+grpc::ServerUnaryReactor* RuntimeService::ListContainers(grpc::CallbackServerContext* context,
+                                                         const grpc::ByteBuffer* request,
+                                                         grpc::ByteBuffer* response) {
+  runtime::v1::ListContainersRequest parsed;
+  if (!FromByteBuffer(*request, &parsed)) {
+    return FinishUnary(context,
+                       absl::InvalidArgumentError("request: not a ListContainersRequest message"));
+  }
+  if (containers_ == nullptr) {
+    return FinishUnary(context, absl::UnavailableError("containers are not available"));
+  }
+  const std::vector<container::RecordSnapshot> listed = containers_->List(parsed.filter());
+  std::string bytes;
+  bytes.reserve(listed.size() * 512);
+  for (const container::RecordSnapshot& snapshot : listed) {
+    container_entries_.Append(
+        snapshot,
+        [&snapshot] {
+          runtime::v1::Container c;
+          ToCriContainer(*snapshot, &c);
+          return c.SerializeAsString();
+        },
+        &bytes);
+  }
+  container_entries_.Trim(listed.size());
+  *response = ToByteBuffer(bytes);
+  return FinishUnary(context, absl::OkStatus());
 }
 
 grpc::ServerWriteReactor<runtime::v1::StreamContainersResponse>* RuntimeService::StreamContainers(

@@ -16,7 +16,9 @@
 #include "cri/container_events.h"
 #include "cri/reactors.h"
 #include "cri/runtime_state.h"
+#include "cri/stats_sampler.h"
 #include "cri/streaming/server.h"
+#include "cri/wire_entries.h"
 #include "proto/cri_api.grpc.pb.h"
 #include "sandbox/manager.h"
 
@@ -28,6 +30,7 @@ inline constexpr char kRuntimeName[] = "crid";
 inline constexpr char kRuntimeApiVersion[] = "v1";
 
 // The CRI view of a record (container_status.cc, sandbox_status.cc).
+void ToCriContainer(const container::ContainerRecord& r, runtime::v1::Container* c);
 void ToCriContainerStatus(const container::ContainerRecord& r,
                           runtime::v1::ContainerStatus* status);
 void ToCriPodSandboxStatus(const sandbox::SandboxRecord& r, runtime::v1::PodSandboxStatus* status);
@@ -40,7 +43,14 @@ void AddPodContainerStatuses(
     const container::ContainerManager& containers, const std::string& pod_id,
     google::protobuf::RepeatedPtrField<runtime::v1::ContainerStatus>* statuses);
 
-class RuntimeService final : public runtime::v1::RuntimeService::CallbackService {
+// ListContainers and ListContainerStats are served raw: their answers are
+// built from wire bytes kept per container (cri/wire_entries.h,
+// cri/stats_sampler.h).
+using RuntimeServiceBase = runtime::v1::RuntimeService::WithRawCallbackMethod_ListContainers<
+    runtime::v1::RuntimeService::WithRawCallbackMethod_ListContainerStats<
+        runtime::v1::RuntimeService::CallbackService>>;
+
+class RuntimeService final : public RuntimeServiceBase {
  public:
   // With a container manager, its lifecycle changes feed GetContainerEvents.
   explicit RuntimeService(RuntimeState* state, sandbox::SandboxManager* sandboxes = nullptr,
@@ -105,9 +115,10 @@ class RuntimeService final : public runtime::v1::RuntimeService::CallbackService
       grpc::CallbackServerContext* context, const runtime::v1::RemoveContainerRequest* request,
       runtime::v1::RemoveContainerResponse* response) override;
   // container_status.cc
+  // A runtime::v1::ListContainersRequest in, a ListContainersResponse out.
   grpc::ServerUnaryReactor* ListContainers(grpc::CallbackServerContext* context,
-                                           const runtime::v1::ListContainersRequest* request,
-                                           runtime::v1::ListContainersResponse* response) override;
+                                           const grpc::ByteBuffer* request,
+                                           grpc::ByteBuffer* response) override;
   grpc::ServerWriteReactor<runtime::v1::StreamContainersResponse>* StreamContainers(
       grpc::CallbackServerContext* context,
       const runtime::v1::StreamContainersRequest* request) override;
@@ -156,9 +167,10 @@ class RuntimeService final : public runtime::v1::RuntimeService::CallbackService
   grpc::ServerUnaryReactor* ContainerStats(grpc::CallbackServerContext* context,
                                            const runtime::v1::ContainerStatsRequest* request,
                                            runtime::v1::ContainerStatsResponse* response) override;
-  grpc::ServerUnaryReactor* ListContainerStats(
-      grpc::CallbackServerContext* context, const runtime::v1::ListContainerStatsRequest* request,
-      runtime::v1::ListContainerStatsResponse* response) override;
+  // A runtime::v1::ListContainerStatsRequest in, a ListContainerStatsResponse out.
+  grpc::ServerUnaryReactor* ListContainerStats(grpc::CallbackServerContext* context,
+                                               const grpc::ByteBuffer* request,
+                                               grpc::ByteBuffer* response) override;
   grpc::ServerWriteReactor<runtime::v1::StreamContainerStatsResponse>* StreamContainerStats(
       grpc::CallbackServerContext* context,
       const runtime::v1::StreamContainerStatsRequest* request) override;
@@ -206,6 +218,10 @@ class RuntimeService final : public runtime::v1::RuntimeService::CallbackService
   runtime::v1::ContainerStats StatsOf(const container::ContainerRecord& record,
                                       const std::string& cgroup_parent) const;
   runtime::v1::PodSandboxStats PodStatsOf(const sandbox::SandboxRecord& pod) const;
+  // Serialised ContainerStats of each record, each pod's cgroup parent looked
+  // up once (for the sampler).
+  std::vector<std::string> MeasureContainerStats(
+      const std::vector<container::RecordSnapshot>& records) const;
   // container_events.cc: the event of `kind` for `record`, with its pod's
   // status and the statuses of the pod's containers.
   runtime::v1::ContainerEventResponse EventOf(const container::ContainerRecord& record,
@@ -231,6 +247,10 @@ class RuntimeService final : public runtime::v1::RuntimeService::CallbackService
   mutable LayerUsageCache layer_usage_;
   CgroupManager* cgroups_ = nullptr;
   ContainerEventHub events_;
+  // ListContainersResponse.containers (field 1) entries.
+  WireEntryCache container_entries_{1};
+  // Last: its thread measures through the members above, and stops first.
+  ContainerStatsSampler stats_sampler_;
 };
 
 }  // namespace crid

@@ -182,18 +182,25 @@ grpc::ServerUnaryReactor* RuntimeService::ContainerStats(grpc::CallbackServerCon
   return FinishUnary(context, absl::OkStatus());
 }
 
-absl::Status RuntimeService::FillContainerStats(const v1::ContainerStatsFilter& request_filter,
-                                                v1::ListContainerStatsResponse* response) const {
-  if (containers_ == nullptr) {
-    return absl::UnavailableError("containers are not available");
-  }
+namespace {
+
+v1::ContainerFilter ToContainerFilter(const v1::ContainerStatsFilter& request_filter) {
   v1::ContainerFilter filter;
   filter.set_id(request_filter.id());
   filter.set_pod_sandbox_id(request_filter.pod_sandbox_id());
   *filter.mutable_label_selector() = request_filter.label_selector();
+  return filter;
+}
+
+}  // namespace
+
+std::vector<std::string> RuntimeService::MeasureContainerStats(
+    const std::vector<container::RecordSnapshot>& records) const {
   // Each pod's cgroup parent looked up once, not once per container.
   std::map<std::string, std::string> parents;
-  for (const container::RecordSnapshot& record : containers_->List(filter)) {
+  std::vector<std::string> out;
+  out.reserve(records.size());
+  for (const container::RecordSnapshot& record : records) {
     auto [it, added] = parents.try_emplace(record->pod_id());
     if (added && sandboxes_ != nullptr) {
       absl::StatusOr<sandbox::SandboxRecord> pod = sandboxes_->Get(record->pod_id());
@@ -201,15 +208,42 @@ absl::Status RuntimeService::FillContainerStats(const v1::ContainerStatsFilter& 
         it->second = pod->config().linux().cgroup_parent();
       }
     }
-    *response->add_stats() = StatsOf(*record, it->second);
+    out.push_back(StatsOf(*record, it->second).SerializeAsString());
+  }
+  return out;
+}
+
+absl::Status RuntimeService::FillContainerStats(const v1::ContainerStatsFilter& request_filter,
+                                                v1::ListContainerStatsResponse* response) const {
+  if (containers_ == nullptr) {
+    return absl::UnavailableError("containers are not available");
+  }
+  for (const std::string& bytes :
+       MeasureContainerStats(containers_->List(ToContainerFilter(request_filter)))) {
+    if (!response->add_stats()->ParseFromString(bytes)) {
+      return absl::InternalError("ContainerStats did not parse back");
+    }
   }
   return absl::OkStatus();
 }
 
-grpc::ServerUnaryReactor* RuntimeService::ListContainerStats(
-    grpc::CallbackServerContext* context, const v1::ListContainerStatsRequest* request,
-    v1::ListContainerStatsResponse* response) {
-  return FinishUnary(context, FillContainerStats(request->filter(), response));
+// From the sampler (cri/stats_sampler.h): what it measured at most about two
+// seconds ago, else measured now.
+grpc::ServerUnaryReactor* RuntimeService::ListContainerStats(grpc::CallbackServerContext* context,
+                                                             const grpc::ByteBuffer* request,
+                                                             grpc::ByteBuffer* response) {
+  v1::ListContainerStatsRequest parsed;
+  if (!FromByteBuffer(*request, &parsed)) {
+    return FinishUnary(
+        context, absl::InvalidArgumentError("request: not a ListContainerStatsRequest message"));
+  }
+  if (containers_ == nullptr) {
+    return FinishUnary(context, absl::UnavailableError("containers are not available"));
+  }
+  std::string bytes;
+  stats_sampler_.Append(containers_->List(ToContainerFilter(parsed.filter())), &bytes);
+  *response = ToByteBuffer(bytes);
+  return FinishUnary(context, absl::OkStatus());
 }
 
 grpc::ServerWriteReactor<v1::StreamContainerStatsResponse>* RuntimeService::StreamContainerStats(
