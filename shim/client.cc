@@ -1,5 +1,6 @@
 #include "shim/client.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -9,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <limits>
+#include <string>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -80,14 +82,51 @@ absl::Status StatusOf(const Response& response) {
 // Starts the shim in a new session with stdio on /dev/null, detached: init
 // (or the nearest subreaper) adopts it at once, so it never becomes crid's
 // zombie, survives crid's restart, and no signal sent to crid's process group
-// reaches it.
-absl::Status StartShim(const LaunchOptions& options) {
+// reaches it. Returns the read end of its --ready-fd pipe: one byte arrives
+// once the shim listens; end of file without it means the shim exited first
+// (failed, or found another shim serving the pod).
+absl::StatusOr<UniqueFd> StartShim(const LaunchOptions& options) {
+  int ends[2];
+  if (::pipe2(ends, O_CLOEXEC) != 0) {
+    return ErrnoError(errno, "pipe");
+  }
+  UniqueFd ready_read(ends[0]);
+  UniqueFd ready_write(ends[1]);
+  constexpr int kReadyFd = 3;
   SpawnOptions spawn;
-  spawn.argv = {options.binary, "--pod-id", options.pod_id, "--dir", options.dir};
+  spawn.argv = {options.binary, "--pod-id",   options.pod_id,          "--dir",
+                options.dir,    "--ready-fd", std::to_string(kReadyFd)};
   spawn.cwd = "/";
   spawn.new_session = true;
   spawn.detach = true;
-  return Spawn(spawn).status();
+  spawn.extra_fds = {{ready_write.get(), kReadyFd}};
+  CRID_RETURN_IF_ERROR(Spawn(spawn).status());
+  return ready_read;
+}
+
+// Waits until the shim started with `ready` has signalled (true) or exited
+// without signalling (false), or `deadline` passes (false).
+bool WaitUntilListening(int ready, absl::Time deadline) {
+  for (;;) {
+    absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) {
+      return false;
+    }
+    struct pollfd p = {ready, POLLIN, 0};
+    int n = ::poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      return false;
+    }
+    char byte = 0;
+    ssize_t got = ::read(ready, &byte, 1);
+    if (got < 0 && errno == EINTR) {
+      continue;
+    }
+    return got == 1;
+  }
 }
 
 // A session request passes one descriptor per stream it asks for.
@@ -126,22 +165,25 @@ absl::StatusOr<std::unique_ptr<ShimClient>> ShimClient::Launch(const LaunchOptio
     return client;
   }
   CRID_RETURN_IF_ERROR(MakeDirs(options.dir, 0700));
-  CRID_RETURN_IF_ERROR(StartShim(options));
-  absl::Time deadline = absl::Now() + options.start_timeout;
-  while (absl::Now() < deadline) {
-    client = Connect(options.dir);
-    if (client.ok()) {
-      return client;
-    }
-    absl::SleepFor(absl::Milliseconds(10));
+  CRID_ASSIGN_OR_RETURN(UniqueFd ready, StartShim(options));
+  // No polling of the socket: the shim says when it listens. A shim that
+  // exits first may have found another one serving the pod, so connect
+  // either way.
+  const bool listening = WaitUntilListening(ready.get(), absl::Now() + options.start_timeout);
+  client = Connect(options.dir);
+  if (client.ok()) {
+    return client;
   }
   std::string log = ReadFile(options.dir + "/shim.log").value_or("");
   if (log.size() > 512) {
     log = log.substr(log.size() - 512);
   }
-  return absl::UnavailableError(absl::StrCat(
-      "crid-shim for pod ", options.pod_id, " did not answer within ",
-      absl::FormatDuration(options.start_timeout), log.empty() ? "" : "; its log ends: ", log));
+  return absl::UnavailableError(
+      absl::StrCat("crid-shim for pod ", options.pod_id,
+                   listening ? absl::StrCat(" does not answer: ", client.status().message())
+                             : absl::StrCat(" exited or did not listen within ",
+                                            absl::FormatDuration(options.start_timeout)),
+                   log.empty() ? "" : "; its log ends: ", log));
 }
 
 absl::StatusOr<Response> ShimClient::Call(const Request& request, absl::Duration timeout) {

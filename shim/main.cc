@@ -4,10 +4,12 @@
 // pod's containers outlive crid; crid talks to it over <dir>/shim.sock
 // (proto/shim.proto).
 //
-//   crid-shim --pod-id ID --dir DIR
+//   crid-shim --pod-id ID --dir DIR [--ready-fd N]
 //
 // DIR holds shim.sock (0600), shim.pid (locked while the shim runs, so two
-// shims never serve one pod), exits/<id>.json and shim.log.
+// shims never serve one pod), exits/<id>.json and shim.log. With --ready-fd,
+// one byte is written to descriptor N (then closed) once shim.sock accepts
+// connections, so the launcher waits for that instead of polling the socket.
 #include <fcntl.h>
 #include <malloc.h>
 #include <poll.h>
@@ -27,6 +29,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "base/errors.h"
@@ -123,7 +126,11 @@ absl::StatusOr<UniqueFd> ListenOn(const std::string& path) {
   return fd;
 }
 
-int Run(const std::string& pod_id, const std::string& dir) {
+int Run(const std::string& pod_id, const std::string& dir, int ready_fd) {
+  // Only the launcher's pipe: never inherited by the OCI runtime or containers.
+  if (ready_fd >= 0 && ::fcntl(ready_fd, F_SETFD, FD_CLOEXEC) != 0) {
+    ready_fd = -1;
+  }
   absl::Status st = MakeDirs(dir, 0700);
   if (!st.ok()) {
     std::fprintf(stderr, "crid-shim: %s\n", st.ToString().c_str());
@@ -179,6 +186,11 @@ int Run(const std::string& pod_id, const std::string& dir) {
   // Outlives every connection thread: the process ends with _exit.
   auto* service = new ShimService(dir, reaper->get(), pump->get(), *layout);
   log::Info("serving pod {} on {} (pid {})", pod_id, socket_path, ::getpid());
+  if (ready_fd >= 0) {
+    char byte = 1;
+    (void)!::write(ready_fd, &byte, 1);
+    ::close(ready_fd);
+  }
 
   bool socket_gone = false;
   while (!shutting_down) {
@@ -219,13 +231,15 @@ int Run(const std::string& pod_id, const std::string& dir) {
 }  // namespace crid::shim
 
 int main(int argc, char** argv) {
-  // Two flags, spelled as crid passes them (--pod-id ID or --pod-id=ID).
+  // The flags, spelled as crid passes them (--pod-id ID or --pod-id=ID).
   std::string pod_id;
   std::string dir;
+  std::string ready;
   for (int i = 1; i < argc; ++i) {
     absl::string_view arg = argv[i];
     std::string* target = nullptr;
-    for (auto [name, value] : {std::pair{"--pod-id", &pod_id}, std::pair{"--dir", &dir}}) {
+    for (auto [name, value] : {std::pair{"--pod-id", &pod_id}, std::pair{"--dir", &dir},
+                               std::pair{"--ready-fd", &ready}}) {
       if (arg == name && i + 1 < argc) {
         target = value;
         *target = argv[++i];
@@ -236,13 +250,19 @@ int main(int argc, char** argv) {
     }
     if (target == nullptr) {
       std::fprintf(stderr,
-                   "crid-shim: unknown argument %s\nusage: crid-shim --pod-id ID --dir DIR\n",
+                   "crid-shim: unknown argument %s\n"
+                   "usage: crid-shim --pod-id ID --dir DIR [--ready-fd N]\n",
                    argv[i]);
       return 2;
     }
   }
   if (pod_id.empty() || dir.empty() || dir[0] != '/') {
     std::fprintf(stderr, "crid-shim: --pod-id and --dir (an absolute path) are required\n");
+    return 2;
+  }
+  int ready_fd = -1;
+  if (!ready.empty() && (!absl::SimpleAtoi(ready, &ready_fd) || ready_fd <= 2)) {
+    std::fprintf(stderr, "crid-shim: --ready-fd %s: not a descriptor above 2\n", ready.c_str());
     return 2;
   }
   // Every thread inherits this mask: SIGCHLD is read from the reaper's
@@ -258,5 +278,5 @@ int main(int argc, char** argv) {
   // one per process and checks it on every lock).
   ::mallopt(M_ARENA_MAX, 1);
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  return crid::shim::Run(pod_id, dir);
+  return crid::shim::Run(pod_id, dir, ready_fd);
 }

@@ -516,6 +516,45 @@ TEST(ShimLaunch, UnexecutableBinaryFailsAtOnceNamingIt) {
   EXPECT_THAT(std::string(client.status().message()), HasSubstr(options.binary));
 }
 
+// A shim that exits before it listens is reported at once with the end of
+// its log, not after the start timeout: the launcher waits on the shim's
+// ready pipe, which closes when it exits.
+TEST(ShimLaunch, ShimExitingBeforeItListensFailsAtOnceWithItsLog) {
+  TempDir tmp;
+  const std::string binary = tmp.Sub("failing-shim");
+  // Called as: --pod-id ID --dir DIR --ready-fd N.
+  std::ofstream(binary) << "#!/bin/sh\necho 'cannot serve: disk full' >>\"$4/shim.log\"\nexit 1\n";
+  ASSERT_EQ(::chmod(binary.c_str(), 0755), 0);
+  LaunchOptions options;
+  options.binary = binary;
+  options.pod_id = "failing";
+  options.dir = tmp.Sub("shim");
+  options.start_timeout = absl::Seconds(30);
+  absl::Time start = absl::Now();
+  absl::StatusOr<std::unique_ptr<ShimClient>> client = ShimClient::Launch(options);
+  ASSERT_FALSE(client.ok());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  EXPECT_EQ(client.status().code(), absl::StatusCode::kUnavailable) << client.status();
+  EXPECT_THAT(std::string(client.status().message()), HasSubstr("cannot serve: disk full"));
+}
+
+// The launcher connects as soon as the shim says it listens (its ready pipe),
+// and a second launch finds the same shim without starting another.
+TEST_F(ShimTest, LaunchConnectsOnceTheShimSaysItListens) {
+  LaunchOptions options;
+  options.binary = ShimBinary();
+  options.pod_id = "ready";
+  options.dir = tmp_.Sub("ready-shim");
+  absl::StatusOr<std::unique_ptr<ShimClient>> client = ShimClient::Launch(options);
+  ASSERT_TRUE(client.ok()) << client.status();
+  std::string log = ReadFile(options.dir + "/shim.log").value_or("");
+  EXPECT_THAT(log, HasSubstr("serving pod ready"));
+  absl::StatusOr<std::unique_ptr<ShimClient>> again = ShimClient::Launch(options);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ((*again)->pid(), (*client)->pid());
+  EXPECT_TRUE((*client)->Shutdown().ok());
+}
+
 TEST_F(ShimTest, ShimOutlivesItsKilledLauncher) {
   std::string dir = tmp_.Sub("orphan-shim");
   pid_t launcher = ::fork();
