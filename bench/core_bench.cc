@@ -12,6 +12,11 @@
 //   exec         ExecSync of a probe's `true`: serially, and with P in flight
 //   scale        ListContainers, ListPodSandbox, ListContainerStats and
 //                ImageFsInfo with 500 containers
+//   start        N pods started one after another as critest's benchmark
+//                does (RunPodSandbox, CreateContainer, StartContainer, each
+//                timed), against the floor measured in the same run with no
+//                CRI runtime (network namespace + CNI ADD, runc create, runc
+//                start; bench/start_floor.h)
 //
 // Each scenario starts a fresh daemon per runtime. Everything is private to the
 // run: a docker-registry on 127.0.0.1, a CNI bridge without masquerade, roots,
@@ -58,11 +63,12 @@
 #include "base/temp_dir.h"
 #include "bench/cri_calls.h"
 #include "bench/runtimes.h"
+#include "bench/start_floor.h"
 #include "tests/cni_fixture.h"
 #include "tests/image_registry_fixture.h"
 #include "tests/leak_census.h"
 
-ABSL_FLAG(std::string, scenarios, "churn,concurrency,slow_stops,exec,scale",
+ABSL_FLAG(std::string, scenarios, "churn,concurrency,slow_stops,exec,scale,start",
           "comma-separated scenarios to run, in this order");
 ABSL_FLAG(bool, containerd, true, "also measure containerd when it is installed");
 ABSL_FLAG(std::string, containerd_binary, "", "containerd to run (default: found in PATH)");
@@ -90,6 +96,8 @@ ABSL_FLAG(int, exec_rounds, 4, "exec: rounds of in-flight probes");
 ABSL_FLAG(int, scale_containers, 500, "scale: running containers");
 ABSL_FLAG(int, scale_pods, 50, "scale: pods holding them");
 ABSL_FLAG(int, scale_calls, 300, "scale: calls of each RPC");
+
+ABSL_FLAG(int, start_pods, 30, "start: pods started one after another (and floor rounds)");
 
 extern char** environ;
 
@@ -649,6 +657,92 @@ absl::Status Scale(Runtime& rt, const Env& env, Figures* f) {
   return absl::OkStatus();
 }
 
+// One pod started as critest's benchmark starts it, each step timed; then
+// removed (not timed). The steps' times are added to `steps`, their sum to `sum`.
+absl::Status StartOnePod(Runtime& rt, const Env& env, int n, Samples steps[3], Samples* sum) {
+  const v1::PodSandboxConfig pod =
+      PodConfig(absl::StrCat("start-", n), absl::StrCat(env.log_root, "/", rt.name()));
+  PodRun run;
+  absl::Time t0 = absl::Now();
+  absl::StatusOr<std::string> pod_id = RunPod(rt, pod);
+  absl::Time t1 = absl::Now();
+  if (!pod_id.ok()) {
+    return pod_id.status();
+  }
+  run.pod_id = *pod_id;
+  absl::StatusOr<std::string> id = CreateContainer(
+      rt, run.pod_id, pod, ContainerConfig(absl::StrCat("sleep-", n), env.images.busybox, kSleep));
+  absl::Time t2 = absl::Now();
+  absl::Status st = id.status();
+  if (st.ok()) {
+    run.container_ids.push_back(*id);
+    st = StartContainer(rt, *id);
+  }
+  absl::Time t3 = absl::Now();
+  st.Update(TearDownPod(rt, run));
+  CRID_RETURN_IF_ERROR(st);
+  if (n >= 0) {
+    steps[0].Add(absl::ToDoubleMilliseconds(t1 - t0));
+    steps[1].Add(absl::ToDoubleMilliseconds(t2 - t1));
+    steps[2].Add(absl::ToDoubleMilliseconds(t3 - t2));
+    sum->Add(absl::ToDoubleMilliseconds(t3 - t0));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Start(Runtime& rt, const Env& env, Figures* f) {
+  const int pods = std::max(1, absl::GetFlag(FLAGS_start_pods));
+  // The floor is measured in crid's half, one round before each of crid's
+  // pods, so both see the same load.
+  std::unique_ptr<StartFloor> floor;
+  if (dynamic_cast<CridRuntime*>(&rt) != nullptr) {
+    absl::StatusOr<std::unique_ptr<StartFloor>> created =
+        StartFloor::Create(*env.network, "/usr/sbin/runc");
+    if (!created.ok()) {
+      return created.status();
+    }
+    floor = *std::move(created);
+  }
+  Samples steps[3];
+  Samples sum;
+  Samples floor_parts[3];
+  Samples floor_sum;
+  // n = -1 is a warm-up round, not counted.
+  for (int n = -1; n < pods; ++n) {
+    if (floor != nullptr) {
+      absl::StatusOr<StartFloorRound> round = floor->Round(n);
+      if (!round.ok()) {
+        return Annotate(round.status(), "start floor");
+      }
+      if (n >= 0) {
+        const absl::Duration parts[3] = {round->netns_cni_add, round->runc_create,
+                                         round->runc_start};
+        for (int i = 0; i < 3; ++i) {
+          floor_parts[i].Add(absl::ToDoubleMilliseconds(parts[i]));
+        }
+        floor_sum.Add(absl::ToDoubleMilliseconds(parts[0] + parts[1] + parts[2]));
+      }
+    }
+    CRID_RETURN_IF_ERROR(StartOnePod(rt, env, n, steps, &sum));
+  }
+  if (floor != nullptr) {
+    f->SetSamples("floor: netns + CNI ADD", floor_parts[0]);
+    f->SetSamples("floor: runc create", floor_parts[1]);
+    f->SetSamples("floor: runc start", floor_parts[2]);
+    f->SetSamples("floor: one round's sum", floor_sum);
+    const double floor_p50 = floor_parts[0].p50() + floor_parts[1].p50() + floor_parts[2].p50();
+    f->Set("floor = sum of the parts' p50", floor_p50);
+  }
+  f->SetSamples("RunPodSandbox", steps[0]);
+  f->SetSamples("CreateContainer", steps[1]);
+  f->SetSamples("StartContainer", steps[2]);
+  f->SetSamples("serial start (sum)", sum);
+  if (floor != nullptr) {
+    f->Set("serial start p50 / floor", sum.p50() / f->values.at("floor = sum of the parts' p50"));
+  }
+  return absl::OkStatus();
+}
+
 // ---- report ----
 
 // A target on one figure: crid's value against a limit, or against
@@ -721,6 +815,10 @@ std::vector<Target> TargetsFor(const std::string& scenario) {
             {"ListContainerStats p99", "ListContainerStats p99 < 5 ms", below(5)},
             {"ImageFsInfo p99", "ImageFsInfo p99 < 5 ms", below(5)}};
   }
+  if (scenario == "start") {
+    return {{"serial start p50 / floor", "serial start within 1.2x of the floor",
+             [](double c, std::optional<double>) { return c <= 1.2; }}};
+  }
   return {};
 }
 
@@ -780,8 +878,9 @@ int Main() {
   }
 
   const std::map<std::string, std::function<absl::Status(Runtime&, const Env&, Figures*)>> all = {
-      {"churn", Churn}, {"concurrency", Concurrency}, {"slow_stops", SlowStops}, {"exec", Exec},
-      {"scale", Scale},
+      {"churn", Churn},          {"concurrency", Concurrency},
+      {"slow_stops", SlowStops}, {"exec", Exec},
+      {"scale", Scale},          {"start", Start},
   };
   int status = 0;
   for (absl::string_view name_view :
