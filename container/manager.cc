@@ -100,7 +100,7 @@ absl::StatusOr<std::unique_ptr<ContainerManager>> ContainerManager::Create(
   CRID_RETURN_IF_ERROR(MakeDirs(options.shim_dir, 0711));
   std::unique_ptr<ContainerManager> m(
       new ContainerManager(std::move(options), store, sandboxes, images));
-  m->pool_ = std::make_unique<sandbox::WorkerPool>(m->options_.workers, m->options_.max_queued);
+  m->pool_ = std::make_unique<WorkerPool>(m->options_.workers, m->options_.max_queued);
   m->features_ =
       ProbeHandlerFeatures(m->options_.handlers, m->options_.root_dir + "/.features-probe");
   ContainerManager* raw_manager = m.get();

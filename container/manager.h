@@ -33,6 +33,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "base/stream_io.h"
+#include "base/worker_pool.h"
 #include "cgroups/driver.h"
 #include "cgroups/manager.h"
 #include "container/container.pb.h"
@@ -44,7 +45,6 @@
 #include "proto/cri_api.pb.h"
 #include "proto/shim.pb.h"
 #include "sandbox/manager.h"
-#include "sandbox/worker_pool.h"
 #include "shim/client.h"
 #include "store/store.h"
 
@@ -162,7 +162,7 @@ class ContainerManager {
   // `crid-shim-<pod id>`. Not owned; without one the shims stay in crid's.
   void SetCgroupManager(CgroupManager* cgroups) { cgroups_ = cgroups; }
 
-  sandbox::WorkerPool* pool() const { return pool_.get(); }
+  WorkerPool* pool() const { return pool_.get(); }
   const ContainerOptions& options() const { return options_; }
 
  private:
@@ -281,7 +281,7 @@ class ContainerManager {
   std::atomic<uint64_t> next_session_{1};
   std::atomic<CgroupManager*> cgroups_{nullptr};
   // Declared last: destroyed first, finishing queued work while the rest lives.
-  std::unique_ptr<sandbox::WorkerPool> pool_;
+  std::unique_ptr<WorkerPool> pool_;
   // Stopped first of all in the destructor: its handlers use the rest.
   std::unique_ptr<ShimEventLoop> events_;
 };

@@ -12,7 +12,7 @@ grpc::ServerUnaryReactor* ImageService::ImageFsInfo(grpc::CallbackServerContext*
     return FinishUnary(context, UnimplementedRpc("ImageService", "ImageFsInfo"));
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  executor_.Run([this, reactor, response] {
+  bool queued = pool_.Submit([this, reactor, response] {
     absl::StatusOr<DiskUsage> usage = images_->Usage();
     if (!usage.ok()) {
       reactor->Finish(ToGrpcStatus(usage.status()));
@@ -29,6 +29,10 @@ grpc::ServerUnaryReactor* ImageService::ImageFsInfo(grpc::CallbackServerContext*
     *response->add_container_filesystems() = fs;
     reactor->Finish(grpc::Status::OK);
   });
+  if (!queued) {
+    // Only while crid shuts down: the queue has no bound.
+    reactor->Finish(ToGrpcStatus(absl::UnavailableError("crid is shutting down")));
+  }
   return reactor;
 }
 

@@ -1,4 +1,4 @@
-// PullImage: runs on the image executor (kubelet sets no deadline on pulls);
+// PullImage: runs on the image worker pool (kubelet sets no deadline on pulls);
 // answers with the image ID, which ListImages and ImageStatus report as Image.id.
 #include "absl/strings/str_cat.h"
 #include "cri/image_service.h"
@@ -27,7 +27,7 @@ grpc::ServerUnaryReactor* ImageService::PullImage(grpc::CallbackServerContext* c
                              request->image().annotations().end());
   options.runtime_handler = request->image().runtime_handler();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  executor_.Run([this, name, auth, options, reactor, response] {
+  bool queued = pool_.Submit([this, name, auth, options, reactor, response] {
     // Layers take space; on a short disk the last of it is kept for removals.
     if (store_ != nullptr) {
       if (absl::Status room = store_->CheckRoom(absl::StrCat("pull image \"", name, "\""));
@@ -46,6 +46,10 @@ grpc::ServerUnaryReactor* ImageService::PullImage(grpc::CallbackServerContext* c
     response->set_image_ref(*id);
     reactor->Finish(grpc::Status::OK);
   });
+  if (!queued) {
+    // Only while crid shuts down: the queue has no bound.
+    reactor->Finish(ToGrpcStatus(absl::UnavailableError("crid is shutting down")));
+  }
   return reactor;
 }
 

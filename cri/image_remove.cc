@@ -16,10 +16,14 @@ grpc::ServerUnaryReactor* ImageService::RemoveImage(grpc::CallbackServerContext*
     return FinishUnary(context, absl::InvalidArgumentError("image.image: must not be empty"));
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  executor_.Run([this, name, reactor] {
+  bool queued = pool_.Submit([this, name, reactor] {
     absl::Status st = images_->Remove(name);
     reactor->Finish(ToGrpcStatus(st.ok() ? st : Annotate(st, "removing image " + name)));
   });
+  if (!queued) {
+    // Only while crid shuts down: the queue has no bound.
+    reactor->Finish(ToGrpcStatus(absl::UnavailableError("crid is shutting down")));
+  }
   return reactor;
 }
 

@@ -22,12 +22,12 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "base/fd_watch.h"
+#include "base/worker_pool.h"
 #include "cgroups/manager.h"
 #include "cni/network.h"
 #include "proto/cri_api.pb.h"
 #include "sandbox/pause_process.h"
 #include "sandbox/sandbox.pb.h"
-#include "sandbox/worker_pool.h"
 #include "store/store.h"
 
 namespace crid::sandbox {

@@ -1,8 +1,8 @@
-#include "sandbox/worker_pool.h"
+#include "base/worker_pool.h"
 
 #include <utility>
 
-namespace crid::sandbox {
+namespace crid {
 
 WorkerPool::WorkerPool(size_t threads, size_t max_queued) : max_queued_(max_queued) {
   for (size_t i = 0; i < threads; ++i) {
@@ -47,4 +47,4 @@ void WorkerPool::Loop() {
   }
 }
 
-}  // namespace crid::sandbox
+}  // namespace crid

@@ -1,10 +1,12 @@
-// A fixed set of threads for blocking sandbox work (CNI plugins, mounts,
-// namespace setup), so gRPC's callback threads stay free for Status and List.
-// The queue is bounded: when it is full, Submit refuses instead of piling up.
+// The one pool of threads for blocking work (OCI runtime calls, CNI plugins,
+// mounts, registry pulls), so gRPC's callback threads stay free for Status and
+// List. Each subsystem owns one with its own size. The queue may be bounded:
+// when it is full, Submit refuses instead of piling up.
 #pragma once
 
 #include <cstddef>
 #include <deque>
+#include <limits>
 #include <thread>
 #include <vector>
 
@@ -12,18 +14,23 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/synchronization/mutex.h"
 
-namespace crid::sandbox {
+namespace crid {
 
 class WorkerPool {
  public:
+  // A queue that never fills up.
+  static constexpr size_t kUnbounded = std::numeric_limits<size_t>::max();
+
+  // `threads` threads; at most `max_queued` pieces of work waiting for one.
   WorkerPool(size_t threads, size_t max_queued);
   // Runs what is queued, then joins.
   ~WorkerPool();
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
 
-  // False when the queue is full (the caller answers RESOURCE_EXHAUSTED).
-  bool Submit(absl::AnyInvocable<void() &&> work);
+  // False when the queue is full (the caller answers RESOURCE_EXHAUSTED) or
+  // the pool is being destroyed; `work` is then dropped without running.
+  [[nodiscard]] bool Submit(absl::AnyInvocable<void() &&> work);
 
  private:
   void Loop();
@@ -37,4 +44,4 @@ class WorkerPool {
   std::vector<std::thread> threads_;
 };
 
-}  // namespace crid::sandbox
+}  // namespace crid
