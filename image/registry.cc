@@ -1,12 +1,10 @@
 #include "image/registry.h"
 
-#include <curl/curl.h>
 #include <dirent.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <functional>
-#include <mutex>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -21,6 +19,7 @@
 #include "base/json.h"
 #include "base/logging.h"
 #include "image/digest.h"
+#include "image/http_client.h"
 
 namespace crid {
 
@@ -45,12 +44,6 @@ constexpr char kManifestAccept[] =
     "application/vnd.docker.distribution.manifest.v1+prettyjws;q=0.1, "
     "application/vnd.docker.distribution.manifest.v1+json;q=0.1";
 constexpr absl::Duration kEndpointDownFor = absl::Seconds(30);
-constexpr char kSystemCaBundle[] = "/etc/ssl/certs/ca-certificates.crt";
-
-void GlobalInit() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
 
 bool IsLoopbackHost(absl::string_view domain) {
   absl::string_view host = domain;
@@ -204,81 +197,41 @@ struct RegistryClient::Response {
   std::string error_body;
 };
 
-// One HTTP exchange through a libcurl easy handle.
-class RegistryClient::Request {
+// One HTTP exchange (with its redirects) through crid's HTTP client.
+class RegistryClient::Request final : public HttpResponseHandler {
  public:
   Request(const RegistryEndpoint& endpoint, std::string ca_bundle)
       : endpoint_(endpoint), ca_bundle_(std::move(ca_bundle)) {}
 
   absl::StatusOr<Response> Perform(const std::string& url, const std::vector<std::string>& headers,
                                    const std::string* post_body, RegistryBody* body) {
-    GlobalInit();
-    CURL* curl = curl_easy_init();
-    if (curl == nullptr) {
-      return absl::InternalError("curl_easy_init failed");
-    }
-    curl_slist* list = nullptr;
-    for (const std::string& h : headers) {
-      list = curl_slist_append(list, h.c_str());
-    }
     response_ = Response();
     body_ = body;
     began_ = false;
     body_status_ = absl::OkStatus();
-    curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, list);
-    curl_easy_setopt(curl, CURLOPT_USERAGENT, kUserAgent);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 5L);
-    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 20L);
-    // A transfer that stalls (under 1 byte/s for a minute) is a transient error.
-    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 60L);
-    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, &Request::OnHeader);
-    curl_easy_setopt(curl, CURLOPT_HEADERDATA, this);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &Request::OnData);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, this);
+    last_status_ = 0;
+    HttpRequest request;
+    request.url = url;
+    request.headers = headers;
     if (post_body != nullptr) {
-      curl_easy_setopt(curl, CURLOPT_POSTFIELDS, post_body->c_str());
-      curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(post_body->size()));
+      request.method = "POST";
+      request.body = *post_body;
     }
-    if (endpoint_.skip_verify) {
-      curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 0L);
-      curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);
-    }
-    curl_blob ca{};
-    if (!ca_bundle_.empty()) {
-      ca.data = ca_bundle_.data();
-      ca.len = ca_bundle_.size();
-      ca.flags = CURL_BLOB_NOCOPY;
-      curl_easy_setopt(curl, CURLOPT_CAINFO_BLOB, &ca);
-    }
-    if (!client_cert_.empty()) {
-      curl_easy_setopt(curl, CURLOPT_SSLCERT, client_cert_.c_str());
-      curl_easy_setopt(curl, CURLOPT_SSLKEY, client_key_.c_str());
-    }
-    CURLcode rc = curl_easy_perform(curl);
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response_.status);
-    curl_easy_cleanup(curl);
-    curl_slist_free_all(list);
+    HttpOptions options;
+    options.user_agent = kUserAgent;
+    options.proxy = ProxySettings::FromEnvironment();
+    options.tls.skip_verify = endpoint_.skip_verify;
+    options.tls.extra_ca_pem = ca_bundle_;
+    options.tls.client_cert_file = client_cert_;
+    options.tls.client_key_file = client_key_;
+    absl::StatusOr<int> status = HttpFetch(request, options, this);
     if (!body_status_.ok()) {
       return body_status_;
     }
-    if (rc != CURLE_OK) {
-      std::string msg = absl::StrCat(url, ": ", curl_easy_strerror(rc));
-      if (rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE ||
-          rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_UNSUPPORTED_PROTOCOL ||
-          rc == CURLE_TOO_MANY_REDIRECTS) {
-        return absl::FailedPreconditionError(msg);
-      }
-      if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST) {
-        return absl::UnavailableError(absl::StrCat(url, ": unreachable: ", curl_easy_strerror(rc)));
-      }
-      return absl::UnavailableError(msg);
+    if (!status.ok()) {
+      return Annotate(status.status(), url);
     }
+    response_.status = *status;
     if (response_.status == 200 && body_ != nullptr && !began_) {
       CRID_RETURN_IF_ERROR(body_->Begin());  // empty body
     }
@@ -290,54 +243,48 @@ class RegistryClient::Request {
     client_key_ = std::move(key);
   }
 
- private:
-  static size_t OnHeader(char* data, size_t size, size_t n, void* self_ptr) {
-    auto* self = static_cast<Request*>(self_ptr);
-    absl::string_view line(data, size * n);
+  void OnHeader(absl::string_view line) override {
     if (absl::StartsWith(line, "HTTP/")) {
-      self->response_.headers.clear();  // a new answer (after a redirect)
-      self->response_.challenges.clear();
-      self->last_status_ = 0;
+      response_.headers.clear();  // a new answer (after a redirect)
+      response_.challenges.clear();
+      last_status_ = 0;
       size_t sp = line.find(' ');
       int code = 0;
       if (sp != absl::string_view::npos && absl::SimpleAtoi(line.substr(sp + 1, 3), &code)) {
-        self->last_status_ = code;
+        last_status_ = code;
       }
-      return size * n;
+      return;
     }
     size_t colon = line.find(':');
     if (colon != absl::string_view::npos) {
       std::string name = absl::AsciiStrToLower(line.substr(0, colon));
       std::string value(absl::StripAsciiWhitespace(line.substr(colon + 1)));
       if (name == "www-authenticate") {
-        self->response_.challenges.push_back(value);
+        response_.challenges.push_back(value);
       }
-      self->response_.headers[name] = std::move(value);
+      response_.headers[name] = std::move(value);
     }
-    return size * n;
   }
 
-  static size_t OnData(char* data, size_t size, size_t n, void* self_ptr) {
-    auto* self = static_cast<Request*>(self_ptr);
-    size_t len = size * n;
+  absl::Status OnData(absl::string_view data) override {
     // The status of the answer being read; redirect bodies are not delivered.
-    long status = self->last_status_;
-    if (status == 200 && self->body_ != nullptr) {
-      if (!self->began_) {
-        self->began_ = true;
-        self->body_status_ = self->body_->Begin();
+    if (last_status_ == 200 && body_ != nullptr) {
+      if (!began_) {
+        began_ = true;
+        body_status_ = body_->Begin();
       }
-      if (self->body_status_.ok()) {
-        self->body_status_ = self->body_->Write(absl::string_view(data, len));
+      if (body_status_.ok()) {
+        body_status_ = body_->Write(data);
       }
-      return self->body_status_.ok() ? len : 0;
+      return body_status_;
     }
-    if (self->response_.error_body.size() < kMaxErrorBody) {
-      self->response_.error_body.append(data, std::min<size_t>(len, kMaxErrorBody));
+    if (response_.error_body.size() < kMaxErrorBody) {
+      response_.error_body.append(data.data(), std::min<size_t>(data.size(), kMaxErrorBody));
     }
-    return len;
+    return absl::OkStatus();
   }
 
+ private:
   const RegistryEndpoint& endpoint_;
   std::string ca_bundle_;
   std::string client_cert_;
@@ -395,11 +342,7 @@ std::string RegistryClient::CaBundleFor(const std::string& host) const {
     }
   }
   closedir(d);
-  if (extra.empty()) {
-    return "";
-  }
-  absl::StatusOr<std::string> system = ReadFile(kSystemCaBundle);
-  return absl::StrCat(system.ok() ? *system : "", "\n", extra);
+  return extra;
 }
 
 absl::StatusOr<std::string> RegistryClient::FetchToken(
@@ -421,13 +364,6 @@ absl::StatusOr<std::string> RegistryClient::FetchToken(
       tokens_.erase(it);
     }
   }
-  GlobalInit();
-  auto escape = [](const std::string& s) {
-    char* e = curl_easy_escape(nullptr, s.c_str(), static_cast<int>(s.size()));
-    std::string out = e != nullptr ? e : "";
-    curl_free(e);
-    return out;
-  };
   std::string user = auth.username;
   std::string pass = auth.password;
   if (!auth.auth.empty()) {
@@ -445,18 +381,18 @@ absl::StatusOr<std::string> RegistryClient::FetchToken(
   absl::StatusOr<Response> resp;
   if (!auth.identity_token.empty()) {
     // OAuth2 refresh-token grant, as docker does with an identity token.
-    std::string form =
-        absl::StrCat("grant_type=refresh_token&client_id=crid&service=", escape(service),
-                     "&scope=", escape(scope), "&refresh_token=", escape(auth.identity_token));
+    std::string form = absl::StrCat(
+        "grant_type=refresh_token&client_id=crid&service=", PercentEncode(service),
+        "&scope=", PercentEncode(scope), "&refresh_token=", PercentEncode(auth.identity_token));
     headers.emplace_back("Content-Type: application/x-www-form-urlencoded");
     resp = request.Perform(realm, headers, &form, &body);
   } else {
     std::string url = realm;
     absl::StrAppend(&url, absl::StrContains(realm, '?') ? "&" : "?");
     if (!service.empty()) {
-      absl::StrAppend(&url, "service=", escape(service), "&");
+      absl::StrAppend(&url, "service=", PercentEncode(service), "&");
     }
-    absl::StrAppend(&url, "scope=", escape(scope));
+    absl::StrAppend(&url, "scope=", PercentEncode(scope));
     if (!user.empty()) {
       headers.push_back(
           absl::StrCat("Authorization: Basic ", absl::Base64Escape(absl::StrCat(user, ":", pass))));

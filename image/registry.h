@@ -1,4 +1,4 @@
-// A client for the OCI distribution API over libcurl: endpoint selection
+// A client for the OCI distribution API over image/http_client: endpoint selection
 // (mirrors first, then the registry), TLS with system and per-registry CAs,
 // anonymous, Basic and Bearer-token authentication, redirects, and retries with
 // backoff on transient errors. Blobs stream into the content store and are
@@ -116,6 +116,7 @@ class RegistryClient {
   // Drops an Authorization header the registry refused, and its token if it is
   // a Bearer one, so neither is offered again.
   void ForgetAuthorization(const std::string& cache_key, const std::string& header);
+  // The PEM certificates in certs_dir/HOST/*.crt, trusted besides the system's.
   std::string CaBundleFor(const std::string& host) const;
 
   const config::ImageConfig config_;

@@ -11,7 +11,11 @@ build_packages=(
   libgtest-dev libgmock-dev
   # make deb: dpkg-shlibdeps computes the package's Depends.
   dpkg-dev
-  libcurl4-openssl-dev libssl-dev zlib1g-dev libzstd-dev
+  libssl-dev zlib1g-dev libzstd-dev
+  # libcurl: only the registry test fixture (tests/image_registry_fixture.cc)
+  # links it, crid does not; it is listed here because WORKSPACE's @system
+  # repository resolves every pkg-config module it names before any build.
+  libcurl4-openssl-dev
   # The metrics endpoint (metrics.address): prometheus-cpp's core and pull
   # (civetweb) libraries; the -dev package brings both runtime libraries.
   prometheus-cpp-dev libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0
