@@ -22,8 +22,8 @@ cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-60}
 output_base=${FUZZ_OUTPUT_BASE:-/var/cache/crid-fuzz/ob}
 work=${FUZZ_WORK:-/var/cache/crid-fuzz/work}
-all_targets=(image_manifest image_reference tar_layer cni_result crid_config pod_sandbox_config
-  container_config)
+all_targets=(image_manifest image_reference http_response tar_layer cni_result crid_config
+  pod_sandbox_config container_config)
 counts=0
 if [[ "${1:-}" == "--counts" ]]; then
   counts=1
