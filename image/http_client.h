@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "image/http_connection.h"
 #include "image/http_parser.h"
 #include "image/http_url.h"
 
@@ -24,16 +25,6 @@ struct ProxySettings {
   // HTTP_PROXY from a request header), https_proxy or HTTPS_PROXY, all_proxy or
   // ALL_PROXY where those are unset, no_proxy or NO_PROXY.
   static ProxySettings FromEnvironment();
-};
-
-struct TlsSettings {
-  // Neither the chain nor the name of the server's certificate is checked.
-  bool skip_verify = false;
-  // PEM certificates trusted besides the system's store.
-  std::string extra_ca_pem;
-  // A PEM client certificate (chain) and its key, presented when set.
-  std::string client_cert_file;
-  std::string client_key_file;
 };
 
 struct HttpOptions {

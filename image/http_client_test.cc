@@ -685,6 +685,8 @@ TEST_F(HttpClientTest, ClientCertificateForAServerThatRequiresOne) {
   mismatched.tls.client_key_file = tmp_.Sub("other.key");
   EXPECT_EQ(Get(server.Url("/"), &got, mismatched).status().code(),
             absl::StatusCode::kFailedPrecondition);
+  X509_free(other.cert);
+  EVP_PKEY_free(other.key);
 }
 
 TEST_F(HttpClientTest, HttpGoesThroughTheProxyAsAnAbsoluteUri) {
