@@ -106,7 +106,12 @@ absl::StatusOr<std::vector<std::string>> ListDir(const std::string& path) {
   return names;
 }
 
-absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, mode_t mode) {
+namespace {
+
+// Writes `data` to PATH.tmp.PID and renames it to `path`; with `sync`, the
+// file is fsynced before the rename and its directory after.
+absl::Status WriteAndRename(const std::string& path, absl::string_view data, mode_t mode,
+                            bool sync) {
   std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
   UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, mode));
   if (!fd.valid()) {
@@ -116,7 +121,7 @@ absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, mo
   if (st.ok() && ::fchmod(fd.get(), mode) != 0) {
     st = ErrnoError(errno, "fchmod ", tmp);
   }
-  if (st.ok() && ::fsync(fd.get()) != 0) {
+  if (st.ok() && sync && ::fsync(fd.get()) != 0) {
     st = ErrnoError(errno, "fsync ", tmp);
   }
   fd.reset();
@@ -127,6 +132,9 @@ absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, mo
     ::unlink(tmp.c_str());
     return st;
   }
+  if (!sync) {
+    return absl::OkStatus();
+  }
   std::string dir = DirName(path);
   UniqueFd dirfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!dirfd.valid()) {
@@ -136,6 +144,16 @@ absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, mo
     return ErrnoError(errno, "fsync ", dir);
   }
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, mode_t mode) {
+  return WriteAndRename(path, data, mode, /*sync=*/true);
+}
+
+absl::Status ReplaceFile(const std::string& path, absl::string_view data, mode_t mode) {
+  return WriteAndRename(path, data, mode, /*sync=*/false);
 }
 
 namespace {

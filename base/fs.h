@@ -28,6 +28,12 @@ absl::StatusOr<std::vector<std::string>> ListDir(const std::string& path);
 // the directory.
 absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, mode_t mode);
 
+// Replaces `path` with `data` so that readers see the old or the new content,
+// never part of it (a temporary file in the same directory, renamed), but
+// syncs nothing: for files that need not survive a power loss, such as those
+// in crid's state directory (tmpfs in production, rebuilt after a reboot).
+absl::Status ReplaceFile(const std::string& path, absl::string_view data, mode_t mode);
+
 // rm -rf that never follows a symlink and never descends into another mounted
 // filesystem (a mount below `path` makes it fail with FAILED_PRECONDITION
 // instead of deleting the mounted files). A missing `path` is success.

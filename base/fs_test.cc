@@ -65,6 +65,28 @@ TEST(WriteFileAtomic, FailureNamesPath) {
   EXPECT_NE(st.message().find("/nonexistent-dir-crid/x"), absl::string_view::npos) << st;
 }
 
+TEST(ReplaceFile, ReplacesContentAndModeAndLeavesNoTemporary) {
+  TempDir tmp;
+  std::string path = tmp.Sub("hosts");
+  ASSERT_TRUE(ReplaceFile(path, "first", 0600).ok());
+  ASSERT_TRUE(ReplaceFile(path, "second", 0644).ok());
+  EXPECT_EQ(*ReadFile(path), "second");
+  EXPECT_EQ(CountEntries(tmp.path()), 1);
+  struct stat st;
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0644u);
+}
+
+TEST(ReplaceFile, FailureNamesPathAndLeavesNoTemporary) {
+  TempDir tmp;
+  // A directory where the file should be: the rename fails.
+  ASSERT_TRUE(MakeDirs(tmp.Sub("busy/sub"), 0755).ok());
+  absl::Status st = ReplaceFile(tmp.Sub("busy"), "data", 0644);
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find(tmp.Sub("busy")), absl::string_view::npos) << st;
+  EXPECT_EQ(CountEntries(tmp.path()), 1);
+}
+
 TEST(ReadFile, MissingFileIsNotFound) {
   EXPECT_EQ(ReadFile("/nonexistent-crid-file").status().code(), absl::StatusCode::kNotFound);
 }

@@ -360,7 +360,7 @@ void SandboxManager::RemoveUnknownStateDirs(const std::map<std::string, SandboxR
   for (const std::string& name : DirEntries(pods_dir)) {
     const std::string dir = absl::StrCat(pods_dir, "/", name);
     if (known.count(name) != 0) {
-      // WriteFileAtomic's temporaries (`hosts.tmp.<pid>`) of a write cut short.
+      // ReplaceFile's temporaries (`hosts.tmp.<pid>`) of a write cut short.
       for (const std::string& file : DirEntries(dir)) {
         if (absl::StrContains(file, ".tmp.")) {
           std::string path = absl::StrCat(dir, "/", file);
@@ -583,10 +583,14 @@ absl::StatusOr<std::string> SandboxManager::RunLocked(const runtime::v1::PodSand
     }));
   }
 
-  CRID_RETURN_IF_ERROR(WriteFileAtomic(pod_dir + "/hostname", hostname + "\n", 0644));
+  // The pod's files live in the state directory, which does not survive a
+  // reboot (tmpfs in production), and no container of a pod from before a
+  // reboot runs again: replaced atomically for readers, never synced (6
+  // fsyncs per pod otherwise).
+  CRID_RETURN_IF_ERROR(ReplaceFile(pod_dir + "/hostname", hostname + "\n", 0644));
   std::string host_resolv = ReadFile(options_.host_resolv_conf).value_or("");
   CRID_RETURN_IF_ERROR(
-      WriteFileAtomic(pod_dir + "/resolv.conf", BuildResolvConf(config, host_resolv), 0644));
+      ReplaceFile(pod_dir + "/resolv.conf", BuildResolvConf(config, host_resolv), 0644));
 
   if (own_net) {
     record.set_network_name(cni_->NetworkName());
@@ -610,7 +614,7 @@ absl::StatusOr<std::string> SandboxManager::RunLocked(const runtime::v1::PodSand
   }
   std::vector<std::string> ips(record.ips().begin(), record.ips().end());
   std::string hosts = own_net ? BuildHosts(hostname, ips) : ReadFile("/etc/hosts").value_or("");
-  CRID_RETURN_IF_ERROR(WriteFileAtomic(pod_dir + "/hosts", hosts, 0644));
+  CRID_RETURN_IF_ERROR(ReplaceFile(pod_dir + "/hosts", hosts, 0644));
 
   if (own_pid) {
     std::vector<NamespacePath> join;
