@@ -20,7 +20,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <optional>
 #include <string>
@@ -35,6 +37,7 @@
 #include "absl/time/clock.h"
 #include "base/fs.h"
 #include "base/temp_dir.h"
+#include "base/test_listener.h"
 
 namespace crid {
 namespace {
@@ -198,16 +201,10 @@ class TestServer {
  public:
   explicit TestServer(std::function<void(ServerConn&)> serve, SSL_CTX* tls = nullptr)
       : serve_(std::move(serve)), tls_(tls) {
-    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(addr);
-    bool ok = bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-              getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0 &&
-              listen(fd_, 16) == 0;
-    EXPECT_TRUE(ok) << "cannot listen on 127.0.0.1";
-    port_ = ntohs(addr.sin_port);
+    uint16_t port = 0;
+    fd_ = ListenOnLoopback(&port);
+    EXPECT_GE(fd_, 0) << "cannot listen on 127.0.0.1: " << strerror(errno);
+    port_ = port;
     thread_ = std::thread([this] { Serve(); });
   }
   ~TestServer() {

@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <string>
@@ -22,6 +24,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "base/temp_dir.h"
+#include "base/test_listener.h"
 #include "config/config.h"
 #include "image/digest.h"
 
@@ -48,16 +51,10 @@ class ScriptedServer {
  public:
   explicit ScriptedServer(std::function<HttpResponse(const HttpRequest&)> handler)
       : handler_(std::move(handler)) {
-    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(addr);
-    bool ok = bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-              getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0 &&
-              listen(fd_, 16) == 0;
-    EXPECT_TRUE(ok) << "cannot listen on 127.0.0.1";
-    port_ = ntohs(addr.sin_port);
+    uint16_t port = 0;
+    fd_ = ListenOnLoopback(&port);
+    EXPECT_GE(fd_, 0) << "cannot listen on 127.0.0.1: " << strerror(errno);
+    port_ = port;
     thread_ = std::thread([this] { Serve(); });
   }
   ~ScriptedServer() {
