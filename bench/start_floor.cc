@@ -127,7 +127,7 @@ absl::StatusOr<std::string> RunWithInput(const std::vector<std::string>& argv,
 
 absl::StatusOr<std::unique_ptr<StartFloor>> StartFloor::Create(const TestCniNetwork& network,
                                                                std::string runc,
-                                                               std::string busybox) {
+                                                               const std::string& busybox) {
   std::unique_ptr<StartFloor> floor(new StartFloor(std::move(runc)));
   CRID_ASSIGN_OR_RETURN(floor->list_, ParseJsonObject(network.conflist(), "CNI conflist"));
   const std::string bundle = floor->tmp_.Sub("bundle");

@@ -30,9 +30,8 @@ struct StartFloorRound {
 class StartFloor {
  public:
   // A bundle whose rootfs holds `busybox` (a static binary) as sleep and sh.
-  static absl::StatusOr<std::unique_ptr<StartFloor>> Create(const TestCniNetwork& network,
-                                                            std::string runc,
-                                                            std::string busybox = "/bin/busybox");
+  static absl::StatusOr<std::unique_ptr<StartFloor>> Create(
+      const TestCniNetwork& network, std::string runc, const std::string& busybox = "/bin/busybox");
   ~StartFloor();
   StartFloor(const StartFloor&) = delete;
   StartFloor& operator=(const StartFloor&) = delete;
