@@ -38,6 +38,7 @@
 #include "base/fs.h"
 #include "base/temp_dir.h"
 #include "base/test_listener.h"
+#include "image/http_test_collect.h"
 
 namespace crid {
 namespace {
@@ -367,17 +368,6 @@ void Proxy(ServerConn& c) {
 }
 
 // ---- the client's side --------------------------------------------------
-
-class Collect final : public HttpResponseHandler {
- public:
-  void OnHeader(absl::string_view line) override { headers.emplace_back(line); }
-  absl::Status OnData(absl::string_view data) override {
-    body.append(data.data(), data.size());
-    return absl::OkStatus();
-  }
-  std::vector<std::string> headers;
-  std::string body;
-};
 
 class HttpClientTest : public ::testing::Test {
  protected:

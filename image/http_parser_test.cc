@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "image/http_test_collect.h"
 #include "image/http_url.h"
 
 namespace crid {
@@ -16,17 +17,6 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-
-class Collect final : public HttpResponseHandler {
- public:
-  void OnHeader(absl::string_view line) override { headers.emplace_back(line); }
-  absl::Status OnData(absl::string_view data) override {
-    body.append(data.data(), data.size());
-    return absl::OkStatus();
-  }
-  std::vector<std::string> headers;
-  std::string body;
-};
 
 struct Parsed {
   absl::Status status;
