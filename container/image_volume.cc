@@ -20,6 +20,7 @@
 #include "base/errors.h"
 #include "base/fs.h"
 #include "base/unique_fd.h"
+#include "container/idmapped_mounts.h"
 
 namespace crid {
 
@@ -27,21 +28,6 @@ namespace {
 
 // mount(2) takes its option string in one page.
 constexpr size_t kMaxMountData = 4095;
-
-// Unmounts everything stacked on `path`. A bind of a layer directory has the
-// same st_dev as its parent, so unmounting until the kernel says "not a mount
-// point" (EINVAL) is the check.
-absl::Status UnmountAll(const std::string& path) {
-  for (int i = 0; i < 16; ++i) {
-    if (::umount2(path.c_str(), MNT_DETACH) != 0) {
-      if (errno == EINVAL || errno == ENOENT) {
-        return absl::OkStatus();
-      }
-      return ErrnoError(errno, "unmount image volume ", path);
-    }
-  }
-  return absl::FailedPreconditionError(absl::StrCat(path, " is still mounted"));
-}
 
 // A read-only overlay of `lower_dirs` through the new mount API, for layer
 // lists longer than mount(2)'s page (each layer is one fsconfig call).
@@ -166,12 +152,26 @@ std::string ImageVolumeDir(const std::string& container_dir, int index) {
 
 absl::StatusOr<std::string> MountImageVolume(const std::string& mount_point,
                                              const std::vector<std::string>& lower_dirs,
-                                             const std::string& sub_path) {
+                                             const std::string& sub_path,
+                                             const std::string& userns_path) {
   if (lower_dirs.empty()) {
     return absl::FailedPreconditionError("mounts.image: the image has no layers");
   }
   CRID_RETURN_IF_ERROR(MakeDirs(mount_point, 0700));
-  CRID_RETURN_IF_ERROR(MountLayersReadOnly(lower_dirs, mount_point));
+  if (userns_path.empty()) {
+    CRID_RETURN_IF_ERROR(MountLayersReadOnly(lower_dirs, mount_point));
+  } else {
+    // The runtime's init, already the pod's unprivileged root, binds it.
+    const std::string parent = mount_point.substr(0, mount_point.rfind('/'));
+    if (::chmod(parent.c_str(), 0711) != 0) {
+      return ErrnoError(errno, "chmod ", parent);
+    }
+    // overlayfs cannot be idmapped, its layers can: the volume is stacked on
+    // idmapped clones of them, which go once the overlay holds its own.
+    IdmappedLayers layers(mount_point + ".layers");
+    CRID_ASSIGN_OR_RETURN(std::vector<std::string> mapped, layers.Mount(lower_dirs, userns_path));
+    CRID_RETURN_IF_ERROR(MountLayersReadOnly(mapped, mount_point));
+  }
   bool keep = false;
   absl::Cleanup unmount = [&] {
     if (!keep) {
@@ -195,6 +195,17 @@ absl::Status RemoveImageVolumes(const std::string& container_dir) {
   }
   for (const std::string& name : *entries) {
     const std::string mount_point = absl::StrCat(dir, "/", name);
+    if (absl::EndsWith(name, ".layers")) {
+      // Idmapped layer clones a crash left behind (MountImageVolume).
+      absl::StatusOr<std::vector<std::string>> layers = ListDir(mount_point);
+      for (const std::string& layer : layers.ok() ? *layers : std::vector<std::string>{}) {
+        const std::string path = absl::StrCat(mount_point, "/", layer);
+        CRID_RETURN_IF_ERROR(UnmountAll(path));
+        if (::rmdir(path.c_str()) != 0 && errno != ENOENT) {
+          return ErrnoError(errno, "remove ", path);
+        }
+      }
+    }
     CRID_RETURN_IF_ERROR(UnmountAll(mount_point));
     if (::rmdir(mount_point.c_str()) != 0 && errno != ENOENT) {
       return ErrnoError(errno, "remove ", mount_point);

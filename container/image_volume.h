@@ -28,10 +28,13 @@ absl::Status ValidateImageVolume(const runtime::v1::Mount& mount);
 // then finds `sub_path` inside it (symlinks resolved inside the image, never
 // out of it) and returns the path to bind into the container. A sub path that
 // the image does not have is INVALID_ARGUMENT naming mounts.image_sub_path;
-// on any failure nothing stays mounted.
+// on any failure nothing stays mounted. With `userns_path` (a pod's user
+// namespace) the layers are seen through idmapped mounts into it, so the
+// image's root-owned files are the pod's root's.
 absl::StatusOr<std::string> MountImageVolume(const std::string& mount_point,
                                              const std::vector<std::string>& lower_dirs,
-                                             const std::string& sub_path);
+                                             const std::string& sub_path,
+                                             const std::string& userns_path = "");
 
 // Unmounts and removes every image volume of a container. Missing pieces are
 // fine: removing twice succeeds.

@@ -11,6 +11,7 @@
 
 #include "base/fs.h"
 #include "base/temp_dir.h"
+#include "container/test_user_namespace.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -111,6 +112,34 @@ TEST_F(ImageVolumeTest, SubPathsStayInsideTheImage) {
               HasSubstr("mounts.image_sub_path: \"not-existing\" does not exist"));
   // The failed one left no mount and no directory.
   EXPECT_FALSE(Exists(ImageVolumeDir(container_dir_, 4)));
+}
+
+// In a pod with a user namespace (0 -> host 200000) the image's root-owned
+// files are the namespace root's, for one layer (a bind) and several (an
+// overlay on idmapped layers); the layer clones go once stacked.
+TEST_F(ImageVolumeTest, UserNamespaceSeesTheImageThroughIdmappedLayers) {
+  TestUserNamespace userns;
+  ASSERT_TRUE(userns.ok());
+  struct stat st;
+  for (int layers : {1, 2}) {
+    std::vector<std::string> lowers = lowers_;
+    lowers.resize(layers);
+    if (layers == 1) {
+      lowers = {tmp_.Sub("layers/base")};
+    }
+    const std::string dir = ImageVolumeDir(container_dir_, layers);
+    absl::StatusOr<std::string> source = MountImageVolume(dir, lowers, "", userns.path());
+    ASSERT_TRUE(source.ok()) << source.status();
+    ASSERT_EQ(::stat((*source + "/etc/passwd").c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, 200000u) << layers << " layer(s)";
+    EXPECT_EQ(st.st_gid, 300000u);
+    EXPECT_EQ(Read(*source + "/etc/passwd"), "root:x:0:0");
+    EXPECT_FALSE(Exists(dir + ".layers")) << "the idmapped layer clones are gone";
+    ASSERT_EQ(::stat(tmp_.Sub("layers/base/etc/passwd").c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, 0u) << "the layer is untouched";
+  }
+  ASSERT_TRUE(RemoveImageVolumes(container_dir_).ok());
+  EXPECT_FALSE(Exists(container_dir_ + "/image-volumes"));
 }
 
 TEST(ValidateImageVolume, ReadOnlyAndRelativeSubPaths) {

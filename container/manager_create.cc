@@ -16,6 +16,7 @@
 #include "base/fs.h"
 #include "base/logging.h"
 #include "container/checkpoint.h"
+#include "container/idmapped_mounts.h"
 #include "container/image_volume.h"
 #include "container/manager.h"
 #include "container/manager_internal.h"
@@ -318,6 +319,11 @@ absl::StatusOr<std::string> ContainerManager::CreateLocked(
   }
   CRID_ASSIGN_OR_RETURN(json spec,
                         BuildOciSpec(*spec_config, image_settings.process, info, spec_options));
+  if (!pod.userns_path().empty()) {
+    // runc 1.1 cannot idmap a bind mount: it binds crid's idmapped clones.
+    CRID_RETURN_IF_ERROR(IdmapBindMounts(record.dir(), pod.userns_path(),
+                                         record.dir() + "/image-volumes/", spec["mounts"]));
+  }
   const json& user = spec["process"]["user"];
   record.set_uid(user.value("uid", int64_t{0}));
   record.set_gid(user.value("gid", int64_t{0}));
@@ -365,6 +371,11 @@ absl::StatusOr<const v1::ContainerConfig*> ContainerManager::MountImageVolumes(
     return &config;
   }
   *with_volumes = config;
+  // In a pod with its own user namespace the volumes are idmapped into it.
+  std::string userns_path;
+  if (absl::StatusOr<sandbox::SandboxRecord> pod = sandboxes_->Get(record->pod_id()); pod.ok()) {
+    userns_path = pod->userns_path();
+  }
   for (int i = 0; i < with_volumes->mounts_size(); ++i) {
     v1::Mount* m = with_volumes->mutable_mounts(i);
     if (!m->has_image() || m->image().image().empty()) {
@@ -384,7 +395,7 @@ absl::StatusOr<const v1::ContainerConfig*> ContainerManager::MountImageVolumes(
     CRID_ASSIGN_OR_RETURN(
         std::string source,
         MountImageVolume(ImageVolumeDir(record->dir(), i), ImageStore::LowerDirs(*images_, image),
-                         m->image_sub_path()));
+                         m->image_sub_path(), userns_path));
     leases->push_back(std::move(leased->second));
     for (const std::string& chain : image.chain_ids()) {
       record->add_volume_chain_ids(chain);

@@ -17,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "base/errors.h"
 #include "base/unique_fd.h"
+#include "container/idmapped_mounts.h"
 
 namespace crid {
 
@@ -76,13 +77,6 @@ absl::Status MountWithFsConfig(const std::vector<std::string>& lower_dirs,
   return absl::OkStatus();
 }
 
-int OpenTree(int dfd, const char* path, unsigned flags) {
-  return static_cast<int>(::syscall(SYS_open_tree, dfd, path, flags));
-}
-int MountSetattr(int dfd, const char* path, unsigned flags, struct mount_attr* attr) {
-  return static_cast<int>(::syscall(SYS_mount_setattr, dfd, path, flags, attr, sizeof(*attr)));
-}
-
 bool IsMountPoint(const std::string& path) {
   struct stat st;
   struct stat parent;
@@ -91,49 +85,6 @@ bool IsMountPoint(const std::string& path) {
   }
   return st.st_dev != parent.st_dev;
 }
-
-// The idmapped layer mounts of one overlay: they are needed only while the
-// overlay is mounted (overlayfs keeps private clones of its layers), so they
-// go when this does.
-class IdmappedLayers {
- public:
-  explicit IdmappedLayers(std::string dir) : dir_(std::move(dir)) {}
-  ~IdmappedLayers() {
-    for (const std::string& target : targets_) {
-      ::umount2(target.c_str(), MNT_DETACH);
-      ::rmdir(target.c_str());
-    }
-    ::rmdir(dir_.c_str());
-  }
-  IdmappedLayers(const IdmappedLayers&) = delete;
-  IdmappedLayers& operator=(const IdmappedLayers&) = delete;
-
-  absl::StatusOr<std::vector<std::string>> Mount(const std::vector<std::string>& lower_dirs,
-                                                 const std::string& userns_path) {
-    UniqueFd userns(::open(userns_path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!userns.valid()) {
-      return ErrnoError(errno, "open user namespace ", userns_path);
-    }
-    if (::mkdir(dir_.c_str(), 0700) != 0 && errno != EEXIST) {
-      return ErrnoError(errno, "mkdir ", dir_);
-    }
-    std::vector<std::string> mapped;
-    for (size_t i = 0; i < lower_dirs.size(); ++i) {
-      std::string target = absl::StrCat(dir_, "/", i);
-      if (::mkdir(target.c_str(), 0700) != 0 && errno != EEXIST) {
-        return ErrnoError(errno, "mkdir ", target);
-      }
-      targets_.push_back(target);
-      CRID_RETURN_IF_ERROR(IdmappedBindMount(lower_dirs[i], target, userns.get(), false));
-      mapped.push_back(std::move(target));
-    }
-    return mapped;
-  }
-
- private:
-  std::string dir_;
-  std::vector<std::string> targets_;
-};
 
 absl::Status MountOverlay(const std::vector<std::string>& lower_dirs, const OverlayRootfs& paths,
                           bool force_mount_api) {
@@ -158,26 +109,6 @@ absl::Status MountOverlay(const std::vector<std::string>& lower_dirs, const Over
 }
 
 }  // namespace
-
-absl::Status IdmappedBindMount(const std::string& source, const std::string& target, int userns_fd,
-                               bool recursive) {
-  unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (recursive ? AT_RECURSIVE : 0);
-  UniqueFd tree(OpenTree(AT_FDCWD, source.c_str(), flags));
-  if (!tree.valid()) {
-    return ErrnoError(errno, "open_tree ", source);
-  }
-  struct mount_attr attr = {};
-  attr.attr_set = MOUNT_ATTR_IDMAP;
-  attr.userns_fd = static_cast<uint64_t>(userns_fd);
-  if (MountSetattr(tree.get(), "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr) != 0) {
-    return ErrnoError(errno, "idmap a mount of ", source,
-                      errno == EINVAL ? " (its filesystem does not support idmapped mounts)" : "");
-  }
-  if (MoveMount(tree.get(), "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0) {
-    return ErrnoError(errno, "move_mount idmapped ", source, " to ", target);
-  }
-  return absl::OkStatus();
-}
 
 absl::StatusOr<OverlayRootfs> MountOverlayRootfs(const std::string& container_dir,
                                                  const std::vector<std::string>& lower_dirs,
@@ -289,6 +220,10 @@ absl::Status CheckIdmappedOverlay(const std::string& scratch_dir) {
 }
 
 absl::Status RemoveOverlayRootfs(const std::string& container_dir) {
+  // The volumes' idmapped clones first: the directory is removed below, and a
+  // clone of a host directory shares its st_dev, so the removal would not stop
+  // at it.
+  CRID_RETURN_IF_ERROR(RemoveIdmappedMounts(container_dir));
   std::string rootfs = container_dir + "/rootfs";
   if (IsMountPoint(rootfs) && ::umount2(rootfs.c_str(), MNT_DETACH) != 0 && errno != EINVAL &&
       errno != ENOENT) {

@@ -4,6 +4,8 @@
 //   <container dir>/rootfs   the overlay mount point (the OCI root.path)
 //   <container dir>/upper    the container's writable layer
 //   <container dir>/work     overlayfs' scratch directory
+//   <container dir>/idmapped the volumes' idmapped clones in a pod with a user
+//                            namespace (container/idmapped_mounts.h)
 #pragma once
 
 #include <cstdint>
@@ -41,13 +43,6 @@ struct OverlayOptions {
   uint32_t host_uid = 0;
   uint32_t host_gid = 0;
 };
-
-// Mounts `source` again at `target` (an existing directory or file), with
-// the ownership seen through the user namespace `userns_fd` (MOUNT_ATTR_IDMAP):
-// an ID mapped to host ID H there appears as its namespace ID. With
-// `recursive`, submounts come along (each must support idmapping).
-absl::Status IdmappedBindMount(const std::string& source, const std::string& target, int userns_fd,
-                               bool recursive);
 
 // Whether overlayfs over idmapped layers works under `scratch_dir` (the
 // filesystem the layers and containers live on): mounts a small overlay

@@ -11,6 +11,7 @@
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "base/fs.h"
 #include "gmock/gmock.h"
@@ -131,6 +132,76 @@ TEST_F(IsolationEndToEndTest, UserNamespacePodIsRootInsideAndUnprivilegedOutside
     // container's user namespace.
     EXPECT_THAT(ExecOut(id, "ls /sys/class/net"), HasSubstr("lo"));
   }
+}
+
+// How many mounts of this process's namespace (crid's) have `needle` in
+// their mount point.
+int MountsUnder(const std::string& needle) {
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line)) {
+    n += absl::StrContains(line, needle) ? 1 : 0;
+  }
+  return n;
+}
+
+// As kubelet expects of a runtime with user namespaces: a hostPath volume and
+// the pod's hosts, resolv.conf and hostname are idmapped into the pod's
+// namespace, so host root's files are root's inside (not nobody's) and root
+// inside writes them as host root. A volume whose filesystem cannot be
+// idmapped is refused, with nothing left mounted.
+TEST_F(IsolationEndToEndTest, UserNamespaceVolumesAreIdmapped) {
+  ASSERT_TRUE(DefaultHandlerFeatures().user_namespaces());
+  const std::string volume = tmp_.Sub("userns-volume");
+  ASSERT_TRUE(MakeDirs(volume, 0755).ok());
+  std::ofstream(volume + "/owned-by-host-root") << "host";
+  v1::PodSandboxConfig pod_config = UserNamespacePod("userns-volumes", v1::CONTAINER);
+  std::string pod = RunPod(pod_config);
+  v1::ContainerConfig config = PodContainer(pod_config, "app", "sleep 1000");
+  v1::Mount* rw = config.add_mounts();
+  rw->set_host_path(volume);
+  rw->set_container_path("/data");
+  v1::Mount* ro = config.add_mounts();
+  ro->set_host_path(volume);
+  ro->set_container_path("/data-ro");
+  ro->set_readonly(true);
+  std::string id = RunContainer(pod, config);
+
+  EXPECT_EQ(ExecOut(id,
+                    "stat -c %u:%g /data/owned-by-host-root /data /etc/hosts /etc/resolv.conf "
+                    "/etc/hostname"),
+            "0:0\n0:0\n0:0\n0:0\n0:0\n");
+  int code = 0;
+  ExecOut(id, "echo from-pod > /data/written && cat /data/owned-by-host-root >> /etc/hosts", &code);
+  EXPECT_EQ(code, 0) << "root of the pod may write a writable volume and its pod files";
+  struct stat st;
+  ASSERT_EQ(::stat((volume + "/written").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 0u) << "root inside writes as host root through the idmapped mount";
+  EXPECT_EQ(st.st_gid, 0u);
+  ExecOut(id, "touch /data-ro/nope", &code);
+  EXPECT_NE(code, 0) << "a read-only volume stays read-only";
+  EXPECT_GT(MountsUnder("/idmapped/"), 0);
+
+  // /proc cannot be idmapped: refused, naming the mount, nothing left behind.
+  const int mounts_before = MountsUnder("/idmapped/");
+  v1::ContainerConfig bad = PodContainer(pod_config, "bad", "sleep 1000");
+  *bad.add_mounts() = *rw;
+  v1::Mount* proc = bad.add_mounts();
+  proc->set_host_path("/proc/self/fdinfo");
+  proc->set_container_path("/host-proc");
+  std::string bad_id;
+  grpc::Status failed = Create(pod, bad, &bad_id);
+  EXPECT_EQ(failed.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(failed.error_message(), HasSubstr("mounts: /host-proc"));
+  EXPECT_EQ(MountsUnder("/idmapped/"), mounts_before) << "the failed create left mounts";
+
+  ASSERT_TRUE(Stop(id, 0).ok());
+  ASSERT_TRUE(Remove(id).ok());
+  EXPECT_EQ(MountsUnder("/idmapped/"), 0);
+  EXPECT_EQ(ReadFile(volume + "/owned-by-host-root").value_or(""), "host")
+      << "removing the container leaves the volume's files";
+  EXPECT_EQ(ReadFile(volume + "/written").value_or(""), "from-pod\n");
 }
 
 TEST_F(IsolationEndToEndTest, UnsupportedUserNamespaceRequestsAreRefused) {
