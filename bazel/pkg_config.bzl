@@ -14,6 +14,7 @@ _DEBIAN_PACKAGES = {
     "libseccomp": "libseccomp-dev",
     "libsystemd": "libsystemd-dev",
     "sqlite3": "libsqlite3-dev",
+    "yaml-0.1": "libyaml-dev",
     "prometheus-cpp-core": "prometheus-cpp-dev",
     "prometheus-cpp-pull": "prometheus-cpp-dev",
     "gtest": "libgtest-dev",

@@ -8,6 +8,8 @@ build_packages=(
   bazel-bootstrap bazel-rules-java g++ pkg-config git ca-certificates
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev
   libabsl-dev libspdlog-dev libfmt-dev libseccomp-dev libsystemd-dev libsqlite3-dev nlohmann-json3-dev
+  # CDI spec files may be YAML.
+  libyaml-dev
   libgtest-dev libgmock-dev
   # make deb: dpkg-shlibdeps computes the package's Depends.
   dpkg-dev
