@@ -336,6 +336,7 @@ absl::Status ShimService::Create(const CreateRequest& request, CreateResponse* r
     absl::MutexLock lock(&mu_);
     Container* c = containers_[id].get();
     c->runtime = runtime.config();
+    c->runtime_exec_only = request.runtime().runtime_exec_only();
     c->bundle = request.bundle();
     c->log_path = request.log_path();
     c->tty = request.tty();
@@ -755,8 +756,6 @@ absl::Status ShimService::Exec(const ExecRequest& request, ExecResponse* respons
   absl::Time start = absl::Now();
   absl::Time deadline = request.timeout_ms() > 0 ? start + absl::Milliseconds(request.timeout_ms())
                                                  : absl::InfiniteFuture();
-  OciRuntimeConfig config;
-  std::string scratch;
   {
     absl::MutexLock lock(&mu_);
     CRID_ASSIGN_OR_RETURN(Container * c, Find(request.id()));
@@ -765,8 +764,6 @@ absl::Status ShimService::Exec(const ExecRequest& request, ExecResponse* respons
           absl::StrCat("container ", request.id(), " is ",
                        c->finished_ns != 0 ? "exited" : StatusName(c->status), ", not running"));
     }
-    config = c->runtime;
-    scratch = absl::StrCat(dir_, "/exec-", next_exec_++);
   }
 
   OciStdio stdio;
@@ -790,9 +787,7 @@ absl::Status ShimService::Exec(const ExecRequest& request, ExecResponse* respons
     stdio.err = err_write.get();
   }
   std::vector<std::string> args(request.args().begin(), request.args().end());
-  CRID_ASSIGN_OR_RETURN(
-      pid_t pid,
-      OciRuntime(config, reaper_).Exec(request.id(), args, request.tty(), stdio, scratch));
+  CRID_ASSIGN_OR_RETURN(pid_t pid, StartExec(request.id(), args, request.tty(), stdio));
   out_write.reset();
   err_write.reset();
   in_read.reset();
@@ -880,6 +875,97 @@ absl::Status ShimService::Exec(const ExecRequest& request, ExecResponse* respons
   response->set_exit_code(Reaper::ExitCode(exit->status()));
   response->set_truncated(out.truncated || err.truncated);
   return absl::OkStatus();
+}
+
+namespace {
+
+// The runtime binary is runc (the native path reproduces runc's exec; crun
+// and others may differ in details, so they keep their own).
+bool IsRunc(const OciRuntimeConfig& runtime) {
+  absl::string_view binary = runtime.binary;
+  size_t slash = binary.rfind('/');
+  return (slash == absl::string_view::npos ? binary : binary.substr(slash + 1)) == "runc";
+}
+
+}  // namespace
+
+absl::StatusOr<pid_t> ShimService::StartExec(const std::string& id,
+                                             const std::vector<std::string>& args, bool tty,
+                                             const OciStdio& stdio) {
+  OciRuntimeConfig config;
+  std::string scratch;
+  std::shared_ptr<const NativeExecSpec> native;
+  std::vector<std::string> cgroup_procs;
+  UniqueFd init;
+  bool decided = false;
+  bool runtime_exec_only = false;
+  std::string bundle;
+  pid_t init_pid = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    CRID_ASSIGN_OR_RETURN(Container * c, Find(id));
+    config = c->runtime;
+    scratch = absl::StrCat(dir_, "/exec-", next_exec_++);
+    decided = c->exec_path_decided;
+    native = c->native_exec;
+    cgroup_procs = c->exec_cgroup_procs;
+    runtime_exec_only = c->runtime_exec_only;
+    bundle = c->bundle;
+    init_pid = c->pid;
+    if (c->pidfd.valid()) {
+      init.reset(::fcntl(c->pidfd.get(), F_DUPFD_CLOEXEC, 0));
+    }
+  }
+  // Which path a container's execs take, decided once from its config:
+  // natively for runc containers whose process spec the native path
+  // reproduces (oci/native_exec.h lists what it leaves out: seccomp, user
+  // namespaces, AppArmor, SELinux, unknown fields), unless crid turned it
+  // off (container.native_exec); through `runc exec` otherwise. A terminal
+  // always goes through the runtime, which makes it.
+  if (!decided) {
+    std::string reason;
+    if (runtime_exec_only) {
+      reason = "container.native_exec is off";
+    } else if (!IsRunc(config)) {
+      reason = absl::StrCat("the runtime is ", config.binary, ", not runc");
+    } else if (!init.valid()) {
+      reason = "no pidfd of the container's init";
+    } else {
+      absl::StatusOr<NativeExecSpec> spec = LoadNativeExecSpec(bundle);
+      absl::StatusOr<std::string> proc_cgroup = ReadFile(absl::StrCat("/proc/", init_pid, "/cgroup"));
+      if (!spec.ok()) {
+        reason = std::string(spec.status().message());
+      } else if (!proc_cgroup.ok()) {
+        reason = std::string(proc_cgroup.status().message());
+      } else {
+        std::map<std::string, std::string> v1_mounts = layout_.controllers;
+        v1_mounts.insert(layout_.named.begin(), layout_.named.end());
+        cgroup_procs = CgroupProcsFiles(*proc_cgroup, v1_mounts, layout_.unified_mount);
+        native = std::make_shared<const NativeExecSpec>(std::move(*spec));
+      }
+    }
+    if (!reason.empty()) {
+      log::Info("container {}: execs run through {} exec: {}", id, config.name, reason);
+    }
+    absl::MutexLock lock(&mu_);
+    auto it = containers_.find(id);
+    if (it != containers_.end() && !it->second->exec_path_decided) {
+      it->second->exec_path_decided = true;
+      it->second->native_exec = native;
+      it->second->exec_cgroup_procs = cgroup_procs;
+    }
+  }
+  if (native == nullptr || tty) {
+    return OciRuntime(config, reaper_).Exec(id, args, tty, stdio, scratch);
+  }
+  NativeExecRequest request;
+  request.container_id = id;
+  request.runtime_name = config.name;
+  request.init_pidfd = init.get();
+  request.args = args;
+  request.cgroup_procs = std::move(cgroup_procs);
+  request.stdio = stdio;
+  return NativeExec(*native, request, reaper_);
 }
 
 }  // namespace crid::shim

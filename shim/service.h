@@ -22,6 +22,7 @@
 #include "absl/synchronization/mutex.h"
 #include "base/unique_fd.h"
 #include "cgroups/stats.h"
+#include "oci/native_exec.h"
 #include "oci/oci_runtime.h"
 #include "proto/shim.pb.h"
 #include "shim/cri_log.h"
@@ -65,6 +66,7 @@ class ShimService {
     std::string id;
     uint64_t generation = 0;  // tells a re-created container from its predecessor
     OciRuntimeConfig runtime;
+    bool runtime_exec_only = false;
     std::string bundle;
     std::string log_path;
     bool tty = false;
@@ -89,6 +91,11 @@ class ShimService {
     // An eventfd written once the container has exited (or was deleted).
     std::shared_ptr<UniqueFd> exited;
     std::shared_ptr<CriLogWriter> log;
+    // How execs start, decided at the first one (see UseNativeExec): the
+    // parsed process spec and the init's cgroups, or null for the runtime.
+    bool exec_path_decided = false;
+    std::shared_ptr<const NativeExecSpec> native_exec;
+    std::vector<std::string> exec_cgroup_procs;
 
     std::string pump_key() const;
   };
@@ -100,6 +107,11 @@ class ShimService {
   absl::Status Delete(const std::string& id);
   absl::Status State(const StateRequest& request, Response* response);
   absl::Status Exec(const ExecRequest& request, ExecResponse* response);
+  // Starts `args` in the running container `id` for Exec and ExecStream:
+  // natively when its config allows (see UseNativeExec), else through the
+  // runtime's exec. The caller reaps the returned pid.
+  absl::StatusOr<pid_t> StartExec(const std::string& id, const std::vector<std::string>& args,
+                                  bool tty, const OciStdio& stdio);
   absl::Status ReopenLog(const ReopenLogRequest& request);
   absl::Status Update(const UpdateRequest& request);
   absl::Status ExecStream(const ExecStreamRequest& request, std::vector<UniqueFd> fds, int conn_fd,

@@ -220,8 +220,6 @@ absl::Status ShimService::ExecStream(const ExecStreamRequest& request, std::vect
   UniqueFd out = std::move(stdio_fds.out);
   UniqueFd err = std::move(stdio_fds.err);
 
-  OciRuntimeConfig config;
-  std::string scratch;
   {
     absl::MutexLock lock(&mu_);
     CRID_ASSIGN_OR_RETURN(Container * c, Find(request.id()));
@@ -229,8 +227,6 @@ absl::Status ShimService::ExecStream(const ExecStreamRequest& request, std::vect
       return absl::FailedPreconditionError(
           absl::StrCat("container ", request.id(), " is not running"));
     }
-    config = c->runtime;
-    scratch = absl::StrCat(dir_, "/exec-", next_exec_++);
   }
 
   std::string session_key = absl::StrCat(request.id(), "/", request.session_id());
@@ -276,8 +272,7 @@ absl::Status ShimService::ExecStream(const ExecStreamRequest& request, std::vect
     stdio.err = err.get();
   }
   std::vector<std::string> args(request.args().begin(), request.args().end());
-  absl::StatusOr<pid_t> pid =
-      OciRuntime(config, reaper_).Exec(request.id(), args, request.tty(), stdio, scratch);
+  absl::StatusOr<pid_t> pid = StartExec(request.id(), args, request.tty(), stdio);
   if (!pid.ok()) {
     end_session();
     return pid.status();

@@ -12,12 +12,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
@@ -80,6 +82,10 @@ struct Options {
   bool host_pid = false;
   bool tty = false;
   int64_t memory_limit = 0;
+  // Execs only through `runc exec` (the shim's native exec path off).
+  bool runtime_exec_only = false;
+  // Further changes to the container's CRI config.
+  std::function<void(v1::ContainerConfig*)> customize;
 };
 
 // True when `log` has a line "<RFC 3339 UTC time with nanoseconds> <rest>".
@@ -116,7 +122,8 @@ class ShimTest : public ::testing::Test {
       out << in.rdbuf();
     }
     ASSERT_EQ(::chmod((rootfs + "/bin/busybox").c_str(), 0755), 0);
-    for (const char* applet : {"sh", "sleep", "cat", "echo", "head", "tr", "true", "tty", "stty"}) {
+    for (const char* applet : {"sh", "sleep", "cat", "echo", "head", "tr", "true", "tty", "stty",
+                               "grep", "env", "sort", "ls", "readlink"}) {
       ASSERT_EQ(::symlink("busybox", (rootfs + "/bin/" + applet).c_str()), 0);
     }
     std::ofstream(rootfs + "/etc/passwd") << "root:x:0:0:root:/root:/bin/sh\n";
@@ -164,6 +171,12 @@ class ShimTest : public ::testing::Test {
     }
     SandboxSpecInfo sandbox;
     sandbox.cgroup_parent = kCgroupParent;
+    if (opts.customize) {
+      opts.customize(&config);
+      if (config.linux().security_context().privileged()) {
+        sandbox.linux.mutable_security_context()->set_privileged(true);
+      }
+    }
     SpecOptions spec_options;
     spec_options.container_id = id;
     spec_options.rootfs = tmp_.Sub("rootfs");
@@ -180,6 +193,7 @@ class ShimTest : public ::testing::Test {
     request.mutable_runtime()->set_name("runc");
     request.mutable_runtime()->set_binary(kRunc);
     request.mutable_runtime()->set_root(tmp_.Sub("runc"));
+    request.mutable_runtime()->set_runtime_exec_only(opts.runtime_exec_only);
     request.set_log_path(tmp_.Sub("logs/" + name + ".log"));
     request.set_tty(opts.tty);
     return request;
@@ -400,6 +414,157 @@ TEST_F(ShimTest, ExecCollectsOutputAndExitCode) {
   missing.add_args("/no/such/binary");
   r = client_->Exec(missing);
   EXPECT_FALSE(r.ok() && r->exit_code() == 0);
+}
+
+// What an exec'd process is made of, as seen from inside: its credentials,
+// capabilities and seccomp state, cwd, environment, umask, limits, OOM score
+// and open descriptors (ls's own directory fd is 3).
+constexpr char kProcessProbe[] =
+    "grep -E '^(Uid|Gid|Groups|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs|Seccomp|"
+    "Seccomp_filters|SigBlk|SigIgn):' /proc/self/status; "
+    "echo cwd=$(pwd); env | sort; echo umask=$(umask); "
+    "echo nofile=$(ulimit -n)/$(ulimit -Hn); echo oom=$(cat /proc/self/oom_score_adj); "
+    "echo fds=$(ls /proc/self/fd | sort | tr '\\n' ' ')";
+// Its namespaces and cgroups next to the container init's (pid 1).
+constexpr char kPlacementProbe[] =
+    "for ns in cgroup ipc mnt net pid uts; do "
+    "echo $ns $(readlink /proc/self/ns/$ns) $(readlink /proc/1/ns/$ns); done; "
+    "if [ \"$(cat /proc/self/cgroup)\" = \"$(cat /proc/1/cgroup)\" ]; then echo cgroups same; "
+    "else echo cgroups differ; cat /proc/self/cgroup /proc/1/cgroup; fi";
+
+// The native exec path and `runc exec` make the same process: the same
+// container config runs twice, one container with each path, and each exec
+// sits in its own container's namespaces and cgroups.
+class NativeExecTest : public ShimTest,
+                       public ::testing::WithParamInterface<
+                           std::pair<const char*, std::function<void(v1::ContainerConfig*)>>> {
+ protected:
+  absl::StatusOr<ExecResponse> Exec(const std::string& id, const std::string& script) {
+    ExecRequest request;
+    request.set_id(id);
+    for (const std::string& arg : {std::string("sh"), std::string("-c"), script}) {
+      request.add_args(arg);
+    }
+    return client_->Exec(request);
+  }
+};
+
+TEST_P(NativeExecTest, MatchesRuncExec) {
+  Options native_opts;
+  native_opts.customize = GetParam().second;
+  Options runc_opts = native_opts;
+  runc_opts.runtime_exec_only = true;
+  std::string name = GetParam().first;
+  std::string native = Run(name + "-native", "exec sleep 1000", native_opts);
+  std::string runc = Run(name + "-runc", "exec sleep 1000", runc_opts);
+  ASSERT_FALSE(native.empty());
+  ASSERT_FALSE(runc.empty());
+
+  absl::StatusOr<ExecResponse> native_process = Exec(native, kProcessProbe);
+  absl::StatusOr<ExecResponse> runc_process = Exec(runc, kProcessProbe);
+  ASSERT_TRUE(native_process.ok()) << native_process.status();
+  ASSERT_TRUE(runc_process.ok()) << runc_process.status();
+  EXPECT_EQ(native_process->exit_code(), 0) << native_process->stderr();
+  EXPECT_EQ(native_process->stdout(), runc_process->stdout());
+  EXPECT_EQ(native_process->stderr(), runc_process->stderr());
+  EXPECT_THAT(native_process->stdout(), HasSubstr("fds=0 1 2 3\n"));
+
+  for (const std::string& id : {native, runc}) {
+    absl::StatusOr<ExecResponse> placement = Exec(id, kPlacementProbe);
+    ASSERT_TRUE(placement.ok()) << placement.status();
+    EXPECT_THAT(placement->stdout(), HasSubstr("cgroups same")) << id;
+    for (absl::string_view line : absl::StrSplit(placement->stdout(), '\n', absl::SkipEmpty())) {
+      std::vector<std::string> fields = absl::StrSplit(line, ' ');
+      if (fields.size() == 3) {
+        EXPECT_EQ(fields[1], fields[2]) << id << ": " << line;
+        EXPECT_THAT(fields[1], HasSubstr("[")) << id << ": " << line;
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Containers, NativeExecTest,
+    ::testing::Values(
+        std::make_pair("default", std::function<void(v1::ContainerConfig*)>()),
+        std::make_pair("user",
+                       std::function<void(v1::ContainerConfig*)>([](v1::ContainerConfig* c) {
+                         auto* sc = c->mutable_linux()->mutable_security_context();
+                         sc->mutable_run_as_user()->set_value(1000);
+                         sc->mutable_run_as_group()->set_value(2000);
+                         sc->add_supplemental_groups(3000);
+                         sc->add_supplemental_groups(3001);
+                         sc->set_no_new_privs(true);
+                         c->set_working_dir("/tmp");
+                         c->add_envs()->set_key("PROBE");
+                         c->mutable_envs(0)->set_value("a b");
+                       })),
+        std::make_pair("privileged",
+                       std::function<void(v1::ContainerConfig*)>([](v1::ContainerConfig* c) {
+                         c->mutable_linux()->mutable_security_context()->set_privileged(true);
+                       })),
+        std::make_pair("seccomp",
+                       std::function<void(v1::ContainerConfig*)>([](v1::ContainerConfig* c) {
+                         c->mutable_linux()
+                             ->mutable_security_context()
+                             ->mutable_seccomp()
+                             ->set_profile_type(v1::SecurityProfile::RuntimeDefault);
+                       }))),
+    [](const auto& info) { return std::string(info.param.first); });
+
+// Failures and the plumbing around the process, on the native path.
+TEST_F(ShimTest, NativeExecFailuresAndReaping) {
+  std::string native = Run("exec-native-errors", "exec sleep 1000");
+  Options runc_opts;
+  runc_opts.runtime_exec_only = true;
+  std::string runc = Run("exec-runc-errors", "exec sleep 1000", runc_opts);
+  ASSERT_FALSE(native.empty());
+  ASSERT_FALSE(runc.empty());
+  // A missing binary is the same INTERNAL error runc exec gives, both forms.
+  for (const char* binary : {"no-such-binary", "/no/such/binary"}) {
+    ExecRequest request;
+    request.add_args(binary);
+    request.set_id(native);
+    absl::StatusOr<ExecResponse> from_native = client_->Exec(request);
+    request.set_id(runc);
+    absl::StatusOr<ExecResponse> from_runc = client_->Exec(request);
+    ASSERT_FALSE(from_native.ok());
+    ASSERT_FALSE(from_runc.ok());
+    EXPECT_EQ(from_native.status().code(), from_runc.status().code());
+    std::string native_message(from_native.status().message());
+    std::string runc_message(from_runc.status().message());
+    absl::StrReplaceAll({{native, "ID"}}, &native_message);
+    absl::StrReplaceAll({{runc, "ID"}}, &runc_message);
+    EXPECT_EQ(native_message, runc_message);
+  }
+  // Each exec'd process is reaped: the container holds only its init.
+  for (int i = 0; i < 5; ++i) {
+    ExecRequest request;
+    request.set_id(native);
+    request.add_args("true");
+    absl::StatusOr<ExecResponse> r = client_->Exec(request);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->exit_code(), 0);
+  }
+  ExecRequest list;
+  list.set_id(native);
+  for (const char* arg : {"sh", "-c", "ls /proc | grep -E '^[0-9]+$' | sort -n | tr '\\n' ' '"}) {
+    list.add_args(arg);
+  }
+  absl::StatusOr<ExecResponse> r = client_->Exec(list);
+  ASSERT_TRUE(r.ok()) << r.status();
+  // init, sh, ls, grep, sort, tr: nothing left from the earlier execs, not
+  // even a zombie (it would keep its /proc entry).
+  std::vector<std::string> pids = absl::StrSplit(r->stdout(), ' ', absl::SkipEmpty());
+  EXPECT_LE(pids.size(), 6u) << r->stdout();
+
+  // A stopped container takes no exec.
+  ASSERT_TRUE(client_->Kill(native, SIGKILL).ok());
+  ASSERT_TRUE(client_->Wait(native, absl::Seconds(10)).ok());
+  ExecRequest late;
+  late.set_id(native);
+  late.add_args("true");
+  EXPECT_EQ(client_->Exec(late).status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
 TEST_F(ShimTest, ExecTimeoutKillsTheProcess) {
