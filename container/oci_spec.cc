@@ -535,11 +535,14 @@ absl::StatusOr<json> BuildOciSpec(const runtime::v1::ContainerConfig& config,
     return absl::InvalidArgumentError(
         "linux.security_context.privileged: a privileged container needs a privileged pod");
   }
-  if (config.cdi_devices_size() > 0) {
-    return absl::InvalidArgumentError("CDI_devices: CDI devices are not supported");
-  }
+  // CDI devices are resolved before anything is built and applied last, over
+  // everything else, as containerd and CRI-O do.
+  CRID_ASSIGN_OR_RETURN(CdiEdits cdi_edits, ResolveCdiDevices(config, options.cdi));
 
   CRID_ASSIGN_OR_RETURN(std::string apparmor_profile, AppArmorProfileFor(sc, options.apparmor));
+  CRID_ASSIGN_OR_RETURN(SELinuxLabels selinux,
+                        SELinuxLabelsFor(sandbox.linux.security_context().selinux_options(),
+                                         sc.selinux_options(), sandbox.id, options.selinux));
 
   // Process.
   std::vector<std::string> args = ContainerArgs(config, image);
@@ -625,6 +628,9 @@ absl::StatusOr<json> BuildOciSpec(const runtime::v1::ContainerConfig& config,
   if (!apparmor_profile.empty()) {
     process["apparmorProfile"] = apparmor_profile;
   }
+  if (!selinux.process_label.empty()) {
+    process["selinuxLabel"] = selinux.process_label;
+  }
   if (process["cwd"].get<std::string>()[0] != '/') {
     return absl::InvalidArgumentError(absl::StrCat("working_dir: must be an absolute path, got \"",
                                                    process["cwd"].get<std::string>(), "\""));
@@ -652,8 +658,14 @@ absl::StatusOr<json> BuildOciSpec(const runtime::v1::ContainerConfig& config,
                              {"rbind", "rprivate", sc.readonly_rootfs() ? "ro" : "rw"}));
     }
   }
+  // A pod in the host's IPC namespace has no /dev/shm of its own: its
+  // containers see the host's, as with containerd.
+  const bool host_ipc_shm = sc.namespace_options().ipc() == v1::NODE ||
+                            sandbox.linux.security_context().namespace_options().ipc() == v1::NODE;
   if (destinations.count("/dev/shm") == 0) {
-    if (!sandbox.shm_path.empty()) {
+    if (host_ipc_shm) {
+      mounts.push_back(Mount("/dev/shm", "bind", "/dev/shm", {"rbind", "rprivate", "rw"}));
+    } else if (!sandbox.shm_path.empty()) {
       mounts.push_back(Mount("/dev/shm", "bind", sandbox.shm_path, {"rbind", "rprivate", "rw"}));
     } else {
       mounts.push_back(Mount("/dev/shm", "tmpfs", "shm",
@@ -721,6 +733,12 @@ absl::StatusOr<json> BuildOciSpec(const runtime::v1::ContainerConfig& config,
       return absl::InvalidArgumentError(
           "linux.security_context.namespace_options.pid: unknown mode");
   }
+  // On cgroup v2 a container sees its own cgroup as the root; a privileged
+  // one keeps the host's view. (On v1 neither runc's default spec nor
+  // containerd asks for one.)
+  if (options.cgroup_unified && !privileged) {
+    namespaces.push_back(Namespace("cgroup"));
+  }
 
   // Resources and devices.
   CRID_ASSIGN_OR_RETURN(json resources, Resources(linux_config.resources()));
@@ -754,6 +772,9 @@ absl::StatusOr<json> BuildOciSpec(const runtime::v1::ContainerConfig& config,
   };
   if (!rootfs_propagation.empty()) {
     linux_spec["rootfsPropagation"] = rootfs_propagation;
+  }
+  if (!selinux.mount_label.empty()) {
+    linux_spec["mountLabel"] = selinux.mount_label;
   }
   if (!userns_mappings.is_null()) {
     linux_spec["uidMappings"] = userns_mappings["uidMappings"];
@@ -789,12 +810,14 @@ absl::StatusOr<json> BuildOciSpec(const runtime::v1::ContainerConfig& config,
   annotations["io.kubernetes.cri.sandbox-uid"] = sandbox.uid;
   annotations["io.kubernetes.cri.image-name"] = options.image_name;
 
-  return json{{"ociVersion", kOciVersion},
-              {"process", process},
-              {"root", {{"path", options.rootfs}, {"readonly", sc.readonly_rootfs()}}},
-              {"mounts", mounts},
-              {"linux", linux_spec},
-              {"annotations", annotations}};
+  json spec = {{"ociVersion", kOciVersion},
+               {"process", process},
+               {"root", {{"path", options.rootfs}, {"readonly", sc.readonly_rootfs()}}},
+               {"mounts", mounts},
+               {"linux", linux_spec},
+               {"annotations", annotations}};
+  CRID_RETURN_IF_ERROR(ApplyCdiEdits(cdi_edits, spec));
+  return spec;
 }
 
 }  // namespace crid

@@ -8,8 +8,10 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "cdi/cdi.h"
 #include "cgroups/driver.h"
 #include "container/apparmor.h"
+#include "container/selinux.h"
 #include "nlohmann/json.hpp"
 #include "proto/cri_api.pb.h"
 
@@ -63,6 +65,13 @@ struct SpecOptions {
   bool recursive_read_only_mounts = false;
   // The host's AppArmor (DetectAppArmor); the default is a host without it.
   AppArmorHost apparmor;
+  // The host's SELinux (DetectSELinux); the default is a host without it.
+  SELinuxHost selinux;
+  // The host runs cgroup v2 alone (unified): a non-privileged container gets
+  // its own cgroup namespace, as with runc's default spec and containerd.
+  bool cgroup_unified = false;
+  // Resolves CDI_devices and the cdi.k8s.io/ annotations; null refuses them.
+  CdiRegistry* cdi = nullptr;
 };
 
 // Builds config.json. Errors are INVALID_ARGUMENT naming the CRI field, or

@@ -424,6 +424,62 @@ TEST_F(OciSpecTest, HostNetworkAndIpcOfThePodAlone) {
   EXPECT_EQ(FindNamespace(spec, "uts"), nullptr);
 }
 
+TEST_F(OciSpecTest, HostIpcPodSeesTheHostsShm) {
+  // As containerd: no pod tmpfs, the host's /dev/shm bound in.
+  auto* pod_ns = sandbox_.linux.mutable_security_context()->mutable_namespace_options();
+  pod_ns->set_ipc(v1::NODE);
+  sandbox_.ipc_ns_path.clear();
+  sandbox_.shm_path.clear();
+  json spec = BuildOk();
+  const json* shm = FindMount(spec, "/dev/shm");
+  ASSERT_NE(shm, nullptr);
+  EXPECT_EQ((*shm)["type"], "bind");
+  EXPECT_EQ((*shm)["source"], "/dev/shm");
+  EXPECT_THAT((*shm)["options"], Contains("rw"));
+
+  // A pod of its own IPC namespace keeps its tmpfs.
+  pod_ns->set_ipc(v1::POD);
+  sandbox_.shm_path = "/run/crid/pods/pod1/shm";
+  sandbox_.ipc_ns_path = "/run/crid/ns/pod1/ipc";
+  EXPECT_EQ((*FindMount(BuildOk(), "/dev/shm"))["source"], sandbox_.shm_path);
+}
+
+TEST_F(OciSpecTest, CgroupNamespaceOnlyOnUnifiedHosts) {
+  sandbox_.linux.mutable_security_context()->set_privileged(true);
+  options_.cgroup_unified = false;  // this host: v1 (hybrid)
+  EXPECT_EQ(FindNamespace(BuildOk(), "cgroup"), nullptr);
+
+  options_.cgroup_unified = true;
+  const json* cgroup = FindNamespace(BuildOk(), "cgroup");
+  ASSERT_NE(cgroup, nullptr);
+  EXPECT_FALSE(cgroup->contains("path")) << "a new one, not the pod's";
+
+  config_.mutable_linux()->mutable_security_context()->set_privileged(true);
+  EXPECT_EQ(FindNamespace(BuildOk(), "cgroup"), nullptr) << "privileged: the host's view";
+}
+
+TEST_F(OciSpecTest, SELinuxLabels) {
+  sandbox_.linux.mutable_security_context()->mutable_selinux_options()->set_level("s0:c3,c4");
+  json spec = BuildOk();  // this host: no SELinux, nothing written
+  EXPECT_FALSE(spec["process"].contains("selinuxLabel"));
+  EXPECT_FALSE(spec["linux"].contains("mountLabel"));
+
+  options_.selinux.enabled = true;
+  spec = BuildOk();
+  EXPECT_EQ(spec["process"]["selinuxLabel"], "system_u:system_r:container_t:s0:c3,c4");
+  EXPECT_EQ(spec["linux"]["mountLabel"], "system_u:object_r:container_file_t:s0:c3,c4");
+  config_.mutable_linux()->mutable_security_context()->mutable_selinux_options()->set_type("spc_t");
+  EXPECT_EQ(BuildOk()["process"]["selinuxLabel"], "system_u:system_r:spc_t:s0:c3,c4");
+
+  options_.selinux.enabled = false;
+  config_.mutable_linux()->mutable_security_context()->mutable_selinux_options()->set_type(
+      "bad type");
+  absl::StatusOr<json> bad = Build();
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.status().message()),
+              HasSubstr("linux.security_context.selinux_options.type"));
+}
+
 TEST_F(OciSpecTest, Resources) {
   auto* r = config_.mutable_linux()->mutable_resources();
   r->set_cpu_shares(512);
@@ -556,6 +612,58 @@ TEST(OciCgroupsPath, CgroupfsNestsUnderTheParent) {
   EXPECT_EQ(*OciCgroupsPath(CgroupDriver::kCgroupfs, "", "c1"), "/crid/crid-c1");
   EXPECT_FALSE(OciCgroupsPath(CgroupDriver::kCgroupfs, "/a/../../b", "c1").ok());
   EXPECT_FALSE(OciCgroupsPath(CgroupDriver::kCgroupfs, "relative", "c1").ok());
+}
+
+TEST_F(OciSpecTest, CdiDevicesFromFieldAndAnnotationLandInTheSpec) {
+  TempDir cdi_dir;
+  std::ofstream(cdi_dir.Sub("test.yaml")) << R"(cdiVersion: 0.7.0
+kind: example.com/test
+containerEdits:
+  env: [CDI_SPEC=1]
+devices:
+- name: devnull
+  containerEdits:
+    deviceNodes:
+    - {path: /dev/cdi-null, hostPath: /dev/null}
+    mounts:
+    - {hostPath: /opt/data, containerPath: /data, options: [rbind, ro]}
+- name: groups
+  containerEdits:
+    additionalGids: [777]
+)";
+  CdiRegistry registry({cdi_dir.path()});
+  options_.cdi = &registry;
+  config_.add_cdi_devices()->set_name("example.com/test=devnull");
+  (*config_.mutable_annotations())["cdi.k8s.io/plugin_dev"] = "example.com/test=groups";
+  json spec = BuildOk();
+  EXPECT_THAT(spec["process"]["env"], Contains("CDI_SPEC=1"));
+  EXPECT_THAT(spec["process"]["user"]["additionalGids"], Contains(777));
+  EXPECT_THAT(spec["linux"]["devices"],
+              Contains(json{{"path", "/dev/cdi-null"}, {"type", "c"}, {"major", 1}, {"minor", 3}}));
+  EXPECT_THAT(spec["linux"]["resources"]["devices"],
+              Contains(json{{"allow", true},
+                            {"type", "c"},
+                            {"major", 1},
+                            {"minor", 3},
+                            {"access", "rwm"}}));
+  const json* data = FindMount(spec, "/data");
+  ASSERT_NE(data, nullptr);
+  EXPECT_EQ((*data)["source"], "/opt/data");
+}
+
+TEST_F(OciSpecTest, UnknownOrMalformedCdiDevicesAreRefused) {
+  TempDir cdi_dir;
+  CdiRegistry registry({cdi_dir.path()});
+  options_.cdi = &registry;
+  config_.add_cdi_devices()->set_name("example.com/test=missing");
+  absl::StatusOr<json> spec = Build();
+  EXPECT_EQ(spec.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(spec.status().message(), HasSubstr("example.com/test=missing"));
+
+  config_.mutable_cdi_devices(0)->set_name("missing");
+  spec = Build();
+  EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(spec.status().message(), HasSubstr("CDI_devices[0].name"));
 }
 
 }  // namespace

@@ -292,6 +292,41 @@ TEST_F(ContainerEndToEndTest, SecurityContextIsEnforced) {
   EXPECT_EQ(code, 0);
 }
 
+TEST_F(ContainerEndToEndTest, HostIpcPodSeesTheHostsShm) {
+  // A file only the host's /dev/shm holds; unique, and removed whatever happens.
+  const std::string name =
+      absl::StrCat("crid-e2e-shm-", getpid(), "-", absl::ToUnixNanos(absl::Now()));
+  const std::string host_file = "/dev/shm/" + name;
+  const std::string from_container = host_file + "-from-container";
+  absl::Cleanup remove = [&] {
+    unlink(host_file.c_str());
+    unlink(from_container.c_str());
+  };
+  std::ofstream(host_file) << "host-shm\n";
+
+  // As kubelet sends it: the pod and its container both say NODE.
+  v1::PodSandboxConfig host_ipc = PodConfig("hostipc");
+  host_ipc.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_ipc(
+      v1::NODE);
+  std::string pod = RunPod(host_ipc);
+  v1::ContainerConfig config = ShellContainer("shm", "sleep 1000");
+  config.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_ipc(
+      v1::NODE);
+  std::string id = RunContainer(pod, config);
+  EXPECT_EQ(ExecOut(id, "cat /dev/shm/" + name), "host-shm\n");
+  int code = 0;
+  ExecOut(id, absl::StrCat("echo back > /dev/shm/", name, "-from-container"), &code);
+  EXPECT_EQ(code, 0);
+  EXPECT_EQ(ReadFile(from_container).value_or(""), "back\n") << "the same /dev/shm, both ways";
+
+  // A pod of its own IPC namespace has its own /dev/shm.
+  std::string own = RunPod(PodConfig("ownipc"));
+  id = RunContainer(own, ShellContainer("shm", "sleep 1000"));
+  ExecOut(id, "test -e /dev/shm/" + name, &code);
+  EXPECT_NE(code, 0) << "a normal pod must not see the host's /dev/shm";
+  EXPECT_EQ(ExecOut(id, "touch /dev/shm/private && ls /dev/shm"), "private\n");
+}
+
 TEST_F(ContainerEndToEndTest, WebServerServesOnThePodIp) {
   std::string pod = RunPod(PodConfig("web"));
   std::string id = RunContainer(pod, ShellContainer("httpd", "httpd -f -p 8080 -h /www"));
