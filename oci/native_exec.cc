@@ -39,24 +39,54 @@ using json = nlohmann::json;
 
 // Capability numbers by name (linux/capability.h); the index is the number.
 constexpr std::array<const char*, 41> kCapabilities = {
-    "CAP_CHOWN",           "CAP_DAC_OVERRIDE",  "CAP_DAC_READ_SEARCH", "CAP_FOWNER",
-    "CAP_FSETID",          "CAP_KILL",          "CAP_SETGID",          "CAP_SETUID",
-    "CAP_SETPCAP",         "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",       "CAP_NET_RAW",       "CAP_IPC_LOCK",        "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",      "CAP_SYS_RAWIO",     "CAP_SYS_CHROOT",      "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",       "CAP_SYS_ADMIN",     "CAP_SYS_BOOT",        "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",    "CAP_SYS_TIME",      "CAP_SYS_TTY_CONFIG",  "CAP_MKNOD",
-    "CAP_LEASE",           "CAP_AUDIT_WRITE",   "CAP_AUDIT_CONTROL",   "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",    "CAP_MAC_ADMIN",     "CAP_SYSLOG",          "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",   "CAP_AUDIT_READ",    "CAP_PERFMON",         "CAP_BPF",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
     "CAP_CHECKPOINT_RESTORE",
 };
 
 constexpr std::array<const char*, 16> kRlimits = {
-    "RLIMIT_CPU",    "RLIMIT_FSIZE",  "RLIMIT_DATA",   "RLIMIT_STACK",
-    "RLIMIT_CORE",   "RLIMIT_RSS",    "RLIMIT_NPROC",  "RLIMIT_NOFILE",
-    "RLIMIT_MEMLOCK", "RLIMIT_AS",    "RLIMIT_LOCKS",  "RLIMIT_SIGPENDING",
-    "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_RTPRIO", "RLIMIT_RTTIME",
+    "RLIMIT_CPU",      "RLIMIT_FSIZE", "RLIMIT_DATA",   "RLIMIT_STACK",
+    "RLIMIT_CORE",     "RLIMIT_RSS",   "RLIMIT_NPROC",  "RLIMIT_NOFILE",
+    "RLIMIT_MEMLOCK",  "RLIMIT_AS",    "RLIMIT_LOCKS",  "RLIMIT_SIGPENDING",
+    "RLIMIT_MSGQUEUE", "RLIMIT_NICE",  "RLIMIT_RTPRIO", "RLIMIT_RTTIME",
 };
 
 absl::Status Unsupported(absl::string_view why) {
@@ -134,11 +164,11 @@ absl::StatusOr<NativeExecSpec> ParseNativeExecSpec(const std::string& config_jso
       return Unsupported("linux.personality is set");
     }
   }
-  CRID_RETURN_IF_ERROR(OnlyKnownKeys(process,
-                                     {"terminal", "consoleSize", "user", "args", "env", "cwd",
-                                      "capabilities", "rlimits", "noNewPrivileges",
-                                      "oomScoreAdj", "apparmorProfile", "selinuxLabel"},
-                                     "process"));
+  CRID_RETURN_IF_ERROR(OnlyKnownKeys(
+      process,
+      {"terminal", "consoleSize", "user", "args", "env", "cwd", "capabilities", "rlimits",
+       "noNewPrivileges", "oomScoreAdj", "apparmorProfile", "selinuxLabel"},
+      "process"));
   if (!process.value("apparmorProfile", "").empty()) {
     return Unsupported("process.apparmorProfile is set");
   }
@@ -194,9 +224,9 @@ absl::StatusOr<NativeExecSpec> ParseNativeExecSpec(const std::string& config_jso
     return Unsupported("process.capabilities is not set");
   }
   const json& caps = process["capabilities"];
-  CRID_RETURN_IF_ERROR(OnlyKnownKeys(
-      caps, {"bounding", "effective", "inheritable", "permitted", "ambient"},
-      "process.capabilities"));
+  CRID_RETURN_IF_ERROR(
+      OnlyKnownKeys(caps, {"bounding", "effective", "inheritable", "permitted", "ambient"},
+                    "process.capabilities"));
   CRID_ASSIGN_OR_RETURN(spec.bounding, CapabilityMask(caps.value("bounding", json()),
                                                       "process.capabilities.bounding"));
   CRID_ASSIGN_OR_RETURN(spec.effective, CapabilityMask(caps.value("effective", json()),
@@ -205,8 +235,8 @@ absl::StatusOr<NativeExecSpec> ParseNativeExecSpec(const std::string& config_jso
                                                          "process.capabilities.inheritable"));
   CRID_ASSIGN_OR_RETURN(spec.permitted, CapabilityMask(caps.value("permitted", json()),
                                                        "process.capabilities.permitted"));
-  CRID_ASSIGN_OR_RETURN(spec.ambient, CapabilityMask(caps.value("ambient", json()),
-                                                     "process.capabilities.ambient"));
+  CRID_ASSIGN_OR_RETURN(
+      spec.ambient, CapabilityMask(caps.value("ambient", json()), "process.capabilities.ambient"));
 
   if (process.contains("rlimits") && !process["rlimits"].is_null()) {
     if (!process["rlimits"].is_array()) {
@@ -734,8 +764,8 @@ absl::StatusOr<pid_t> NativeExec(const NativeExecSpec& spec, const NativeExecReq
   }
   if (!*got) {
     return absl::InternalError(absl::StrCat(request.runtime_name, " exec ", request.container_id,
-                                            ": the exec helper died (wait status ",
-                                            helper_status, ")"));
+                                            ": the exec helper died (wait status ", helper_status,
+                                            ")"));
   }
   if (report.step != Step::kPid) {
     return ReportError(report, request, candidates);

@@ -78,15 +78,28 @@ TEST(ParseNativeExecSpec, LeavesWhatItDoesNotReproduceToTheRuntime) {
     std::function<void(json&)> change;
   };
   std::vector<Case> cases = {
-      {"linux.seccomp", [](json& c) { c["linux"]["seccomp"] = {{"defaultAction", "SCMP_ACT_ALLOW"}}; }},
-      {"user namespace", [](json& c) { c["linux"]["namespaces"].push_back({{"type", "user"}}); }},
+      {"linux.seccomp",
+       [](json& c) {
+         c["linux"]["seccomp"] = {{"defaultAction", "SCMP_ACT_ALLOW"}};
+       }},
+      {"user namespace",
+       [](json& c) {
+         c["linux"]["namespaces"].push_back({{"type", "user"}});
+       }},
       {"apparmorProfile", [](json& c) { c["process"]["apparmorProfile"] = "crid-default"; }},
       {"selinuxLabel", [](json& c) { c["process"]["selinuxLabel"] = "system_u:system_r:x"; }},
-      {"ioPriority", [](json& c) { c["process"]["ioPriority"] = {{"class", "IOPRIO_CLASS_IDLE"}}; }},
+      {"ioPriority",
+       [](json& c) {
+         c["process"]["ioPriority"] = {{"class", "IOPRIO_CLASS_IDLE"}};
+       }},
       {"HOME", [](json& c) { c["process"]["env"] = {"PATH=/bin"}; }},
-      {"CAP_NEW_THING", [](json& c) { c["process"]["capabilities"]["bounding"].push_back("CAP_NEW_THING"); }},
+      {"CAP_NEW_THING",
+       [](json& c) { c["process"]["capabilities"]["bounding"].push_back("CAP_NEW_THING"); }},
       {"capabilities", [](json& c) { c["process"].erase("capabilities"); }},
-      {"RLIMIT_FUTURE", [](json& c) { c["process"]["rlimits"].push_back({{"type", "RLIMIT_FUTURE"}, {"soft", 1}, {"hard", 1}}); }},
+      {"RLIMIT_FUTURE",
+       [](json& c) {
+         c["process"]["rlimits"].push_back({{"type", "RLIMIT_FUTURE"}, {"soft", 1}, {"hard", 1}});
+       }},
       {"username", [](json& c) { c["process"]["user"]["username"] = "app"; }},
   };
   for (const Case& c : cases) {

@@ -932,7 +932,8 @@ absl::StatusOr<pid_t> ShimService::StartExec(const std::string& id,
       reason = "no pidfd of the container's init";
     } else {
       absl::StatusOr<NativeExecSpec> spec = LoadNativeExecSpec(bundle);
-      absl::StatusOr<std::string> proc_cgroup = ReadFile(absl::StrCat("/proc/", init_pid, "/cgroup"));
+      absl::StatusOr<std::string> proc_cgroup =
+          ReadFile(absl::StrCat("/proc/", init_pid, "/cgroup"));
       if (!spec.ok()) {
         reason = std::string(spec.status().message());
       } else if (!proc_cgroup.ok()) {

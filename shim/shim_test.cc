@@ -503,13 +503,11 @@ INSTANTIATE_TEST_SUITE_P(
                        std::function<void(v1::ContainerConfig*)>([](v1::ContainerConfig* c) {
                          c->mutable_linux()->mutable_security_context()->set_privileged(true);
                        })),
-        std::make_pair("seccomp",
-                       std::function<void(v1::ContainerConfig*)>([](v1::ContainerConfig* c) {
-                         c->mutable_linux()
-                             ->mutable_security_context()
-                             ->mutable_seccomp()
-                             ->set_profile_type(v1::SecurityProfile::RuntimeDefault);
-                       }))),
+        std::make_pair(
+            "seccomp", std::function<void(v1::ContainerConfig*)>([](v1::ContainerConfig* c) {
+              c->mutable_linux()->mutable_security_context()->mutable_seccomp()->set_profile_type(
+                  v1::SecurityProfile::RuntimeDefault);
+            }))),
     [](const auto& info) { return std::string(info.param.first); });
 
 // Failures and the plumbing around the process, on the native path.
