@@ -212,6 +212,25 @@ TEST(UpdatePodSandboxResources, ValidatesBeforeLookingThePodUp) {
   }
 }
 
+TEST(RunPodSandbox, RefusesMalformedSELinuxOptionsOnEveryHost) {
+  TestCriServer server;
+  grpc::ClientContext ctx;
+  v1::RunPodSandboxRequest req;
+  req.mutable_config()->mutable_metadata()->set_name("web");
+  req.mutable_config()->mutable_metadata()->set_namespace_("default");
+  req.mutable_config()->mutable_metadata()->set_uid("uid-1");
+  req.mutable_config()
+      ->mutable_linux()
+      ->mutable_security_context()
+      ->mutable_selinux_options()
+      ->set_type("container_t:s0");
+  v1::RunPodSandboxResponse resp;
+  grpc::Status st = server.runtime().RunPodSandbox(&ctx, req, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(st.error_message(),
+              HasSubstr("config.linux.security_context.selinux_options.type: \"container_t:s0\""));
+}
+
 TEST(ContainerEvents, WithoutContainersTheStreamSaysUnavailable) {
   TestCriServer server;
   grpc::ClientContext ctx;

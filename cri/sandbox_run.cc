@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "container/selinux.h"
 #include "cri/runtime_service.h"
 #include "sandbox/validate.h"
 
@@ -41,6 +42,13 @@ grpc::ServerUnaryReactor* RuntimeService::RunPodSandbox(
     return FinishUnary(context, absl::InvalidArgumentError("config: is required"));
   }
   if (absl::Status st = sandbox::ValidatePodSandboxConfig(request->config()); !st.ok()) {
+    return FinishUnary(context, st);
+  }
+  // Checked on every host, SELinux or not, as containerd does.
+  if (absl::Status st =
+          ValidateSELinuxOption(request->config().linux().security_context().selinux_options(),
+                                "config.linux.security_context.selinux_options");
+      !st.ok()) {
     return FinishUnary(context, st);
   }
   const std::string& handler = request->runtime_handler();
