@@ -68,6 +68,8 @@ struct KernelSigaction {
 // nothing.
 struct ChildPlan {
   const char* path = nullptr;
+  int exec_fd = -1;    // execveat this instead of path when >= 0
+  int exec_high = -1;  // scratch: its copy above every target
   char* const* argv = nullptr;
   char* const* envp = nullptr;
   const char* cwd = nullptr;  // null: stay
@@ -110,7 +112,11 @@ CRID_SPAWN_CHILD bool IsTarget(const ChildPlan* plan, int fd) {
 [[noreturn]] CRID_SPAWN_CHILD void Exec(ChildPlan* plan) {
   const uint64_t none = 0;
   syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, nullptr, sizeof(none));
-  syscall(SYS_execve, plan->path, plan->argv, plan->envp);
+  if (plan->exec_fd >= 0) {
+    syscall(SYS_execveat, plan->exec_fd, "", plan->argv, plan->envp, AT_EMPTY_PATH);
+  } else {
+    syscall(SYS_execve, plan->path, plan->argv, plan->envp);
+  }
   Fail(plan, Step::kExec);
 }
 
@@ -147,6 +153,13 @@ CRID_SPAWN_CHILD int ChildMain(void* arg) {
     }
     plan->high[i] = static_cast<int>(fd);
   }
+  if (plan->exec_fd >= 0) {
+    long fd = syscall(SYS_fcntl, plan->exec_fd, F_DUPFD_CLOEXEC, plan->max_target + 1);
+    if (fd < 0) {
+      Fail(plan, Step::kFds);
+    }
+    plan->exec_high = static_cast<int>(fd);
+  }
   for (int i = 0; i < plan->fd_count; ++i) {
     // dup2 leaves the target without FD_CLOEXEC.
     if (syscall(SYS_dup2, plan->high[i], plan->targets[i]) < 0) {
@@ -158,8 +171,18 @@ CRID_SPAWN_CHILD int ChildMain(void* arg) {
       syscall(SYS_close, fd);
     }
   }
-  if (syscall(SYS_close_range, static_cast<unsigned>(plan->max_target + 1), ~0U, 0U) != 0) {
-    for (int fd = plan->max_target + 1; fd < plan->nofile; ++fd) {
+  // The program's descriptor stays, close-on-exec, just above the targets;
+  // everything from there up is closed.
+  int first_closed = plan->max_target + 1;
+  if (plan->exec_fd >= 0) {
+    if (plan->exec_high != first_closed &&
+        syscall(SYS_dup3, plan->exec_high, first_closed, O_CLOEXEC) < 0) {
+      Fail(plan, Step::kFds);
+    }
+    plan->exec_fd = first_closed++;
+  }
+  if (syscall(SYS_close_range, static_cast<unsigned>(first_closed), ~0U, 0U) != 0) {
+    for (int fd = first_closed; fd < plan->nofile; ++fd) {
       syscall(SYS_close, fd);
     }
   }
@@ -228,6 +251,9 @@ absl::StatusOr<SpawnedProcess> Spawn(const SpawnOptions& options) {
     return absl::InvalidArgumentError(
         absl::StrCat("spawn ", binary, ": namespaces cannot be joined from a new user namespace"));
   }
+  if (options.exec_fd >= 0 && ::fcntl(options.exec_fd, F_GETFD) < 0) {
+    return ErrnoError(errno, "spawn ", binary, ": exec_fd ", options.exec_fd);
+  }
   std::vector<int> sources = {options.stdin_fd, options.stdout_fd, options.stderr_fd};
   std::vector<int> targets = {0, 1, 2};
   for (const FdMapping& m : options.extra_fds) {
@@ -265,6 +291,7 @@ absl::StatusOr<SpawnedProcess> Spawn(const SpawnOptions& options) {
 
   ChildPlan plan;
   plan.path = binary.c_str();
+  plan.exec_fd = options.exec_fd;
   plan.argv = argv.data();
   plan.envp = envp;
   plan.cwd = options.cwd.empty() ? nullptr : options.cwd.c_str();

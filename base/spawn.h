@@ -28,8 +28,15 @@ struct NamespaceJoin {
 };
 
 struct SpawnOptions {
-  // argv[0] is the path executed, as given (no PATH search).
+  // argv[0] is the path executed, as given (no PATH search), unless
+  // exec_fd is set.
   std::vector<std::string> argv;
+  // When set, the program executed is this open executable file
+  // (execveat(exec_fd, "", ..., AT_EMPTY_PATH)) and argv[0] only names it, as
+  // the child's argv[0] and in errors. The child sees the descriptor only
+  // while it execs: it is close-on-exec there, so it must be a binary, not a
+  // script. crid-shim is started from a sealed memfd this way.
+  int exec_fd = -1;
   // The child's environment; unset means crid's own.
   std::optional<std::vector<std::string>> env;
   // The child's working directory; empty means crid's.

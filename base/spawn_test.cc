@@ -296,6 +296,59 @@ TEST(Spawn, PidfdBecomesReadableWhenTheChildExits) {
   EXPECT_EQ(WaitForExit(child->pid), 0);
 }
 
+// The program given as an open file: argv[0] is only a name, the file is
+// what runs, and its descriptor does not survive into the program.
+TEST(Spawn, ExecutesAnOpenFileUnderAnyName) {
+  UniqueFd ls(::open("/bin/ls", O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(ls.valid());
+  TempDir tmp;
+  ASSERT_TRUE(WriteFileAtomic(tmp.Sub("mapped"), "x", 0644).ok());
+  UniqueFd mapped(::open(tmp.Sub("mapped").c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(mapped.valid());
+  SpawnOptions options;
+  options.argv = {"/nonexistent/not-ls", "-l", "/proc/self/fd"};
+  options.exec_fd = ls.get();
+  options.extra_fds = {{mapped.get(), 7}};
+  Finished f = RunToEnd(options);
+  ASSERT_EQ(f.status, 0) << f.out;
+  std::set<int> numbers;
+  for (absl::string_view line : absl::StrSplit(f.out, '\n', absl::SkipEmpty())) {
+    std::vector<absl::string_view> arrow = absl::StrSplit(line, " -> ");
+    int fd = -1;
+    if (arrow.size() == 2 && !absl::EndsWith(arrow[1], "/fd") &&
+        absl::SimpleAtoi(arrow[0].substr(arrow[0].rfind(' ') + 1), &fd)) {
+      numbers.insert(fd);
+    }
+  }
+  EXPECT_EQ(numbers, (std::set<int>{0, 1, 2, 7}));
+
+  options.argv = {"named", "-c", "tr '\\0' ' ' </proc/$$/cmdline"};
+  UniqueFd sh(::open("/bin/sh", O_RDONLY | O_CLOEXEC));
+  options.exec_fd = sh.get();
+  options.extra_fds.clear();
+  f = RunToEnd(options);
+  EXPECT_EQ(f.status, 0);
+  EXPECT_THAT(f.out, ::testing::StartsWith("named -c "));
+}
+
+TEST(Spawn, OpenFileThatCannotRunIsAnErrorNamingIt) {
+  TempDir tmp;
+  ASSERT_TRUE(WriteFileAtomic(tmp.Sub("data"), "not a program", 0755).ok());
+  UniqueFd data(::open(tmp.Sub("data").c_str(), O_RDONLY | O_CLOEXEC));
+  SpawnOptions options;
+  options.argv = {"the-data"};
+  options.exec_fd = data.get();
+  absl::StatusOr<SpawnedProcess> child = Spawn(options);
+  ASSERT_FALSE(child.ok());
+  EXPECT_THAT(child.status().message(), HasSubstr("the-data"));
+  EXPECT_EQ(::waitpid(-1, nullptr, WNOHANG), -1);
+
+  options.exec_fd = 1000;  // not open
+  child = Spawn(options);
+  ASSERT_FALSE(child.ok());
+  EXPECT_THAT(child.status().message(), HasSubstr("exec_fd"));
+}
+
 TEST(Spawn, DetachedChildIsNotOurs) {
   Pipe hold = MakePipe();
   SpawnOptions options;
