@@ -22,6 +22,7 @@
 #include "base/unique_fd.h"
 #include "nlohmann/json.hpp"
 #include "shim/frame.h"
+#include "shim/sealed_binary.h"
 
 namespace crid::shim {
 
@@ -79,7 +80,8 @@ absl::Status StatusOf(const Response& response) {
   return absl::Status(static_cast<absl::StatusCode>(response.code()), response.message());
 }
 
-// Starts the shim in a new session with stdio on /dev/null, detached: init
+// Starts the shim from the sealed memfd copy of its binary (see
+// SealedBinary), in a new session with stdio on /dev/null, detached: init
 // (or the nearest subreaper) adopts it at once, so it never becomes crid's
 // zombie, survives crid's restart, and no signal sent to crid's process group
 // reaches it. Returns the read end of its --ready-fd pipe: one byte arrives
@@ -92,8 +94,13 @@ absl::StatusOr<UniqueFd> StartShim(const LaunchOptions& options) {
   }
   UniqueFd ready_read(ends[0]);
   UniqueFd ready_write(ends[1]);
+  CRID_ASSIGN_OR_RETURN(std::shared_ptr<const UniqueFd> sealed,
+                        SealedBinary::Shared().Get(options.binary));
   constexpr int kReadyFd = 3;
   SpawnOptions spawn;
+  // argv[0] stays the configured path: `crid cleanup`, and whoever looks for
+  // shims, know them by their command line.
+  spawn.exec_fd = sealed != nullptr ? sealed->get() : -1;
   spawn.argv = {options.binary, "--pod-id",   options.pod_id,          "--dir",
                 options.dir,    "--ready-fd", std::to_string(kReadyFd)};
   spawn.cwd = "/";
@@ -150,7 +157,9 @@ absl::StatusOr<std::unique_ptr<ShimClient>> ShimClient::Connect(const std::strin
   return client;
 }
 
-absl::StatusOr<std::unique_ptr<ShimClient>> ShimClient::Launch(const LaunchOptions& options) {
+namespace {
+
+absl::Status CheckLaunchOptions(const LaunchOptions& options) {
   if (options.binary.empty() || options.binary[0] != '/') {
     return absl::InvalidArgumentError("binary: must be an absolute path");
   }
@@ -160,17 +169,38 @@ absl::StatusOr<std::unique_ptr<ShimClient>> ShimClient::Launch(const LaunchOptio
   if (options.pod_id.empty()) {
     return absl::InvalidArgumentError("pod_id: must not be empty");
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ShimClient>> ShimClient::Launch(const LaunchOptions& options) {
+  CRID_RETURN_IF_ERROR(CheckLaunchOptions(options));
   absl::StatusOr<std::unique_ptr<ShimClient>> client = Connect(options.dir);
   if (client.ok()) {
     return client;
   }
+  CRID_ASSIGN_OR_RETURN(PendingLaunch pending, BeginLaunch(options));
+  return FinishLaunch(std::move(pending));
+}
+
+absl::StatusOr<PendingLaunch> ShimClient::BeginLaunch(const LaunchOptions& options) {
+  CRID_RETURN_IF_ERROR(CheckLaunchOptions(options));
   CRID_RETURN_IF_ERROR(MakeDirs(options.dir, 0700));
-  CRID_ASSIGN_OR_RETURN(UniqueFd ready, StartShim(options));
+  PendingLaunch pending;
+  pending.options = options;
+  CRID_ASSIGN_OR_RETURN(pending.ready, StartShim(options));
+  return pending;
+}
+
+absl::StatusOr<std::unique_ptr<ShimClient>> ShimClient::FinishLaunch(PendingLaunch pending) {
+  const LaunchOptions& options = pending.options;
   // No polling of the socket: the shim says when it listens. A shim that
   // exits first may have found another one serving the pod, so connect
   // either way.
-  const bool listening = WaitUntilListening(ready.get(), absl::Now() + options.start_timeout);
-  client = Connect(options.dir);
+  const bool listening =
+      WaitUntilListening(pending.ready.get(), absl::Now() + options.start_timeout);
+  absl::StatusOr<std::unique_ptr<ShimClient>> client = Connect(options.dir);
   if (client.ok()) {
     return client;
   }

@@ -18,7 +18,8 @@
 namespace crid::shim {
 
 struct LaunchOptions {
-  // The crid-shim binary (absolute path).
+  // The crid-shim binary (absolute path). The shim runs from a sealed memfd
+  // copy of it, made again when the file changes.
   std::string binary;
   std::string pod_id;
   // The shim's directory: its socket (shim.sock), pid file (shim.pid), exit
@@ -28,12 +29,26 @@ struct LaunchOptions {
   absl::Duration start_timeout = absl::Seconds(10);
 };
 
+// A shim started by ShimClient::BeginLaunch that has not been waited for.
+struct PendingLaunch {
+  LaunchOptions options;
+  // The read end of the shim's --ready-fd pipe.
+  UniqueFd ready;
+};
+
 class ShimClient {
  public:
   // Connects to the pod's shim when one answers on DIR/shim.sock; otherwise
   // starts a new one (detached, in its own session, so it outlives crid) and
   // waits for it to answer. A binary that cannot be executed fails at once.
   static absl::StatusOr<std::unique_ptr<ShimClient>> Launch(const LaunchOptions& options);
+  // Launch in two halves, so that the caller can do other work while the
+  // shim starts: BeginLaunch starts a new shim (never looking for one that
+  // runs) and returns at once; FinishLaunch waits until it listens and
+  // connects. A shim that lost a race to serve the pod exits, and FinishLaunch
+  // connects to the one that won.
+  static absl::StatusOr<PendingLaunch> BeginLaunch(const LaunchOptions& options);
+  static absl::StatusOr<std::unique_ptr<ShimClient>> FinishLaunch(PendingLaunch pending);
   // Connects to a running shim; UNAVAILABLE when none answers.
   static absl::StatusOr<std::unique_ptr<ShimClient>> Connect(const std::string& dir);
 
