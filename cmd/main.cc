@@ -120,6 +120,7 @@ absl::StatusOr<std::unique_ptr<container::ContainerManager>> StartContainers(
   container::ContainerOptions options;
   options.root_dir = config.root() + "/containers";
   options.shim_dir = config.state() + "/shims";
+  options.state_dir = config.state();
   options.shim_binary = config.container().shim_binary();
   if (options.shim_binary.empty()) {
     options.shim_binary = FindCompanionBinary("crid-shim", "shim");
@@ -139,6 +140,8 @@ absl::StatusOr<std::unique_ptr<container::ContainerManager>> StartContainers(
   options.cgroup_driver = driver;
   options.workers = config.container().workers();
   options.exec_output_limit = config.container().exec_output_limit_bytes();
+  options.cdi_spec_dirs.assign(config.container().cdi_spec_dirs().begin(),
+                               config.container().cdi_spec_dirs().end());
   return container::ContainerManager::Create(std::move(options), store, sandboxes, images);
 }
 

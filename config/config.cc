@@ -78,6 +78,8 @@ config::Config DefaultConfig() {
   c.mutable_container()->set_default_handler("runc");
   c.mutable_container()->set_workers(16);
   c.mutable_container()->set_exec_output_limit_bytes(8u << 20);
+  c.mutable_container()->add_cdi_spec_dirs("/etc/cdi");
+  c.mutable_container()->add_cdi_spec_dirs("/var/run/cdi");
   c.mutable_metrics()->set_address("");  // off
   return c;
 }
@@ -288,6 +290,12 @@ absl::Status ValidateConfig(const config::Config& c) {
     return absl::InvalidArgumentError(
         absl::StrCat("container.exec_output_limit_bytes: must be 1024..8388608, got ",
                      ctr.exec_output_limit_bytes()));
+  }
+  for (const std::string& dir : ctr.cdi_spec_dirs()) {
+    if (!IsAbsolute(dir)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("container.cdi_spec_dirs: must be absolute paths, got \"", dir, "\""));
+    }
   }
   return absl::OkStatus();
 }

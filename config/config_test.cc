@@ -11,6 +11,7 @@
 namespace crid {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 TEST(Config, DefaultsAreValid) {
@@ -82,6 +83,7 @@ TEST(Config, ValidationNamesTheField) {
       {R"({"image": {"maxLayerExpansionRatio": 1}})", "image.max_layer_expansion_ratio"},
       {R"({"image": {"maxLayerBytes": "1073741824", "maxLayerRatioFloorBytes": "2147483648"}})",
        "image.max_layer_ratio_floor_bytes"},
+      {R"({"container": {"cdiSpecDirs": ["/etc/cdi", "cdi"]}})", "container.cdi_spec_dirs"},
   };
   for (const Case& tc : cases) {
     auto c = ParseConfig(tc.json, "t");
@@ -90,6 +92,15 @@ TEST(Config, ValidationNamesTheField) {
     EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << tc.json;
     EXPECT_THAT(std::string(st.message()), HasSubstr(tc.field)) << tc.json;
   }
+}
+
+TEST(Config, CdiSpecDirsDefaultToTheReferencesAndCanBeReplaced) {
+  config::Config defaults = DefaultConfig();
+  EXPECT_THAT(defaults.container().cdi_spec_dirs(), ElementsAre("/etc/cdi", "/var/run/cdi"));
+  auto c = ParseConfig(R"({"container": {"cdiSpecDirs": ["/opt/cdi"]}})", "t");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_THAT(c->container().cdi_spec_dirs(), ElementsAre("/opt/cdi"));
+  EXPECT_TRUE(ValidateConfig(*c).ok());
 }
 
 TEST(Config, LayerLimitsDefaultToRefusingACompressionBomb) {

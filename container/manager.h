@@ -34,6 +34,7 @@
 #include "absl/time/time.h"
 #include "base/stream_io.h"
 #include "base/worker_pool.h"
+#include "cdi/cdi.h"
 #include "cgroups/driver.h"
 #include "cgroups/manager.h"
 #include "container/container.pb.h"
@@ -58,6 +59,9 @@ struct ContainerOptions {
   std::string root_dir;
   // Shim directories: STATE/shims/<pod id>.
   std::string shim_dir;
+  // crid's state directory (STATE): the generated AppArmor profile lives in
+  // STATE/apparmor.
+  std::string state_dir;
   std::string shim_binary;
   // CRI handler name -> runtime. The pod's handler ("" = default) picks one.
   std::map<std::string, OciRuntimeConfig> handlers;
@@ -66,6 +70,8 @@ struct ContainerOptions {
   size_t workers = 16;
   size_t max_queued = 1024;
   size_t exec_output_limit = size_t{8} << 20;
+  // CDI spec directories; a later one wins for the same device.
+  std::vector<std::string> cdi_spec_dirs = DefaultCdiSpecDirs();
 };
 
 // The store bucket of container records (key: container ID).
@@ -173,7 +179,11 @@ class ContainerManager {
 
   ContainerManager(ContainerOptions options, Store* store, sandbox::SandboxManager* sandboxes,
                    ImageStore* images)
-      : options_(std::move(options)), store_(store), sandboxes_(sandboxes), images_(images) {}
+      : options_(std::move(options)),
+        store_(store),
+        sandboxes_(sandboxes),
+        images_(images),
+        cdi_(options_.cdi_spec_dirs) {}
 
   absl::Status Recover();
   // An unpacked checkpoint archive and the config the container is created
@@ -249,6 +259,8 @@ class ContainerManager {
   Store* const store_;
   sandbox::SandboxManager* const sandboxes_;
   ImageStore* const images_;
+  // CDI spec files, reread when they change; thread-safe.
+  CdiRegistry cdi_;
 
   // Held from a state change through its Notify, so a container's events
   // reach the observer in the order its state changed (an exit racing its

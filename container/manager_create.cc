@@ -308,7 +308,11 @@ absl::StatusOr<std::string> ContainerManager::CreateLocked(
   spec_options.min_oom_score_adj = MinOomScoreAdj();
   spec_options.recursive_read_only_mounts =
       Features(pod.runtime_handler()).recursive_read_only_mounts;
-  spec_options.apparmor = DetectAppArmor();
+  spec_options.apparmor = DetectAppArmor(options_.state_dir);
+  spec_options.selinux = DetectSELinux();
+  CgroupManager* cgroups = cgroups_.load();
+  spec_options.cgroup_unified = cgroups != nullptr && cgroups->layout().unified;
+  spec_options.cdi = &cdi_;
   const v1::NamespaceOption& ns = config.linux().security_context().namespace_options();
   if (ns.pid() == v1::TARGET) {
     absl::StatusOr<ContainerRecord> target = Get(ns.target_id());

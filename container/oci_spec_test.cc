@@ -641,11 +641,8 @@ devices:
   EXPECT_THAT(spec["linux"]["devices"],
               Contains(json{{"path", "/dev/cdi-null"}, {"type", "c"}, {"major", 1}, {"minor", 3}}));
   EXPECT_THAT(spec["linux"]["resources"]["devices"],
-              Contains(json{{"allow", true},
-                            {"type", "c"},
-                            {"major", 1},
-                            {"minor", 3},
-                            {"access", "rwm"}}));
+              Contains(json{
+                  {"allow", true}, {"type", "c"}, {"major", 1}, {"minor", 3}, {"access", "rwm"}}));
   const json* data = FindMount(spec, "/data");
   ASSERT_NE(data, nullptr);
   EXPECT_EQ((*data)["source"], "/opt/data");
