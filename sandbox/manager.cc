@@ -484,10 +484,14 @@ absl::StatusOr<std::string> SandboxManager::RunLocked(const runtime::v1::PodSand
   record.set_pod_dir(pod_dir);
 
   bool committed = false;
+  PodStartWork side_work;
   // Undo whatever was made, in reverse, unless the run completes.
   absl::Cleanup undo = [&] {
     if (committed) {
       return;
+    }
+    if (side_work.abort) {
+      std::move(side_work.abort)();
     }
     (void)StopResources(&record, /*best_effort=*/true);
     (void)RemoveResources(record);
@@ -498,6 +502,16 @@ absl::StatusOr<std::string> SandboxManager::RunLocked(const runtime::v1::PodSand
   CRID_RETURN_IF_ERROR(Persist(record));
   CRID_RETURN_IF_ERROR(MakeDirs(pod_dir, 0755));
   CRID_RETURN_IF_ERROR(MakeDirs(ns_dir, 0711));
+  // The pod's shim (see SetPodStartHook) starts now and comes up while the
+  // namespaces and the network are made.
+  PodStartHook hook;
+  {
+    absl::MutexLock lock(&mu_);
+    hook = pod_start_hook_;
+  }
+  if (hook) {
+    side_work = hook(id, config.linux().cgroup_parent());
+  }
 
   std::string hostname = config.hostname();
   if (hostname.empty()) {
@@ -651,6 +665,9 @@ absl::StatusOr<std::string> SandboxManager::RunLocked(const runtime::v1::PodSand
   committed = true;
   Publish(record);
   WatchPause(record);
+  if (side_work.ready) {
+    std::move(side_work.ready)();
+  }
   spdlog::info("pod sandbox {} ({}/{}) ready{}", id, config.metadata().namespace_(),
                config.metadata().name(),
                record.ips().empty() ? "" : absl::StrCat(", IP ", record.ips(0)));

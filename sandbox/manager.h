@@ -12,12 +12,14 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -51,6 +53,20 @@ struct SandboxOptions {
   CgroupManager* cgroups = nullptr;
 };
 
+// Work a subsystem above the sandbox manager does for each new pod beside the
+// pod's own set-up (the container manager starts the pod's crid-shim, so its
+// first container finds it listening). See SandboxManager::SetPodStartHook.
+struct PodStartWork {
+  // Called once the pod is READY and committed; failures are the work's to
+  // log and undo (the pod stands).
+  absl::AnyInvocable<void() &&> ready;
+  // Called instead when the pod's creation fails; leaves nothing behind.
+  absl::AnyInvocable<void() &&> abort;
+};
+// (pod ID, the pod's cgroup_parent) -> the work begun for it.
+using PodStartHook =
+    std::function<PodStartWork(const std::string& pod_id, const std::string& cgroup_parent)>;
+
 // The store bucket of sandbox records (key: sandbox ID).
 inline constexpr char kSandboxBucket[] = "pods";
 
@@ -60,6 +76,16 @@ class SandboxManager {
   // cgroup_parent): a `crid-pause-<pod id>` scope or directory. Not owned;
   // without one (or without a cgroup_parent) crid-pause stays in crid's.
   void SetCgroupManager(CgroupManager* cgroups) { cgroups_ = cgroups; }
+
+  // Called for every new pod right after its first record commit, so that a
+  // crash from then on is cleaned up by recovery (the pod's, then whatever the
+  // hook's owner recovers for a pod that is gone), and before its namespaces
+  // and network, which the work then runs alongside. Set by the container
+  // manager; nullptr clears it.
+  void SetPodStartHook(PodStartHook hook) ABSL_LOCKS_EXCLUDED(mu_) {
+    absl::MutexLock lock(&mu_);
+    pod_start_hook_ = std::move(hook);
+  }
 
   // Loads every record; finishes the teardown of pods whose creation was cut
   // short by a crash; marks pods whose pause process died NOTREADY. Then
@@ -125,6 +151,7 @@ class SandboxManager {
 
   mutable absl::Mutex mu_;
   std::map<std::string, SandboxRecord> pods_ ABSL_GUARDED_BY(mu_);
+  PodStartHook pod_start_hook_ ABSL_GUARDED_BY(mu_);
   // Metadata key -> in-flight or finished Run.
   std::map<std::string, std::shared_ptr<InFlight>> runs_ ABSL_GUARDED_BY(mu_);
   // Serializes Stop/Remove of one pod.

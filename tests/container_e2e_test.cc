@@ -548,6 +548,53 @@ TEST_F(ContainerEndToEndTest, ShimAndPauseLiveInThePodCgroup) {
   ::rmdir(absl::StrCat("/sys/fs/cgroup", parent).c_str());
 }
 
+// The pod's crid-shim starts with the pod, before any container: running,
+// from its sealed copy, in the pod's cgroup; a pod without containers takes
+// it along when removed, and a pod whose creation fails leaves none.
+TEST_F(ContainerEndToEndTest, ShimStartsWithThePodAndGoesWithIt) {
+  const std::string parent = absl::StrCat("/crid-e2e-early-", ::getpid());
+  v1::PodSandboxConfig config = PodConfig("early");
+  config.mutable_linux()->set_cgroup_parent(parent);
+  std::string pod = RunPod(config);
+  const std::string shim_dir = tmp_.Sub("state/shims/" + pod.substr(0, 32));
+  pid_t shim_pid = std::stoi(ReadFile(shim_dir + "/shim.pid").value_or("0"));
+  ASSERT_GT(shim_pid, 0) << Log();
+  EXPECT_EQ(::kill(shim_pid, 0), 0);
+  EXPECT_EQ(MemoryCgroupOf(shim_pid), parent + "/crid-shim-" + pod);
+  char exe[256] = {};
+  ASSERT_GT(::readlink(absl::StrCat("/proc/", shim_pid, "/exe").c_str(), exe, sizeof(exe) - 1), 0);
+  EXPECT_THAT(std::string(exe), ::testing::StartsWith("/memfd:crid-shim"));
+  std::string memory_root =
+      ::access("/sys/fs/cgroup/memory", F_OK) == 0 ? "/sys/fs/cgroup/memory" : "/sys/fs/cgroup";
+  {
+    grpc::ClientContext ctx;
+    v1::RemovePodSandboxRequest req;
+    req.set_pod_sandbox_id(pod);
+    v1::RemovePodSandboxResponse resp;
+    ASSERT_TRUE(stub_->RemovePodSandbox(&ctx, req, &resp).ok()) << Log();
+  }
+  EXPECT_TRUE(WaitFor([&] { return ::kill(shim_pid, 0) != 0; })) << "the shim outlived its pod";
+  EXPECT_NE(::access(shim_dir.c_str(), F_OK), 0);
+  EXPECT_NE(::access((memory_root + parent + "/crid-shim-" + pod).c_str(), F_OK), 0);
+
+  // Fails after the shim was started: the sysctl is written once the pod's
+  // network namespace exists.
+  v1::PodSandboxConfig failing = PodConfig("early-failing");
+  (*failing.mutable_linux()->mutable_sysctls())["net.core.somaxconn"] = "not-a-number";
+  grpc::ClientContext ctx;
+  v1::RunPodSandboxRequest req;
+  *req.mutable_config() = failing;
+  v1::RunPodSandboxResponse resp;
+  ASSERT_FALSE(stub_->RunPodSandbox(&ctx, req, &resp).ok());
+  absl::StatusOr<std::vector<std::string>> shims = ListDir(tmp_.Sub("state/shims"));
+  EXPECT_THAT(shims.value_or(std::vector<std::string>{}), IsEmpty()) << Log();
+  for (const char* hierarchy : {"cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio",
+                                "pids", "hugetlb", "net_cls", "perf_event", "systemd", "unified"}) {
+    ::rmdir(absl::StrCat("/sys/fs/cgroup/", hierarchy, parent).c_str());
+  }
+  ::rmdir(absl::StrCat("/sys/fs/cgroup", parent).c_str());
+}
+
 TEST_F(ContainerEndToEndTest, UpdateResourcesAndReopenLog) {
   std::string pod = RunPod(PodConfig("update"));
   std::string id =
