@@ -482,6 +482,31 @@ absl::StatusOr<std::string> SandboxManager::RunLocked(const runtime::v1::PodSand
   const std::string pod_dir = absl::StrCat(options_.state_dir, "/pods/", id);
   const std::string ns_dir = absl::StrCat(options_.state_dir, "/ns/", id);
   record.set_pod_dir(pod_dir);
+  const bool own_userns =
+      ns.has_userns_options() && ns.userns_options().mode() == NamespaceMode::POD;
+  // Every namespace pin and mount the pod will have is named in the first
+  // commit, instead of one commit before each is made (three to four fewer
+  // fdatasyncs per pod). Safe at any crash point: the undo below and
+  // recovery's teardown of a CREATING pod (StopResources, RemoveResources)
+  // treat a named path that was never made as already gone (unmount and
+  // unlink tolerate ENOENT and EINVAL, the shm directory is removed only if
+  // empty), the paths are derived from the pod's ID alone so they name
+  // nothing of another pod, and the READY record ends up the same as before.
+  // What recovery cannot find without a commit stays committed before it is
+  // made: the network attachment (CNI DEL) and the user-namespace pod's
+  // crid-pause.
+  if (own_userns) {
+    record.set_userns_path(ns_dir + "/user");
+  }
+  if (own_net) {
+    // A pod with its own network also gets its own UTS namespace (hostname).
+    record.set_uts_ns_path(ns_dir + "/uts");
+    record.set_netns_path(absl::StrCat(options_.netns_dir, "/crid-", id.substr(0, 32)));
+  }
+  if (own_ipc) {
+    record.set_ipc_ns_path(ns_dir + "/ipc");
+    record.set_shm_path(pod_dir + "/shm");
+  }
 
   bool committed = false;
   PodStartWork side_work;
@@ -521,9 +546,7 @@ absl::StatusOr<std::string> SandboxManager::RunLocked(const runtime::v1::PodSand
   // are created inside it, so that its containers, which join it before the
   // others, may still enter them and have capabilities there.
   bool pause_started = false;
-  if (ns.has_userns_options() && ns.userns_options().mode() == NamespaceMode::POD) {
-    record.set_userns_path(ns_dir + "/user");
-    CRID_RETURN_IF_ERROR(Persist(record));
+  if (own_userns) {
     const std::vector<IdMapping> uids = IdMappings(ns.userns_options().uids());
     const std::vector<IdMapping> gids = IdMappings(ns.userns_options().gids());
     if (own_pid) {
@@ -546,9 +569,6 @@ absl::StatusOr<std::string> SandboxManager::RunLocked(const runtime::v1::PodSand
   // Copied: the record's field may move when other fields are set.
   const std::string userns = record.userns_path();
   if (own_net) {
-    // A pod with its own network also gets its own UTS namespace (hostname).
-    record.set_uts_ns_path(ns_dir + "/uts");
-    CRID_RETURN_IF_ERROR(Persist(record));
     CRID_RETURN_IF_ERROR(CreatePinnedNamespace(
         NamespaceType::kUts, record.uts_ns_path(),
         [&]() -> absl::Status {
@@ -560,9 +580,6 @@ absl::StatusOr<std::string> SandboxManager::RunLocked(const runtime::v1::PodSand
         userns));
   }
   if (own_ipc) {
-    record.set_ipc_ns_path(ns_dir + "/ipc");
-    record.set_shm_path(pod_dir + "/shm");
-    CRID_RETURN_IF_ERROR(Persist(record));
     CRID_RETURN_IF_ERROR(
         CreatePinnedNamespace(NamespaceType::kIpc, record.ipc_ns_path(), nullptr, userns));
     CRID_RETURN_IF_ERROR(MakeDirs(record.shm_path(), 0755));
@@ -573,8 +590,6 @@ absl::StatusOr<std::string> SandboxManager::RunLocked(const runtime::v1::PodSand
     }
   }
   if (own_net) {
-    record.set_netns_path(absl::StrCat(options_.netns_dir, "/crid-", id.substr(0, 32)));
-    CRID_RETURN_IF_ERROR(Persist(record));
     CRID_RETURN_IF_ERROR(
         CreatePinnedNamespace(NamespaceType::kNet, record.netns_path(), BringUpLoopback, userns));
   }

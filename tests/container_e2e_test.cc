@@ -595,6 +595,39 @@ TEST_F(ContainerEndToEndTest, ShimStartsWithThePodAndGoesWithIt) {
   ::rmdir(absl::StrCat("/sys/fs/cgroup", parent).c_str());
 }
 
+// crid killed inside RunPodSandbox, after the pod's shim was spawned: the
+// restarted crid removes the half-made pod and stops its shim.
+TEST_F(ContainerEndToEndTest, KilledInsideRunPodSandboxLeavesNoShimAfterRestart) {
+  crid_->Signal(SIGTERM);
+  ASSERT_EQ(crid_->Wait(absl::Seconds(30)), 0) << Log();
+  ::setenv("CRID_TEST_CRASH_AT", "sandbox-run-before-ready", 1);
+  crid_ = StartCrid();
+  ::unsetenv("CRID_TEST_CRASH_AT");
+  {
+    grpc::ClientContext ctx;
+    v1::RunPodSandboxRequest req;
+    *req.mutable_config() = PodConfig("crashed");
+    v1::RunPodSandboxResponse resp;
+    EXPECT_FALSE(stub_->RunPodSandbox(&ctx, req, &resp).ok());
+  }
+  ASSERT_EQ(crid_->Wait(absl::Seconds(20)), 128 + SIGKILL) << Log();
+  std::vector<std::string> shims =
+      ListDir(tmp_.Sub("state/shims")).value_or(std::vector<std::string>{});
+  ASSERT_EQ(shims.size(), 1u) << Log();
+  pid_t shim_pid =
+      std::stoi(ReadFile(tmp_.Sub("state/shims/" + shims[0] + "/shim.pid")).value_or("0"));
+  ASSERT_GT(shim_pid, 0);
+  EXPECT_EQ(::kill(shim_pid, 0), 0) << "the crash left the pod's shim running";
+
+  crid_ = StartCrid();
+  grpc::ClientContext ctx;
+  v1::ListPodSandboxResponse list;
+  ASSERT_TRUE(stub_->ListPodSandbox(&ctx, {}, &list).ok());
+  EXPECT_EQ(list.items_size(), 0);
+  EXPECT_TRUE(WaitFor([&] { return ::kill(shim_pid, 0) != 0; })) << "the shim survived recovery";
+  EXPECT_THAT(ListDir(tmp_.Sub("state/shims")).value_or(std::vector<std::string>{}), IsEmpty());
+}
+
 TEST_F(ContainerEndToEndTest, UpdateResourcesAndReopenLog) {
   std::string pod = RunPod(PodConfig("update"));
   std::string id =
