@@ -3,9 +3,12 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/keyctl.h>
+#include <linux/seccomp.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -26,6 +29,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "base/errors.h"
 #include "base/fs.h"
 #include "base/unique_fd.h"
@@ -134,6 +139,51 @@ absl::Status OnlyKnownKeys(const json& object, std::initializer_list<absl::strin
   return absl::OkStatus();
 }
 
+// The seccomp(2) flags runc 1.1 loads linux.seccomp's filter with; refuses
+// profiles whose filter the native path cannot take over from the init.
+absl::StatusOr<unsigned int> SeccompFlags(const json& seccomp) {
+  if (!seccomp.is_object()) {
+    return absl::InvalidArgumentError("linux.seccomp: must be an object");
+  }
+  // A user-notification filter hands its listener fd to an agent at load
+  // time; a copy of the program would have none.
+  if (!seccomp.value("listenerPath", "").empty()) {
+    return Unsupported("linux.seccomp.listenerPath is set");
+  }
+  if (seccomp.value("defaultAction", "") == "SCMP_ACT_NOTIFY") {
+    return Unsupported("linux.seccomp.defaultAction is SCMP_ACT_NOTIFY");
+  }
+  if (seccomp.contains("syscalls") && seccomp["syscalls"].is_array()) {
+    for (const json& rule : seccomp["syscalls"]) {
+      if (rule.is_object() && rule.value("action", "") == "SCMP_ACT_NOTIFY") {
+        return Unsupported("linux.seccomp.syscalls has SCMP_ACT_NOTIFY");
+      }
+    }
+  }
+  unsigned int flags = 0;
+  if (seccomp.contains("flags") && !seccomp["flags"].is_null()) {
+    if (!seccomp["flags"].is_array()) {
+      return absl::InvalidArgumentError("linux.seccomp.flags: must be an array");
+    }
+    for (const json& flag : seccomp["flags"]) {
+      if (!flag.is_string()) {
+        return absl::InvalidArgumentError("linux.seccomp.flags: must hold strings");
+      }
+      const std::string name = flag.get<std::string>();
+      if (name == "SECCOMP_FILTER_FLAG_LOG") {
+        flags |= SECCOMP_FILTER_FLAG_LOG;
+      } else if (name == "SECCOMP_FILTER_FLAG_SPEC_ALLOW") {
+        flags |= SECCOMP_FILTER_FLAG_SPEC_ALLOW;
+      } else if (name != "SECCOMP_FILTER_FLAG_TSYNC") {
+        // runc 1.1 accepts TSYNC and ignores it (its process is single
+        // threaded at exec, as ours is); it knows no other flag.
+        return Unsupported(absl::StrCat("linux.seccomp.flags: unknown flag ", name));
+      }
+    }
+  }
+  return flags;
+}
+
 }  // namespace
 
 absl::StatusOr<NativeExecSpec> ParseNativeExecSpec(const std::string& config_json) {
@@ -148,7 +198,8 @@ absl::StatusOr<NativeExecSpec> ParseNativeExecSpec(const std::string& config_jso
   if (config.contains("linux") && config["linux"].is_object()) {
     const json& linux = config["linux"];
     if (linux.contains("seccomp") && !linux["seccomp"].is_null()) {
-      return Unsupported("linux.seccomp is set");
+      CRID_ASSIGN_OR_RETURN(spec.seccomp_flags, SeccompFlags(linux["seccomp"]));
+      spec.seccomp = true;
     }
     if (linux.contains("namespaces") && linux["namespaces"].is_array()) {
       for (const json& ns : linux["namespaces"]) {
@@ -345,6 +396,7 @@ enum class Step : int32_t {
   kCapset,
   kAmbient,
   kNoNewPrivs,
+  kSeccomp,
   kStat,
   kNotFound,
   kExec,
@@ -381,12 +433,20 @@ struct ChildPlan {
   size_t group_count = 0;
   bool path_search = false;
   dev_t null_rdev = 0;
+  const struct sock_fprog* seccomp = nullptr;  // null: no filter to load
 };
 
 [[noreturn]] void Fail(Step step, int err, int value = 0) {
   Report r{step, err, value};
   (void)!::write(kReportFd, &r, sizeof(r));
   ::_exit(127);
+}
+
+void LoadSeccomp(const ChildPlan& plan) {
+  if (::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, plan.spec->seccomp_flags, plan.seccomp) !=
+      0) {
+    Fail(Step::kSeccomp, errno);
+  }
 }
 
 // Moves the fds the helpers keep to 0-5 and closes every other: nothing of
@@ -454,6 +514,12 @@ void PlaceFds(const ChildPlan& plan) {
   if (spec.no_new_privileges && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
     Fail(Step::kNoNewPrivs, errno);
   }
+  // runc's setns init: without no_new_privs loading a filter takes
+  // CAP_SYS_ADMIN, so it is loaded before the capabilities go; with it, as
+  // late as possible (below), so the profile need not allow runc's own calls.
+  if (plan.seccomp != nullptr && !spec.no_new_privileges) {
+    LoadSeccomp(plan);
+  }
   // As runc: the user may reopen its stdio (/dev/stdout) through /proc.
   for (int fd = 0; fd < 3; ++fd) {
     struct stat st;
@@ -517,6 +583,9 @@ void PlaceFds(const ChildPlan& plan) {
   }
   if (spec.umask.has_value()) {
     ::umask(static_cast<mode_t>(*spec.umask));
+  }
+  if (plan.seccomp != nullptr && spec.no_new_privileges) {
+    LoadSeccomp(plan);
   }
   // Go's exec.LookPath: the first candidate that is a file with an execute bit.
   for (size_t i = 0; i < plan.candidate_count; ++i) {
@@ -628,6 +697,8 @@ const char* StepName(Step step) {
       return "raise ambient capability";
     case Step::kNoNewPrivs:
       return "prctl PR_SET_NO_NEW_PRIVS";
+    case Step::kSeccomp:
+      return "load the seccomp filter";
     default:
       return "exec";
   }
@@ -674,6 +745,238 @@ absl::Status WriteKernelFile(const std::string& path, const std::string& text) {
 
 }  // namespace
 
+namespace {
+
+// What the filter-copying helper reports before the program's instructions.
+struct FilterReport {
+  int32_t err = 0;          // errno of the failed call, 0 when the copy worked
+  int32_t call = 0;         // which call failed (FilterCall)
+  int32_t count = 0;        // instructions that follow
+  int32_t stop_signal = 0;  // the signal the init was stopped with, given back
+};
+
+enum FilterCall : int32_t {
+  kSeize = 1,
+  kInterrupt,
+  kWait,
+  kGone,
+  kCount,
+  kGet,
+  kNoFilter,
+  kTooLong,
+  kDetach,
+};
+
+// The "Seccomp_filters:" count of a /proc/<pid>/status text; -1 if absent.
+int SeccompFilterCount(const std::string& status) {
+  for (absl::string_view line : absl::StrSplit(status, '\n')) {
+    int count = 0;
+    if (absl::ConsumePrefix(&line, "Seccomp_filters:") &&
+        absl::SimpleAtoi(absl::StripAsciiWhitespace(line), &count)) {
+      return count;
+    }
+  }
+  return -1;
+}
+
+// ptrace(2) without glibc's wrapper, whose PEEK handling and void* address
+// and data get in the way of the integer arguments used here.
+long Ptrace(long request, pid_t pid, long addr, long data) {
+  return ::syscall(SYS_ptrace, request, pid, addr, data);
+}
+
+// The helper: seizes the init, stops it, copies the filter `skip` places
+// above the oldest and lets it go. A tracee is released when its tracer dies,
+// so however this process ends the init is neither left stopped nor traced.
+[[noreturn]] void CopyFilter(pid_t pid, int pidfd, int skip, int out, struct sock_filter* buf) {
+  FilterReport r;
+  auto finish = [&](FilterCall call, int err) {
+    r.call = call;
+    r.err = err;
+    (void)!::write(out, &r, sizeof(r));
+    if (err == 0) {
+      (void)!::write(out, buf, sizeof(*buf) * static_cast<size_t>(r.count));
+    }
+    ::_exit(0);
+  };
+  if (Ptrace(PTRACE_SEIZE, pid, 0, 0) != 0) {
+    finish(kSeize, errno);
+  }
+  // The pid may have been reused since the caller looked: the pidfd tells.
+  if (::syscall(SYS_pidfd_send_signal, pidfd, 0, nullptr, 0) != 0) {
+    Ptrace(PTRACE_DETACH, pid, 0, 0);
+    finish(kGone, errno);
+  }
+  if (Ptrace(PTRACE_INTERRUPT, pid, 0, 0) != 0) {
+    int err = errno;
+    Ptrace(PTRACE_DETACH, pid, 0, 0);
+    finish(kInterrupt, err);
+  }
+  int status = 0;
+  pid_t got;
+  do {
+    got = ::waitpid(pid, &status, __WALL);
+  } while (got < 0 && errno == EINTR);
+  if (got < 0) {
+    finish(kWait, errno);  // our exit detaches
+  }
+  if (!WIFSTOPPED(status)) {
+    finish(kGone, ESRCH);  // it died; its parent still gets the exit
+  }
+  // A signal-delivery stop (no event in the high bits) took the signal from
+  // the init: it is handed back at detach. A group stop or our interrupt
+  // passes none; a group stop resumes as such once we are gone.
+  if ((status >> 16) == 0) {
+    r.stop_signal = WSTOPSIG(status);
+  }
+  auto detach = [&]() {
+    if (Ptrace(PTRACE_DETACH, pid, 0, r.stop_signal) != 0) {
+      finish(kDetach, errno);
+    }
+  };
+  // Index 0 is the newest filter; count them.
+  long total = 0;
+  for (; total < BPF_MAXINSNS; ++total) {
+    if (Ptrace(PTRACE_SECCOMP_GET_FILTER, pid, total, 0) < 0) {
+      if (errno == ENOENT) {
+        break;
+      }
+      int err = errno;
+      detach();
+      finish(kCount, err);
+    }
+  }
+  // The oldest filters are the ones inherited from us (the init descends
+  // from this process through runc, and so will the exec'd process); the one
+  // above them is what runc loaded before exec'ing the entrypoint. Filters
+  // the entrypoint added later are not the profile: runc exec loads the
+  // profile from the container's state, not from the init.
+  long index = total - 1 - skip;
+  if (index < 0) {
+    detach();
+    finish(kNoFilter, ENOENT);
+  }
+  long n = Ptrace(PTRACE_SECCOMP_GET_FILTER, pid, index, 0);
+  if (n > BPF_MAXINSNS) {
+    detach();
+    finish(kTooLong, E2BIG);
+  }
+  n = n < 0 ? n : Ptrace(PTRACE_SECCOMP_GET_FILTER, pid, index, reinterpret_cast<long>(buf));
+  int err = errno;
+  detach();
+  if (n <= 0 || n > BPF_MAXINSNS) {
+    finish(kGet, n < 0 ? err : EINVAL);
+  }
+  r.count = static_cast<int32_t>(n);
+  finish(static_cast<FilterCall>(0), 0);
+  ::_exit(0);  // not reached: finish exits
+}
+
+const char* FilterCallName(int32_t call) {
+  switch (call) {
+    case kSeize:
+      return "ptrace PTRACE_SEIZE of the container's init";
+    case kInterrupt:
+      return "ptrace PTRACE_INTERRUPT";
+    case kWait:
+      return "waitpid for the init's ptrace stop";
+    case kGone:
+      return "the container's init is gone";
+    case kCount:
+    case kGet:
+      return "ptrace PTRACE_SECCOMP_GET_FILTER";
+    case kNoFilter:
+      return "the container's init has no seccomp filter of its own";
+    case kTooLong:
+      return "the init's seccomp filter is longer than BPF_MAXINSNS";
+    case kDetach:
+      return "ptrace PTRACE_DETACH";
+    default:
+      return "copy of the seccomp filter";
+  }
+}
+
+// How long the init may take to reach its ptrace stop: a frozen (paused)
+// container would not, and the exec is not worth waiting for it.
+constexpr int kFilterCopyTimeoutMs = 2000;
+
+}  // namespace
+
+absl::StatusOr<std::vector<struct sock_filter>> ReadInitSeccompFilter(pid_t pid, int pidfd,
+                                                                      ChildWaiter* waiter) {
+  CRID_ASSIGN_OR_RETURN(std::string own_status, ReadFile("/proc/self/status"));
+  int own = SeccompFilterCount(own_status);
+  if (own < 0) {
+    return Unsupported("the kernel reports no Seccomp_filters in /proc/<pid>/status");
+  }
+  CRID_ASSIGN_OR_RETURN(std::string init_status, ReadFile(absl::StrCat("/proc/", pid, "/status")));
+  if (SeccompFilterCount(init_status) <= own) {
+    return Unsupported("the container's init has no seccomp filter");
+  }
+  std::vector<struct sock_filter> buf(BPF_MAXINSNS);
+  int pipe_fds[2];
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    return ErrnoError(errno, "pipe");
+  }
+  UniqueFd read_end(pipe_fds[0]);
+  UniqueFd write_end(pipe_fds[1]);
+  pid_t helper = ::fork();
+  if (helper < 0) {
+    return ErrnoError(errno, "fork");
+  }
+  if (helper == 0) {
+    CopyFilter(pid, pidfd, own, write_end.get(), buf.data());
+  }
+  write_end.reset();
+  // Reads the report and the program; a helper that hangs (the init never
+  // stops) is killed, which releases the init.
+  std::vector<char> data;
+  absl::Time deadline = absl::Now() + absl::Milliseconds(kFilterCopyTimeoutMs);
+  bool timed_out = false;
+  for (;;) {
+    struct pollfd p = {read_end.get(), POLLIN, 0};
+    int left = static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
+    int rc = left > 0 ? ::poll(&p, 1, left) : 0;
+    if (rc < 0 && errno == EINTR) {
+      continue;
+    }
+    if (rc == 0) {
+      timed_out = true;
+      break;
+    }
+    char chunk[8192];
+    ssize_t n = ::read(read_end.get(), chunk, sizeof(chunk));
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      break;
+    }
+    data.insert(data.end(), chunk, chunk + n);
+  }
+  if (timed_out) {
+    ::kill(helper, SIGKILL);
+  }
+  WaitFor(waiter, helper);
+  if (timed_out) {
+    return Unsupported("the container's init did not reach a ptrace stop in time");
+  }
+  FilterReport r;
+  if (data.size() < sizeof(r)) {
+    return Unsupported("the seccomp filter copying helper died");
+  }
+  std::memcpy(&r, data.data(), sizeof(r));
+  if (r.err != 0) {
+    return Unsupported(absl::StrCat(FilterCallName(r.call), ": ", std::strerror(r.err)));
+  }
+  if (r.count <= 0 || data.size() != sizeof(r) + sizeof(struct sock_filter) * r.count) {
+    return Unsupported("the seccomp filter copying helper sent a short program");
+  }
+  std::vector<struct sock_filter> program(static_cast<size_t>(r.count));
+  std::memcpy(program.data(), data.data() + sizeof(r), sizeof(struct sock_filter) * r.count);
+  return program;
+}
+
 absl::StatusOr<pid_t> NativeExec(const NativeExecSpec& spec, const NativeExecRequest& request,
                                  ChildWaiter* waiter) {
   if (request.args.empty() || request.args[0].empty()) {
@@ -696,6 +999,7 @@ absl::StatusOr<pid_t> NativeExec(const NativeExecSpec& spec, const NativeExecReq
   }
   envp.push_back(nullptr);
   std::vector<const char*> candidate_ptrs;
+  candidate_ptrs.reserve(candidates.size());
   for (const std::string& c : candidates) {
     candidate_ptrs.push_back(c.c_str());
   }
@@ -746,6 +1050,16 @@ absl::StatusOr<pid_t> NativeExec(const NativeExecSpec& spec, const NativeExecReq
   plan.group_count = groups.size();
   plan.path_search = !absl::StrContains(request.args[0], '/');
   plan.null_rdev = null_st.st_rdev;
+  struct sock_fprog seccomp_prog = {};
+  if (spec.seccomp) {
+    if (spec.seccomp_filter.empty() || spec.seccomp_filter.size() > BPF_MAXINSNS) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "container ", request.container_id, ": linux.seccomp is set but no filter is known"));
+    }
+    seccomp_prog.len = static_cast<unsigned short>(spec.seccomp_filter.size());
+    seccomp_prog.filter = const_cast<struct sock_filter*>(spec.seccomp_filter.data());
+    plan.seccomp = &seccomp_prog;
+  }
 
   pid_t helper = ::fork();
   if (helper < 0) {

@@ -9,6 +9,7 @@
 // caller runs the runtime binary instead.
 #pragma once
 
+#include <linux/filter.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -44,11 +45,18 @@ struct NativeExecSpec {
   };
   std::vector<Rlimit> rlimits;
   std::optional<int> oom_score_adj;
+  // linux.seccomp is set: the process gets the filter the container's init
+  // got from runc, taken from the kernel (ReadInitSeccompFilter) and loaded
+  // with these seccomp(2) flags at the point runc loads it.
+  bool seccomp = false;
+  unsigned int seccomp_flags = 0;
+  std::vector<struct sock_filter> seccomp_filter;  // filled by the caller
 };
 
 // Parses a bundle's config.json text. UNIMPLEMENTED (its message says why)
 // when the container uses something the native path does not reproduce:
-// a user namespace, seccomp, AppArmor, SELinux, unknown process fields,
+// a user namespace, a seccomp profile with user notification (listenerPath,
+// SCMP_ACT_NOTIFY) or flags runc does not know, AppArmor, SELinux, unknown process fields,
 // capabilities or rlimits this file does not know, no HOME in the
 // environment (runc would look it up in the container's /etc/passwd).
 // INVALID_ARGUMENT when the JSON is not a runtime spec.
@@ -71,6 +79,17 @@ std::vector<std::string> ExecCandidates(const std::string& arg0,
 std::vector<std::string> CgroupProcsFiles(const std::string& proc_cgroup,
                                           const std::map<std::string, std::string>& v1_mounts,
                                           const std::string& unified_mount);
+
+// The BPF program of the container's seccomp profile as the kernel holds it
+// for the container's init `pid` (whose pidfd is `pidfd`): runc 1.1 loads
+// libseccomp's filter patched with a stub that answers ENOSYS for syscalls
+// newer than the profile, so the program is copied rather than rebuilt. The
+// init is ptrace-stopped for the copy by a short-lived helper process;
+// `waiter` collects the helper's exit (null: waitpid). UNIMPLEMENTED when the
+// program cannot be taken (the init is traced already, has no filter, ...):
+// the caller runs the runtime instead.
+absl::StatusOr<std::vector<struct sock_filter>> ReadInitSeccompFilter(pid_t pid, int pidfd,
+                                                                      ChildWaiter* waiter);
 
 struct NativeExecRequest {
   std::string container_id;  // names the session keyring, as runc does

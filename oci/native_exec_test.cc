@@ -3,6 +3,8 @@
 // The process itself is tested against runc in shim/shim_test.cc.
 #include "oci/native_exec.h"
 
+#include <linux/seccomp.h>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -78,9 +80,21 @@ TEST(ParseNativeExecSpec, LeavesWhatItDoesNotReproduceToTheRuntime) {
     std::function<void(json&)> change;
   };
   std::vector<Case> cases = {
-      {"linux.seccomp",
+      {"listenerPath",
        [](json& c) {
-         c["linux"]["seccomp"] = {{"defaultAction", "SCMP_ACT_ALLOW"}};
+         c["linux"]["seccomp"] = {{"defaultAction", "SCMP_ACT_ALLOW"},
+                                  {"listenerPath", "/run/agent.sock"}};
+       }},
+      {"SCMP_ACT_NOTIFY",
+       [](json& c) {
+         c["linux"]["seccomp"] = {
+             {"defaultAction", "SCMP_ACT_ALLOW"},
+             {"syscalls", {{{"names", {"mount"}}, {"action", "SCMP_ACT_NOTIFY"}}}}};
+       }},
+      {"SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+       [](json& c) {
+         c["linux"]["seccomp"] = {{"defaultAction", "SCMP_ACT_ALLOW"},
+                                  {"flags", {"SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"}}};
        }},
       {"user namespace",
        [](json& c) {
@@ -110,6 +124,26 @@ TEST(ParseNativeExecSpec, LeavesWhatItDoesNotReproduceToTheRuntime) {
     EXPECT_EQ(spec.status().code(), absl::StatusCode::kUnimplemented) << c.what;
     EXPECT_THAT(spec.status().message(), HasSubstr(c.what));
   }
+}
+
+// A seccomp profile is taken over from the init; its flags are runc's.
+TEST(ParseNativeExecSpec, SeccompFlags) {
+  json config = BaseConfig();
+  absl::StatusOr<NativeExecSpec> spec = ParseNativeExecSpec(config.dump());
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_FALSE(spec->seccomp);
+  config["linux"]["seccomp"] = {
+      {"defaultAction", "SCMP_ACT_ERRNO"},
+      {"flags",
+       {"SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_TSYNC"}}};
+  spec = ParseNativeExecSpec(config.dump());
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_TRUE(spec->seccomp);
+  // TSYNC is accepted and, as runc does, not passed.
+  EXPECT_EQ(spec->seccomp_flags, SECCOMP_FILTER_FLAG_LOG | SECCOMP_FILTER_FLAG_SPEC_ALLOW);
+  EXPECT_TRUE(spec->seccomp_filter.empty());
+  config["linux"]["seccomp"]["flags"] = "SECCOMP_FILTER_FLAG_LOG";
+  EXPECT_EQ(ParseNativeExecSpec(config.dump()).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(ParseNativeExecSpec, RejectsWhatIsNoSpec) {

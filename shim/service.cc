@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -918,10 +919,24 @@ absl::StatusOr<pid_t> ShimService::StartExec(const std::string& id,
   }
   // Which path a container's execs take, decided once from its config:
   // natively for runc containers whose process spec the native path
-  // reproduces (oci/native_exec.h lists what it leaves out: seccomp, user
-  // namespaces, AppArmor, SELinux, unknown fields), unless crid turned it
+  // reproduces (oci/native_exec.h lists what it leaves out: seccomp user
+  // notification, user namespaces, AppArmor, SELinux, unknown fields) and
+  // whose seccomp filter could be copied from the init, unless crid turned it
   // off (container.native_exec); through `runc exec` otherwise. A terminal
   // always goes through the runtime, which makes it.
+  std::optional<absl::MutexLock> decide_lock;
+  if (!decided) {
+    // One decision at a time: two first execs would both seize the init to
+    // copy its filter, and the one that found it traced would fall back.
+    decide_lock.emplace(&exec_decide_mu_);
+    absl::MutexLock lock(&mu_);
+    auto it = containers_.find(id);
+    if (it != containers_.end() && it->second->exec_path_decided) {
+      decided = true;
+      native = it->second->native_exec;
+      cgroup_procs = it->second->exec_cgroup_procs;
+    }
+  }
   if (!decided) {
     std::string reason;
     if (runtime_exec_only) {
@@ -938,7 +953,17 @@ absl::StatusOr<pid_t> ShimService::StartExec(const std::string& id,
         reason = std::string(spec.status().message());
       } else if (!proc_cgroup.ok()) {
         reason = std::string(proc_cgroup.status().message());
-      } else {
+      } else if (spec->seccomp) {
+        // The profile's program as the init runs it, copied once and kept.
+        absl::StatusOr<std::vector<struct sock_filter>> filter =
+            ReadInitSeccompFilter(init_pid, init.get(), reaper_);
+        if (filter.ok()) {
+          spec->seccomp_filter = std::move(*filter);
+        } else {
+          reason = std::string(filter.status().message());
+        }
+      }
+      if (reason.empty() && spec.ok() && proc_cgroup.ok()) {
         std::map<std::string, std::string> v1_mounts = layout_.controllers;
         v1_mounts.insert(layout_.named.begin(), layout_.named.end());
         cgroup_procs = CgroupProcsFiles(*proc_cgroup, v1_mounts, layout_.unified_mount);
@@ -956,6 +981,7 @@ absl::StatusOr<pid_t> ShimService::StartExec(const std::string& id,
       it->second->exec_cgroup_procs = cgroup_procs;
     }
   }
+  decide_lock.reset();
   if (native == nullptr || tty) {
     return OciRuntime(config, reaper_).Exec(id, args, tty, stdio, scratch);
   }

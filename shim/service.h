@@ -137,6 +137,8 @@ class ShimService {
   const CgroupLayout layout_;
 
   mutable absl::Mutex mu_;
+  // Held (before mu_) while a container's exec path is decided (StartExec).
+  absl::Mutex exec_decide_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   absl::CondVar changed_;  // a container exited or was removed
   std::map<std::string, std::unique_ptr<Container>> containers_ ABSL_GUARDED_BY(mu_);
   uint64_t next_generation_ ABSL_GUARDED_BY(mu_) = 1;

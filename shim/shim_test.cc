@@ -43,12 +43,14 @@ constexpr char kRunc[] = "/usr/sbin/runc";
 constexpr char kBusybox[] = "/bin/busybox";
 constexpr char kCgroupParent[] = "/crid-shim-test";
 
-std::string ShimBinary() {
+std::string Runfile(const std::string& path) {
   const char* srcdir = std::getenv("TEST_SRCDIR");
   const char* workspace = std::getenv("TEST_WORKSPACE");
   return absl::StrCat(srcdir != nullptr ? srcdir : ".", "/",
-                      workspace != nullptr ? workspace : "crid", "/shim/crid-shim");
+                      workspace != nullptr ? workspace : "crid", "/", path);
 }
+
+std::string ShimBinary() { return Runfile("shim/crid-shim"); }
 
 // Fields of /proc/<pid>/stat after the command name: state, ppid, pgrp, session.
 std::vector<std::string> ProcStat(pid_t pid) {
@@ -86,6 +88,8 @@ struct Options {
   bool runtime_exec_only = false;
   // Further changes to the container's CRI config.
   std::function<void(v1::ContainerConfig*)> customize;
+  // Changes to the generated config.json.
+  std::function<void(nlohmann::json*)> edit_spec;
 };
 
 // True when `log` has a line "<RFC 3339 UTC time with nanoseconds> <rest>".
@@ -122,6 +126,12 @@ class ShimTest : public ::testing::Test {
       out << in.rdbuf();
     }
     ASSERT_EQ(::chmod((rootfs + "/bin/busybox").c_str(), 0755), 0);
+    {
+      std::ifstream in(Runfile("shim/syscall_probe"), std::ios::binary);
+      std::ofstream out(rootfs + "/bin/syscall_probe", std::ios::binary);
+      out << in.rdbuf();
+    }
+    ASSERT_EQ(::chmod((rootfs + "/bin/syscall_probe").c_str(), 0755), 0);
     for (const char* applet : {"sh", "sleep", "cat", "echo", "head", "tr", "true", "tty", "stty",
                                "grep", "env", "sort", "ls", "readlink"}) {
       ASSERT_EQ(::symlink("busybox", (rootfs + "/bin/" + applet).c_str()), 0);
@@ -153,7 +163,7 @@ class ShimTest : public ::testing::Test {
   }
 
   // Writes a bundle running `sh -c script` and returns the CreateRequest for it.
-  CreateRequest Bundle(const std::string& name, const std::string& script, Options opts) {
+  CreateRequest Bundle(const std::string& name, const std::string& script, const Options& opts) {
     std::string id = absl::StrCat("shim-test-", ::getpid(), "-", name);
     ids_.push_back(id);
     v1::ContainerConfig config;
@@ -182,6 +192,9 @@ class ShimTest : public ::testing::Test {
     spec_options.rootfs = tmp_.Sub("rootfs");
     absl::StatusOr<nlohmann::json> spec = BuildOciSpec(config, {}, sandbox, spec_options);
     EXPECT_TRUE(spec.ok()) << spec.status();
+    if (spec.ok() && opts.edit_spec) {
+      opts.edit_spec(&*spec);
+    }
     std::string bundle = tmp_.Sub("bundle-" + name);
     EXPECT_TRUE(MakeDirs(bundle, 0700).ok());
     if (spec.ok()) {
@@ -468,6 +481,10 @@ TEST_P(NativeExecTest, MatchesRuncExec) {
   EXPECT_EQ(native_process->stdout(), runc_process->stdout());
   EXPECT_EQ(native_process->stderr(), runc_process->stderr());
   EXPECT_THAT(native_process->stdout(), HasSubstr("fds=0 1 2 3\n"));
+  // The shim logs why a container's execs leave the native path.
+  std::string shim_log = ReadFile(client_->dir() + "/shim.log").value_or("");
+  EXPECT_THAT(shim_log, Not(HasSubstr(absl::StrCat("container ", native, ": execs run through"))));
+  EXPECT_THAT(shim_log, HasSubstr(absl::StrCat("container ", runc, ": execs run through")));
 
   for (const std::string& id : {native, runc}) {
     absl::StatusOr<ExecResponse> placement = Exec(id, kPlacementProbe);
@@ -507,8 +524,102 @@ INSTANTIATE_TEST_SUITE_P(
             "seccomp", std::function<void(v1::ContainerConfig*)>([](v1::ContainerConfig* c) {
               c->mutable_linux()->mutable_security_context()->mutable_seccomp()->set_profile_type(
                   v1::SecurityProfile::RuntimeDefault);
-            }))),
+            })),
+        // With no_new_privs the filter is loaded last, after the user switch.
+        std::make_pair("seccomp_nnp",
+                       std::function<void(v1::ContainerConfig*)>([](v1::ContainerConfig* c) {
+                         auto* sc = c->mutable_linux()->mutable_security_context();
+                         sc->mutable_seccomp()->set_profile_type(
+                             v1::SecurityProfile::RuntimeDefault);
+                         sc->mutable_run_as_user()->set_value(1000);
+                         sc->set_no_new_privs(true);
+                       }))),
     [](const auto& info) { return std::string(info.param.first); });
+
+// The container's seccomp filter answers the same natively as through runc
+// exec: a syscall the profile denies, one it allows, and one newer than the
+// profile (runc's stub answers ENOSYS, not the default action's EPERM). The
+// container's init runs on untraced after its filter was copied.
+TEST_F(ShimTest, NativeExecSeccompAnswersAsRunc) {
+  Options native_opts;
+  native_opts.customize = [](v1::ContainerConfig* c) {
+    c->mutable_linux()->mutable_security_context()->mutable_seccomp()->set_profile_type(
+        v1::SecurityProfile::RuntimeDefault);
+  };
+  // mkdir and mkdirat denied with EACCES instead of allowed.
+  native_opts.edit_spec = [](nlohmann::json* spec) {
+    nlohmann::json& seccomp = (*spec)["linux"]["seccomp"];
+    for (nlohmann::json& rule : seccomp["syscalls"]) {
+      nlohmann::json names = nlohmann::json::array();
+      for (const nlohmann::json& name : rule["names"]) {
+        if (name != "mkdir" && name != "mkdirat") {
+          names.push_back(name);
+        }
+      }
+      rule["names"] = names;
+    }
+    seccomp["syscalls"].push_back(
+        {{"names", {"mkdir", "mkdirat"}}, {"action", "SCMP_ACT_ERRNO"}, {"errnoRet", EACCES}});
+  };
+  Options runc_opts = native_opts;
+  runc_opts.runtime_exec_only = true;
+  std::string native = Run("seccomp-native", "exec sleep 1000", native_opts);
+  std::string runc = Run("seccomp-runc", "exec sleep 1000", runc_opts);
+  ASSERT_FALSE(native.empty());
+  ASSERT_FALSE(runc.empty());
+
+  // x86_64 numbers: mkdir and mkdirat (83, 258: denied), getpid (39:
+  // allowed), mseal (462: newer than every syscall of the profile; a raw
+  // libseccomp filter would answer the default action's EPERM) and 1000 (no
+  // syscall).
+  ExecRequest request;
+  for (const char* arg : {"syscall_probe", "83", "258", "39", "462", "1000"}) {
+    request.add_args(arg);
+  }
+  request.set_id(native);
+  absl::StatusOr<ExecResponse> from_native = client_->Exec(request);
+  request.set_id(runc);
+  absl::StatusOr<ExecResponse> from_runc = client_->Exec(request);
+  ASSERT_TRUE(from_native.ok()) << from_native.status();
+  ASSERT_TRUE(from_runc.ok()) << from_runc.status();
+  EXPECT_EQ(from_native->stdout(), from_runc->stdout());
+  EXPECT_THAT(from_native->stdout(), HasSubstr(absl::StrCat("syscall 83: rc=-1 errno=", EACCES)));
+  EXPECT_THAT(from_native->stdout(), HasSubstr(absl::StrCat("syscall 462: rc=-1 errno=", ENOSYS)));
+  EXPECT_THAT(from_native->stdout(), HasSubstr("syscall 39: rc="));
+  EXPECT_THAT(from_native->stdout(), Not(HasSubstr("syscall 39: rc=-1")));
+  // The same through the shell's own mkdir.
+  for (const std::string& id : {native, runc}) {
+    ExecRequest mkdir;
+    mkdir.set_id(id);
+    for (const char* arg : {"sh", "-c", "mkdir /tmp/denied; echo rc=$?"}) {
+      mkdir.add_args(arg);
+    }
+    absl::StatusOr<ExecResponse> r = client_->Exec(mkdir);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_THAT(r->stdout(), HasSubstr("rc=1")) << id;
+    EXPECT_THAT(r->stderr(), HasSubstr("Permission denied")) << id;
+  }
+  std::string shim_log = ReadFile(client_->dir() + "/shim.log").value_or("");
+  EXPECT_THAT(shim_log, Not(HasSubstr(absl::StrCat("container ", native, ": execs run through"))));
+
+  // The init was stopped and traced only while its filter was copied.
+  absl::StatusOr<ContainerState> state = client_->State(native);
+  ASSERT_TRUE(state.ok()) << state.status();
+  std::string status = ReadFile(absl::StrCat("/proc/", state->pid(), "/status")).value_or("");
+  EXPECT_THAT(status, HasSubstr("TracerPid:\t0\n"));
+  EXPECT_THAT(status, Not(HasSubstr("State:\tt")));
+  EXPECT_THAT(status, Not(HasSubstr("State:\tT")));
+  ExecRequest alive;
+  alive.set_id(native);
+  alive.add_args("true");
+  absl::StatusOr<ExecResponse> again = client_->Exec(alive);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->exit_code(), 0);
+  ASSERT_TRUE(client_->Kill(native, SIGKILL).ok());
+  absl::StatusOr<ContainerState> exited = client_->Wait(native, absl::Seconds(10));
+  ASSERT_TRUE(exited.ok()) << exited.status();
+  EXPECT_EQ(exited->exit_code(), 137);
+}
 
 // Failures and the plumbing around the process, on the native path.
 TEST_F(ShimTest, NativeExecFailuresAndReaping) {
