@@ -18,16 +18,12 @@
 #include "absl/strings/strip.h"
 #include "base/errors.h"
 #include "base/fs.h"
-#include "base/logging.h"
-#include "container/manager_internal.h"
-#include "spdlog/spdlog.h"
 
 namespace crid::container {
 
 namespace {
 
 namespace v1 = ::runtime::v1;
-using manager_internal::ShortId;
 
 }  // namespace
 
@@ -130,42 +126,10 @@ absl::StatusOr<std::unique_ptr<ContainerManager>> ContainerManager::Create(
     // crash in between leaves a shim whose pod recovery removes, and
     // Recover() stops such shims. When the pod is READY the shim is taken
     // over as ShimFor takes over one that answers: placed in the pod's
-    // cgroup, which exists only then, and subscribed to.
+    // cgroup, which exists only then, and subscribed to (BeginPodShim).
     sandboxes->SetPodStartHook(
         [raw_manager](const std::string& pod_id, const std::string& /*cgroup_parent*/) {
-          shim::LaunchOptions launch;
-          launch.binary = raw_manager->options_.shim_binary;
-          launch.pod_id = pod_id;
-          launch.dir = raw_manager->ShimDir(pod_id);
-          auto pending = std::make_shared<absl::StatusOr<shim::PendingLaunch>>(
-              shim::ShimClient::BeginLaunch(launch));
-          sandbox::PodStartWork work;
-          work.ready = [raw_manager, pending, pod_id]() {
-            absl::Status st = pending->status();
-            if (st.ok()) {
-              st = shim::ShimClient::FinishLaunch(std::move(**pending)).status();
-            }
-            if (st.ok()) {
-              st = raw_manager->ShimFor(pod_id, /*launch=*/true).status();
-            }
-            if (!st.ok()) {
-              // The pod stands; its first container starts a shim as before.
-              spdlog::warn("pod {}: crid-shim started with the pod is not used: {}",
-                           ShortId(pod_id), st.message());
-              (void)raw_manager->RemovePod(pod_id);
-            }
-          };
-          work.abort = [raw_manager, pending, pod_id]() {
-            if (pending->ok()) {
-              absl::StatusOr<std::unique_ptr<shim::ShimClient>> client =
-                  shim::ShimClient::FinishLaunch(std::move(**pending));
-              if (client.ok()) {
-                (void)(*client)->Shutdown();
-              }
-            }
-            (void)RemoveTree(raw_manager->ShimDir(pod_id));
-          };
-          return work;
+          return raw_manager->BeginPodShim(pod_id);
         });
   }
   return m;

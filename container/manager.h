@@ -222,6 +222,13 @@ class ContainerManager {
   std::string ShimDir(const std::string& pod_id) const;
   // The pod's shim, started on first use.
   absl::StatusOr<std::shared_ptr<shim::ShimClient>> ShimFor(const std::string& pod_id, bool launch);
+  // Places a shim that answers in the pod's cgroup, subscribes to its events
+  // and keeps it as the pod's; the caller holds the pod's launch lock.
+  absl::StatusOr<std::shared_ptr<shim::ShimClient>> AdoptShim(
+      const std::string& pod_id, std::unique_ptr<shim::ShimClient> client);
+  std::shared_ptr<absl::Mutex> ShimLaunchLock(const std::string& pod_id);
+  // The sandbox manager's pod start hook: spawns a new pod's crid-shim.
+  sandbox::PodStartWork BeginPodShim(const std::string& pod_id);
   absl::Status Persist(const ContainerRecord& record);
   void Publish(const ContainerRecord& record);
   // Records an exit the shim reported; persists and publishes. `reason` and

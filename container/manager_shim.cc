@@ -1,11 +1,13 @@
-// Each pod's crid-shim as ContainerManager sees it: finding or launching it
-// (placed in the pod's cgroup), subscribing to its event stream, and what
-// happens when that stream ends because the shim died.
+// Each pod's crid-shim as ContainerManager sees it: starting it with the pod
+// (BeginPodShim), finding or launching it (placed in the pod's cgroup),
+// subscribing to its event stream, and what happens when that stream ends
+// because the shim died.
 #include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "base/errors.h"
+#include "base/fs.h"
 #include "base/logging.h"
 #include "container/manager.h"
 #include "container/manager_internal.h"
@@ -42,15 +44,7 @@ absl::StatusOr<std::shared_ptr<shim::ShimClient>> ContainerManager::ShimFor(
   if (!launch) {
     return absl::NotFoundError(absl::StrCat("pod ", pod_id, " has no shim"));
   }
-  std::shared_ptr<absl::Mutex> launch_mu;
-  {
-    absl::MutexLock lock(&mu_);
-    std::shared_ptr<absl::Mutex>& slot = shim_launch_locks_[pod_id];
-    if (slot == nullptr) {
-      slot = std::make_shared<absl::Mutex>();
-    }
-    launch_mu = slot;
-  }
+  std::shared_ptr<absl::Mutex> launch_mu = ShimLaunchLock(pod_id);
   absl::MutexLock launch_lock(launch_mu.get());
   {
     absl::MutexLock lock(&mu_);
@@ -68,7 +62,21 @@ absl::StatusOr<std::shared_ptr<shim::ShimClient>> ContainerManager::ShimFor(
   if (!client.ok()) {
     return Annotate(client.status(), absl::StrCat("starting crid-shim for pod ", pod_id));
   }
-  std::shared_ptr<shim::ShimClient> shared = std::move(*client);
+  return AdoptShim(pod_id, std::move(*client));
+}
+
+std::shared_ptr<absl::Mutex> ContainerManager::ShimLaunchLock(const std::string& pod_id) {
+  absl::MutexLock lock(&mu_);
+  std::shared_ptr<absl::Mutex>& slot = shim_launch_locks_[pod_id];
+  if (slot == nullptr) {
+    slot = std::make_shared<absl::Mutex>();
+  }
+  return slot;
+}
+
+absl::StatusOr<std::shared_ptr<shim::ShimClient>> ContainerManager::AdoptShim(
+    const std::string& pod_id, std::unique_ptr<shim::ShimClient> client) {
+  std::shared_ptr<shim::ShimClient> shared = std::move(client);
   // The shim works for the pod: it goes into the pod's cgroup, as kubelet
   // accounts pod overhead. A shim that cannot be placed is not used.
   if (std::string parent = PodCgroupParent(pod_id); !parent.empty()) {
@@ -91,6 +99,46 @@ absl::StatusOr<std::shared_ptr<shim::ShimClient>> ContainerManager::ShimFor(
     metrics->RecordLaunch(restart);
   }
   return shared;
+}
+
+sandbox::PodStartWork ContainerManager::BeginPodShim(const std::string& pod_id) {
+  shim::LaunchOptions launch;
+  launch.binary = options_.shim_binary;
+  launch.pod_id = pod_id;
+  launch.dir = ShimDir(pod_id);
+  auto pending =
+      std::make_shared<absl::StatusOr<shim::PendingLaunch>>(shim::ShimClient::BeginLaunch(launch));
+  sandbox::PodStartWork work;
+  // At READY the pod's cgroup exists (kubelet made it) and the pod's record
+  // is published, so the shim is placed and kept as ShimFor would.
+  work.ready = [this, pending, pod_id]() {
+    absl::Status st = pending->status();
+    if (st.ok()) {
+      std::shared_ptr<absl::Mutex> launch_mu = ShimLaunchLock(pod_id);
+      absl::MutexLock launch_lock(launch_mu.get());
+      absl::StatusOr<std::unique_ptr<shim::ShimClient>> client =
+          shim::ShimClient::FinishLaunch(std::move(**pending));
+      st = client.ok() ? AdoptShim(pod_id, std::move(*client)).status() : client.status();
+    }
+    if (!st.ok()) {
+      // The pod stands; its first container starts a shim as before.
+      spdlog::warn("pod {}: crid-shim started with the pod is not used: {}", ShortId(pod_id),
+                   st.message());
+      (void)RemovePod(pod_id);
+    }
+  };
+  // The pod failed: its shim was never placed or kept.
+  work.abort = [this, pending, pod_id]() {
+    if (pending->ok()) {
+      absl::StatusOr<std::unique_ptr<shim::ShimClient>> client =
+          shim::ShimClient::FinishLaunch(std::move(**pending));
+      if (client.ok()) {
+        (void)(*client)->Shutdown();
+      }
+    }
+    (void)RemoveTree(ShimDir(pod_id));
+  };
+  return work;
 }
 
 void ContainerManager::Subscribe(const std::string& pod_id, shim::ShimClient* client) {
