@@ -140,6 +140,7 @@ absl::StatusOr<std::unique_ptr<container::ContainerManager>> StartContainers(
   options.cgroup_driver = driver;
   options.workers = config.container().workers();
   options.exec_output_limit = config.container().exec_output_limit_bytes();
+  options.native_exec = config.container().native_exec();
   options.cdi_spec_dirs.assign(config.container().cdi_spec_dirs().begin(),
                                config.container().cdi_spec_dirs().end());
   return container::ContainerManager::Create(std::move(options), store, sandboxes, images);

@@ -78,6 +78,7 @@ config::Config DefaultConfig() {
   c.mutable_container()->set_default_handler("runc");
   c.mutable_container()->set_workers(16);
   c.mutable_container()->set_exec_output_limit_bytes(8u << 20);
+  c.mutable_container()->set_native_exec(true);
   c.mutable_container()->add_cdi_spec_dirs("/etc/cdi");
   c.mutable_container()->add_cdi_spec_dirs("/var/run/cdi");
   c.mutable_metrics()->set_address("");  // off

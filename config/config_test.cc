@@ -103,6 +103,14 @@ TEST(Config, CdiSpecDirsDefaultToTheReferencesAndCanBeReplaced) {
   EXPECT_TRUE(ValidateConfig(*c).ok());
 }
 
+TEST(Config, NativeExecIsOnByDefaultAndCanBeTurnedOff) {
+  EXPECT_TRUE(DefaultConfig().container().native_exec());
+  auto c = ParseConfig(R"({"container": {"nativeExec": false}})", "t");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->container().native_exec());
+  EXPECT_TRUE(ValidateConfig(*c).ok());
+}
+
 TEST(Config, LayerLimitsDefaultToRefusingACompressionBomb) {
   config::ImageConfig image = DefaultConfig().image();
   // An 8 MiB layer may reach 800 MiB, not 8 GiB; a tiny one its floor of 256 MiB.

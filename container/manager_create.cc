@@ -425,6 +425,7 @@ absl::Status ContainerManager::CreateInShim(ContainerRecord* record,
   request.mutable_runtime()->set_binary(runtime.binary);
   request.mutable_runtime()->set_root(runtime.root);
   request.mutable_runtime()->set_systemd_cgroup(runtime.systemd_cgroup);
+  request.mutable_runtime()->set_runtime_exec_only(!options_.native_exec);
   request.set_log_path(record->log_path());
   request.set_checkpoint_dir(checkpoint_dir);
   request.set_stdin(record->config().stdin());
