@@ -213,7 +213,7 @@ class ShimTest : public ::testing::Test {
   }
 
   // Creates and starts; returns the container's ID ("" on failure).
-  std::string Run(const std::string& name, const std::string& script, Options opts = {}) {
+  std::string Run(const std::string& name, const std::string& script, const Options& opts = {}) {
     CreateRequest request = Bundle(name, script, opts);
     absl::StatusOr<pid_t> pid = client_->Create(request);
     EXPECT_TRUE(pid.ok()) << pid.status();
