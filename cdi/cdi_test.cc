@@ -8,6 +8,7 @@
 
 #include <fstream>
 
+#include "absl/strings/str_cat.h"
 #include "base/fs.h"
 #include "base/temp_dir.h"
 #include "cdi/yaml_json.h"
@@ -169,6 +170,31 @@ TEST(CdiSpecTest, YamlScalarsAnchorsAndUnquotedNumericNames) {
       "/etc/cdi/nvidia.yml");
   ASSERT_TRUE(spec.ok()) << spec.status();
   EXPECT_EQ(spec->devices.count("0"), 1u);
+}
+
+TEST(CdiSpecTest, AliasesThatMultiplyAreRefused) {
+  // Nine levels of ten aliases each: 10^9 values if expanded.
+  std::string text = "l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i <= 9; ++i) {
+    std::string prev = absl::StrCat("*l", i - 1);
+    text += absl::StrCat("l", i, ": &l", i, " [", prev);
+    for (int j = 1; j < 10; ++j) {
+      absl::StrAppend(&text, ", ", prev);
+    }
+    text += "]\n";
+  }
+  absl::StatusOr<Json> value = YamlToJson(text, "/etc/cdi/laughs.yaml");
+  EXPECT_EQ(value.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(value.status().message(), HasSubstr("laughs.yaml: line"));
+  EXPECT_THAT(value.status().message(), HasSubstr("aliases expand to more than 100000 values"));
+
+  // Four levels (about 12,000 values in all) are within the limit and expand
+  // in full.
+  std::string small = text.substr(0, text.find("l4:"));
+  absl::StatusOr<Json> ok = YamlToJson(small, "small.yaml");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ((*ok)["l3"].size(), 10u);
+  EXPECT_EQ((*ok)["l3"][9][9][9][9], "x");
 }
 
 TEST(CdiSpecTest, VersionsAsTheReferenceAcceptsThem) {

@@ -109,6 +109,12 @@ Json ResolvePlain(const std::string& text) {
     }                                             \
   } while (false)
 
+// The most values one document may expand to, aliases counted as often as
+// they are used: a few small anchors nested in each other ("billion laughs")
+// would otherwise multiply into gigabytes inside crid. A real CDI spec has a
+// few thousand values at most.
+constexpr size_t kMaxYamlValues = 100000;
+
 class YamlReader {
  public:
   YamlReader(absl::string_view text, absl::string_view what) : what_(what) {
@@ -158,13 +164,21 @@ class YamlReader {
     }
     Json value;
     std::string anchor;
+    const size_t values_before = values_;
+    if (e.type != YAML_ALIAS_EVENT && ++values_ > kMaxYamlValues) {
+      return Error(e, absl::StrCat("more than ", kMaxYamlValues, " values"));
+    }
     switch (e.type) {
       case YAML_ALIAS_EVENT: {
         auto it = anchors_.find(Anchor(e.data.alias.anchor));
         if (it == anchors_.end()) {
           return Error(e, absl::StrCat("unknown alias *", Anchor(e.data.alias.anchor)));
         }
-        return it->second;
+        values_ += it->second.values;
+        if (values_ > kMaxYamlValues) {
+          return Error(e, absl::StrCat("aliases expand to more than ", kMaxYamlValues, " values"));
+        }
+        return it->second.value;
       }
       case YAML_SCALAR_EVENT: {
         std::string text(reinterpret_cast<const char*>(e.data.scalar.value), e.data.scalar.length);
@@ -229,7 +243,7 @@ class YamlReader {
         return Error(e, "unexpected YAML event");
     }
     if (!anchor.empty()) {
-      anchors_[anchor] = value;
+      anchors_[anchor] = Anchored{value, values_ - values_before};
     }
     return value;
   }
@@ -237,7 +251,14 @@ class YamlReader {
 
   std::string what_;
   yaml_parser_t parser_{};
-  std::map<std::string, Json> anchors_;
+  // An anchored value and how many values it counts for where an alias
+  // repeats it.
+  struct Anchored {
+    Json value;
+    size_t values = 0;
+  };
+  std::map<std::string, Anchored> anchors_;
+  size_t values_ = 0;  // values made so far, aliases expanded
 };
 
 }  // namespace

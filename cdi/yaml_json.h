@@ -15,7 +15,8 @@ namespace crid {
 // (~, null, empty), booleans (true, false), integers (decimal, 0x, 0o, and a
 // leading 0 as octal, as Go's YAML readers take it) or floats; quoted and
 // block scalars, and anything tagged !!str, stay strings. Anchors and
-// aliases are expanded; mapping keys must be scalars and unique.
+// aliases are expanded, up to 100,000 values in all (aliases counted each
+// time they are used); mapping keys must be scalars and unique.
 // INVALID_ARGUMENT "<what>: line N: ..." on malformed text.
 absl::StatusOr<Json> YamlToJson(absl::string_view text, absl::string_view what);
 

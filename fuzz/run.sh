@@ -23,7 +23,7 @@ seconds=${FUZZ_SECONDS:-60}
 output_base=${FUZZ_OUTPUT_BASE:-/var/cache/crid-fuzz/ob}
 work=${FUZZ_WORK:-/var/cache/crid-fuzz/work}
 all_targets=(image_manifest image_reference http_response tar_layer cni_result crid_config
-  pod_sandbox_config container_config)
+  pod_sandbox_config container_config cdi_spec)
 counts=0
 if [[ "${1:-}" == "--counts" ]]; then
   counts=1
