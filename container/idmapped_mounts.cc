@@ -155,6 +155,11 @@ absl::Status IdmapBindMounts(const std::string& container_dir, const std::string
     if (!skip_prefix.empty() && absl::StartsWith(source, skip_prefix)) {
       continue;
     }
+    // The host's /sys for a pod on the host network (oci_spec.cc): sysfs
+    // cannot be idmapped, and its files are the host's in any case.
+    if (destination == "/sys" && source == "/sys") {
+      continue;
+    }
     struct stat st;
     if (::stat(source.c_str(), &st) != 0) {
       return ErrnoError(errno, "mounts: ", destination, ": stat ", source);

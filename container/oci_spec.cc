@@ -641,6 +641,20 @@ absl::StatusOr<json> BuildOciSpec(const runtime::v1::ContainerConfig& config,
   for (json& m : DefaultMounts(privileged)) {
     mounts.push_back(std::move(m));
   }
+  // A user namespace on the host network: sysfs may only be mounted by the
+  // owner of the network namespace, so the host's /sys is bound instead (as
+  // runc 1.2 and crun fall back to), read-only unless privileged. Its files
+  // stay the host's (sysfs cannot be idmapped; IdmapBindMounts leaves it).
+  if (!sandbox.userns_path.empty() &&
+      (sc.namespace_options().network() == v1::NODE ||
+       sandbox.linux.security_context().namespace_options().network() == v1::NODE)) {
+    for (json& m : mounts) {
+      if (m["destination"] == "/sys") {
+        m = Mount("/sys", "bind", "/sys",
+                  {"rbind", "nosuid", "noexec", "nodev", privileged ? "rw" : "ro"});
+      }
+    }
+  }
   std::set<std::string> destinations;
   std::string rootfs_propagation;
   json cri_mounts = json::array();

@@ -39,6 +39,7 @@ grpc::ServerUnaryReactor* RuntimeService::Status(grpc::CallbackServerContext* co
   }
 
   // The default handler is listed under "" as well as under its own name.
+  bool any_user_namespaces = false;
   if (containers_ != nullptr) {
     std::vector<std::string> names = containers_->HandlerNames();
     names.insert(names.begin(), "");
@@ -50,8 +51,12 @@ grpc::ServerUnaryReactor* RuntimeService::Status(grpc::CallbackServerContext* co
       handler->mutable_features()->set_recursive_read_only_mounts(
           features.recursive_read_only_mounts);
       handler->mutable_features()->set_user_namespaces(features.user_namespaces);
+      any_user_namespaces = any_user_namespaces || features.user_namespaces;
     }
   }
+  // A user-namespaced pod may use the host network wherever user namespaces
+  // work at all: its containers get the host's /sys bound (oci_spec.cc).
+  response->mutable_features()->set_user_namespaces_host_network(any_user_namespaces);
   response->mutable_features()->set_supplemental_groups_policy(true);
   // Mount.mount_options: noexec, nodev and nosuid on bind mounts (container/oci_spec.cc).
   response->mutable_features()->set_mount_options(true);

@@ -198,11 +198,17 @@ absl::Status ValidateUserNamespace(const runtime::v1::NamespaceOption& ns) {
   if (absl::Status st = ValidateIdMappings(field + ".gids", userns.gids()); !st.ok()) {
     return st;
   }
-  // Kubernetes refuses hostNetwork, hostIPC and hostPID with hostUsers:
-  // false; a namespace the pod does not own cannot be entered from its user
-  // namespace anyway.
-  if (ns.network() != NamespaceMode::POD || ns.ipc() != NamespaceMode::POD) {
-    return Invalid(field, "mode POD needs the pod's own network and IPC namespaces");
+  // Kubernetes refuses hostIPC and hostPID with hostUsers: false; a namespace
+  // the pod does not own cannot be entered from its user namespace anyway.
+  // The host network is allowed (kubelet's UserNamespacesHostNetworkSupport,
+  // Status' user_namespaces_host_network): its containers stay in the
+  // network namespace they start in, and get the host's /sys bound instead
+  // of a sysfs of their own, which the kernel refuses there.
+  if (ns.ipc() != NamespaceMode::POD) {
+    return Invalid(field, "mode POD needs the pod's own IPC namespace");
+  }
+  if (ns.network() != NamespaceMode::POD && ns.network() != NamespaceMode::NODE) {
+    return Invalid(field, "mode POD needs the pod's own network namespace or the host's");
   }
   if (ns.pid() == NamespaceMode::NODE) {
     return Invalid(field, "mode POD cannot share the host's PID namespace");

@@ -134,6 +134,45 @@ TEST_F(IsolationEndToEndTest, UserNamespacePodIsRootInsideAndUnprivilegedOutside
   }
 }
 
+// A user-namespaced pod on the host network (kubelet's
+// UserNamespacesHostNetworkSupport): Status offers it, the containers are
+// root inside and unprivileged outside as in any user-namespaced pod, see the
+// host's interfaces, and have the host's /sys read-only (the kernel lets only
+// the network namespace's owner mount a sysfs).
+TEST_F(IsolationEndToEndTest, UserNamespacePodOnTheHostNetwork) {
+  ASSERT_TRUE(DefaultHandlerFeatures().user_namespaces());
+  {
+    grpc::ClientContext ctx;
+    v1::StatusResponse status;
+    ASSERT_TRUE(stub_->Status(&ctx, {}, &status).ok());
+    EXPECT_TRUE(status.features().user_namespaces_host_network());
+  }
+  v1::PodSandboxConfig pod_config = UserNamespacePod("userns-hostnet", v1::CONTAINER);
+  pod_config.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_network(
+      v1::NODE);
+  std::string pod = RunPod(pod_config);
+  std::string id = RunContainer(pod, PodContainer(pod_config, "app", "sleep 1000"));
+
+  EXPECT_THAT(ExecOut(id, "cat /proc/self/uid_map"),
+              ::testing::ContainsRegex(absl::StrCat("^ *0 +", kHostUid, " +65536\n$")));
+  EXPECT_EQ(ExecOut(id, "id -u"), "0\n");
+  char host_net[64] = {};
+  ASSERT_GT(::readlink("/proc/self/ns/net", host_net, sizeof(host_net) - 1), 0);
+  EXPECT_EQ(ExecOut(id, "readlink /proc/self/ns/net"), absl::StrCat(host_net, "\n"))
+      << "the container is on the host's network";
+  EXPECT_THAT(ExecOut(id, "ls /sys/class/net"), HasSubstr("lo"));
+  EXPECT_THAT(ExecOut(id, "awk '$2 == \"/sys\" {print $3, $4}' /proc/self/mounts"),
+              ::testing::StartsWith("sysfs ro,"))
+      << "the host's sysfs, bound read-only";
+  EXPECT_EQ(ExecOut(id, "stat -c %u /etc/hosts"), "0\n") << "the pod's files are still idmapped";
+
+  nlohmann::json info = nlohmann::json::parse(Status(id, true).info().at("info"));
+  EXPECT_THAT(ProcStatus(info["pid"].get<int64_t>(), "Uid"),
+              ::testing::ContainsRegex(absl::StrCat("^\\s*", kHostUid, "\\s")));
+  ASSERT_TRUE(Stop(id, 0).ok());
+  ASSERT_TRUE(Remove(id).ok());
+}
+
 // How many mounts of this process's namespace (crid's) have `needle` in
 // their mount point.
 int MountsUnder(const std::string& needle) {
