@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <map>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -174,11 +175,11 @@ class YamlReader {
         if (it == anchors_.end()) {
           return Error(e, absl::StrCat("unknown alias *", Anchor(e.data.alias.anchor)));
         }
-        values_ += it->second.values;
+        values_ += it->second.second;
         if (values_ > kMaxYamlValues) {
           return Error(e, absl::StrCat("aliases expand to more than ", kMaxYamlValues, " values"));
         }
-        return it->second.value;
+        return it->second.first;
       }
       case YAML_SCALAR_EVENT: {
         std::string text(reinterpret_cast<const char*>(e.data.scalar.value), e.data.scalar.length);
@@ -243,7 +244,7 @@ class YamlReader {
         return Error(e, "unexpected YAML event");
     }
     if (!anchor.empty()) {
-      anchors_[anchor] = Anchored{value, values_ - values_before};
+      anchors_[anchor] = {value, values_ - values_before};
     }
     return value;
   }
@@ -251,13 +252,9 @@ class YamlReader {
 
   std::string what_;
   yaml_parser_t parser_{};
-  // An anchored value and how many values it counts for where an alias
+  // Anchored values, each with how many values it counts for where an alias
   // repeats it.
-  struct Anchored {
-    Json value;
-    size_t values = 0;
-  };
-  std::map<std::string, Anchored> anchors_;
+  std::map<std::string, std::pair<Json, size_t>> anchors_;
   size_t values_ = 0;  // values made so far, aliases expanded
 };
 
