@@ -35,57 +35,13 @@
 #include "base/fs.h"
 #include "base/unique_fd.h"
 #include "nlohmann/json.hpp"
+#include "oci/capability_names.h"
 
 namespace crid {
 
 namespace {
 
 using json = nlohmann::json;
-
-// Capability numbers by name (linux/capability.h); the index is the number.
-constexpr std::array<const char*, 41> kCapabilities = {
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-};
 
 constexpr std::array<const char*, 16> kRlimits = {
     "RLIMIT_CPU",      "RLIMIT_FSIZE", "RLIMIT_DATA",   "RLIMIT_STACK",
@@ -110,12 +66,12 @@ absl::StatusOr<uint64_t> CapabilityMask(const json& list, absl::string_view fiel
     if (!name.is_string()) {
       return absl::InvalidArgumentError(absl::StrCat(field, ": must hold strings"));
     }
-    auto it = std::find_if(kCapabilities.begin(), kCapabilities.end(),
+    auto it = std::find_if(kCapabilityNames.begin(), kCapabilityNames.end(),
                            [&](const char* cap) { return name.get<std::string>() == cap; });
-    if (it == kCapabilities.end()) {
+    if (it == kCapabilityNames.end()) {
       return Unsupported(absl::StrCat(field, ": unknown capability ", name.get<std::string>()));
     }
-    mask |= uint64_t{1} << (it - kCapabilities.begin());
+    mask |= uint64_t{1} << (it - kCapabilityNames.begin());
   }
   return mask;
 }
