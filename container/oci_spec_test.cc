@@ -447,15 +447,18 @@ TEST_F(OciSpecTest, HostIpcPodSeesTheHostsShm) {
 TEST_F(OciSpecTest, CgroupNamespaceOnlyOnUnifiedHosts) {
   sandbox_.linux.mutable_security_context()->set_privileged(true);
   options_.cgroup_unified = false;  // this host: v1 (hybrid)
-  EXPECT_EQ(FindNamespace(BuildOk(), "cgroup"), nullptr);
+  json spec = BuildOk();
+  EXPECT_EQ(FindNamespace(spec, "cgroup"), nullptr);
 
   options_.cgroup_unified = true;
-  const json* cgroup = FindNamespace(BuildOk(), "cgroup");
+  spec = BuildOk();
+  const json* cgroup = FindNamespace(spec, "cgroup");
   ASSERT_NE(cgroup, nullptr);
   EXPECT_FALSE(cgroup->contains("path")) << "a new one, not the pod's";
 
   config_.mutable_linux()->mutable_security_context()->set_privileged(true);
-  EXPECT_EQ(FindNamespace(BuildOk(), "cgroup"), nullptr) << "privileged: the host's view";
+  spec = BuildOk();
+  EXPECT_EQ(FindNamespace(spec, "cgroup"), nullptr) << "privileged: the host's view";
 }
 
 TEST_F(OciSpecTest, SELinuxLabels) {

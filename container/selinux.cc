@@ -6,7 +6,6 @@
 
 #include <array>
 #include <cstdint>
-#include <regex>  // NOLINT(build/c++11): one fixed pattern, checked once per option
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -143,6 +142,60 @@ std::pair<std::string, std::string> ParseLxcContexts(absl::string_view text) {
   return contexts;
 }
 
+namespace {
+
+// `prefix` followed by `min_digits` to `max_digits` digits, consumed from `text`.
+bool ConsumeNumbered(absl::string_view* text, char prefix, size_t min_digits, size_t max_digits) {
+  if (text->empty() || text->front() != prefix) {
+    return false;
+  }
+  size_t digits = 1;
+  while (digits < text->size() &&
+         absl::ascii_isdigit(static_cast<unsigned char>((*text)[digits]))) {
+    ++digits;
+  }
+  digits -= 1;
+  if (digits < min_digits || digits > max_digits) {
+    return false;
+  }
+  text->remove_prefix(1 + digits);
+  return true;
+}
+
+// containerd's checkSelinuxLevel pattern,
+// s\d(-s\d)?(:c\d{1,4}(\.c\d{1,4})?(,c\d{1,4}(\.c\d{1,4})?)*)?: a sensitivity or
+// a range of two, then optionally categories (single ones or ranges).
+bool IsMlsLevel(absl::string_view level) {
+  if (!ConsumeNumbered(&level, 's', 1, 1)) {
+    return false;
+  }
+  if (absl::ConsumePrefix(&level, "-") && !ConsumeNumbered(&level, 's', 1, 1)) {
+    return false;
+  }
+  if (level.empty()) {
+    return true;
+  }
+  if (!absl::ConsumePrefix(&level, ":")) {
+    return false;
+  }
+  for (;;) {
+    if (!ConsumeNumbered(&level, 'c', 1, 4)) {
+      return false;
+    }
+    if (absl::ConsumePrefix(&level, ".") && !ConsumeNumbered(&level, 'c', 1, 4)) {
+      return false;
+    }
+    if (level.empty()) {
+      return true;
+    }
+    if (!absl::ConsumePrefix(&level, ",")) {
+      return false;
+    }
+  }
+}
+
+}  // namespace
+
 absl::Status ValidateSELinuxOption(const v1::SELinuxOption& option, absl::string_view field) {
   if (absl::Status st = ValidatePart(option.user(), field, "user"); !st.ok()) {
     return st;
@@ -156,9 +209,7 @@ absl::Status ValidateSELinuxOption(const v1::SELinuxOption& option, absl::string
   if (option.level().empty()) {
     return absl::OkStatus();
   }
-  // containerd's checkSelinuxLevel: a sensitivity (range) and categories.
-  static const std::regex kLevel(R"(s\d(-s\d)?(:c\d{1,4}(\.c\d{1,4})?(,c\d{1,4}(\.c\d{1,4})?)*)?)");
-  if (!std::regex_match(option.level(), kLevel)) {
+  if (!IsMlsLevel(option.level())) {
     return absl::InvalidArgumentError(absl::StrCat(
         field, ".level: \"", option.level(), "\" is not an MLS level such as s0 or s0:c1,c2"));
   }

@@ -128,6 +128,10 @@ TEST(SELinux, OptionsAreValidated) {
   for (const char* level : {"s0", "s0:c1", "s0:c1,c2", "s0-s0:c0.c1023", "s0:c1.c3,c9,c1023"}) {
     EXPECT_TRUE(ValidateSELinuxOption(Option("u", "r", "t", level), "f").ok()) << level;
   }
+  for (const char* level : {"s", "s0-", "s0-c1", "s0:", "s0:c1,", "s0:c1.", "s0:c1.c2.c3", "s0:c",
+                            "s0:c1,,c2", "s0x", "s0-s1-s2", "s0:c1 "}) {
+    EXPECT_FALSE(ValidateSELinuxOption(Option("u", "r", "t", level), "f").ok()) << level;
+  }
 }
 
 TEST(SELinux, LxcContextsAreRead) {
