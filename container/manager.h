@@ -37,8 +37,10 @@
 #include "cdi/cdi.h"
 #include "cgroups/driver.h"
 #include "cgroups/manager.h"
+#include "container/apparmor.h"
 #include "container/container.pb.h"
 #include "container/handler_features.h"
+#include "container/selinux.h"
 #include "container/shim_events.h"
 #include "image/image_store.h"
 #include "metrics/metrics.h"
@@ -186,7 +188,9 @@ class ContainerManager {
         store_(store),
         sandboxes_(sandboxes),
         images_(images),
-        cdi_(options_.cdi_spec_dirs) {}
+        cdi_(options_.cdi_spec_dirs),
+        apparmor_(DetectAppArmor(options_.state_dir)),
+        selinux_(DetectSELinux()) {}
 
   absl::Status Recover();
   // An unpacked checkpoint archive and the config the container is created
@@ -271,6 +275,10 @@ class ContainerManager {
   ImageStore* const images_;
   // CDI spec files, reread when they change; thread-safe.
   CdiRegistry cdi_;
+  // The host's LSMs, probed once: whether AppArmor or SELinux is on does not
+  // change while crid runs (whether a profile is loaded is asked at each use).
+  const AppArmorHost apparmor_;
+  const SELinuxHost selinux_;
 
   // Held from a state change through its Notify, so a container's events
   // reach the observer in the order its state changed (an exit racing its

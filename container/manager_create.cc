@@ -308,8 +308,8 @@ absl::StatusOr<std::string> ContainerManager::CreateLocked(
   spec_options.min_oom_score_adj = MinOomScoreAdj();
   spec_options.recursive_read_only_mounts =
       Features(pod.runtime_handler()).recursive_read_only_mounts;
-  spec_options.apparmor = DetectAppArmor(options_.state_dir);
-  spec_options.selinux = DetectSELinux();
+  spec_options.apparmor = apparmor_;
+  spec_options.selinux = selinux_;
   CgroupManager* cgroups = cgroups_.load();
   spec_options.cgroup_unified = cgroups != nullptr && cgroups->layout().unified;
   spec_options.cdi = &cdi_;
