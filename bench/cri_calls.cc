@@ -1,7 +1,9 @@
 // CRI calls shared by the benchmarks (see cri_calls.h).
 #include "bench/cri_calls.h"
 
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/support/byte_buffer.h>
 
 #include <algorithm>
 #include <chrono>
@@ -239,6 +241,33 @@ absl::StatusOr<v1::ListContainersResponse> ListContainers(Runtime& rt,
     return Failed(rt, "ListContainers", "", st);
   }
   return resp;
+}
+
+absl::StatusOr<size_t> ListContainersBytes(Runtime& rt) {
+  grpc::GenericStub stub(rt.channel());
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, kCallTimeout);
+  std::string req = v1::ListContainersRequest().SerializeAsString();
+  grpc::Slice slice(req);
+  grpc::ByteBuffer request(&slice, 1);
+  grpc::ByteBuffer response;
+  absl::Mutex mu;
+  bool done = false;
+  grpc::Status st;
+  stub.UnaryCall(&ctx, "/runtime.v1.RuntimeService/ListContainers", grpc::StubOptions(), &request,
+                 &response, [&](grpc::Status s) {
+                   absl::MutexLock lock(&mu);
+                   st = std::move(s);
+                   done = true;
+                 });
+  {
+    absl::MutexLock lock(&mu);
+    mu.Await(absl::Condition(&done));
+  }
+  if (!st.ok()) {
+    return Failed(rt, "ListContainers", "", st);
+  }
+  return response.Length();
 }
 
 absl::StatusOr<int> CountContainers(Runtime& rt, std::optional<v1::ContainerState> state) {

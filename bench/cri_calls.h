@@ -68,6 +68,9 @@ absl::Status ExecSync(Runtime& rt, const std::string& id, const std::vector<std:
 absl::StatusOr<::runtime::v1::ContainerStatus> ContainerStatus(Runtime& rt, const std::string& id);
 absl::StatusOr<::runtime::v1::ListContainersResponse> ListContainers(
     Runtime& rt, const ::runtime::v1::ContainerFilter& filter = {});
+// ListContainers with the answer taken as bytes and not decoded: the call
+// without the client's protobuf parsing. Returns the answer's size.
+absl::StatusOr<size_t> ListContainersBytes(Runtime& rt);
 // The containers, or the pods, the runtime lists (filtered by state when set).
 absl::StatusOr<int> CountContainers(Runtime& rt,
                                     std::optional<::runtime::v1::ContainerState> state = {});

@@ -352,10 +352,10 @@ std::vector<pid_t> Runtime::RuntimePids() {
 void Runtime::Connect(const std::string& socket) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
-  auto channel =
+  channel_ =
       grpc::CreateCustomChannel("unix://" + socket, grpc::InsecureChannelCredentials(), args);
-  runtime_ = v1::RuntimeService::NewStub(channel);
-  images_ = v1::ImageService::NewStub(channel);
+  runtime_ = v1::RuntimeService::NewStub(channel_);
+  images_ = v1::ImageService::NewStub(channel_);
 }
 
 void Runtime::RemoveAllPods() {

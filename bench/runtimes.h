@@ -121,12 +121,15 @@ class Runtime {
 
   ::runtime::v1::RuntimeService::Stub* runtime() { return runtime_.get(); }
   ::runtime::v1::ImageService::Stub* images() { return images_.get(); }
+  // The channel both stubs use, for calls that take the answer as bytes.
+  const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
 
  protected:
   void Connect(const std::string& socket);
   // Stops and removes every pod the daemon still lists.
   void RemoveAllPods();
 
+  std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<::runtime::v1::RuntimeService::Stub> runtime_;
   std::unique_ptr<::runtime::v1::ImageService::Stub> images_;
 };

@@ -72,8 +72,8 @@ struct ContainerOptions {
   size_t workers = 16;
   size_t max_queued = 1024;
   size_t exec_output_limit = size_t{8} << 20;
-  // Exec enters runc containers from the shim (container.native_exec); false
-  // runs `runc exec` for every exec.
+  // Exec enters runc containers from the shim, which also starts them without
+  // `runc start` (container.native_exec); false runs the runtime for both.
   bool native_exec = true;
   // CDI spec directories; a later one wins for the same device.
   std::vector<std::string> cdi_spec_dirs = DefaultCdiSpecDirs();

@@ -20,6 +20,7 @@
 #include "base/errors.h"
 #include "base/fs.h"
 #include "nlohmann/json.hpp"
+#include "oci/native_start.h"
 #include "shim/console.h"
 #include "shim/frame.h"
 #include "shim/log.h"
@@ -39,6 +40,14 @@ constexpr absl::Duration kEventWriteTimeout = absl::Seconds(30);
 // must fit in one response frame.
 constexpr int64_t kDefaultExecOutputBytes = int64_t{4} << 20;
 constexpr int64_t kMaxExecOutputBytes = (static_cast<int64_t>(kMaxFrameBytes) - 4096) / 2;
+
+// The runtime binary is runc: the native exec and start reproduce runc's;
+// crun and others may differ in details, so they keep their own.
+bool IsRunc(const OciRuntimeConfig& runtime) {
+  absl::string_view binary = runtime.binary;
+  size_t slash = binary.rfind('/');
+  return (slash == absl::string_view::npos ? binary : binary.substr(slash + 1)) == "runc";
+}
 
 absl::Status PipeCloexec(UniqueFd* read_end, UniqueFd* write_end) {
   int fds[2];
@@ -509,6 +518,8 @@ absl::Status ShimService::Start(const StartRequest& request) {
   CRID_RETURN_IF_ERROR(ValidateContainerId(request.id(), "id"));
   OciRuntimeConfig config;
   uint64_t generation = 0;
+  bool runtime_only = false;
+  UniqueFd init;
   {
     absl::MutexLock lock(&mu_);
     CRID_ASSIGN_OR_RETURN(Container * c, Find(request.id()));
@@ -523,8 +534,17 @@ absl::Status ShimService::Start(const StartRequest& request) {
     c->started_ns = absl::GetCurrentTimeNanos();
     config = c->runtime;
     generation = c->generation;
+    runtime_only = c->runtime_exec_only;
+    if (c->pidfd.valid()) {
+      init.reset(::fcntl(c->pidfd.get(), F_DUPFD_CLOEXEC, 0));
+    }
   }
-  absl::Status st = OciRuntime(config, reaper_).Start(request.id());
+  // runc containers are started as `runc start` starts them, without its
+  // start-up (oci/native_start.h); other runtimes, or crid's
+  // container.native_exec turned off, run the runtime's own start.
+  absl::Status st = IsRunc(config) && !runtime_only && init.valid()
+                        ? NativeStart(config.root, request.id(), init.get(), config.timeout)
+                        : OciRuntime(config, reaper_).Start(request.id());
   absl::MutexLock lock(&mu_);
   auto it = containers_.find(request.id());
   if (it != containers_.end() && it->second->generation == generation) {
@@ -877,18 +897,6 @@ absl::Status ShimService::Exec(const ExecRequest& request, ExecResponse* respons
   response->set_truncated(out.truncated || err.truncated);
   return absl::OkStatus();
 }
-
-namespace {
-
-// The runtime binary is runc (the native path reproduces runc's exec; crun
-// and others may differ in details, so they keep their own).
-bool IsRunc(const OciRuntimeConfig& runtime) {
-  absl::string_view binary = runtime.binary;
-  size_t slash = binary.rfind('/');
-  return (slash == absl::string_view::npos ? binary : binary.substr(slash + 1)) == "runc";
-}
-
-}  // namespace
 
 absl::StatusOr<pid_t> ShimService::StartExec(const std::string& id,
                                              const std::vector<std::string>& args, bool tty,

@@ -387,6 +387,72 @@ TEST_F(ShimTest, WaitTimesOutWhileRunning) {
   EXPECT_EQ(state->exit_code(), 137);
 }
 
+// runc's view of a container: `runc state`'s status, and whether its exec
+// FIFO (which `runc start` removes) is still there.
+std::string RuncStatus(const std::string& root, const std::string& id) {
+  std::string out;
+  std::string cmd = absl::StrCat(kRunc, " --root ", root, " state ", id, " 2>&1");
+  if (FILE* p = ::popen(cmd.c_str(), "r"); p != nullptr) {
+    char buf[4096];
+    size_t n = 0;
+    while ((n = ::fread(buf, 1, sizeof(buf), p)) > 0) {
+      out.append(buf, n);
+    }
+    ::pclose(p);
+  }
+  nlohmann::json j = nlohmann::json::parse(out, nullptr, /*allow_exceptions=*/false);
+  return j.is_object() ? j.value("status", "") : out;
+}
+
+TEST_F(ShimTest, NativeStartLeavesWhatRuncStartLeaves) {
+  Options runc_opts;
+  runc_opts.runtime_exec_only = true;
+  const std::string root = tmp_.Sub("runc");
+  for (const Options& opts : {Options{}, runc_opts}) {
+    const std::string name = opts.runtime_exec_only ? "start-runc" : "start-native";
+    CreateRequest request = Bundle(name, "echo started; exec sleep 1000", opts);
+    absl::StatusOr<pid_t> pid = client_->Create(request);
+    ASSERT_TRUE(pid.ok()) << pid.status();
+    const std::string fifo = absl::StrCat(root, "/", request.id(), "/exec.fifo");
+    EXPECT_EQ(RuncStatus(root, request.id()), "created");
+    EXPECT_EQ(::access(fifo.c_str(), F_OK), 0);
+    ASSERT_TRUE(client_->Start(request.id()).ok()) << name;
+    EXPECT_EQ(RuncStatus(root, request.id()), "running") << name;
+    EXPECT_NE(::access(fifo.c_str(), F_OK), 0) << name << ": the exec fifo is left";
+    // The init has exec'd the container's process, which runs and writes.
+    std::string log;
+    for (int i = 0; i < 100 && !absl::StrContains(log, "started"); ++i) {
+      absl::SleepFor(absl::Milliseconds(20));
+      log = ReadFile(request.log_path()).value_or("");
+    }
+    EXPECT_TRUE(HasRecord(log, "stdout F started")) << name << ": " << log;
+    absl::StatusOr<ContainerState> state = client_->State(request.id());
+    ASSERT_TRUE(state.ok());
+    EXPECT_EQ(state->status(), ContainerState::RUNNING) << name;
+    EXPECT_FALSE(client_->Start(request.id()).ok()) << name << ": started twice";
+    ASSERT_TRUE(client_->Kill(request.id(), SIGKILL).ok());
+    state = client_->Wait(request.id(), absl::Seconds(20));
+    ASSERT_TRUE(state.ok()) << state.status();
+    EXPECT_EQ(state->exit_code(), 137);
+  }
+}
+
+TEST_F(ShimTest, NativeStartOfADeadInitFails) {
+  CreateRequest request = Bundle("start-dead", "exec sleep 1000", {});
+  absl::StatusOr<pid_t> pid = client_->Create(request);
+  ASSERT_TRUE(pid.ok()) << pid.status();
+  // Killed while it waits to be started: whether the shim has reaped it
+  // before Start comes or the start finds it dead, the start fails the same.
+  ASSERT_EQ(::kill(*pid, SIGKILL), 0);
+  absl::Status st = client_->Start(request.id());
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition) << st;
+  absl::StatusOr<ContainerState> state = client_->Wait(request.id(), absl::Seconds(20));
+  ASSERT_TRUE(state.ok()) << state.status();
+  state = client_->State(request.id());
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(state->status(), ContainerState::EXITED);
+}
+
 TEST_F(ShimTest, ExecCollectsOutputAndExitCode) {
   std::string id = Run("exec", "exec sleep 1000");
   ExecRequest request;
