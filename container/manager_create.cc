@@ -334,7 +334,11 @@ absl::StatusOr<std::string> ContainerManager::CreateLocked(
   for (const json& g : user.value("additionalGids", json::array())) {
     record.add_additional_gids(g.get<int64_t>());
   }
-  CRID_RETURN_IF_ERROR(WriteFileAtomic(record.dir() + "/config.json", spec.dump(), 0600));
+  // Replaced atomically but not synced: only a container that runs reads it
+  // (runc, the shim's native exec, checkpoints), and after a crash of the
+  // host none does; ContainerStatus's verbose info skips a file it cannot
+  // parse.
+  CRID_RETURN_IF_ERROR(ReplaceFile(record.dir() + "/config.json", spec.dump(), 0600));
   if (!record.log_path().empty()) {
     std::string parent = record.log_path().substr(0, record.log_path().rfind('/'));
     if (!parent.empty()) {

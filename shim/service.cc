@@ -300,10 +300,12 @@ absl::Status ShimService::Create(const CreateRequest& request, CreateResponse* r
 
   OciRuntime runtime(RuntimeConfig(request.runtime()), reaper_);
   int64_t created_ns = absl::GetCurrentTimeNanos();
+  const absl::Time runtime_started = absl::Now();
   absl::StatusOr<pid_t> pid =
       restore ? runtime.Restore(id, request.bundle(), request.checkpoint_dir() + "/checkpoint",
                                 request.checkpoint_dir(), stdio)
               : runtime.Create(id, request.bundle(), stdio);
+  const absl::Duration runtime_took = absl::Now() - runtime_started;
   // Only the container holds its ends now, so EOF means it (and every process
   // that inherited them) is gone.
   out_write.reset();
@@ -373,7 +375,9 @@ absl::Status ShimService::Create(const CreateRequest& request, CreateResponse* r
   }
   pump_->Add(key, std::move(sources), std::move(log));
   reaper_->Watch(*pid, [this, id, generation](int status) { OnInitExit(id, generation, status); });
-  log::Info("container {} {}, pid {}", id, restore ? "restored" : "created", *pid);
+  log::Info("container {} {}, pid {} ({} {} took {:.1f} ms)", id, restore ? "restored" : "created",
+            *pid, runtime.config().name, restore ? "restore" : "create",
+            absl::ToDoubleMilliseconds(runtime_took));
   response->set_pid(*pid);
   return absl::OkStatus();
 }
