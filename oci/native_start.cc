@@ -65,9 +65,9 @@ absl::Status NativeStart(const std::string& root, const std::string& id, int ini
   UniqueFd fifo(::openat(dir.get(), kFifo, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC));
   if (!fifo.valid()) {
     if (errno == ENOENT) {
-      // runc removes the FIFO at start; it also says so when it is gone.
-      return absl::FailedPreconditionError(
-          absl::StrCat("container ", id, " is not waiting to start (no exec fifo)"));
+      // runc removes the FIFO at start.
+      return absl::NotFoundError(
+          absl::StrCat("container ", id, " has no exec fifo: it is not waiting to start"));
     }
     return ErrnoError(errno, "open exec fifo of ", id);
   }

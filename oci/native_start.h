@@ -20,9 +20,10 @@ namespace crid {
 // Starts the runc container `id` whose state lives under `root` (runc
 // --root). `init_pidfd` is a pidfd of the container's init: its exit before
 // it wrote to the FIFO fails the start as runc's does ("container process is
-// already dead"). FAILED_PRECONDITION when the container is not waiting to
-// be started (no FIFO, or a FIFO nobody writes); DEADLINE_EXCEEDED after
-// `timeout`.
+// already dead"). NOT_FOUND when runc's directory for `id` or the FIFO in it
+// is missing (started already, or a runc that keeps its state elsewhere: the
+// caller asks the runtime then); FAILED_PRECONDITION when the FIFO is no FIFO
+// or its writer left without a byte; DEADLINE_EXCEEDED after `timeout`.
 absl::Status NativeStart(const std::string& root, const std::string& id, int init_pidfd,
                          absl::Duration timeout);
 

@@ -76,9 +76,9 @@ TEST_F(NativeStartTest, ReadsTheInitsByteUntilItExecsAndRemovesTheFifo) {
   ASSERT_TRUE(st.ok()) << st;
   EXPECT_GE(absl::Now() - t0, absl::Milliseconds(150));
   EXPECT_NE(::access(fifo_.c_str(), F_OK), 0);
-  // A second start finds nothing to start.
+  // A second start finds no FIFO.
   EXPECT_EQ(NativeStart(root_, "c1", pidfd_.get(), absl::Seconds(1)).code(),
-            absl::StatusCode::kFailedPrecondition);
+            absl::StatusCode::kNotFound);
 }
 
 TEST_F(NativeStartTest, AnInitThatWroteAndExitedCountsAsStarted) {

@@ -546,9 +546,14 @@ absl::Status ShimService::Start(const StartRequest& request) {
   // runc containers are started as `runc start` starts them, without its
   // start-up (oci/native_start.h); other runtimes, or crid's
   // container.native_exec turned off, run the runtime's own start.
-  absl::Status st = IsRunc(config) && !runtime_only && init.valid()
-                        ? NativeStart(config.root, request.id(), init.get(), config.timeout)
-                        : OciRuntime(config, reaper_).Start(request.id());
+  const bool native = IsRunc(config) && !runtime_only && init.valid();
+  absl::Status st = native ? NativeStart(config.root, request.id(), init.get(), config.timeout)
+                           : absl::OkStatus();
+  if (!native || absl::IsNotFound(st)) {
+    // Also when runc's state is not where it was expected: the runtime
+    // itself answers then.
+    st = OciRuntime(config, reaper_).Start(request.id());
+  }
   absl::MutexLock lock(&mu_);
   auto it = containers_.find(request.id());
   if (it != containers_.end() && it->second->generation == generation) {
