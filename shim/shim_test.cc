@@ -656,7 +656,7 @@ TEST_F(ShimTest, NativeExecSeccompAnswersAsRunc) {
   // getpid's answer is a PID in the container's namespace, which depends on
   // how many threads runc's Go init made there; only that it is allowed is
   // compared (below).
-  auto without_pid = [](std::string out) {
+  auto without_pid = [](const std::string& out) {
     std::vector<std::string> lines = absl::StrSplit(out, '\n');
     for (std::string& line : lines) {
       if (absl::StartsWith(line, "syscall 39: rc=") &&
