@@ -629,11 +629,11 @@ absl::Status Scale(Runtime& rt, const Env& env, Figures* f) {
   absl::SleepFor(absl::Seconds(5));
   const std::vector<std::pair<std::string, std::function<absl::Status()>>> calls = {
       {"ListContainers", [&] { return CountContainers(rt).status(); }},
-      // The same scan, but only one pod's containers copied and sent: what
-      // the whole list costs beyond the scan is building and sending 500 entries.
       // The same answer taken as bytes: the call without the client decoding 500 entries.
       {"ListContainers, bytes only (no client decode)",
        [&] { return ListContainersBytes(rt).status(); }},
+      // The same scan, but only one pod's containers copied and sent: what
+      // the whole list costs beyond the scan is building and sending 500 entries.
       {"ListContainers, one pod's (filter)", [&] { return ListContainers(rt, one_pod).status(); }},
       {"ListPodSandbox", [&] { return CountPods(rt).status(); }},
       {"ListContainerStats", [&] { return ListContainerStats(rt); }},
