@@ -16,17 +16,8 @@ namespace {
 
 constexpr int kKnownCapabilities = static_cast<int>(kCapabilityNames.size());
 
-int LastCapability() {
-  static const int last = [] {
-    std::ifstream in("/proc/sys/kernel/cap_last_cap");
-    int value = kKnownCapabilities - 1;
-    if (in >> value) {
-      value = std::min(value, kKnownCapabilities - 1);
-    }
-    return value;
-  }();
-  return last;
-}
+// The kernel's highest capability that has a name here.
+int LastCapability() { return std::min(KernelLastCapability(), kKnownCapabilities - 1); }
 
 void Remove(std::vector<std::string>& caps, const std::string& cap) {
   caps.erase(std::remove(caps.begin(), caps.end(), cap), caps.end());

@@ -1,5 +1,6 @@
 // The Linux capabilities by number (linux/capability.h), "CAP_" names: the
-// one table the daemon's spec generator and the shim's native exec share.
+// one table the daemon's spec generator and the shim's native exec share,
+// and the kernel's highest capability.
 #pragma once
 
 #include <array>
@@ -50,5 +51,10 @@ inline constexpr std::array<const char*, 41> kCapabilityNames = {
     "CAP_BPF",
     "CAP_CHECKPOINT_RESTORE",
 };
+
+// The kernel's highest capability number (/proc/sys/kernel/cap_last_cap),
+// read once per process: it cannot change while the process runs. The last
+// entry of kCapabilityNames when the file cannot be read.
+int KernelLastCapability();
 
 }  // namespace crid

@@ -961,16 +961,7 @@ absl::StatusOr<pid_t> NativeExec(const NativeExecSpec& spec, const NativeExecReq
   }
   std::vector<gid_t> groups(spec.additional_gids.begin(), spec.additional_gids.end());
   std::string keyring = absl::StrCat("_ses.", request.container_id);
-  // The kernel's highest capability, read once: it cannot change while the
-  // shim runs.
-  static const int last_cap = [] {
-    int value = 40;
-    absl::StatusOr<std::string> text = ReadFile("/proc/sys/kernel/cap_last_cap");
-    if (!text.ok() || !absl::SimpleAtoi(absl::StripAsciiWhitespace(*text), &value)) {
-      value = 40;
-    }
-    return value;
-  }();
+  const int last_cap = KernelLastCapability();
 
   UniqueFd dev_null(::open("/dev/null", O_RDWR | O_CLOEXEC));
   if (!dev_null.valid()) {
